@@ -1,0 +1,41 @@
+# imgcomp: `make all` runs the pipeline, `make test` runs the tests. `make help` lists targets.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON ?= python3
+export PATH := $(BIN):$(PATH)
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install all repro test test-fast test-slow bench report submit clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (once)
+
+all: $(STAMP) ## run the whole pipeline (dvc repro) and print the scores
+	dvc repro
+	python -m imgcomp summary
+
+repro: all ## alias of all
+
+test: $(STAMP) ## run the whole test suite (installs first if needed)
+	python -m pytest -n 2 --dist loadgroup -m "not gpu"
+
+test-fast: $(STAMP) ## unit tests only (no end-to-end pipeline runs)
+	python -m pytest -n 2 -m "not slow and not e2e and not gpu"
+
+bench: $(STAMP) ## speed and accuracy benchmarks, side by side; writes metrics/bench.json
+	python -m imgcomp.bench
+
+clean: ## remove pipeline outputs (not the raw data, not the venv)
+	rm -rf data/prepared data/folds models preds dvclive checkpoints metrics reports

@@ -1,0 +1,92 @@
+"""python -m imgcomp STAGE [options]: parse, load params once, call the stage's main.
+
+Errors a user can cause end in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m imgcomp", description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", type=Path, help="params file")
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    def add(name, help, *args):
+        s = sub.add_parser(name, help=help)
+        for a in args:
+            s.add_argument(f"--{a}", required=True, type=int if a == "fold" else str)
+        return s
+
+    add("fetch", "download or verify the raw archives", "raw")
+    add("prepare", "extract, manifest, uint8 cache", "raw", "out")
+    add("folds", "stratified K-fold assignment", "prepared", "out")
+    add("train", "train one (model, fold)", "model", "fold", "prepared", "folds", "out", "live")
+    add("predict", "OOF and test probabilities with TTA", "checkpoint", "prepared", "folds", "out")
+    add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv")
+    add("submit", "write, validate and score the CSV", "prepared", "raw", "probs", "out",
+        "leaderboard")
+    v = sub.add_parser("validate", help="check any CSV against the competition's test ids")
+    v.add_argument("file", type=Path)
+    v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
+    sub.add_parser("summary", help="print the CV and held-out scores of the last run")
+    return p
+
+
+def run(argv: list[str]) -> None:
+    args = _parser().parse_args(argv)
+    from .params import load_params
+
+    params = load_params(args.params)
+    s = args.stage
+    if s == "fetch":
+        from .stages import fetch
+        fetch.main(params, Path(args.raw))
+    elif s == "prepare":
+        from .stages import prepare
+        prepare.main(params, Path(args.raw), Path(args.out))
+    elif s == "folds":
+        from .stages import folds
+        folds.main(params, Path(args.prepared), Path(args.out))
+    elif s == "train":
+        from .stages import train
+        train.main(params, args.model, args.fold, Path(args.prepared), Path(args.folds),
+                   Path(args.out), Path(args.live))
+    elif s == "predict":
+        from .stages import predict
+        predict.main(params, Path(args.checkpoint), Path(args.prepared), Path(args.folds),
+                     Path(args.out))
+    elif s == "ensemble":
+        from .stages import ensemble
+        ensemble.main(params, Path(args.prepared), Path(args.preds), Path(args.out), Path(args.cv))
+    elif s == "submit":
+        from .stages import submit
+        submit.main(params, Path(args.prepared), Path(args.raw), Path(args.probs), Path(args.out),
+                    Path(args.leaderboard))
+    elif s == "validate":
+        from .tools import validate_file
+        validate_file(params, args.file, args.prepared)
+    elif s == "summary":
+        from .tools import summary
+        summary(params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import UserError
+
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Images in and out of the uint8 cache: decoding, augmentation, loaders, TTA views."""

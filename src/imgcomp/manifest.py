@@ -1,0 +1,84 @@
+"""The one contract between `prepare` and everything after it.
+
+`manifest.csv`: one row per image; `id` (exactly as it goes into the submission), `path`
+(relative to the manifest's folder), `label` (int class index, empty for test), `split`
+(`train` | `test`), `source` (the organisers' split it came from). `classes.json`: index → name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+
+COLUMNS = ["id", "path", "label", "split", "source"]
+MANIFEST = "manifest.csv"
+CLASSES = "classes.json"
+CACHE = "images.npy"
+STATS = "stats.json"
+
+
+def check_manifest(frame: pd.DataFrame, classes: list[str], where: str) -> pd.DataFrame:
+    """Validate rows; return them with `label` as nullable int. Errors name the ids."""
+    if list(frame.columns) != COLUMNS:
+        raise UserError(f"{where}: columns must be {COLUMNS}, found {list(frame.columns)}")
+    frame = frame.copy()
+    frame["id"] = frame["id"].astype(str)
+    dupes = frame["id"][frame["id"].duplicated()].unique().tolist()
+    if dupes:
+        raise UserError(f"{where}: duplicate ids {dupes[:10]}")
+    if bad := sorted(set(frame["split"]) - {"train", "test"}):
+        raise UserError(f"{where}: split must be train or test, found {bad}")
+    train = frame["split"] == "train"
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    unlabeled = frame.loc[train & labels.isna(), "id"].tolist()
+    if unlabeled:
+        raise UserError(f"{where}: train images without a label: {unlabeled[:10]}")
+    out_of_range = frame.loc[train & ((labels < 0) | (labels >= len(classes))), "id"].tolist()
+    if out_of_range:
+        raise UserError(f"{where}: labels outside 0..{len(classes) - 1} for ids {out_of_range[:10]}")
+    frame["label"] = labels.astype("Int64")
+    counts = np.bincount(frame.loc[train, "label"].astype(int), minlength=len(classes))
+    if empty := [classes[i] for i, n in enumerate(counts) if n == 0]:
+        raise UserError(f"{where}: training classes with no images: {empty}")
+    if not (~train).any():
+        raise UserError(f"{where}: no test images: nothing to predict")
+    return frame
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A prepared competition folder, read back: manifest, classes, the mapped image cache."""
+
+    root: Path
+    manifest: pd.DataFrame
+    classes: list[str]
+    stats: dict
+
+    @classmethod
+    def load(cls, root: str | Path) -> "Prepared":
+        root = Path(root)
+        if not (root / MANIFEST).is_file():
+            raise UserError(f"{root / MANIFEST}: missing; run `dvc repro prepare` first")
+        classes = json.loads((root / CLASSES).read_text())
+        frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str},
+                            keep_default_na=False, na_values={"label": [""]})
+        frame["label"] = frame["label"].astype("Int64")
+        stats = json.loads((root / STATS).read_text())
+        return cls(root, frame, [classes[str(i)] for i in range(len(classes))], stats)
+
+    def images(self) -> np.ndarray:
+        """The uint8 cache, (N, S, S, C), memory-mapped: rows follow the manifest."""
+        return np.load(self.root / CACHE, mmap_mode="r")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero((self.manifest["split"] == split).to_numpy())

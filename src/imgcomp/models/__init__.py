@@ -1,0 +1,69 @@
+"""One registry of models by name: the custom CNNs below, beside any timm model by its timm name.
+
+A new custom model is one decorated function `name(num_classes, in_chans, image_size, **args)`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch.nn as nn
+
+from ..errors import UserError
+
+CUSTOM: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    CUSTOM[fn.__name__] = fn
+    return fn
+
+
+from . import classic  # noqa: E402,F401  (registers the custom CNNs)
+
+
+def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
+                 pretrained: bool = False, pretrained_file: str | None = None,
+                 args: dict | None = None) -> nn.Module:
+    args = dict(args or {})
+    if arch in CUSTOM:
+        if pretrained:
+            raise UserError(f"models: {arch} is a custom model with no pretrained weights; "
+                            "set pretrained: false")
+        try:
+            return CUSTOM[arch](num_classes=num_classes, in_chans=in_chans,
+                                image_size=image_size, **args)
+        except TypeError as e:
+            raise UserError(f"models: bad args for {arch}: {e}") from None
+    import timm
+
+    if not timm.is_model(arch):
+        raise UserError(f"unknown model {arch!r}: use a custom model ({', '.join(sorted(CUSTOM))}) "
+                        "or a timm name (python -c 'import timm; print(timm.list_models())')")
+    overlay = None
+    if pretrained and pretrained_file:
+        if not Path(pretrained_file).is_file():
+            raise UserError(f"models: pretrained_file {pretrained_file} for {arch} not found")
+        overlay = {"file": str(Path(pretrained_file).resolve())}
+    if pretrained:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never a hub
+    try:
+        return timm.create_model(arch, pretrained=pretrained, num_classes=num_classes,
+                                 in_chans=in_chans, pretrained_cfg_overlay=overlay, **args)
+    except TypeError as e:
+        raise UserError(f"models: bad args for {arch}: {e}") from None
+    except Exception as e:  # hub/cache misses surface as many exception types
+        if not pretrained:
+            raise
+        raise UserError(
+            f"pretrained weights for {arch} are not on this machine ({type(e).__name__}); put "
+            f"them in the Hugging Face cache (~/.cache/huggingface/hub, e.g. run "
+            f"`python -c \"import timm; timm.create_model('{arch}', pretrained=True)\"` where "
+            f"there is internet) or set models.<name>.pretrained_file to a local file"
+        ) from None
+
+
+def model_names() -> list[str]:
+    return sorted(CUSTOM)

@@ -1,0 +1,228 @@
+"""Typed, validated params: `params.yaml` is read once, into frozen objects.
+
+Unknown keys and bad values stop with one line naming the key and what is allowed. Every
+knob a stage reads is here, with its default and its range; `params.yaml` states them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+CompetitionName = Literal["digits", "cat_dog", "food11", "palm"]
+TtaName = Literal["identity", "hflip", "vflip", "rot90", "rot180", "rot270", "zoom", "fivecrop"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Archive(Strict):
+    """One raw file as the organisers distribute it."""
+
+    name: str = Field(pattern=r"^[^/\\]+$", description="file name in data/raw/<competition>/")
+    url: str | None = Field(None, pattern=r"^https?://", description="direct download URL")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class Augment(Strict):
+    """Per-image train augmentation, run by albumentations on the uint8 cache."""
+
+    scale: tuple[float, float] = (0.8, 1.0)
+    ratio: tuple[float, float] = (0.75, 4 / 3)
+    hflip: float = Field(0.0, ge=0.0, le=1.0)
+    vflip: float = Field(0.0, ge=0.0, le=1.0)
+    rotate: float = Field(0.0, ge=0.0, le=180.0, description="max degrees either way")
+    color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+
+    @field_validator("scale", "ratio")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"needs 0 < low <= high, got {list(v)}")
+        return v
+
+
+class CompetitionParams(Strict):
+    archives: list[Archive] = []
+    kaggle: str | None = Field(None, description="Kaggle competition slug for `make submit`")
+
+
+class DigitsParams(CompetitionParams):
+    test_size: float = Field(0.25, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class CatDogParams(CompetitionParams):
+    label_prefix_len: int = Field(3, ge=1, description="file-name letters that name the class")
+
+
+class Food11Params(CompetitionParams):
+    pass
+
+
+class PalmParams(CompetitionParams):
+    xlsx_name_column: str = "imgName"
+    xlsx_label_column: str = "Label"
+
+
+class Competitions(Strict):
+    digits: DigitsParams = DigitsParams()
+    cat_dog: CatDogParams = CatDogParams()
+    food11: Food11Params = Food11Params()
+    palm: PalmParams = PalmParams()
+
+
+class Augments(Strict):
+    """Train augmentation per competition (digits must not flip; fundus photos may turn)."""
+
+    digits: Augment = Augment()
+    cat_dog: Augment = Augment(hflip=0.5)
+    food11: Augment = Augment(hflip=0.5)
+    palm: Augment = Augment(hflip=0.5, vflip=0.5, rotate=180)
+
+
+class Prepare(Strict):
+    cache_margin: float = Field(0.15, ge=0.0, le=1.0, description="cache side = image_size*(1+m)")
+    workers: int = Field(0, ge=0, description="decode processes; 0 = one per CPU core")
+    on_bad_image: Literal["skip", "fail"] = "skip"
+    max_extract_gb: float = Field(64.0, gt=0.0, description="cap on bytes written per archive")
+
+
+class Folds(Strict):
+    n_splits: int = Field(5, ge=2, le=50)
+    seed: int = 42
+    run: list[int] = Field([0, 1, 2, 3, 4], min_length=1, description="folds to train")
+
+
+class ModelSpec(Strict):
+    arch: str | None = Field(None, description="custom model or timm name; default: the key")
+    pretrained: bool = False
+    pretrained_file: str | None = None
+    args: dict[str, Any] = {}
+
+
+class Train(Strict):
+    models: list[str] = Field(min_length=1)
+    epochs: int = Field(ge=1, le=10_000)
+    batch_size: int = Field(ge=2, le=65_536)
+    lr: float = Field(gt=0.0, le=10.0)
+    weight_decay: float = Field(0.05, ge=0.0, le=1.0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    schedule: Literal["cosine", "onecycle", "step", "constant"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    step_epochs: int = Field(10, ge=1, description="schedule: step decays every N epochs")
+    step_gamma: float = Field(0.1, gt=0.0, le=1.0)
+    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    mixup: float = Field(0.0, ge=0.0, description="mixup alpha; 0 = off")
+    cutmix: float = Field(0.0, ge=0.0, description="cutmix alpha; 0 = off")
+    mix_prob: float = Field(1.0, ge=0.0, le=1.0)
+    erasing: float = Field(0.0, ge=0.0, le=1.0, description="random-erasing probability")
+    ema: float = Field(0.0, ge=0.0, lt=1.0, description="EMA decay; 0 = off")
+    grad_clip: float = Field(0.0, ge=0.0, description="max grad norm; 0 = off")
+    patience: int = Field(0, ge=0, description="early-stopping epochs; 0 = off")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = Field(-1, ge=-1, description="-1 = auto (0 on CPU)")
+    nproc: int = Field(1, ge=1, le=64, description="processes for DDP via torchrun")
+
+
+class Predict(Strict):
+    batch_size: int = Field(256, ge=1)
+
+
+class Ensemble(Strict):
+    method: Literal["mean", "weighted", "rank"] = "mean"
+
+
+class Params(Strict):
+    competition: CompetitionName
+    image_size: int = Field(ge=16, le=2048)
+    competitions: Competitions = Competitions()
+    augment: Augments = Augments()
+    prepare: Prepare = Prepare()
+    folds: Folds = Folds()
+    models: dict[str, ModelSpec] = {}
+    train: Train
+    tta: list[TtaName] = Field(["identity"], min_length=1)
+    predict: Predict = Predict()
+    ensemble: Ensemble = Ensemble()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Params":
+        missing = [m for m in self.train.models if m not in self.models]
+        if missing:
+            raise ValueError(
+                f"train.models: {missing} not defined under models: "
+                f"(add e.g. `{missing[0]}: {{}}`; defined: {sorted(self.models)})"
+            )
+        if len(set(self.train.models)) != len(self.train.models):
+            raise ValueError(f"train.models: duplicates in {self.train.models}")
+        bad = [f for f in self.folds.run if not 0 <= f < self.folds.n_splits]
+        if bad or len(set(self.folds.run)) != len(self.folds.run):
+            raise ValueError(
+                f"folds.run: {self.folds.run} must be distinct folds in 0..{self.folds.n_splits - 1}"
+            )
+        if self.competition == "digits":
+            aug = self.augment.digits
+            flips = [t for t in self.tta if t != "identity" and t not in ("zoom", "fivecrop")]
+            if aug.hflip or aug.vflip or flips or aug.rotate > 45:
+                raise ValueError(
+                    "digits must not be flipped or turned (a flipped 2 is no digit): set "
+                    "augment.digits.hflip/vflip to 0, rotate <= 45, and use tta "
+                    f"from [identity, zoom, fivecrop] (tta is {self.tta})"
+                )
+        return self
+
+    def competition_params(self) -> CompetitionParams:
+        return getattr(self.competitions, self.competition)
+
+    def competition_augment(self) -> Augment:
+        return getattr(self.augment, self.competition)
+
+    def model_spec(self, name: str) -> ModelSpec:
+        return self.models[name]
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key (check the spelling against params.yaml's documented keys)"
+    if err["type"] == "missing":
+        return f"{loc}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and not isinstance(err["input"], (dict, list)):
+        msg += f" (got {err['input']!r})"
+    return f"{loc}: {msg}"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a mapping of keys at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,52 @@
+"""What train and predict share: the fold's rows, the probabilities file format."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..fileio import write_csv
+from ..manifest import Prepared
+
+
+def read_folds(path: Path, prepared: Prepared) -> pd.Series:
+    """fold per manifest row (-1 for test rows)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: missing; run `dvc repro folds` first")
+    folds = pd.read_csv(path, dtype={"id": str}).set_index("id")["fold"]
+    fold = prepared.manifest["id"].map(folds)
+    train = prepared.manifest["split"] == "train"
+    if fold[train].isna().any():
+        raise UserError(f"{path}: does not cover the manifest's training ids; rerun `dvc repro folds`")
+    return fold.fillna(-1).astype(int)
+
+
+def fold_rows(prepared: Prepared, fold: pd.Series, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, valid rows) of the cache for fold k."""
+    train = (prepared.manifest["split"] == "train").to_numpy()
+    f = fold.to_numpy()
+    return np.flatnonzero(train & (f != k)), np.flatnonzero(train & (f == k))
+
+
+def file_digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def write_probs(path: Path, ids, probs: np.ndarray, classes: list[str]) -> None:
+    frame = pd.DataFrame(probs, columns=list(classes))
+    frame.insert(0, "id", list(ids))
+    write_csv(path, frame, float_format="%.8f", lineterminator="\n")
+
+
+def read_probs(path: Path) -> tuple[list[str], np.ndarray]:
+    if not Path(path).is_file():
+        raise UserError(f"{path}: missing; run `dvc repro` to make it")
+    frame = pd.read_csv(path, dtype={"id": str})
+    return frame["id"].tolist(), frame.iloc[:, 1:].to_numpy(dtype=np.float64)

@@ -1,0 +1,111 @@
+"""ensemble: combine fold x model probabilities; CV scores per model, fold and ensemble.
+
+Each model's out-of-fold predictions cover every training image of the folds that ran; its
+test probabilities are the mean over those folds. Models are then combined by
+`ensemble.method`: `mean`, `weighted` (non-negative weights summing to one, fitted on OOF:
+log loss minimised by scipy's SLSQP as the smooth surrogate, then kept only if it beats every
+single model and the mean on the competition's own metric, so it never scores below the best
+single model on OOF), or `rank` (per-class rank averaging, for AUC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..competitions import get_competition
+from ..errors import UserError
+from ..fileio import atomic_path, write_json
+from ..manifest import Prepared
+from ..metrics import log_loss, report, score
+from ..params import Params
+from .common import read_probs, write_probs
+
+
+def item_dir(preds_dir: Path, model: str, fold: int) -> Path:
+    return Path(preds_dir) / f"{model}-f{fold}"
+
+
+def rank_normalise(p: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return np.column_stack([(rankdata(c) - 1) / max(len(c) - 1, 1) for c in p.T])
+
+
+def combine(stack: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
+    """stack: (models, N, C) probabilities -> (N, C)."""
+    if method == "rank":
+        stack = np.stack([rank_normalise(p) for p in stack])
+        out = np.tensordot(weights, stack, axes=1)
+        return out / out.sum(axis=1, keepdims=True).clip(1e-12)
+    return np.tensordot(weights, stack, axes=1)
+
+
+def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
+    """Weights on the simplex; never worse on OOF than the best single model or the mean."""
+    from scipy.optimize import minimize
+
+    m = len(oof)
+    candidates = [np.eye(m)[i] for i in range(m)] + [np.full(m, 1.0 / m)]
+    if m > 1:
+        res = minimize(lambda w: log_loss(labels, combine(oof, w, "mean")), np.full(m, 1.0 / m),
+                       method="SLSQP", bounds=[(0.0, 1.0)] * m,
+                       constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}])
+        w = np.clip(res.x, 0.0, None)
+        candidates.append(w / w.sum())
+    scores = [score(metric, labels, combine(oof, w, "mean")) for w in candidates]
+    best = int(np.argmax(scores))  # ties go to the earliest: a single model before a blend
+    return candidates[best]
+
+
+def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path) -> None:
+    comp = get_competition(params.competition)
+    prepared = Prepared.load(prepared_dir)
+    labels_by_id = prepared.manifest.set_index("id")["label"]
+    test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
+    models, folds = params.train.models, params.folds.run
+
+    oof_ids: list[str] | None = None
+    oof_stack, test_stack, per_model = [], [], {}
+    for model in models:
+        parts, tests, per_fold = [], [], {}
+        for k in folds:
+            ids, p = read_probs(item_dir(preds_dir, model, k) / "oof.csv")
+            y = labels_by_id.loc[ids].astype(int).to_numpy()
+            per_fold[str(k)] = report(comp.metric, y, p)
+            parts.append(pd.DataFrame(p, index=ids))
+            t_ids, t = read_probs(item_dir(preds_dir, model, k) / "test.csv")
+            if t_ids != test_ids:
+                raise UserError(f"{item_dir(preds_dir, model, k)}/test.csv: ids differ from the "
+                                "manifest's test ids; rerun `dvc repro`")
+            tests.append(t)
+        oof = pd.concat(parts).sort_index()
+        if oof_ids is None:
+            oof_ids = oof.index.tolist()
+        oof_stack.append(oof.loc[oof_ids].to_numpy())
+        test_stack.append(np.mean(tests, axis=0))
+        y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
+        per_model[model] = {**report(comp.metric, y, oof_stack[-1]), "folds": per_fold}
+
+    oof_all, test_all = np.stack(oof_stack), np.stack(test_stack)
+    y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
+    method = params.ensemble.method
+    if method == "weighted":
+        weights = fit_weights(oof_all, y, comp.metric)
+    else:
+        weights = np.full(len(models), 1.0 / len(models))
+    oof_ens = combine(oof_all, weights, method)
+    test_ens = combine(test_all, weights, method)
+    ensemble = {**report(comp.metric, y, oof_ens), "method": method,
+                "weights": {m: round(float(w), 6) for m, w in zip(models, weights)}}
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_probs(tmp / "oof.csv", oof_ids, oof_ens, prepared.classes)
+        write_probs(tmp / "test.csv", test_ids, test_ens, prepared.classes)
+    write_json(cv_json, {"competition": comp.name, "metric": comp.metric,
+                         "images": len(oof_ids), "folds": list(folds),
+                         "ensemble": ensemble, "models": per_model})
+    print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
+          f"CV {comp.metric} {ensemble[comp.metric]:.4f} on {len(oof_ids)} OOF images")

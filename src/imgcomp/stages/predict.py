@@ -1,0 +1,58 @@
+"""predict: one (model, fold) item: out-of-fold and test probabilities, averaged over `tta`.
+
+The model is rebuilt from the checkpoint alone. Changing `tta` reruns this stage (and what
+follows), never training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data.transforms import DevicePrep
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..manifest import CACHE, Prepared
+from ..metrics import score
+from ..models import create_model
+from ..params import Params
+from ..training.device import loader_workers, runtime
+from ..training.loop import predict_probs
+from .common import fold_rows, read_folds, write_probs
+
+
+def load_model(ckpt_path: Path) -> tuple[torch.nn.Module, dict]:
+    if not Path(ckpt_path).is_file():
+        raise UserError(f"{ckpt_path}: missing; run `dvc repro` to train it")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model = create_model(ckpt["arch"], ckpt["num_classes"], ckpt["in_chans"], ckpt["image_size"],
+                         pretrained=False, args=ckpt["args"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model, ckpt
+
+
+def main(params: Params, ckpt_path: Path, prepared_dir: Path, folds_csv: Path, out_dir: Path) -> None:
+    model, ckpt = load_model(ckpt_path)
+    prepared = Prepared.load(prepared_dir)
+    fold = ckpt["config"]["fold"]
+    _, valid_rows = fold_rows(prepared, read_folds(folds_csv, prepared), fold)
+    test_rows = prepared.rows("test")
+    rt = runtime(params.train.model_copy(update={"nproc": 1}))
+    model.to(rt.device)
+    if rt.channels_last:
+        model.to(memory_format=torch.channels_last)
+    prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last)
+    workers = loader_workers(params.train, rt)
+    cache = prepared.root / CACHE
+    run = lambda rows: predict_probs(model, cache, rows, prep, rt, params.tta,  # noqa: E731
+                                     params.predict.batch_size, workers)
+    oof, test = run(valid_rows), run(test_rows)
+    ids = prepared.manifest["id"].to_numpy()
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_probs(tmp / "oof.csv", ids[valid_rows], oof, prepared.classes)
+        write_probs(tmp / "test.csv", ids[test_rows], test, prepared.classes)
+    labels = prepared.manifest["label"].to_numpy()[valid_rows].astype(int)
+    print(f"predict {ckpt['config']['model']} fold {fold}: OOF {ckpt['metric']} "
+          f"{score(ckpt['metric'], labels, oof):.4f} with tta {params.tta} -> {out_dir}")

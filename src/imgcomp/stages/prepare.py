@@ -1,0 +1,76 @@
+"""prepare: extract safely, write the manifest, and decode every image once into the cache.
+
+Output folder (written under a temporary name, renamed into place when whole):
+`files/` (the extracted images), `manifest.csv`, `classes.json`, `stats.json` (per-channel
+mean/std of the training images) and `images.npy` (uint8, N x S x S x C, S = image_size *
+(1 + prepare.cache_margin), rows in manifest order, read memory-mapped).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..competitions import get_competition
+from ..data.cache import build_cache, channel_stats
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..manifest import CACHE, CLASSES, MANIFEST, STATS, check_manifest
+from ..params import Params
+
+
+def cache_side(params: Params) -> int:
+    return int(round(params.image_size * (1 + params.prepare.cache_margin)))
+
+
+def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
+    comp = get_competition(params.competition)
+    cp = params.competition_params()
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    size = cache_side(params)
+    max_bytes = int(params.prepare.max_extract_gb * 1e9)
+    with atomic_path(out_dir) as tmp:
+        files = tmp / "files"
+        comp.extract_raw(cp, raw_dir, files, max_bytes)
+        rows = comp.manifest_rows(cp, raw_dir, files)
+        rows["path"] = "files/" + rows["path"]
+        frame = check_manifest(rows, list(comp.classes), f"{comp.name} manifest")
+        ok, errors = build_cache([tmp / p for p in frame["path"]], tmp / CACHE, size,
+                                 comp.channels, params.prepare.workers)
+        if not ok.all():
+            frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / CACHE, comp)
+        train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
+        stats = channel_stats(np.load(tmp / CACHE, mmap_mode="r"), train_rows)
+        frame.to_csv(tmp / MANIFEST, index=False)
+        (tmp / CLASSES).write_text(json.dumps(dict(enumerate(comp.classes)), indent=2) + "\n")
+        (tmp / STATS).write_text(json.dumps({**stats, "cache_side": size,
+                                             "channels": comp.channels}, indent=2) + "\n")
+    counts = frame.groupby(["split", "source"]).size().to_dict()
+    print(f"prepare: {comp.name}: {len(frame)} images {counts}, cache {size}px -> {out_dir}")
+
+
+def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path, comp):
+    bad = frame[~ok]
+    bad_test = bad[bad["split"] == "test"]
+    listing = "; ".join(errors[:5]) + (f"; ... {len(errors) - 5} more" if len(errors) > 5 else "")
+    if len(bad_test):
+        raise UserError(f"prepare: {len(bad_test)} test images cannot be read, and every test id "
+                        f"must be predicted: {listing}; replace them from the organisers' archive")
+    if policy == "fail":
+        raise UserError(f"prepare: {len(bad)} images cannot be read ({listing}); fix or remove "
+                        "them, or set prepare.on_bad_image: skip")
+    print(f"prepare: warning: skipping {len(bad)} unreadable training images: {listing}")
+    images = np.load(cache, mmap_mode="r")
+    keep = np.flatnonzero(ok)
+    compact = cache.with_name("compact.npy")
+    out = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8,
+                                    shape=(len(keep),) + images.shape[1:])
+    for start in range(0, len(keep), 1024):
+        out[start:start + 1024] = images[keep[start:start + 1024]]
+    out.flush()
+    del out, images
+    compact.replace(cache)
+    return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
+                          list(comp.classes), f"{comp.name} manifest after skipping bad images")

@@ -1,0 +1,37 @@
+"""submit: the CSV in the competition's exact format, validated before it is written; scored
+against the organisers' answer where it is known locally (digits' solution.csv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import submission
+from ..competitions import get_competition
+from ..errors import UserError
+from ..fileio import write_json
+from ..manifest import Prepared
+from ..metrics import report
+from ..params import Params
+from .common import read_probs
+
+
+def main(params: Params, prepared_dir: Path, raw_dir: Path, ensemble_test: Path, out_csv: Path,
+         leaderboard_json: Path) -> None:
+    comp = get_competition(params.competition)
+    prepared = Prepared.load(prepared_dir)
+    test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
+    ids, probs = read_probs(ensemble_test)
+    if ids != test_ids:
+        raise UserError(f"{ensemble_test}: ids differ from the manifest's test ids; rerun `dvc repro`")
+    frame = submission.build(comp, test_ids, probs)
+    submission.write(comp, frame, test_ids, Path(out_csv))
+    result = {"competition": comp.name, "metric": comp.metric, "submission": str(out_csv)}
+    solution = comp.solution(Path(raw_dir))
+    if solution is not None:
+        truth = solution.set_index("id").loc[test_ids, "label"].astype(int).to_numpy()
+        result["test"] = report(comp.metric, truth, probs)
+        print(f"submit: held-out test {comp.metric} {result['test'][comp.metric]:.4f} "
+              f"({len(test_ids)} images, scored against {Path(raw_dir) / 'solution.csv'})")
+    write_json(leaderboard_json, result)
+    upload = f" (upload it as {comp.upload_as})" if comp.upload_as else ""
+    print(f"submit: {out_csv} written and validated: {len(test_ids)} rows{upload}")

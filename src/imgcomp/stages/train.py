@@ -1,0 +1,112 @@
+"""train: one (model, fold) item: the best checkpoint, dvclive curves, resumable per epoch.
+
+The checkpoint carries everything needed to rebuild the model (`predict` reads nothing
+else): architecture and args, classes, input size and channels, normalisation, and the
+resolved params that trained it. Out-of-fold probabilities come from `predict`, with TTA.
+With `train.nproc > 1` the item relaunches itself under torchrun (DDP; rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ..competitions import get_competition
+from ..data.loaders import CachedImages
+from ..data.transforms import DevicePrep, train_transform
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..manifest import CACHE, MANIFEST, Prepared
+from ..metrics import score
+from ..models import create_model
+from ..params import Params
+from ..training.device import runtime, seed_everything
+from ..training.loop import fit
+from .common import file_digest, fold_rows, read_folds
+
+
+def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
+         out_ckpt: Path, live_dir: Path, resume_dir: Path = Path("checkpoints")) -> None:
+    if params.train.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch_ddp(params.train.nproc)
+    if model_name not in params.train.models:
+        raise UserError(f"train: model {model_name!r} is not in train.models {params.train.models}")
+    if fold not in params.folds.run:
+        raise UserError(f"train: fold {fold} is not in folds.run {params.folds.run}")
+    comp = get_competition(params.competition)
+    prepared = Prepared.load(prepared_dir)
+    folds = read_folds(folds_csv, prepared)
+    train_rows, valid_rows = fold_rows(prepared, folds, fold)
+    labels = prepared.manifest["label"].fillna(-1).astype(int).to_numpy()
+    spec = params.model_spec(model_name)
+    arch = spec.arch or model_name
+    cfg = params.train
+    name = f"train {model_name} fold {fold}"
+
+    rt = runtime(cfg)
+    seed_everything(cfg.seed)
+    model = create_model(arch, prepared.num_classes, comp.channels, params.image_size,
+                         spec.pretrained, spec.pretrained_file, spec.args)
+    mean, std = prepared.stats["mean"], prepared.stats["std"]
+    pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
+    if spec.pretrained and comp.channels == 3 and "mean" in pretrained_cfg:
+        mean, std = list(pretrained_cfg["mean"]), list(pretrained_cfg["std"])
+    prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last)
+    aug = params.competition_augment()
+    dataset = CachedImages(prepared.root / CACHE, train_rows, labels[train_rows],
+                           train_transform(aug, params.image_size, cfg.seed))
+    run_config = {
+        "competition": comp.name, "model": model_name, "fold": fold,
+        "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
+        "train": cfg.model_dump(mode="json"), "model_spec": spec.model_dump(mode="json"),
+        "data": file_digest(prepared.root / MANIFEST, Path(folds_csv)),
+    }
+    run_key = json.dumps(run_config, sort_keys=True)
+    resume_file = Path(resume_dir) / comp.name / f"{model_name}-f{fold}.last.pt"
+
+    live = None
+    if rt.is_main:
+        from dvclive import Live
+
+        live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+        live.log_params({"model": model_name, "arch": arch, "fold": fold})
+    print(f"{name}: {arch}, {len(train_rows)} train / {len(valid_rows)} valid images, "
+          f"{params.image_size}px, {rt.device} {rt.precision}"
+          + (f" x{rt.world} DDP" if rt.world > 1 else "")
+          + (", channels_last" if rt.channels_last else "") + (", compiled" if cfg.compile else ""),
+          flush=True)
+    try:
+        result = fit(cfg, model, rt, prep, dataset, valid_rows, labels[valid_rows],
+                     prepared.num_classes, lambda y, p: score(comp.metric, y, p), comp.metric,
+                     resume_file, run_key, live, name)
+    finally:
+        if live is not None:
+            live.end()
+    if not rt.is_main:
+        return
+    checkpoint = {
+        "arch": arch, "args": dict(spec.args), "num_classes": prepared.num_classes,
+        "in_chans": comp.channels, "image_size": params.image_size, "mean": mean, "std": std,
+        "classes": prepared.classes, "metric": comp.metric, "score": result.best_score,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "config": run_config, "state_dict": result.best_state,
+    }
+    with atomic_path(out_ckpt) as tmp:
+        torch.save(checkpoint, tmp)
+    resume_file.unlink(missing_ok=True)
+    print(f"{name}: best val {comp.metric} {result.best_score:.4f} at epoch {result.best_epoch}"
+          f" -> {out_ckpt}")
+
+
+def _relaunch_ddp(nproc: int) -> None:
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", "-m", "imgcomp", *sys.argv[1:]]
+    print(f"train: launching {nproc} DDP processes: {' '.join(argv[1:])}", flush=True)
+    code = subprocess.call(argv)
+    if code:
+        raise UserError(f"train: DDP run failed (exit {code}); see the rank logs above")

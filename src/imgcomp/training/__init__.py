@@ -1,0 +1,1 @@
+"""Training and inference: device setup, the epoch loop, checkpoints, resume, DDP."""

@@ -1,0 +1,267 @@
+"""The epoch loop: mixup/cutmix and random erasing on the device, AMP, EMA, schedules, early
+stopping on the competition's metric, a resumable checkpoint after every epoch.
+
+A killed run rerun with the same config resumes from its last finished epoch and ends with the
+same result as an uninterrupted one: every epoch's randomness is derived from (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data import tta as tta_views
+from ..data.loaders import CachedImages, eval_loader, start_epoch, train_loader
+from ..data.transforms import DevicePrep
+from ..errors import UserError
+from ..params import Train
+from .device import Runtime, loader_workers, seed_everything
+
+
+@dataclass
+class Progress:
+    """Everything besides the weights that a resumed run needs."""
+
+    epoch: int = 0  # epochs finished
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def lr_lambda(cfg: Train, steps_per_epoch: int) -> Callable[[int], float]:
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "cosine":
+            t = (step - warm) / max(1, total - warm)
+            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        if cfg.schedule == "step":
+            return cfg.step_gamma ** ((step // steps_per_epoch) // cfg.step_epochs)
+        return 1.0
+
+    return factor
+
+
+def make_scheduler(cfg: Train, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+            pct_start=max(cfg.warmup_epochs / cfg.epochs, 0.01) if cfg.warmup_epochs else 0.3)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch))
+
+
+def combined_loss(out, target, loss_fn) -> torch.Tensor:
+    if isinstance(out, tuple):  # GoogLeNet's auxiliary heads in training
+        main, *aux = out
+        return loss_fn(main, target) + 0.3 * sum(loss_fn(a, target) for a in aux)
+    return loss_fn(out, target)
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, cache: Path, rows: np.ndarray, prep: DevicePrep,
+                  rt: Runtime, tta: list[str], batch_size: int, workers: int) -> np.ndarray:
+    """Class probabilities (N, C), float64, averaged over the TTA views in probability space."""
+    model.eval()
+    out = []
+    for batch in eval_loader(cache, rows, batch_size, workers, rt.device.type == "cuda"):
+        x = prep(batch)
+        acc = None
+        views = tta_views.views(x, tta)
+        for v in views:
+            with rt.autocast():
+                logits = model(v)
+            p = F.softmax(logits.float(), dim=1)
+            acc = p if acc is None else acc + p
+        out.append((acc / len(views)).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+@dataclass
+class FitResult:
+    best_state: dict
+    best_score: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict]
+
+
+class TrainingDiverged(UserError):
+    pass
+
+
+def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: CachedImages,
+        valid_rows: np.ndarray, valid_labels: np.ndarray, num_classes: int,
+        score_fn: Callable[[np.ndarray, np.ndarray], float], metric: str,
+        resume_file: Path, run_key: str, live=None, name: str = "") -> FitResult:
+    from timm.data import Mixup
+    from timm.data.random_erasing import RandomErasing
+    from timm.loss import SoftTargetCrossEntropy
+    from timm.optim import create_optimizer_v2
+    from timm.utils import ModelEmaV3
+
+    workers = loader_workers(cfg, rt)
+    per_rank = max(2, (min(cfg.batch_size, len(train_ds)) // rt.world) // 2 * 2)
+    sampler = None
+    if rt.world > 1:
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            train_ds, rt.world, rt.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = train_loader(train_ds, per_rank, workers, rt.device.type == "cuda", sampler)
+    steps = len(loader)
+    if steps == 0:
+        raise UserError(f"{name}: {len(train_ds)} training images is fewer than one batch")
+
+    model.to(rt.device)
+    if rt.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
+    sched = make_scheduler(cfg, opt, steps)
+    scaler = torch.amp.GradScaler(enabled=rt.amp_dtype == torch.float16)
+    ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
+    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
+                  label_smoothing=cfg.label_smoothing, num_classes=num_classes) if mixing else None
+    loss_fn = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(
+        label_smoothing=cfg.label_smoothing)
+    erase = RandomErasing(cfg.erasing, mode="pixel", device=rt.device) if cfg.erasing else None
+
+    progress = Progress()
+    best_state = None
+    if resume_file.is_file():
+        saved = torch.load(resume_file, map_location="cpu", weights_only=False)
+        if saved.get("run_key") == run_key:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            if ema is not None:
+                ema.load_state_dict(saved["ema"])
+            progress = Progress(**saved["progress"])
+            best_state = saved["best_state"]
+            if rt.is_main:
+                print(f"{name}: resuming after epoch {progress.epoch} from {resume_file}")
+        elif rt.is_main:
+            print(f"{name}: ignoring {resume_file} (made with other params or data)")
+    if live is not None:
+        for row in progress.history:  # DVC removed the old logs; replay the finished epochs
+            _log(live, row)
+
+    dist_model = model
+    if rt.world > 1:
+        dist_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    run_model = torch.compile(dist_model) if cfg.compile else dist_model
+
+    for epoch in range(progress.epoch, cfg.epochs):
+        seed = cfg.seed * 1_000_003 + epoch
+        seed_everything(seed)
+        start_epoch(loader, seed)
+        run_model.train()
+        total_loss, seen = torch.zeros((), device=rt.device), 0
+        for step, (images, labels) in enumerate(loader):
+            x = prep(images)
+            y = labels.to(rt.device, non_blocking=True)
+            if mixup is not None:
+                x, y = mixup(x, y)
+            if erase is not None:
+                x = erase(x)
+            try:
+                with rt.autocast():
+                    loss = combined_loss(run_model(x), y, loss_fn)
+            except torch.cuda.OutOfMemoryError:
+                raise UserError(f"{name}: CUDA out of memory at train.batch_size={cfg.batch_size}"
+                                f"; lower it (try {max(2, cfg.batch_size // 2)})") from None
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{name}: loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
+                    f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good epoch "
+                    f"({progress.epoch}) is kept in {resume_file}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            if ema is not None:
+                ema.update(model, step=epoch * steps + step)
+            total_loss += loss.detach() * len(x)
+            seen += len(x)
+        stop = torch.zeros(1, device=rt.device)
+        if rt.is_main:
+            eval_model = ema.module if ema is not None else model
+            probs = predict_probs(eval_model, train_ds.cache, valid_rows, prep, rt, ["identity"],
+                                  max(per_rank, 256), workers)
+            score = score_fn(valid_labels, probs)
+            row = {"epoch": epoch + 1, "train/loss": float(total_loss) / seen,
+                   f"val/{metric}": score, "val/loss": _nll(valid_labels, probs),
+                   "lr": opt.param_groups[0]["lr"]}
+            progress.history.append(row)
+            improved = score > progress.best_score
+            if improved:
+                progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch + 1, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
+            else:
+                progress.bad_epochs += 1
+            progress.epoch = epoch + 1
+            print(f"{name}: epoch {epoch + 1}/{cfg.epochs} loss {row['train/loss']:.4f} "
+                  f"val {metric} {score:.4f} val loss {row['val/loss']:.4f}"
+                  + (" *" if improved else ""), flush=True)
+            if live is not None:
+                _log(live, row)
+            _save_resume(resume_file, run_key, model, opt, sched, scaler, ema, progress, best_state)
+            if _fault_after_epoch() == epoch + 1:  # tests: a kill right after a checkpoint
+                os._exit(137)
+            if cfg.patience and progress.bad_epochs >= cfg.patience:
+                print(f"{name}: early stop, no better {metric} for {cfg.patience} epochs")
+                stop += 1
+        if rt.world > 1:
+            torch.distributed.broadcast(stop, 0)
+        if stop.item():
+            break
+    return FitResult(best_state, progress.best_score, progress.best_epoch, progress.epoch,
+                     progress.history)
+
+
+def _nll(labels: np.ndarray, probs: np.ndarray) -> float:
+    p = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
+    return float(-np.log(p).mean())
+
+
+def _log(live, row: dict) -> None:
+    for key, value in row.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
+
+
+def _fault_after_epoch() -> int | None:
+    v = os.environ.get("IMGCOMP_FAULT_AFTER_EPOCH")
+    return int(v) if v else None
+
+
+def _save_resume(path: Path, run_key, model, opt, sched, scaler, ema, progress, best_state) -> None:
+    from ..fileio import atomic_path
+
+    state = {
+        "run_key": run_key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "progress": copy.deepcopy(progress.__dict__), "best_state": best_state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
