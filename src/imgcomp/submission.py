@@ -76,7 +76,8 @@ def validate(comp: Competition, text: str, test_ids: list[str], where: str) -> N
         if dupes:
             detail = f"duplicates {dupes}"
         elif missing or extra:
-            detail = f"missing {missing}" if missing else f"unknown {extra}"
+            detail = "; ".join(f"{what} {ids}" for what, ids in (("missing", missing),
+                                                                 ("unknown", extra)) if ids)
         else:
             first = next(k for k, (a, b) in enumerate(zip(ids, expected)) if a != b)
             detail = f"rows out of order (first at data row {first + 1}: {ids[first]!r})"

@@ -74,7 +74,6 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         from dvclive import Live
 
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        live.log_params({"model": model_name, "arch": arch, "fold": fold})
     print(f"{name}: {arch}, {len(train_rows)} train / {len(valid_rows)} valid images, "
           f"{params.image_size}px, {rt.device} {rt.precision}"
           + (f" x{rt.world} DDP" if rt.world > 1 else "")

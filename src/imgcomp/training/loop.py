@@ -184,6 +184,8 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
             except torch.cuda.OutOfMemoryError:
                 raise UserError(f"{name}: CUDA out of memory at train.batch_size={cfg.batch_size}"
                                 f"; lower it (try {max(2, cfg.batch_size // 2)})") from None
+            if _fault("NAN_AT_EPOCH") == epoch + 1:  # tests: a diverging step
+                loss = loss * float("nan")
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"{name}: loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
@@ -224,7 +226,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
             if live is not None:
                 _log(live, row)
             _save_resume(resume_file, run_key, model, opt, sched, scaler, ema, progress, best_state)
-            if _fault_after_epoch() == epoch + 1:  # tests: a kill right after a checkpoint
+            if _fault("AFTER_EPOCH") == epoch + 1:  # tests: a kill right after a checkpoint
                 os._exit(137)
             if cfg.patience and progress.bad_epochs >= cfg.patience:
                 print(f"{name}: early stop, no better {metric} for {cfg.patience} epochs")
@@ -249,8 +251,9 @@ def _log(live, row: dict) -> None:
     live.next_step()
 
 
-def _fault_after_epoch() -> int | None:
-    v = os.environ.get("IMGCOMP_FAULT_AFTER_EPOCH")
+def _fault(name: str) -> int | None:
+    """Fault injection for the tests (IMGCOMP_FAULT_AFTER_EPOCH, IMGCOMP_FAULT_NAN_AT_EPOCH)."""
+    v = os.environ.get(f"IMGCOMP_FAULT_{name}")
     return int(v) if v else None
 
 

@@ -1,0 +1,179 @@
+import io
+import tarfile
+import zipfile
+
+import pytest
+from helpers import LocalServer, write_rar4, write_zip
+
+from imgcomp.archives import download, extract, rar4_is_solid, sha256sum
+from imgcomp.errors import UserError
+
+BIG = 10**9
+
+
+def test_zip_and_nested_zip(tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("PALM-Training400/P0001.jpg", b"jpeg")
+    arch = write_zip(tmp_path / "training.zip", {"PALM-Training400/PALM-Training400.zip": inner.getvalue()})
+    extract(arch, tmp_path / "out", BIG)
+    assert (tmp_path / "out/PALM-Training400/PALM-Training400/P0001.jpg").read_bytes() == b"jpeg"
+    assert not (tmp_path / "out/PALM-Training400/PALM-Training400.zip").exists()
+
+
+def test_rar4_stored(tmp_path):
+    arch = write_rar4(tmp_path / "a.rar", {"cat_dog/train/cat.1.jpg": b"abc", "cat_dog/test/0.jpg": b"xy"})
+    assert not rar4_is_solid(arch)
+    extract(arch, tmp_path / "out", BIG)
+    assert (tmp_path / "out/cat_dog/train/cat.1.jpg").read_bytes() == b"abc"
+    assert (tmp_path / "out/cat_dog/test/0.jpg").read_bytes() == b"xy"
+
+
+def test_7z_via_libarchive(tmp_path):
+    import libarchive
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d/x.txt").write_text("seven")
+    arch = tmp_path / "a.7z"
+    import os
+    cwd = os.getcwd()
+    os.chdir(src)
+    try:
+        with libarchive.file_writer(str(arch), "7zip") as w:
+            w.add_files("d/x.txt")
+    finally:
+        os.chdir(cwd)
+    extract(arch, tmp_path / "out", BIG)
+    assert (tmp_path / "out/d/x.txt").read_text() == "seven"
+
+
+def test_solid_rar4_without_tools_says_what_to_install(tmp_path, monkeypatch):
+    arch = write_rar4(tmp_path / "s.rar", {"a.jpg": b"1"}, solid=True)
+    assert rar4_is_solid(arch)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="solid RAR4.*unar, 7z or unrar"):
+        extract(arch, tmp_path / "out", BIG)
+    assert not (tmp_path / "out").exists()
+
+
+def test_solid_rar4_uses_external_tool_and_checks_its_output(tmp_path, monkeypatch):
+    arch = write_rar4(tmp_path / "s.rar", {"a.jpg": b"1"}, solid=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "unar"  # a stand-in that writes what a real unar would, and a link
+    tool.write_text('#!/bin/sh\nfor a; do d="$o"; o="$a"; done\n'
+                    'out=$(echo "$@" | sed "s/.*-o \\([^ ]*\\) .*/\\1/")\n'
+                    'mkdir -p "$out/cat_dog" && echo hi > "$out/cat_dog/a.jpg"\n'
+                    '[ -n "$EVIL" ] && ln -s /etc/passwd "$out/cat_dog/link"\nexit 0\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    extract(arch, tmp_path / "ok", BIG)
+    assert (tmp_path / "ok/cat_dog/a.jpg").read_text().strip() == "hi"
+    monkeypatch.setenv("EVIL", "1")
+    with pytest.raises(UserError, match="is a link"):
+        extract(arch, tmp_path / "bad", BIG)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "a/../../evil.txt", "/tmp/evil-abs.txt"])
+def test_path_traversal_is_refused(tmp_path, name):
+    arch = tmp_path / "t.zip"
+    with zipfile.ZipFile(arch, "w") as z:
+        z.writestr("ok.txt", b"fine")
+        z.writestr(zipfile.ZipInfo(name), b"evil")
+    target = tmp_path / "deep/out"
+    with pytest.raises(UserError, match="refusing"):
+        extract(arch, target, BIG)
+    assert not target.exists()
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "deep/evil.txt").exists()
+    assert not list(tmp_path.glob("deep/.out.tmp*"))
+
+
+def test_symlink_in_zip_is_refused(tmp_path):
+    arch = tmp_path / "l.zip"
+    with zipfile.ZipFile(arch, "w") as z:
+        info = zipfile.ZipInfo("link")
+        info.create_system = 3
+        info.external_attr = (0o120777 << 16)
+        z.writestr(info, "/etc/passwd")
+    with pytest.raises(UserError, match="is a link"):
+        extract(arch, tmp_path / "out", BIG)
+    assert not (tmp_path / "out").exists()
+
+
+def test_hardlink_in_tar_is_refused(tmp_path):
+    arch = tmp_path / "h.tar"
+    with tarfile.open(arch, "w") as t:
+        data = b"x"
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        t.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("b.txt")
+        link.type = tarfile.LNKTYPE
+        link.linkname = "/etc/passwd"
+        t.addfile(link)
+    with pytest.raises(UserError, match="is a link"):
+        extract(arch, tmp_path / "out", BIG)
+
+
+def test_truncated_member_is_a_clear_error(tmp_path):
+    arch = write_zip(tmp_path / "t.zip", {"a.bin": bytes(range(256)) * 4000})
+    data = arch.read_bytes()
+    arch.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="t.zip: cannot read it"):
+        extract(arch, tmp_path / "out", BIG)
+    assert not (tmp_path / "out").exists()
+
+
+def test_decompression_bomb_cap(tmp_path):
+    arch = write_zip(tmp_path / "b.zip", {"zeros": bytes(5_000_000)})
+    assert arch.stat().st_size < 50_000
+    with pytest.raises(UserError, match="decompression bomb"):
+        extract(arch, tmp_path / "out", 1_000_000)
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_whole(tmp_path):
+    payload = bytes(range(256)) * 5000
+    with LocalServer() as srv:
+        url = srv.serve("/a.zip", payload)
+        download(url, tmp_path / "a.zip", sha256sum_bytes(payload), progress=False)
+    assert (tmp_path / "a.zip").read_bytes() == payload
+    assert not (tmp_path / "a.zip.part").exists()
+
+
+def test_download_resumes_after_cut(tmp_path):
+    payload = bytes(range(256)) * 8000
+    with LocalServer() as srv:
+        url = srv.serve("/a.zip", payload, cut_first_after=300_000)
+        download(url, tmp_path / "a.zip", sha256sum_bytes(payload), progress=False)
+        ranges = [r for p, r in srv.handler.requests if p == "/a.zip"]
+    assert (tmp_path / "a.zip").read_bytes() == payload
+    assert ranges[0] is None and ranges[1] == "bytes=300000-"
+
+
+def test_download_checksum_mismatch_leaves_nothing(tmp_path):
+    with LocalServer() as srv:
+        url = srv.serve("/a.zip", b"not what you expect")
+        with pytest.raises(UserError, match="sha256 mismatch"):
+            download(url, tmp_path / "a.zip", "0" * 64, progress=False)
+    assert not (tmp_path / "a.zip").exists() and not (tmp_path / "a.zip.part").exists()
+
+
+def test_download_404_is_clear(tmp_path):
+    with LocalServer() as srv:
+        with pytest.raises(UserError, match="HTTP 404"):
+            download(srv.url("/missing.zip"), tmp_path / "m.zip", progress=False)
+    assert not (tmp_path / "m.zip").exists()
+
+
+def sha256sum_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_sha256sum(tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    assert sha256sum(tmp_path / "f") == sha256sum_bytes(b"abc")

@@ -1,0 +1,125 @@
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from helpers import REPO, cat_dog_archive, food11_archive, jpeg_bytes, merge, palm_archives, write_zip
+
+from imgcomp.errors import UserError
+from imgcomp.params import parse_params
+from imgcomp.stages import prepare
+
+BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def params_for(comp, **over):
+    return parse_params(merge(merge(BASE, {"competition": comp, "image_size": 32,
+                                           "prepare": {"workers": 1}}), over))
+
+
+def manifest(out):
+    return pd.read_csv(out / "manifest.csv", dtype={"id": str}, keep_default_na=False)
+
+
+def test_cat_dog_from_rar4(tmp_path):
+    raw = tmp_path / "raw"
+    cat_dog_archive(raw)
+    out = tmp_path / "prepared"
+    prepare.main(params_for("cat_dog"), raw, out)
+    m = manifest(out)
+    test = m[m.split == "test"]
+    assert test.id.tolist() == [str(i) for i in range(12)]  # numeric, not archive order
+    train = m[m.split == "train"]
+    assert set(train.source) == {"train", "val"} and len(train) == 16
+    assert (train.label.astype(int) == train.path.str.contains("/dog").astype(int)).all()
+    cache = np.load(out / "images.npy")
+    assert cache.shape == (28, 37, 37, 3) and cache.dtype == np.uint8
+    assert json.loads((out / "classes.json").read_text()) == {"0": "cat", "1": "dog"}
+    assert all((out / p).is_file() for p in m.path)
+
+
+@pytest.mark.parametrize("edition", ["old", "new"])
+def test_food11_both_editions(tmp_path, edition):
+    raw = tmp_path / "raw"
+    food11_archive(raw, edition)
+    out = tmp_path / "prepared"
+    prepare.main(params_for("food11"), raw, out)
+    m = manifest(out)
+    test_ids = m[m.split == "test"].id.tolist()
+    first = 1 if edition == "old" else 0
+    assert test_ids == [f"{i:04d}" for i in range(first, first + 6)]
+    train = m[m.split == "train"]
+    assert sorted(set(train.label.astype(int))) == list(range(11))
+    assert set(train.source) == {"train", "valid"}
+
+
+def test_palm_nested_zip_and_xlsx(tmp_path):
+    raw = tmp_path / "raw"
+    palm_archives(raw)
+    out = tmp_path / "prepared"
+    prepare.main(params_for("palm"), raw, out)
+    m = manifest(out)
+    train = m[m.source == "train"]
+    assert all(p.startswith("files/training/PALM-Training400/PALM-Training400/") for p in train.path)
+    assert (train.label.astype(int) == train.id.str.startswith("P").astype(int)).all()
+    valid = m[m.source == "valid"]
+    assert valid.set_index("id").label.astype(int).to_dict() == {f"V{i:04d}.jpg": i % 2 for i in range(1, 9)}
+    assert m[m.split == "test"].id.tolist() == [f"T{i:04d}.jpg" for i in range(1, 7)]
+
+
+def test_palm_without_test_folder(tmp_path):
+    raw = tmp_path / "raw"
+    palm_archives(raw)
+    (raw / "PALM-Testing400-Images.zip").unlink()
+    p = params_for("palm", competitions={"palm": {"archives": [
+        {"name": "training.zip"}, {"name": "validation.zip"}, {"name": "valid_gt.zip"}]}})
+    with pytest.raises(UserError, match="no PALM-Testing400 folder"):
+        prepare.main(p, raw, tmp_path / "prepared")
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_cat_dog_bad_name(tmp_path):
+    raw = tmp_path / "raw"
+    from helpers import write_rar4
+    write_rar4(raw / "cat_dog.rar", {"cat_dog/train/cow.1.jpg": jpeg_bytes(0), "cat_dog/train/cat.2.jpg": jpeg_bytes(0),
+                                     "cat_dog/test/0.jpg": jpeg_bytes(1)})
+    with pytest.raises(UserError, match="neither 'cat' nor 'dog': \\['cow.1.jpg'\\]"):
+        prepare.main(params_for("cat_dog"), raw, tmp_path / "prepared")
+
+
+def test_missing_archive_lists_what_to_put_where(tmp_path):
+    from imgcomp.stages import fetch
+
+    with pytest.raises(UserError) as e:
+        fetch.main(params_for("palm"), tmp_path / "raw/palm")
+    msg = str(e.value)
+    assert "training.zip, validation.zip, valid_gt.zip" in msg and "raw/palm" in msg and "AI Studio" in msg
+
+
+def test_fetch_downloads_listed_archive(tmp_path):
+    import hashlib
+
+    from helpers import LocalServer
+
+    from imgcomp.stages import fetch
+
+    data = food11_archive(tmp_path / "src").read_bytes()
+    with LocalServer() as srv:
+        url = srv.serve("/food11.zip", data, cut_first_after=len(data) // 3)
+        p = params_for("food11", competitions={"food11": {"archives": [
+            {"name": "food11.zip", "url": url, "sha256": hashlib.sha256(data).hexdigest()}]}})
+        fetch.main(p, tmp_path / "raw")
+    assert (tmp_path / "raw/food11.zip").read_bytes() == data
+
+
+def test_fetch_verifies_hand_placed_archive(tmp_path):
+    from imgcomp.stages import fetch
+
+    food11_archive(tmp_path / "raw")
+    p = params_for("food11", competitions={"food11": {"archives": [{"name": "food11.zip", "sha256": "1" * 64}]}})
+    with pytest.raises(UserError, match="sha256 mismatch"):
+        fetch.main(p, tmp_path / "raw")
+    assert (tmp_path / "raw/food11.zip").exists()  # a hand-placed file is never deleted

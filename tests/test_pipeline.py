@@ -1,0 +1,103 @@
+"""End to end: `dvc repro` on tiny params (1 epoch, 2 folds, 32 px) in a temporary copy."""
+
+import json
+
+import pytest
+from helpers import (cat_dog_archive, food11_archive, imgcomp, make_project, palm_archives, ran_stages,
+                     run, set_params)
+
+pytestmark = pytest.mark.e2e
+
+TRAIN_ITEMS = ["train@lenet-0", "train@lenet-1"]
+PREDICT_ITEMS = ["predict@lenet-0", "predict@lenet-1"]
+
+
+@pytest.fixture(scope="module")
+def digits_project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("digits"))
+    first = run(["dvc", "repro"], project)
+    return project, first
+
+
+def test_digits_end_to_end(digits_project):
+    project, first = digits_project
+    assert ran_stages(first) == ["fetch", "prepare", "folds", *TRAIN_ITEMS, *PREDICT_ITEMS,
+                                 "ensemble", "submit"]
+    lines = (project / "submissions/digits.csv").read_text().splitlines()
+    assert lines[0] == "id,label" and len(lines) == 1 + 450
+    assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
+    cv = json.loads((project / "metrics/cv.json").read_text())
+    assert set(cv["models"]["lenet"]["folds"]) == {"0", "1"} and 0 <= cv["ensemble"]["accuracy"] <= 1
+    lb = json.loads((project / "metrics/leaderboard.json").read_text())
+    assert 0 <= lb["test"]["accuracy"] <= 1
+    assert "held-out test accuracy" in first.stdout
+    manifest = (project / "data/prepared/digits/manifest.csv").read_text().splitlines()
+    assert manifest[0] == "id,path,label,split,source"
+    assert (project / "dvclive/digits/lenet-f0/metrics.json").is_file()
+    summary = imgcomp(["summary"], project, check=True)
+    assert "CV accuracy" in summary.stdout and "held-out test accuracy" in summary.stdout
+
+
+def test_second_repro_runs_nothing_then_tta_and_epochs_rerun_only_downstream(digits_project):
+    project, _ = digits_project
+    assert ran_stages(run(["dvc", "repro"], project)) == []
+    set_params(project, tta=["identity", "fivecrop"])
+    assert ran_stages(run(["dvc", "repro"], project)) == [*PREDICT_ITEMS, "ensemble", "submit"]
+    set_params(project, train={"epochs": 2})
+    assert ran_stages(run(["dvc", "repro"], project)) == [*TRAIN_ITEMS, *PREDICT_ITEMS, "ensemble", "submit"]
+    set_params(project, ensemble={"method": "weighted"})
+    # one model: weighted equals mean, the ensemble's output is unchanged, so submit is skipped
+    assert ran_stages(run(["dvc", "repro"], project)) == ["ensemble"]
+
+
+def test_same_params_give_byte_identical_submission(digits_project, tmp_path):
+    project, _ = digits_project
+    twin = make_project(tmp_path / "twin")
+    run(["dvc", "repro"], twin)
+    set_params(project, tta=["identity", "zoom"], train={"epochs": 1}, ensemble={"method": "mean"})
+    run(["dvc", "repro"], project)
+    assert (twin / "submissions/digits.csv").read_bytes() == (project / "submissions/digits.csv").read_bytes()
+    assert (twin / "preds/digits/ensemble/test.csv").read_bytes() == \
+        (project / "preds/digits/ensemble/test.csv").read_bytes()
+
+
+def test_unknown_model_stops_before_anything_is_written(tmp_path):
+    project = make_project(tmp_path / "p", models={"lenet": {"arch": "lenett"}}, folds={"run": [0]})
+    proc = run(["dvc", "repro"], project, check=False)
+    assert proc.returncode != 0
+    assert "error: unknown model 'lenett'" in proc.stderr + proc.stdout
+    assert not (project / "models").exists() and not (project / "submissions").exists()
+
+
+@pytest.mark.parametrize("competition, build, header", [
+    ("cat_dog", cat_dog_archive, None),
+    ("food11", food11_archive, "Id,Category"),
+    ("palm", palm_archives, "FileName,PM Risk"),
+])
+def test_real_competition_layouts_end_to_end(tmp_path, competition, build, header):
+    project = make_project(tmp_path / competition, competition=competition)
+    build(project / "data/raw" / competition)
+    proc = run(["dvc", "repro"], project)
+    assert "submit:" in proc.stdout
+    csv = project / "submissions" / f"{competition}.csv"
+    lines = csv.read_text().splitlines()
+    if header:
+        assert lines[0] == header
+    else:
+        assert lines[0].split(",")[0] == "0" and [l.split(",")[0] for l in lines] == \
+            [str(i) for i in range(len(lines))]
+    assert imgcomp(["validate", str(csv)], project).returncode == 0
+    if competition == "palm":
+        assert "classification_results.csv" in proc.stdout
+        cv = json.loads((project / "metrics/cv.json").read_text())
+        assert "auc" in cv["ensemble"] and "accuracy" in cv["ensemble"]
+
+
+def test_missing_raw_archive_is_one_clear_error(tmp_path):
+    project = make_project(tmp_path / "p", competition="cat_dog")
+    proc = run(["dvc", "repro"], project, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "error: cat_dog: missing cat_dog.rar in data/raw/cat_dog/" in out
+    assert "Traceback" not in out
+    assert not (project / "data/prepared").exists()

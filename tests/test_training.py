@@ -1,0 +1,127 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import REPO, merge
+
+from imgcomp.errors import UserError
+from imgcomp.params import parse_params
+from imgcomp.training.loop import lr_lambda
+
+BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+TINY = {"image_size": 32, "prepare": {"workers": 1}, "folds": {"n_splits": 2, "run": [0, 1]},
+        "train": {"epochs": 2, "batch_size": 32, "models": ["lenet"]},
+        "competitions": {"digits": {"test_size": 0.9}}}
+
+
+@pytest.fixture(scope="module")
+def digits_small(tmp_path_factory):
+    """A small prepared digits set (10% of the images) with folds, on disk."""
+    from imgcomp.stages import fetch, folds, prepare
+
+    root = tmp_path_factory.mktemp("digits")
+    params = parse_params(merge(BASE, TINY))
+    fetch.main(params, root / "raw")
+    prepare.main(params, root / "raw", root / "prepared")
+    folds.main(params, root / "prepared", root / "folds.csv")
+    (root / "params.yaml").write_text(yaml.safe_dump(merge(BASE, TINY)))
+    return root
+
+
+def train_cli(root, out, extra_env=None, params_over=None, fold=0):
+    params = merge(merge(BASE, TINY), params_over or {})
+    (root / "p.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, **(extra_env or {}), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "imgcomp", "--params", "p.yaml", "train", "--model", "lenet",
+         "--fold", str(fold), "--prepared", "prepared", "--folds", "folds.csv", "--out", str(out),
+         "--live", f"live-{out.stem}"], cwd=root, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_mixup_targets_are_distributions():
+    from timm.data import Mixup
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    mix = Mixup(mixup_alpha=0.4, cutmix_alpha=1.0, prob=1.0, label_smoothing=0.1, num_classes=5)
+    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 5, (8,))
+    for _ in range(10):
+        _, t = mix(x.clone(), y)
+        assert torch.allclose(t.sum(1), torch.ones(8)) and (t >= 0).all()
+
+
+def test_erasing_changes_only_the_erased_region():
+    from timm.data.random_erasing import RandomErasing
+
+    torch.manual_seed(0)
+    x = torch.zeros(6, 3, 32, 32)
+    out = RandomErasing(1.0, mode="pixel", device="cpu")(x.clone())
+    for img in out:
+        changed = (img != 0).any(0)
+        rows, cols = changed.any(1).nonzero(), changed.any(0).nonzero()
+        assert changed.any()
+        box = changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all()  # one solid rectangle, nothing outside it
+        assert changed.sum() == box.numel()
+
+
+def test_cosine_schedule_warms_up_and_decays():
+    cfg = parse_params(merge(BASE, {"train": {"epochs": 10, "warmup_epochs": 1, "min_lr_ratio": 0.1}})).train
+    f = lr_lambda(cfg, 10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(99) == pytest.approx(0.1, abs=1e-3)
+    assert all(f(s) >= f(s + 1) for s in range(10, 99))
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_killed_train_resumes_to_the_same_result(digits_small):
+    root = digits_small
+    whole = train_cli(root, root / "whole.pt")
+    assert whole.returncode == 0, whole.stderr
+    killed = train_cli(root, root / "resumed.pt", {"IMGCOMP_FAULT_AFTER_EPOCH": "1"})
+    assert killed.returncode == 137
+    assert not (root / "resumed.pt").exists()
+    assert (root / "checkpoints/digits/lenet-f0.last.pt").is_file()
+    resumed = train_cli(root, root / "resumed.pt")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1" in resumed.stdout
+    assert not (root / "checkpoints/digits/lenet-f0.last.pt").exists()
+    a, b = _state(root / "whole.pt"), _state(root / "resumed.pt")
+    assert a["score"] == b["score"] and a["best_epoch"] == b["best_epoch"]
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(digits_small):
+    root = digits_small
+    proc = train_cli(root, root / "nan.pt", {"IMGCOMP_FAULT_NAN_AT_EPOCH": "2"}, fold=1)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert "loss became nan at epoch 2" in err and "lower train.lr" in err and "\n" not in err
+    assert "last good epoch (1)" in err
+    assert not (root / "nan.pt").exists()
+    assert (root / "checkpoints/digits/lenet-f1.last.pt").is_file()
+
+
+def test_ddp_two_processes_gloo(digits_small):
+    root = digits_small
+    proc = train_cli(root, root / "ddp.pt", params_over={"train": {"nproc": 2, "epochs": 1}})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "x2 DDP" in proc.stdout
+    ckpt = _state(root / "ddp.pt")
+    assert ckpt["epochs_run"] == 1 and 0 <= ckpt["score"] <= 1
+    assert proc.stdout.count("best val accuracy") == 1  # only rank 0 writes
+
+
+def test_unknown_model_name_cli(digits_small):
+    proc = train_cli(digits_small, digits_small / "x.pt",
+                     params_over={"models": {"lenet": {"arch": "lenett"}}})
+    assert proc.returncode == 2 and "unknown model 'lenett'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (digits_small / "x.pt").exists()
