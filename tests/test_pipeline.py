@@ -101,3 +101,26 @@ def test_missing_raw_archive_is_one_clear_error(tmp_path):
     assert "error: cat_dog: missing cat_dog.rar in data/raw/cat_dog/" in out
     assert "Traceback" not in out
     assert not (project / "data/prepared").exists()
+
+
+def test_second_repro_while_one_runs_gets_dvc_lock_message(tmp_path):
+    import subprocess
+    import time
+
+    from helpers import env_for
+
+    project = make_project(tmp_path / "p", folds={"run": [0]}, train={"epochs": 3})
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(["dvc", "repro"], cwd=project, stdout=log, stderr=subprocess.STDOUT,
+                             env=env_for(project))
+    deadline = time.time() + 300
+    while "Running stage 'train" not in (tmp_path / "first.log").read_text():
+        assert first.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()
+        time.sleep(0.2)
+    second = run(["dvc", "repro"], project, check=False)
+    assert second.returncode != 0
+    out = second.stdout + second.stderr  # DVC 3 locks per output: "... is busy, it is being blocked by"
+    assert "blocked by" in out and "rwlock" in out, out
+    assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
+    log.close()
+    assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0

@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..params import DigitsParams
-from .base import Competition, SubmissionFormat
+from .base import Competition, SubmissionFormat, natural_key
 
 
 class Digits(Competition):
@@ -43,7 +43,7 @@ class Digits(Competition):
             for split, split_ids in (("train", train_ids), ("test", test_ids)):
                 (tmp / split).mkdir(parents=True)
                 for i in split_ids:
-                    Image.fromarray(images[i], mode="L").save(tmp / split / f"{i}.png")
+                    Image.fromarray(images[i]).save(tmp / split / f"{i}.png")
             pd.DataFrame({"id": train_ids, "label": digits.target[train_ids]}).to_csv(
                 tmp / "train.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": 0}).to_csv(
@@ -61,6 +61,8 @@ class Digits(Competition):
     def manifest_rows(self, cp, raw_dir: Path, files_dir: Path) -> pd.DataFrame:
         labels = read_csv(raw_dir / "train.csv", ["id", "label"])
         sample = read_csv(raw_dir / "sample_submission.csv", ["id", "label"])
+        check_files_match(labels["id"], files_dir / "train", "train.csv")
+        check_files_match(sample["id"], files_dir / "test", "sample_submission.csv")
         train = pd.DataFrame({
             "id": labels["id"].astype(str), "path": "train/" + labels["id"].astype(str) + ".png",
             "label": labels["label"], "split": "train", "source": "train",
@@ -74,6 +76,16 @@ class Digits(Competition):
     def solution(self, raw_dir: Path) -> pd.DataFrame | None:
         path = raw_dir / "solution.csv"
         return read_csv(path, ["id", "label"]) if path.is_file() else None
+
+
+def check_files_match(ids: pd.Series, folder: Path, listing: str) -> None:
+    """Every listed id has its image and every image is listed: errors name the ids."""
+    listed = set(ids.astype(str))
+    present = {p.stem for p in folder.glob("*.png")}
+    if missing := sorted(listed - present, key=natural_key):
+        raise UserError(f"digits: {listing} lists ids with no image in {folder.name}/: {missing[:10]}")
+    if unlisted := sorted(present - listed, key=natural_key):
+        raise UserError(f"digits: images in {folder.name}/ not listed in {listing}: {unlisted[:10]}")
 
 
 def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:

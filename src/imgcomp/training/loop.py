@@ -102,53 +102,105 @@ class TrainingDiverged(UserError):
     pass
 
 
-def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: CachedImages,
-        valid_rows: np.ndarray, valid_labels: np.ndarray, num_classes: int,
-        score_fn: Callable[[np.ndarray, np.ndarray], float], metric: str,
-        resume_file: Path, run_key: str, live=None, name: str = "") -> FitResult:
-    from timm.data import Mixup
-    from timm.data.random_erasing import RandomErasing
-    from timm.loss import SoftTargetCrossEntropy
-    from timm.optim import create_optimizer_v2
-    from timm.utils import ModelEmaV3
+class Stepper:
+    """One optimisation step on a device batch: mixup/cutmix, random erasing, AMP, clipping,
+    scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
 
-    workers = loader_workers(cfg, rt)
-    per_rank = max(2, (min(cfg.batch_size, len(train_ds)) // rt.world) // 2 * 2)
+    def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
+                 steps_per_epoch: int):
+        from timm.data import Mixup
+        from timm.data.random_erasing import RandomErasing
+        from timm.loss import SoftTargetCrossEntropy
+        from timm.optim import create_optimizer_v2
+        from timm.utils import ModelEmaV3
+
+        self.cfg, self.model, self.rt = cfg, model, rt
+        model.to(rt.device)
+        if rt.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.opt = create_optimizer_v2(
+            model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+            **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
+        self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(enabled=rt.amp_dtype == torch.float16)
+        self.ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
+        mixing = cfg.mixup > 0 or cfg.cutmix > 0
+        self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
+                           label_smoothing=cfg.label_smoothing,
+                           num_classes=num_classes) if mixing else None
+        self.loss_fn = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(
+            label_smoothing=cfg.label_smoothing)
+        self.erase = RandomErasing(cfg.erasing, mode="pixel", device=rt.device) if cfg.erasing else None
+        net = model
+        if rt.world > 1:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        self.net = torch.compile(net) if cfg.compile else net
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        if self.erase is not None:
+            x = self.erase(x)
+        with self.rt.autocast():
+            return combined_loss(self.net(x), y, self.loss_fn)
+
+    def update(self, loss: torch.Tensor, global_step: int) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=global_step)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+
+def make_train_loader(cfg: Train, rt: Runtime, train_ds: CachedImages):
+    per_rank = max(2, (min(cfg.batch_size, len(train_ds)) // rt.world) // 2 * 2)  # mixup: even
     sampler = None
     if rt.world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(
             train_ds, rt.world, rt.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    loader = train_loader(train_ds, per_rank, workers, rt.device.type == "cuda", sampler)
+    return train_loader(train_ds, per_rank, loader_workers(cfg, rt), rt.device.type == "cuda",
+                        sampler)
+
+
+def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: CachedImages,
+        valid_rows: np.ndarray, valid_labels: np.ndarray, num_classes: int,
+        score_fn: Callable[[np.ndarray, np.ndarray], float], metric: str,
+        resume_file: Path, run_key: str, live=None, name: str = "") -> FitResult:
+    loader = make_train_loader(cfg, rt, train_ds)
     steps = len(loader)
     if steps == 0:
         raise UserError(f"{name}: {len(train_ds)} training images is fewer than one batch")
-
-    model.to(rt.device)
-    if rt.channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
-    sched = make_scheduler(cfg, opt, steps)
-    scaler = torch.amp.GradScaler(enabled=rt.amp_dtype == torch.float16)
-    ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
-    mixing = cfg.mixup > 0 or cfg.cutmix > 0
-    mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
-                  label_smoothing=cfg.label_smoothing, num_classes=num_classes) if mixing else None
-    loss_fn = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(
-        label_smoothing=cfg.label_smoothing)
-    erase = RandomErasing(cfg.erasing, mode="pixel", device=rt.device) if cfg.erasing else None
+    stepper = Stepper(cfg, model, rt, num_classes, steps)
 
     progress = Progress()
     best_state = None
     if resume_file.is_file():
         saved = torch.load(resume_file, map_location="cpu", weights_only=False)
         if saved.get("run_key") == run_key:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            scaler.load_state_dict(saved["scaler"])
-            if ema is not None:
-                ema.load_state_dict(saved["ema"])
+            stepper.load_state_dict(saved["stepper"])
             progress = Progress(**saved["progress"])
             best_state = saved["best_state"]
             if rt.is_main:
@@ -159,28 +211,18 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
         for row in progress.history:  # DVC removed the old logs; replay the finished epochs
             _log(live, row)
 
-    dist_model = model
-    if rt.world > 1:
-        dist_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    run_model = torch.compile(dist_model) if cfg.compile else dist_model
-
+    eval_batch = max(loader.batch_size, 256)
     for epoch in range(progress.epoch, cfg.epochs):
         seed = cfg.seed * 1_000_003 + epoch
         seed_everything(seed)
         start_epoch(loader, seed)
-        run_model.train()
+        stepper.net.train()
         total_loss, seen = torch.zeros((), device=rt.device), 0
         for step, (images, labels) in enumerate(loader):
             x = prep(images)
             y = labels.to(rt.device, non_blocking=True)
-            if mixup is not None:
-                x, y = mixup(x, y)
-            if erase is not None:
-                x = erase(x)
             try:
-                with rt.autocast():
-                    loss = combined_loss(run_model(x), y, loss_fn)
+                loss = stepper.loss(x, y)
             except torch.cuda.OutOfMemoryError:
                 raise UserError(f"{name}: CUDA out of memory at train.batch_size={cfg.batch_size}"
                                 f"; lower it (try {max(2, cfg.batch_size // 2)})") from None
@@ -191,32 +233,23 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
                     f"{name}: loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
                     f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good epoch "
                     f"({progress.epoch}) is kept in {resume_file}")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update(model, step=epoch * steps + step)
+            stepper.update(loss, epoch * steps + step)
             total_loss += loss.detach() * len(x)
             seen += len(x)
         stop = torch.zeros(1, device=rt.device)
         if rt.is_main:
-            eval_model = ema.module if ema is not None else model
-            probs = predict_probs(eval_model, train_ds.cache, valid_rows, prep, rt, ["identity"],
-                                  max(per_rank, 256), workers)
+            probs = predict_probs(stepper.eval_model, train_ds.cache, valid_rows, prep, rt,
+                                  ["identity"], eval_batch, loader.num_workers)
             score = score_fn(valid_labels, probs)
             row = {"epoch": epoch + 1, "train/loss": float(total_loss) / seen,
                    f"val/{metric}": score, "val/loss": _nll(valid_labels, probs),
-                   "lr": opt.param_groups[0]["lr"]}
+                   "lr": stepper.opt.param_groups[0]["lr"]}
             progress.history.append(row)
             improved = score > progress.best_score
             if improved:
                 progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch + 1, 0
-                best_state = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
+                best_state = {k: v.detach().cpu().clone()
+                              for k, v in stepper.eval_model.state_dict().items()}
             else:
                 progress.bad_epochs += 1
             progress.epoch = epoch + 1
@@ -225,7 +258,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
                   + (" *" if improved else ""), flush=True)
             if live is not None:
                 _log(live, row)
-            _save_resume(resume_file, run_key, model, opt, sched, scaler, ema, progress, best_state)
+            _save_resume(resume_file, run_key, stepper, progress, best_state)
             if _fault("AFTER_EPOCH") == epoch + 1:  # tests: a kill right after a checkpoint
                 os._exit(137)
             if cfg.patience and progress.bad_epochs >= cfg.patience:
@@ -257,14 +290,11 @@ def _fault(name: str) -> int | None:
     return int(v) if v else None
 
 
-def _save_resume(path: Path, run_key, model, opt, sched, scaler, ema, progress, best_state) -> None:
+def _save_resume(path: Path, run_key: str, stepper: Stepper, progress: Progress,
+                 best_state: dict | None) -> None:
     from ..fileio import atomic_path
 
-    state = {
-        "run_key": run_key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
-        "progress": copy.deepcopy(progress.__dict__), "best_state": best_state,
-    }
+    state = {"run_key": run_key, "stepper": stepper.state_dict(),
+             "progress": copy.deepcopy(progress.__dict__), "best_state": best_state}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -1,0 +1,180 @@
+"""Bad inputs end in clear errors naming the file, id or key, and leave nothing half-written."""
+
+import io
+import re
+import string
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from helpers import REPO, jpeg_bytes, merge, write_zip
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from imgcomp.errors import UserError
+from imgcomp.manifest import check_manifest
+from imgcomp.params import parse_params
+from imgcomp.stages import fetch, folds, prepare
+
+BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def food_params(**over):
+    return parse_params(merge(merge(BASE, {"competition": "food11", "image_size": 32,
+                                           "prepare": {"workers": 1}}), over))
+
+
+def png(mode: str, size=(20, 20)) -> bytes:
+    buf = io.BytesIO()
+    if mode == "I;16":
+        arr = (np.arange(size[0] * size[1], dtype=np.uint16).reshape(size[::-1]) * 97)
+        im = Image.fromarray(arr)
+        assert im.mode.startswith("I;16")
+        im.save(buf, format="PNG")
+    else:
+        Image.new(mode, size, 128 if mode == "L" else (10, 20, 30, 40)[: len(mode)]).save(
+            buf, format="TIFF" if mode == "CMYK" else "PNG")
+    return buf.getvalue()
+
+
+def food_archive(raw, extra_train=None, extra_test=None):
+    members = {}
+    for c in range(11):
+        for k in range(2):
+            members[f"food11/train/{c}_{k}.jpg"] = jpeg_bytes(c)
+            members[f"food11/valid/{c}_{k}.jpg"] = jpeg_bytes(c)
+    for i in range(3):
+        members[f"food11/test/{i:04d}.jpg"] = jpeg_bytes(i)
+    members.update({f"food11/train/{k}": v for k, v in (extra_train or {}).items()})
+    members.update({f"food11/test/{k}": v for k, v in (extra_test or {}).items()})
+    return write_zip(raw / "food11.zip", members)
+
+
+GOOD_JPEG = jpeg_bytes(3)
+BAD_TRAIN = {
+    "0_90.jpg": GOOD_JPEG[: len(GOOD_JPEG) // 2],      # truncated
+    "1_91.jpg": b"",                                    # zero bytes
+    "2_92.jpg": b"%PDF-1.4 not an image at all",        # not an image
+    "3_93.jpg": b"\xff\xd8\xff\xe0" + b"\x00" * 50,     # corrupt JPEG header
+}
+CONVERTIBLE = {
+    "4_94.jpg": png("CMYK"), "5_95.jpg": png("L"), "6_96.jpg": png("I;16"), "7_97.jpg": png("RGBA"),
+    "8_98.jpg": jpeg_bytes(1, mode="L"), "9_99.jpg": jpeg_bytes(2, mode="CMYK"),
+}
+
+
+def test_bad_train_images_are_skipped_with_a_warning(tmp_path, capsys):
+    food_archive(tmp_path / "raw", {**BAD_TRAIN, **CONVERTIBLE})
+    prepare.main(food_params(), tmp_path / "raw", tmp_path / "out")
+    out = capsys.readouterr().out
+    assert "skipping 4 unreadable training images" in out
+    for name in BAD_TRAIN:
+        assert name in out
+    m = pd.read_csv(tmp_path / "out/manifest.csv", dtype={"id": str})
+    assert not any(m.id.str.contains("_9[0-3].jpg"))
+    assert all(f"train/{k}" in set(m.id) for k in CONVERTIBLE)  # CMYK, gray, 16-bit: converted
+    cache = np.load(tmp_path / "out/images.npy")
+    assert len(cache) == len(m) and cache.dtype == np.uint8 and cache.shape[-1] == 3
+    row = m.index[m.id == "train/6_96.jpg"][0]
+    assert cache[row].max() > 0  # 16-bit scaled into 8 bits, not clipped to white or black
+
+
+def test_bad_train_images_fail_when_asked(tmp_path):
+    food_archive(tmp_path / "raw", BAD_TRAIN)
+    with pytest.raises(UserError, match="4 images cannot be read.*0_90.jpg"):
+        prepare.main(food_params(prepare={"on_bad_image": "fail"}), tmp_path / "raw", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_test_image_always_fails(tmp_path):
+    food_archive(tmp_path / "raw", extra_test={"0003.jpg": b""})
+    with pytest.raises(UserError, match="1 test images cannot be read.*0003.jpg"):
+        prepare.main(food_params(), tmp_path / "raw", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture()
+def digits_raw(tmp_path):
+    p = parse_params(merge(BASE, {"prepare": {"workers": 1}}))
+    fetch.main(p, tmp_path / "raw")
+    return p, tmp_path / "raw"
+
+
+def test_label_row_without_image(digits_raw, tmp_path):
+    p, raw = digits_raw
+    first = sorted(raw.glob("train/*.png"))[0]
+    first.unlink()
+    with pytest.raises(UserError, match=f"train.csv lists ids with no image in train/: \\['{first.stem}'\\]"):
+        prepare.main(p, raw, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_without_label(digits_raw, tmp_path):
+    p, raw = digits_raw
+    Image.new("L", (8, 8)).save(raw / "train/99999.png")
+    with pytest.raises(UserError, match="images in train/ not listed in train.csv: \\['99999'\\]"):
+        prepare.main(p, raw, tmp_path / "out")
+
+
+def test_duplicate_ids_named(digits_raw, tmp_path):
+    p, raw = digits_raw
+    labels = pd.read_csv(raw / "train.csv")
+    pd.concat([labels, labels.head(2)]).to_csv(raw / "train.csv", index=False)
+    first_two = labels.id.head(2).astype(str).tolist()
+    with pytest.raises(UserError, match=re.escape(f"duplicate ids {first_two}")):
+        prepare.main(p, raw, tmp_path / "out")
+
+
+def test_folds_refuse_classes_smaller_than_k(tmp_path):
+    p = parse_params(merge(BASE, {"competitions": {"digits": {"test_size": 0.96}},
+                                  "folds": {"n_splits": 10, "run": [0]}}))
+    fetch.main(p, tmp_path / "raw")
+    prepare.main(p, tmp_path / "raw", tmp_path / "out")
+    with pytest.raises(UserError, match="folds.n_splits=10: classes .* fewer images than folds"):
+        folds.main(p, tmp_path / "out", tmp_path / "folds.csv")
+    assert not (tmp_path / "folds.csv").exists()
+
+
+# --- property-based: random params and manifests give a valid result or a clear error ---
+
+def _mutations():
+    keys = st.sampled_from(["image_size", "competition", "train", "folds", "tta", "prepare",
+                            "models", "augment", "ensemble", "predict", "bogus"])
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                     st.floats(allow_nan=True, allow_infinity=True), st.text(string.printable, max_size=8),
+                     st.lists(st.integers(-3, 8), max_size=4), st.lists(st.text(max_size=5), max_size=3))
+    sub = st.dictionaries(st.sampled_from(["epochs", "lr", "batch_size", "models", "n_splits", "run",
+                                           "seed", "method", "mixup", "on_bad_image", "digits",
+                                           "lenet", "hflip", "x"]), leaf, max_size=3)
+    return st.dictionaries(keys, st.one_of(leaf, sub), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutations())
+def test_random_params_are_valid_or_one_clear_error(mutation):
+    try:
+        p = parse_params(merge(BASE, mutation))
+    except UserError as e:
+        assert "\n" not in str(e) and str(e).startswith("params.yaml: ")
+        return
+    assert p.train.models and all(m in p.models for m in p.train.models)
+    assert all(0 <= f < p.folds.n_splits for f in p.folds.run)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "a"]), st.one_of(st.none(), st.integers(-1, 3)),
+                          st.sampled_from(["train", "test", "dev"])), max_size=12))
+def test_random_manifests_are_valid_or_name_the_problem(rows):
+    frame = pd.DataFrame([(i, f"f/{i}.png", l, s, s) for i, l, s in rows],
+                         columns=["id", "path", "label", "split", "source"])
+    try:
+        out = check_manifest(frame, ["x", "y"], "m")
+    except UserError as e:
+        assert str(e).startswith("m: ") and "\n" not in str(e)
+        return
+    train = out[out.split == "train"]
+    assert set(train.label.astype(int)) == {0, 1} and (out.split == "test").any()
+    assert out.id.is_unique
