@@ -37,5 +37,11 @@ test-fast: $(STAMP) ## unit tests only (no end-to-end pipeline runs)
 bench: $(STAMP) ## speed and accuracy benchmarks, side by side; writes metrics/bench.json
 	python -m imgcomp.bench
 
+report: $(STAMP) ## one self-contained HTML page of the last run: reports/<competition>.html
+	python -m imgcomp report
+
+submit: $(STAMP) ## upload the submission with the kaggle CLI (DRY_RUN=1: print the command only)
+	python -m imgcomp upload $(if $(DRY_RUN),--dry-run,)
+
 clean: ## remove pipeline outputs (not the raw data, not the venv)
 	rm -rf data/prepared data/folds models preds dvclive checkpoints metrics reports

@@ -124,3 +124,57 @@ def test_second_repro_while_one_runs_gets_dvc_lock_message(tmp_path):
     assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
     log.close()
     assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
+
+
+def test_report_is_self_contained(digits_project):
+    import re
+
+    project, _ = digits_project
+    proc = imgcomp(["report"], project, check=True)
+    assert "self-contained" in proc.stdout
+    page = (project / "reports/digits.html").read_text()
+    assert "<table>" in page and "fold 0" in page and "Most confidently wrong" in page
+    assert page.count('src="data:image/png;base64,') >= 3
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
+    assert "http://" not in page and "https://" not in page
+
+
+def _fake_kaggle(tmp_path):
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    log = tmp_path / "kaggle-argv.txt"
+    script = bin_dir / "kaggle"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {log}\n')
+    script.chmod(0o755)
+    return bin_dir, log
+
+
+def test_make_submit_without_credentials_sends_nothing(digits_project, tmp_path):
+    import os
+
+    from helpers import env_for
+
+    project, _ = digits_project
+    set_params(project, competitions={"digits": {"kaggle": "digit-recognizer"}})
+    bin_dir, log = _fake_kaggle(tmp_path)
+    env = env_for(project)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env["HOME"] = str(tmp_path / "home")
+    for k in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
+        env.pop(k, None)
+    import sys
+    proc = run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
+    assert "no Kaggle credentials" in proc.stdout and "nothing was sent" in proc.stdout
+    assert not log.exists()
+
+    env.update(KAGGLE_USERNAME="me", KAGGLE_KEY="secret")
+    dry = run([sys.executable, "-m", "imgcomp", "upload", "--dry-run"], project, env=env)
+    assert "kaggle competitions submit -c digit-recognizer -f submissions/digits.csv -m" in dry.stdout
+    assert not log.exists()
+    run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
+    argv = log.read_text().splitlines()
+    assert argv[:6] == ["competitions", "submit", "-c", "digit-recognizer", "-f", "submissions/digits.csv"]
+    assert argv[6] == "-m" and argv[7].startswith("imgcomp: lenet, CV accuracy ")
+    set_params(project, competitions={"digits": {"kaggle": None}})
+    by_hand = run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
+    assert "no Kaggle slug" in by_hand.stdout and "by hand" in by_hand.stdout

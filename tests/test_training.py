@@ -125,3 +125,30 @@ def test_unknown_model_name_cli(digits_small):
                      params_over={"models": {"lenet": {"arch": "lenett"}}})
     assert proc.returncode == 2 and "unknown model 'lenett'" in proc.stderr
     assert "Traceback" not in proc.stderr and not (digits_small / "x.pt").exists()
+
+
+def test_loader_batches_follow_seed_with_persistent_workers(digits_small):
+    from imgcomp.data.loaders import CachedImages, start_epoch, train_loader
+    from imgcomp.data.transforms import train_transform
+    from imgcomp.params import Augment
+
+    root = digits_small
+    rows = np.arange(120)
+
+    def epoch_batches(loader, seed):
+        start_epoch(loader, seed)
+        return [x.clone() for x, _ in loader]
+
+    def make(workers):
+        ds = CachedImages(root / "prepared/images.npy", rows, rows % 10,
+                          train_transform(Augment(scale=(0.5, 1.0), rotate=10), 32, 0))
+        return train_loader(ds, 16, workers, False)
+
+    a, b = make(2), make(2)
+    assert a.persistent_workers
+    first = epoch_batches(a, 5)
+    assert all(torch.equal(x, y) for x, y in zip(first, epoch_batches(b, 5)))
+    second = epoch_batches(a, 6)
+    assert not all(torch.equal(x, y) for x, y in zip(first, second))
+    again = epoch_batches(a, 5)  # the same epoch seed replays, workers kept alive
+    assert all(torch.equal(x, y) for x, y in zip(first, again))

@@ -26,13 +26,17 @@ def _parser() -> argparse.ArgumentParser:
     add("folds", "stratified K-fold assignment", "prepared", "out")
     add("train", "train one (model, fold)", "model", "fold", "prepared", "folds", "out", "live")
     add("predict", "OOF and test probabilities with TTA", "checkpoint", "prepared", "folds", "out")
-    add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv")
+    add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv", "plots")
     add("submit", "write, validate and score the CSV", "prepared", "raw", "probs", "out",
         "leaderboard")
     v = sub.add_parser("validate", help="check any CSV against the competition's test ids")
     v.add_argument("file", type=Path)
     v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
     sub.add_parser("summary", help="print the CV and held-out scores of the last run")
+    u = sub.add_parser("upload", help="upload the submission with the kaggle CLI (make submit)")
+    u.add_argument("--dry-run", action="store_true", help="print the command, send nothing")
+    r = sub.add_parser("report", help="one self-contained HTML page of the last run (make report)")
+    r.add_argument("--out", help="default reports/<competition>.html")
     return p
 
 
@@ -61,7 +65,8 @@ def run(argv: list[str]) -> None:
                      Path(args.out))
     elif s == "ensemble":
         from .stages import ensemble
-        ensemble.main(params, Path(args.prepared), Path(args.preds), Path(args.out), Path(args.cv))
+        ensemble.main(params, Path(args.prepared), Path(args.preds), Path(args.out), Path(args.cv),
+                      Path(args.plots))
     elif s == "submit":
         from .stages import submit
         submit.main(params, Path(args.prepared), Path(args.raw), Path(args.probs), Path(args.out),
@@ -72,6 +77,12 @@ def run(argv: list[str]) -> None:
     elif s == "summary":
         from .tools import summary
         summary(params)
+    elif s == "upload":
+        from .tools import upload
+        upload(params, args.dry_run)
+    elif s == "report":
+        from .report import main as report
+        report(params, args.params, args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

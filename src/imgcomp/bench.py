@@ -36,22 +36,32 @@ def n(count: int) -> int:
     return max(8, int(count * SCALE))
 
 
-def synthetic_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
-    """Photo-like JPEGs: smooth random colour fields plus noise, in two classes."""
+def synthetic_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0,
+                    fundus: bool = False) -> list[Path]:
+    """Photo-like JPEGs (quality 90): smooth random colour fields plus sensor-like noise, in two
+    classes; `fundus` adds the black surround of a fundus photo. About 1.2 bits per pixel."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
     w, h = size
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) < (0.47 * min(w, h)) ** 2
     for i in range(count):
         coarse = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
         im = Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)
-        arr = np.asarray(im, dtype=np.int16) + rng.integers(-12, 12, (h, w, 3), dtype=np.int16)
+        arr = np.asarray(im, dtype=np.int16) + rng.integers(-4, 5, (h, w, 3), dtype=np.int16)
+        if fundus:
+            arr = arr * disc[..., None]
         path = folder / f"{i % 2}_{i:05d}.jpg"
         Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path, quality=90)
         paths.append(path)
     return paths
+
+
+def mean_kb(paths: list[Path]) -> float:
+    return round(sum(p.stat().st_size for p in paths) / len(paths) / 1024, 1)
 
 
 class NaiveImageFolder:
@@ -63,7 +73,7 @@ class NaiveImageFolder:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int):
+    def _load(self, i: int):
         import torch
         from PIL import Image
 
@@ -71,6 +81,9 @@ class NaiveImageFolder:
             img = np.asarray(im.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR))
         img = self.transform(image=img)["image"]
         return torch.from_numpy(np.ascontiguousarray(img)), i % 2
+
+    def __getitem__(self, key):
+        return self._load(key[0] if isinstance(key, tuple) else key)
 
     def reseed(self, seed: int) -> None:
         self.transform.set_random_seed(seed % 2**32)
@@ -105,7 +118,8 @@ def bench_loader(tmp: Path, size: int, workers: int) -> dict:
     batch = min(64, max(2, len(paths) // 4))
     ours_ips = images_per_second(train_loader(ours, batch, workers, False))
     naive_ips = images_per_second(train_loader(naive, batch, workers, False))
-    return {"images": len(paths), "photo": "512x384 JPEG", "size": size, "workers": workers,
+    return {"images": len(paths), "photo": f"512x384 JPEG, {mean_kb(paths)} KB", "size": size,
+            "workers": workers,
             "ours_images_per_s": round(ours_ips, 1), "naive_images_per_s": round(naive_ips, 1),
             "ratio": round(ours_ips / naive_ips, 2), "prepare_images_per_s": round(prepare_ips, 1)}
 
@@ -163,8 +177,12 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
     if rt.channels_last:
         xs = xs.contiguous(memory_format=torch.channels_last)
     ys = torch.randint(0, 10, (batch,), device=rt.device)
-    synthetic_ips = run((xs, ys) for _ in range(steps + 3))
-    pipeline_ips = run(pipeline())
+    feed = pipeline()
+    # Alternate the two, twice, and keep each one's best: a noisy neighbour hurts both alike.
+    synthetic_ips = pipeline_ips = 0.0
+    for _ in range(2):
+        synthetic_ips = max(synthetic_ips, run((xs, ys) for _ in range(steps + 3)))
+        pipeline_ips = max(pipeline_ips, run(feed))
     return {"model": arch, "args": args, "size": size, "batch": batch, "device": str(rt.device),
             "precision": rt.precision, "channels_last": rt.channels_last,
             "workers": loader.num_workers, "steps": steps,
@@ -176,7 +194,7 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
 def bench_draft(tmp: Path, size: int) -> dict:
     from .data.cache import decode
 
-    paths = synthetic_jpegs(tmp / "fundus", n(24), (2124, 2056), seed=1)
+    paths = synthetic_jpegs(tmp / "fundus", n(24), (2124, 2056), seed=1, fundus=True)
     side = int(round(size * 1.15))
     out = {}
     for draft in (True, False):
@@ -185,7 +203,7 @@ def bench_draft(tmp: Path, size: int) -> dict:
         for p in paths:
             decode(p, side, 3, draft=draft)
         out[draft] = len(paths) / (time.perf_counter() - start)
-    return {"photos": len(paths), "photo": "2124x2056 JPEG", "cache_side": side,
+    return {"photos": len(paths), "photo": f"2124x2056 JPEG, {mean_kb(paths)} KB", "cache_side": side,
             "draft_images_per_s": round(out[True], 2), "full_images_per_s": round(out[False], 2),
             "ratio": round(out[True] / out[False], 2)}
 
@@ -291,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.child_train:
         return child_train(args.child_train, args.device)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    workers = min(8, os.cpu_count() or 1) if cuda else min(2, os.cpu_count() or 1)
+    # Both loaders get the worker count the pipeline itself uses (train.num_workers: auto).
+    workers = max(1, min(8, (os.cpu_count() or 2) - 1)) if cuda else 0
     if cuda:  # the GPU goal: timm resnet18 at 128 px, bf16, channels_last
         train_cfg = dict(arch="resnet18", args={}, size=128, batch=256, steps=30, precision="auto")
     else:  # the CPU goal: a small model
@@ -315,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_table(r: dict) -> None:
     lo, tr, dr, me, acc = r["loader"], r["train"], r["draft"], r["memory"], r["accuracy"]
-    print(f"\nimgcomp bench on {r['device']} ({r['cpus']} CPUs), scale {r['scale']}")
+    print(f"\nimgcomp bench on {r['device']} ({r['cpus']} CPUs), scale {r['scale']}; photos: "
+          f"{lo['photo']} (loader, {lo['workers']} workers), {dr['photo']} (draft)")
     print(f"{'measure':<46}{'ours':>12}{'baseline':>12}{'ratio':>9}  goal")
     print(f"{'loader images/s (cache vs PIL decode each epoch)':<46}{lo['ours_images_per_s']:>12}"
           f"{lo['naive_images_per_s']:>12}{lo['ratio']:>9}  >= 10")

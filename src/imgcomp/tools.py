@@ -42,3 +42,56 @@ def summary(params: Params) -> None:
         if "test" in lb:
             print(f"{lb['competition']}: held-out test {metric} {lb['test'][metric]:.4f}")
         print(f"submission: {lb['submission']}")
+
+
+def kaggle_credentials() -> Path | str | None:
+    """Where the official kaggle CLI would find credentials, or None."""
+    import os
+
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME/KAGGLE_KEY"
+    dirs = [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle",
+            Path.home() / ".config" / "kaggle"]
+    for d in dirs:
+        if d and (Path(d) / "kaggle.json").is_file():
+            return Path(d) / "kaggle.json"
+    return None
+
+
+def upload_command(slug: str, csv: Path, message: str) -> list[str]:
+    return ["kaggle", "competitions", "submit", "-c", slug, "-f", str(csv), "-m", message]
+
+
+def upload(params: Params, dry_run: bool = False) -> list[str] | None:
+    """`make submit`: validate the CSV, then upload it with the kaggle CLI or say where to."""
+    import shlex
+    import subprocess
+
+    comp = get_competition(params.competition)
+    csv = Path("submissions") / f"{comp.name}.csv"
+    if not csv.is_file():
+        raise UserError(f"{csv}: missing; run `make all` first")
+    validate_file(params, csv, None)
+    slug = params.competition_params().kaggle
+    by_hand = f"upload {csv} by hand at {comp.where_to_get}" + (
+        f", named {comp.upload_as}" if comp.upload_as else "")
+    if not slug:
+        print(f"submit: no Kaggle slug (competitions.{comp.name}.kaggle); {by_hand}")
+        return None
+    if kaggle_credentials() is None:
+        print("submit: no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME and "
+              f"KAGGLE_KEY); nothing was sent. Add them, or {by_hand}")
+        return None
+    cv_path = METRICS_DIR / "cv.json"
+    message = "imgcomp"
+    if cv_path.is_file():
+        cv = json.loads(cv_path.read_text())
+        message += (f": {'+'.join(cv['models'])}, CV {cv['metric']} "
+                    f"{cv['ensemble'][cv['metric']]:.4f}")
+    cmd = upload_command(slug, csv, message)
+    print(("submit (dry run): " if dry_run else "submit: ") + shlex.join(cmd))
+    if not dry_run:
+        proc = subprocess.run(cmd)
+        if proc.returncode:
+            raise UserError(f"kaggle CLI failed (exit {proc.returncode}); see its message above")
+    return cmd

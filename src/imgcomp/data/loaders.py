@@ -1,8 +1,10 @@
 """Loaders over the memory-mapped cache: never a JPEG decode, never the whole set in RAM.
 
-Training reads single images (albumentations needs them one at a time) in workers; evaluation
-reads whole contiguous batches by slicing the map. Randomness is reseeded per epoch and per
-worker from the epoch's generator, so a resumed run sees exactly the batches it would have.
+Training reads single images (albumentations needs them one at a time) in persistent workers;
+evaluation reads whole batches by slicing the map. The sampler tags every index with the
+epoch's seed; a worker that sees a new seed reseeds its augmentation from (seed, worker id).
+So every epoch's crops and flips follow from (train.seed, epoch) alone, with persistent
+workers, and a resumed run sees exactly the batches an uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -14,17 +16,41 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
+class EpochSampler(Sampler):
+    """A seeded permutation per epoch (this rank's share under DDP), as (index, epoch seed)."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1):
+        self.n, self.rank, self.world, self.seed = n, rank, world, 0
+
+    def set_epoch(self, seed: int) -> None:
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.n // self.world
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(self.n, generator=g)[: len(self) * self.world]
+        return iter([(int(i), self.seed) for i in order[self.rank::self.world]])
+
+
 class CachedImages(Dataset):
     """Rows of the uint8 cache through an optional per-image transform; yields (HWC uint8, label)."""
 
     def __init__(self, cache: Path, rows: np.ndarray, labels: np.ndarray, transform=None):
         self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
         self._images = None
+        self._seed = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        if seed is not None and seed != self._seed:
+            info = torch.utils.data.get_worker_info()
+            self.reseed(seed * 7919 + (info.id if info else 0))
+            self._seed = seed
         if self._images is None:  # opened lazily: each worker maps the file itself
             self._images = np.load(self.cache, mmap_mode="r")
         img = np.asarray(self._images[self.rows[i]])
@@ -37,27 +63,18 @@ class CachedImages(Dataset):
             self.transform.set_random_seed(seed % 2**32)
 
 
-def _worker_init(_: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    info.dataset.reseed(torch.initial_seed())
-
-
-def train_loader(dataset: CachedImages, batch_size: int, num_workers: int, pin: bool,
-                 sampler: Sampler | None = None) -> DataLoader:
+def train_loader(dataset: Dataset, batch_size: int, num_workers: int, pin: bool,
+                 rank: int = 0, world: int = 1) -> DataLoader:
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+        dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), rank, world),
         num_workers=num_workers, pin_memory=pin, drop_last=True,
-        persistent_workers=False, worker_init_fn=_worker_init if num_workers else None,
-        prefetch_factor=4 if num_workers else None, generator=torch.Generator(),
+        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None,
     )
 
 
 def start_epoch(loader: DataLoader, seed: int) -> None:
-    """Fix this epoch's shuffle, worker seeds and main-process augmentation from `seed`."""
-    loader.generator.manual_seed(seed)
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(seed)
-    loader.dataset.reseed(seed)
+    """Fix this epoch's order and augmentation from `seed` (main process and workers alike)."""
+    loader.sampler.set_epoch(seed)
 
 
 class _Slices(Dataset):

@@ -60,7 +60,32 @@ def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
     return candidates[best]
 
 
-def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path) -> None:
+def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.DataFrame:
+    """ROC of class 1 (binary) or micro-averaged one-vs-rest (multi-class)."""
+    from sklearn.metrics import roc_curve
+
+    if probs.shape[1] == 2:
+        truth, score_ = labels == 1, probs[:, 1]
+    else:
+        truth = (labels[:, None] == np.arange(probs.shape[1])[None]).ravel()
+        score_ = probs.ravel()
+    fpr, tpr, _ = roc_curve(truth, score_)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).round().astype(int))
+    return pd.DataFrame({"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6)})
+
+
+def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    """OOF confusion pairs and ROC points, the DVC plots of the ensemble."""
+    names = np.asarray(classes, dtype=object)
+    confusion = pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(axis=1)]})
+    with atomic_path(plots_dir) as tmp:
+        tmp.mkdir()
+        confusion.to_csv(tmp / "confusion.csv", index=False)
+        roc_points(labels, probs).to_csv(tmp / "roc.csv", index=False)
+
+
+def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
+         plots_dir: Path | None = None) -> None:
     comp = get_competition(params.competition)
     prepared = Prepared.load(prepared_dir)
     labels_by_id = prepared.manifest.set_index("id")["label"]
@@ -104,6 +129,8 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         tmp.mkdir()
         write_probs(tmp / "oof.csv", oof_ids, oof_ens, prepared.classes)
         write_probs(tmp / "test.csv", test_ids, test_ens, prepared.classes)
+    if plots_dir is not None:
+        write_plots(plots_dir, y, oof_ens, prepared.classes)
     write_json(cv_json, {"competition": comp.name, "metric": comp.metric,
                          "images": len(oof_ids), "folds": list(folds),
                          "ensemble": ensemble, "models": per_model})

@@ -177,12 +177,8 @@ class Stepper:
 
 def make_train_loader(cfg: Train, rt: Runtime, train_ds: CachedImages):
     per_rank = max(2, (min(cfg.batch_size, len(train_ds)) // rt.world) // 2 * 2)  # mixup: even
-    sampler = None
-    if rt.world > 1:
-        sampler = torch.utils.data.distributed.DistributedSampler(
-            train_ds, rt.world, rt.rank, shuffle=True, seed=cfg.seed, drop_last=True)
     return train_loader(train_ds, per_rank, loader_workers(cfg, rt), rt.device.type == "cuda",
-                        sampler)
+                        rt.rank, rt.world)
 
 
 def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: CachedImages,

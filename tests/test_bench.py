@@ -1,0 +1,23 @@
+"""`make bench` runs end to end (tiny scale) and writes every figure; it asserts no speed."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_smoke(tmp_path):
+    env = {**os.environ, "IMGCOMP_BENCH_SCALE": "0.02", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "imgcomp.bench", "--out", str(tmp_path / "b.json")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((tmp_path / "b.json").read_text())
+    for key in ("loader", "train", "draft"):
+        assert r[key]["ratio"] > 0
+    assert [row["data"] for row in r["memory"]["rows"]] == ["1x", "2x", "4x"]
+    assert r["memory"]["rows"][2]["images"] == 4 * r["memory"]["rows"][0]["images"]
+    assert "loader images/s" in proc.stdout and "draft vs full" in proc.stdout

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from imgcomp.metrics import accuracy, auc
+from imgcomp.stages.ensemble import combine, fit_weights, rank_normalise, roc_points
+
+
+def noisy_models(seed, n=400, c=3, noise=(0.5, 1.0, 2.0)):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    stack = []
+    for s in noise:
+        logits = np.eye(c)[y] * 2 + rng.normal(0, s, (n, c))
+        p = np.exp(logits)
+        stack.append(p / p.sum(1, keepdims=True))
+    return np.stack(stack), y
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("metric", ["accuracy", "auc"])
+def test_weighted_never_below_best_single_model(seed, metric):
+    stack, y = noisy_models(seed, c=2 if metric == "auc" else 3)
+    fn = accuracy if metric == "accuracy" else auc
+    w = fit_weights(stack, y, metric)
+    assert (w >= 0).all() and w.sum() == pytest.approx(1.0)
+    best_single = max(fn(y, p) for p in stack)
+    assert fn(y, combine(stack, w, "mean")) >= best_single
+
+
+def test_rank_average_is_a_distribution_and_keeps_order():
+    stack, y = noisy_models(1, c=2)
+    out = combine(stack, np.full(3, 1 / 3), "rank")
+    assert np.allclose(out.sum(1), 1.0) and (out >= 0).all()
+    r = rank_normalise(stack[0])
+    assert r.min() == 0 and r.max() == 1
+    assert (np.argsort(r[:, 1], kind="stable") == np.argsort(stack[0][:, 1], kind="stable")).all()
+
+
+def test_roc_points_binary_and_multiclass():
+    stack, y = noisy_models(2, c=2)
+    roc = roc_points(y, stack[0])
+    assert roc.fpr.iloc[0] == 0 and roc.tpr.iloc[-1] == 1 and roc.fpr.is_monotonic_increasing
+    stack, y = noisy_models(2, c=4)
+    assert len(roc_points(y, stack[0], limit=50)) <= 50
