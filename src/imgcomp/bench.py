@@ -178,9 +178,9 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
         xs = xs.contiguous(memory_format=torch.channels_last)
     ys = torch.randint(0, 10, (batch,), device=rt.device)
     feed = pipeline()
-    # Alternate the two, twice, and keep each one's best: a noisy neighbour hurts both alike.
+    # Alternate the two, three times, and keep each one's best: noise hurts both alike.
     synthetic_ips = pipeline_ips = 0.0
-    for _ in range(2):
+    for _ in range(3):
         synthetic_ips = max(synthetic_ips, run((xs, ys) for _ in range(steps + 3)))
         pipeline_ips = max(pipeline_ips, run(feed))
     return {"model": arch, "args": args, "size": size, "batch": batch, "device": str(rt.device),
@@ -196,13 +196,13 @@ def bench_draft(tmp: Path, size: int) -> dict:
 
     paths = synthetic_jpegs(tmp / "fundus", n(24), (2124, 2056), seed=1, fundus=True)
     side = int(round(size * 1.15))
-    out = {}
-    for draft in (True, False):
-        decode(paths[0], side, 3, draft=draft)
-        start = time.perf_counter()
-        for p in paths:
-            decode(p, side, 3, draft=draft)
-        out[draft] = len(paths) / (time.perf_counter() - start)
+    out = {True: 0.0, False: 0.0}
+    for _ in range(3):  # alternate, keep each one's best
+        for draft in (True, False):
+            start = time.perf_counter()
+            for p in paths:
+                decode(p, side, 3, draft=draft)
+            out[draft] = max(out[draft], len(paths) / (time.perf_counter() - start))
     return {"photos": len(paths), "photo": f"2124x2056 JPEG, {mean_kb(paths)} KB", "cache_side": side,
             "draft_images_per_s": round(out[True], 2), "full_images_per_s": round(out[False], 2),
             "ratio": round(out[True] / out[False], 2)}
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         train_cfg = dict(arch="resnet18", args={}, size=128, batch=256, steps=30, precision="auto")
     else:  # the CPU goal: a small model
         train_cfg = dict(arch="resnet", args={"depth": 18, "width": 16}, size=64, batch=64,
-                         steps=max(5, int(15 * min(SCALE, 1))), precision="fp32")
+                         steps=max(5, int(20 * min(SCALE, 1))), precision="fp32")
     results = {"device": "cuda" if cuda else "cpu", "cpus": os.cpu_count(), "scale": SCALE}
     with tempfile.TemporaryDirectory(prefix="imgcomp-bench-") as d:
         tmp = Path(d)

@@ -14,6 +14,10 @@ import torch.nn.functional as F
 
 from ..params import Augment
 
+# OpenCV's own thread pool fights the loader workers and torch for the same cores; each
+# image here is tiny, so one thread per process is faster (albumentations' advice too).
+cv2.setNumThreads(0)
+
 
 def train_transform(aug: Augment, size: int, seed: int) -> A.Compose:
     steps: list = []
