@@ -66,7 +66,8 @@ def write_rar4(path: Path, members: dict[str, bytes], solid: bool = False) -> Pa
     return path
 
 
-def cat_dog_archive(raw: Path, n_train: int = 12, n_val: int = 4, n_test: int = 12) -> Path:
+def cat_dog_archive(raw: Path, n_train: int = 12, n_val: int = 4, n_test: int = 12,
+                    rar: int = 4) -> Path:
     members = {}
     for i in range(n_train):
         cls = ("cat", "dog")[i % 2]
@@ -78,7 +79,7 @@ def cat_dog_archive(raw: Path, n_train: int = 12, n_val: int = 4, n_test: int = 
     # archive order deliberately not numeric order: 0, 1, 10, 11, 2, ...
     for i in sorted(range(n_test), key=str):
         members[f"cat_dog/test/{i}.jpg"] = jpeg_bytes(i % 2)
-    return write_rar4(raw / "cat_dog.rar", members)
+    return (write_rar4 if rar == 4 else write_rar5)(raw / "cat_dog.rar", members)
 
 
 def food11_archive(raw: Path, edition: str = "new", per_class: int = 2, n_test: int = 6) -> Path:
@@ -241,3 +242,37 @@ class LocalServer:
         if cut_first_after is not None:
             self.handler.cut_once[path] = cut_first_after
         return self.url(path)
+
+
+def _vint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _rar5_block(fields: bytes, data: bytes = b"") -> bytes:
+    body = fields
+    size = _vint(len(body))
+    return struct.pack("<I", zlib.crc32(size + body)) + size + body + data
+
+
+def write_rar5(path: Path, members: dict[str, bytes]) -> Path:
+    """A RAR 5.0 archive with stored entries, from the format's technote: signature, main
+    archive header, a file header (data CRC32, method 0) per member, end-of-archive header."""
+    out = bytearray(b"Rar!\x1a\x07\x01\x00")
+    out += _rar5_block(_vint(1) + _vint(0) + _vint(0))  # main: type 1, no flags, archive flags 0
+    for name, data in members.items():
+        raw = name.encode()
+        fields = (_vint(2) + _vint(0x0002) + _vint(len(data))  # file, has data area, data size
+                  + _vint(0x0004) + _vint(len(data)) + _vint(0o100644)  # CRC present, size, attrs
+                  + struct.pack("<I", zlib.crc32(data)) + _vint(0) + _vint(1)  # store; Unix
+                  + _vint(len(raw)) + raw)
+        out += _rar5_block(fields, data)
+    out += _rar5_block(_vint(5) + _vint(0) + _vint(0))  # end of archive
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(out))
+    return path

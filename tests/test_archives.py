@@ -3,7 +3,7 @@ import tarfile
 import zipfile
 
 import pytest
-from helpers import LocalServer, write_rar4, write_zip
+from helpers import LocalServer, write_rar4, write_rar5, write_zip
 
 from imgcomp.archives import download, extract, rar4_is_solid, sha256sum
 from imgcomp.errors import UserError
@@ -27,6 +27,14 @@ def test_rar4_stored(tmp_path):
     extract(arch, tmp_path / "out", BIG)
     assert (tmp_path / "out/cat_dog/train/cat.1.jpg").read_bytes() == b"abc"
     assert (tmp_path / "out/cat_dog/test/0.jpg").read_bytes() == b"xy"
+
+
+def test_rar5_stored(tmp_path):
+    arch = write_rar5(tmp_path / "a.rar", {"cat_dog/val/dog_7.jpg": b"abc" * 50, "cat_dog/test/1.jpg": b"z"})
+    assert not rar4_is_solid(arch)
+    extract(arch, tmp_path / "out", BIG)
+    assert (tmp_path / "out/cat_dog/val/dog_7.jpg").read_bytes() == b"abc" * 50
+    assert (tmp_path / "out/cat_dog/test/1.jpg").read_bytes() == b"z"
 
 
 def test_7z_via_libarchive(tmp_path):

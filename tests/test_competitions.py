@@ -24,9 +24,10 @@ def manifest(out):
     return pd.read_csv(out / "manifest.csv", dtype={"id": str}, keep_default_na=False)
 
 
-def test_cat_dog_from_rar4(tmp_path):
+@pytest.mark.parametrize("rar", [4, 5])
+def test_cat_dog_from_rar(tmp_path, rar):
     raw = tmp_path / "raw"
-    cat_dog_archive(raw)
+    cat_dog_archive(raw, rar=rar)
     out = tmp_path / "prepared"
     prepare.main(params_for("cat_dog"), raw, out)
     m = manifest(out)
