@@ -178,3 +178,30 @@ def test_random_manifests_are_valid_or_name_the_problem(rows):
     train = out[out.split == "train"]
     assert set(train.label.astype(int)) == {0, 1} and (out.split == "test").any()
     assert out.id.is_unique
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(labels=st.lists(st.integers(0, 2), min_size=1, max_size=30), n_splits=st.integers(2, 6),
+       seed=st.integers(0, 10))
+def test_random_manifests_through_the_folds_stage(tmp_path_factory, labels, n_splits, seed):
+    """The folds stage on random manifests: a complete, stratified folds.csv, or one clear error
+    and no file."""
+    import json
+
+    root = tmp_path_factory.mktemp("m")
+    rows = [(f"i{k}", f"files/{k}.png", l, "train", "train") for k, l in enumerate(labels)]
+    rows.append(("t0", "files/t0.png", None, "test", "test"))
+    pd.DataFrame(rows, columns=["id", "path", "label", "split", "source"]).to_csv(root / "manifest.csv", index=False)
+    (root / "classes.json").write_text(json.dumps({"0": "a", "1": "b", "2": "c"}))
+    (root / "stats.json").write_text(json.dumps({"mean": [0.5], "std": [0.2]}))
+    p = parse_params(merge(BASE, {"folds": {"n_splits": n_splits, "seed": seed, "run": [0]}}))
+    out = root / "folds.csv"
+    try:
+        folds.main(p, root, out)
+    except UserError as e:
+        assert "\n" not in str(e) and not out.exists()
+        return
+    f = pd.read_csv(out, dtype={"id": str})
+    assert sorted(f.id) == sorted(r[0] for r in rows[:-1]) and f.fold.between(0, n_splits - 1).all()
+    counts = np.bincount(labels, minlength=3)
+    assert (counts[counts > 0] >= n_splits).all()

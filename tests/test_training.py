@@ -152,3 +152,53 @@ def test_loader_batches_follow_seed_with_persistent_workers(digits_small):
     assert not all(torch.equal(x, y) for x, y in zip(first, second))
     again = epoch_batches(a, 5)  # the same epoch seed replays, workers kept alive
     assert all(torch.equal(x, y) for x, y in zip(first, again))
+
+
+def test_cuda_oom_names_the_batch_size_to_lower(digits_small):
+    root = digits_small
+    proc = train_cli(root, root / "oom.pt", {"IMGCOMP_FAULT_OOM_AT_EPOCH": "1"},
+                     params_over={"train": {"batch_size": 32}})
+    assert proc.returncode == 2
+    assert "CUDA out of memory at train.batch_size=32; lower it (try 16)" in proc.stderr
+    assert not (root / "oom.pt").exists()
+
+
+def test_early_stopping_and_bf16_autocast_on_cpu(digits_small):
+    root = digits_small
+    proc = train_cli(root, root / "es.pt", params_over={"train": {
+        "epochs": 6, "patience": 1, "lr": 1e-9, "warmup_epochs": 0, "ema": 0.0, "mixup": 0.0,
+        "precision": "bf16", "optimizer": "sgd", "schedule": "step"}})
+    assert proc.returncode == 0, proc.stderr
+    assert "cpu bf16" in proc.stdout and "early stop" in proc.stdout
+    ckpt = _state(root / "es.pt")
+    assert ckpt["epochs_run"] == 2 and ckpt["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "step", "constant"])
+def test_other_schedules(schedule):
+    from imgcomp.training.loop import make_scheduler
+
+    cfg = parse_params(merge(BASE, {"train": {"epochs": 4, "schedule": schedule, "step_epochs": 2,
+                                              "warmup_epochs": 0}})).train
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    sched = make_scheduler(cfg, opt, 5)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if schedule == "step":
+        assert lrs[0] == pytest.approx(cfg.lr) and lrs[10] == pytest.approx(cfg.lr * cfg.step_gamma)
+    elif schedule == "constant":
+        assert all(lr == pytest.approx(cfg.lr) for lr in lrs)
+    else:
+        assert max(lrs) == pytest.approx(cfg.lr, rel=0.05) and lrs[-1] < cfg.lr / 100
+
+
+def test_torch_compile_path_trains(digits_small):
+    proc = train_cli(digits_small, digits_small / "compiled.pt",
+                     params_over={"train": {"epochs": 1, "compile": True}})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ", compiled" in proc.stdout
+    ckpt = _state(digits_small / "compiled.pt")
+    assert not any(k.startswith("_orig_mod") for k in ckpt["state_dict"])

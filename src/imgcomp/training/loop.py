@@ -122,7 +122,7 @@ class Stepper:
             model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
             **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
         self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
-        self.scaler = torch.amp.GradScaler(enabled=rt.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
         self.ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
         mixing = cfg.mixup > 0 or cfg.cutmix > 0
         self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
@@ -218,6 +218,8 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
             x = prep(images)
             y = labels.to(rt.device, non_blocking=True)
             try:
+                if _fault("OOM_AT_EPOCH") == epoch + 1:  # tests: what a CUDA OOM looks like
+                    raise torch.cuda.OutOfMemoryError("simulated")
                 loss = stepper.loss(x, y)
             except torch.cuda.OutOfMemoryError:
                 raise UserError(f"{name}: CUDA out of memory at train.batch_size={cfg.batch_size}"
@@ -281,7 +283,7 @@ def _log(live, row: dict) -> None:
 
 
 def _fault(name: str) -> int | None:
-    """Fault injection for the tests (IMGCOMP_FAULT_AFTER_EPOCH, IMGCOMP_FAULT_NAN_AT_EPOCH)."""
+    """Fault injection for the tests: IMGCOMP_FAULT_{AFTER_EPOCH,NAN_AT_EPOCH,OOM_AT_EPOCH}."""
     v = os.environ.get(f"IMGCOMP_FAULT_{name}")
     return int(v) if v else None
 
