@@ -63,7 +63,8 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     run_config = {
         "competition": comp.name, "model": model_name, "fold": fold,
         "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
-        "train": cfg.model_dump(mode="json"), "model_spec": spec.model_dump(mode="json"),
+        "train": cfg.model_dump(mode="json", exclude={"models"}),
+        "model_spec": spec.model_dump(mode="json"),
         "data": file_digest(prepared.root / MANIFEST, Path(folds_csv)),
     }
     run_key = json.dumps(run_config, sort_keys=True)
@@ -74,11 +75,11 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         from dvclive import Live
 
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-    print(f"{name}: {arch}, {len(train_rows)} train / {len(valid_rows)} valid images, "
-          f"{params.image_size}px, {rt.device} {rt.precision}"
-          + (f" x{rt.world} DDP" if rt.world > 1 else "")
-          + (", channels_last" if rt.channels_last else "") + (", compiled" if cfg.compile else ""),
-          flush=True)
+        print(f"{name}: {arch}, {len(train_rows)} train / {len(valid_rows)} valid images, "
+              f"{params.image_size}px, {rt.device} {rt.precision}"
+              + (f" x{rt.world} DDP" if rt.world > 1 else "")
+              + (", channels_last" if rt.channels_last else "")
+              + (", compiled" if cfg.compile else ""), flush=True)
     try:
         result = fit(cfg, model, rt, prep, dataset, valid_rows, labels[valid_rows],
                      prepared.num_classes, lambda y, p: score(comp.metric, y, p), comp.metric,

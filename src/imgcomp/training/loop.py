@@ -59,7 +59,7 @@ def make_scheduler(cfg: Train, opt: torch.optim.Optimizer, steps_per_epoch: int)
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-            pct_start=max(cfg.warmup_epochs / cfg.epochs, 0.01) if cfg.warmup_epochs else 0.3)
+            pct_start=min(max(cfg.warmup_epochs / cfg.epochs, 0.01), 0.9) if cfg.warmup_epochs else 0.3)
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch))
 
 
@@ -243,7 +243,10 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
                    f"val/{metric}": score, "val/loss": _nll(valid_labels, probs),
                    "lr": stepper.opt.param_groups[0]["lr"]}
             progress.history.append(row)
-            improved = score > progress.best_score
+            # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
+            best = progress.best_score
+            improved = best_state is None or (
+                not math.isnan(score) and (math.isnan(best) or score > best))
             if improved:
                 progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch + 1, 0
                 best_state = {k: v.detach().cpu().clone()
