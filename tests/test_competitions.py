@@ -1,12 +1,10 @@
-import io
 import json
-import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, cat_dog_archive, food11_archive, jpeg_bytes, merge, palm_archives, write_zip
+from helpers import REPO, cat_dog_archive, food11_archive, jpeg_bytes, merge, palm_archives
 
 from imgcomp.errors import UserError
 from imgcomp.params import parse_params

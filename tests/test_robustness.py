@@ -3,7 +3,6 @@
 import io
 import re
 import string
-import struct
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,6 @@ import torch
 import yaml
 from helpers import REPO, merge
 
-from imgcomp.errors import UserError
 from imgcomp.params import parse_params
 from imgcomp.training.loop import lr_lambda
 

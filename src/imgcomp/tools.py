@@ -32,8 +32,7 @@ def summary(params: Params) -> None:
     metric = cv["metric"]
     print(f"{cv['competition']}: CV {metric} (out-of-fold, {cv['images']} images)")
     for model, r in cv["models"].items():
-        folds = " ".join(f"{f['accuracy' if metric == 'accuracy' else metric]:.4f}"
-                         for f in r["folds"].values())
+        folds = " ".join(f"{f[metric]:.4f}" for f in r["folds"].values())
         print(f"  {model:<20} {r[metric]:.4f}   folds: {folds}")
     e = cv["ensemble"]
     print(f"  {'ensemble (' + e['method'] + ')':<20} {e[metric]:.4f}")

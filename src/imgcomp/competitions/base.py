@@ -18,7 +18,6 @@ from ..errors import UserError
 from ..params import CompetitionParams
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MANIFEST_COLUMNS = ["id", "path", "label", "split", "source"]
 
 
 @dataclass(frozen=True)
