@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import (cat_dog_archive, food11_archive, imgcomp, make_project, palm_archives, ran_stages,
+from helpers import (REPO, cat_dog_archive, food11_archive, imgcomp, make_project, palm_archives, ran_stages,
                      run, set_params)
 
 pytestmark = pytest.mark.e2e
@@ -178,3 +178,23 @@ def test_make_submit_without_credentials_sends_nothing(digits_project, tmp_path)
     set_params(project, competitions={"digits": {"kaggle": None}})
     by_hand = run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
     assert "no Kaggle slug" in by_hand.stdout and "by hand" in by_hand.stdout
+
+
+@pytest.mark.slow
+def test_default_pipeline_beats_the_svm_anchor(tmp_path):
+    """The accuracy bar: the default params.yaml, untouched (5 folds, 30 epochs, mixup, erasing,
+    EMA, TTA), against a grid-searched RBF SVM on the same held-out split. Deterministic on CPU."""
+    import shutil
+
+    import yaml
+
+    from imgcomp.bench import svm_anchor
+
+    project = make_project(tmp_path / "default")
+    shutil.copy(REPO / "params.yaml", project / "params.yaml")  # no tiny overrides
+    run(["dvc", "repro"], project, timeout=1500)
+    ours = json.loads((project / "metrics/leaderboard.json").read_text())["test"]["accuracy"]
+    svm, _ = svm_anchor(project / "data/raw/digits")
+    print(f"digits held-out accuracy: pipeline {ours:.4f}, RBF SVM {svm:.4f}")
+    assert yaml.safe_load((project / "params.yaml").read_text()) == yaml.safe_load((REPO / "params.yaml").read_text())
+    assert ours >= svm
