@@ -73,31 +73,32 @@ class NaiveImageFolder:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _load(self, i: int):
+    def __getitem__(self, key):
         import torch
         from PIL import Image
 
+        i = key[0] if isinstance(key, tuple) else key  # the sampler's (index, epoch seed)
         with Image.open(self.paths[i]) as im:
             img = np.asarray(im.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR))
         img = self.transform(image=img)["image"]
         return torch.from_numpy(np.ascontiguousarray(img)), i % 2
 
-    def __getitem__(self, key):
-        return self._load(key[0] if isinstance(key, tuple) else key)
-
-    def reseed(self, seed: int) -> None:
-        self.transform.set_random_seed(seed % 2**32)
 
 
-def images_per_second(loader, limit: int | None = None) -> float:
+def images_per_second(loader) -> float:
     it = iter(loader)
     next(it)  # start-up (worker spawn, first map) is not throughput
     seen, start = 0, time.perf_counter()
-    for k, (x, _) in enumerate(it):
+    for x, _ in it:
         seen += len(x)
-        if limit and k + 1 >= limit:
-            break
     return seen / (time.perf_counter() - start)
+
+
+def cache_side(size: int) -> int:
+    """The cache side `prepare` uses for `size` with the default prepare.cache_margin."""
+    from .params import Prepare
+
+    return int(round(size * (1 + Prepare().cache_margin)))
 
 
 def bench_loader(tmp: Path, size: int, workers: int) -> dict:
@@ -107,7 +108,7 @@ def bench_loader(tmp: Path, size: int, workers: int) -> dict:
     from .params import Augment
 
     paths = synthetic_jpegs(tmp / "photos", n(1200), (512, 384))
-    side = int(round(size * 1.15))
+    side = cache_side(size)
     t0 = time.perf_counter()
     build_cache(paths, tmp / "cache.npy", side, 3, workers=0, progress=False)
     prepare_ips = len(paths) / (time.perf_counter() - t0)
@@ -124,34 +125,36 @@ def bench_loader(tmp: Path, size: int, workers: int) -> dict:
             "ratio": round(ours_ips / naive_ips, 2), "prepare_images_per_s": round(prepare_ips, 1)}
 
 
-def _train_setup(arch: str, args: dict, size: int, batch: int, rt_device: str, precision: str):
+def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, device: str,
+                 precision: str, aug):
+    """The pipeline's own loader, device prep and step (mixup, erasing, EMA) over `cache`."""
+    from .data.loaders import CachedImages
+    from .data.transforms import DevicePrep, train_transform
     from .models import create_model
     from .params import Train
     from .training.device import runtime
+    from .training.loop import Stepper, make_train_loader
 
     cfg = Train(models=["m"], epochs=1, batch_size=batch, lr=1e-3, mixup=0.2, mix_prob=0.5,
-                erasing=0.25, label_smoothing=0.1, ema=0.99, device=rt_device, precision=precision)
+                erasing=0.25, label_smoothing=0.1, ema=0.99, device=device, precision=precision)
     rt = runtime(cfg)
     model = create_model(arch, 10, 3, size, args=args)
-    return cfg, rt, model
+    rows = np.arange(len(np.load(cache, mmap_mode="r")))
+    ds = CachedImages(Path(cache), rows, rows % 10, train_transform(aug, size, 0))
+    loader = make_train_loader(cfg, rt, ds)
+    stepper = Stepper(cfg, model, rt, 10, len(loader))
+    prep = DevicePrep(rt.device, [0.5] * 3, [0.25] * 3, size, rt.channels_last)
+    return rt, loader, stepper, prep
 
 
 def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps: int,
                 device: str, precision: str) -> dict:
     import torch
 
-    from .data.loaders import CachedImages
-    from .data.transforms import DevicePrep, train_transform
     from .params import Augment
-    from .training.loop import Stepper, make_train_loader
 
-    cfg, rt, model = _train_setup(arch, args, size, batch, device, precision)
-    images = np.load(cache, mmap_mode="r")
-    rows = np.arange(len(images))
-    ds = CachedImages(cache, rows, rows % 10, train_transform(Augment(hflip=0.5), size, 0))
-    loader = make_train_loader(cfg, rt, ds)
-    stepper = Stepper(cfg, model, rt, 10, len(loader))
-    prep = DevicePrep(rt.device, [0.5] * 3, [0.25] * 3, size, rt.channels_last)
+    rt, loader, stepper, prep = _train_parts(cache, arch, args, size, batch, device, precision,
+                                             Augment(hflip=0.5))
     sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
 
     def run(batches) -> float:
@@ -195,7 +198,7 @@ def bench_draft(tmp: Path, size: int) -> dict:
     from .data.cache import decode
 
     paths = synthetic_jpegs(tmp / "fundus", n(24), (2124, 2056), seed=1, fundus=True)
-    side = int(round(size * 1.15))
+    side = cache_side(size)
     out = {True: 0.0, False: 0.0}
     for _ in range(3):  # alternate, keep each one's best
         for draft in (True, False):
@@ -218,19 +221,12 @@ def _peak_memory_sampler(stop: threading.Event, peak: dict) -> None:
 
 def child_train(cache: str, device: str) -> None:
     """One training epoch over `cache` in this process; prints peak memory and epoch time."""
-    from .data.loaders import CachedImages, start_epoch
-    from .data.transforms import DevicePrep, train_transform
+    from .data.loaders import start_epoch
     from .params import Augment
-    from .training.loop import Stepper, make_train_loader
 
     images = np.load(cache, mmap_mode="r")
-    size = images.shape[1]
-    cfg, rt, model = _train_setup("lenet", {}, size, 64, device, "auto")
-    rows = np.arange(len(images))
-    ds = CachedImages(Path(cache), rows, rows % 10, train_transform(Augment(), size, 0))
-    loader = make_train_loader(cfg, rt, ds)
-    stepper = Stepper(cfg, model, rt, 10, len(loader))
-    prep = DevicePrep(rt.device, [0.5] * 3, [0.25] * 3, size, rt.channels_last)
+    rt, loader, stepper, prep = _train_parts(Path(cache), "lenet", {}, images.shape[1], 64, device,
+                                             "auto", Augment())
     stop, peak = threading.Event(), {}
     sampler = threading.Thread(target=_peak_memory_sampler, args=(stop, peak), daemon=True)
     sampler.start()

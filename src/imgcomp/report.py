@@ -22,6 +22,7 @@ from .fileio import write_text
 from .manifest import Prepared
 from .params import Params
 from .stages.common import read_probs
+from .stages.ensemble import roc_points
 
 
 def _png(fig) -> str:
@@ -57,12 +58,12 @@ def curves(live_root: Path, metric: str) -> str:
 
 def confusion_or_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> str:
     import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix, roc_curve
+    from sklearn.metrics import confusion_matrix
 
     if len(classes) == 2:
-        fpr, tpr, _ = roc_curve(labels, probs[:, 1])
+        roc = roc_points(labels, probs)  # the same points as the ensemble's DVC plot
         fig, ax = plt.subplots(figsize=(4, 4))
-        ax.plot(fpr, tpr)
+        ax.plot(roc["fpr"], roc["tpr"])
         ax.plot([0, 1], [0, 1], ls="--", c="grey")
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title="OOF ROC")
         return _png(fig)

@@ -23,6 +23,7 @@ from ..data import tta as tta_views
 from ..data.loaders import CachedImages, eval_loader, start_epoch, train_loader
 from ..data.transforms import DevicePrep
 from ..errors import UserError
+from ..metrics import log_loss
 from ..params import Train
 from .device import Runtime, loader_workers, seed_everything
 
@@ -240,7 +241,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
                                   ["identity"], eval_batch, loader.num_workers)
             score = score_fn(valid_labels, probs)
             row = {"epoch": epoch + 1, "train/loss": float(total_loss) / seen,
-                   f"val/{metric}": score, "val/loss": _nll(valid_labels, probs),
+                   f"val/{metric}": score, "val/loss": log_loss(valid_labels, probs),
                    "lr": stepper.opt.param_groups[0]["lr"]}
             progress.history.append(row)
             # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
@@ -271,11 +272,6 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
             break
     return FitResult(best_state, progress.best_score, progress.best_epoch, progress.epoch,
                      progress.history)
-
-
-def _nll(labels: np.ndarray, probs: np.ndarray) -> float:
-    p = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
-    return float(-np.log(p).mean())
 
 
 def _log(live, row: dict) -> None:
