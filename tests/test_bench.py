@@ -16,8 +16,12 @@ def test_bench_smoke(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads((tmp_path / "b.json").read_text())
-    for key in ("loader", "train", "draft"):
+    for key in ("loader", "draft"):
         assert r[key]["ratio"] > 0
+    assert [row["backend"] for row in r["train"]] == ["device", "albumentations"]
+    assert all(row["ratio"] > 0 and row["bare_images_per_s"] > 0 for row in r["train"])
+    assert r["augment_alone"]["images_per_s"] > 0
     assert [row["data"] for row in r["memory"]["rows"]] == ["1x", "2x", "4x"]
     assert r["memory"]["rows"][2]["images"] == 4 * r["memory"]["rows"][0]["images"]
     assert "loader images/s" in proc.stdout and "draft vs full" in proc.stdout
+    assert "vs bare step" in proc.stdout

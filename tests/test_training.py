@@ -53,21 +53,6 @@ def test_mixup_targets_are_distributions():
         assert torch.allclose(t.sum(1), torch.ones(8)) and (t >= 0).all()
 
 
-def test_erasing_changes_only_the_erased_region():
-    from timm.data.random_erasing import RandomErasing
-
-    torch.manual_seed(0)
-    x = torch.zeros(6, 3, 32, 32)
-    out = RandomErasing(1.0, mode="pixel", device="cpu")(x.clone())
-    for img in out:
-        changed = (img != 0).any(0)
-        rows, cols = changed.any(1).nonzero(), changed.any(0).nonzero()
-        assert changed.any()
-        box = changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-        assert box.all()  # one solid rectangle, nothing outside it
-        assert changed.sum() == box.numel()
-
-
 def test_cosine_schedule_warms_up_and_decays():
     cfg = parse_params(merge(BASE, {"train": {"epochs": 10, "warmup_epochs": 1, "min_lr_ratio": 0.1}})).train
     f = lr_lambda(cfg, 10)
@@ -126,7 +111,7 @@ def test_unknown_model_name_cli(digits_small):
     assert "Traceback" not in proc.stderr and not (digits_small / "x.pt").exists()
 
 
-def test_loader_batches_follow_seed_with_persistent_workers(digits_small):
+def test_albumentations_batches_follow_seed_whatever_the_workers(digits_small):
     from imgcomp.data.loaders import CachedImages, start_epoch, train_loader
     from imgcomp.data.transforms import train_transform
     from imgcomp.params import Augment
@@ -143,7 +128,7 @@ def test_loader_batches_follow_seed_with_persistent_workers(digits_small):
                           train_transform(Augment(scale=(0.5, 1.0), rotate=10), 32, 0))
         return train_loader(ds, 16, workers, False)
 
-    a, b = make(2), make(2)
+    a, b = make(2), make(0)  # the draws do not depend on the number of loader processes
     assert a.persistent_workers
     first = epoch_batches(a, 5)
     assert all(torch.equal(x, y) for x, y in zip(first, epoch_batches(b, 5)))

@@ -31,7 +31,9 @@ class Archive(Strict):
 
 
 class Augment(Strict):
-    """Per-image train augmentation, run by albumentations on the uint8 cache."""
+    """Train augmentation on the uint8 cache: batched on the device (`train.augment_backend:
+    device`), or per image by albumentations, which can also run any transforms named in
+    `albumentations` (a list of `{name: <transform>, <its arguments>}`)."""
 
     scale: tuple[float, float] = (0.8, 1.0)
     ratio: tuple[float, float] = (0.75, 4 / 3)
@@ -39,6 +41,17 @@ class Augment(Strict):
     vflip: float = Field(0.0, ge=0.0, le=1.0)
     rotate: float = Field(0.0, ge=0.0, le=180.0, description="max degrees either way")
     color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+    albumentations: list[dict[str, Any]] = Field(
+        [], description="extra albumentations transforms, after the knobs above")
+
+    @field_validator("albumentations")
+    @classmethod
+    def _known_transforms(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if v:  # imported only when used: albumentations (and OpenCV) take a second to load
+            from .data.transforms import check_extra
+
+            check_extra(v)
+        return v
 
     @field_validator("scale", "ratio")
     @classmethod
@@ -133,8 +146,22 @@ class Train(Strict):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     compile: bool = False
-    num_workers: int = Field(-1, ge=-1, description="-1 = auto (0 on CPU)")
+    augment_backend: Literal["auto", "device", "albumentations"] = Field(
+        "auto", description="auto: device, unless augment.<c>.albumentations names transforms")
+    device_cache: Literal["auto"] | float = Field(
+        "auto", description="share of free GPU memory the uint8 cache may take (auto: 0.5; 0: "
+                            "never, stream batches from the memory map)")
+    num_workers: int = Field(-1, ge=-1, description="albumentations loader processes; -1 = auto")
     nproc: int = Field(1, ge=1, le=64, description="processes for DDP via torchrun")
+
+    @field_validator("device_cache", mode="before")
+    @classmethod
+    def _share(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ValueError("must be auto, or a share of free GPU memory in [0, 1] (0: never)")
+        return float(v)
 
 
 class Predict(Strict):
@@ -173,6 +200,10 @@ class Params(Strict):
             raise ValueError(
                 f"folds.run: {self.folds.run} must be distinct folds in 0..{self.folds.n_splits - 1}"
             )
+        if self.train.augment_backend == "device" and self.competition_augment().albumentations:
+            raise ValueError(
+                f"augment.{self.competition}.albumentations names transforms that only the "
+                "albumentations backend runs: set train.augment_backend to auto or albumentations")
         if self.competition == "digits":
             aug = self.augment.digits
             flips = [t for t in self.tta if t != "identity" and t not in ("zoom", "fivecrop")]
@@ -183,6 +214,12 @@ class Params(Strict):
                     f"from [identity, zoom, fivecrop] (tta is {self.tta})"
                 )
         return self
+
+    def augment_backend(self) -> str:
+        """The backend that runs this competition's train augmentation."""
+        if self.train.augment_backend != "auto":
+            return self.train.augment_backend
+        return "albumentations" if self.competition_augment().albumentations else "device"
 
     def competition_params(self) -> CompetitionParams:
         return getattr(self.competitions, self.competition)

@@ -1,19 +1,24 @@
-"""Loaders over the memory-mapped cache: never a JPEG decode, never the whole set in RAM.
+"""The `albumentations` augmentation backend: per-image transforms in loader processes.
 
-Training reads single images (albumentations needs them one at a time) in persistent workers;
-evaluation reads whole batches by slicing the map. The sampler tags every index with the
-epoch's seed; a worker that sees a new seed reseeds its augmentation from (seed, worker id).
-So every epoch's crops and flips follow from (train.seed, epoch) alone, with persistent
-workers, and a resumed run sees exactly the batches an uninterrupted one would have.
+Chosen with `train.augment_backend: albumentations` (or automatically when
+`augment.<competition>.albumentations` names extra transforms). Each image is read from the
+memory-mapped cache (never a JPEG decode), augmented at cache resolution, and the batch is
+normalised on the device by `DevicePrep`. Each item's draws are seeded by (epoch seed, item),
+so the batches follow from (train.seed, epoch) alone, whatever the number of loader
+processes, and a resumed run sees exactly the batches an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .batch_aug import DevicePrep
+from .feed import epoch_order
 
 
 class EpochSampler(Sampler):
@@ -29,9 +34,8 @@ class EpochSampler(Sampler):
         return self.n // self.world
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(self.n, generator=g)[: len(self) * self.world]
-        return iter([(int(i), self.seed) for i in order[self.rank::self.world]])
+        order = epoch_order(self.n, self.seed, self.rank, self.world)
+        return iter([(int(i), self.seed) for i in order])
 
 
 class CachedImages(Dataset):
@@ -40,27 +44,20 @@ class CachedImages(Dataset):
     def __init__(self, cache: Path, rows: np.ndarray, labels: np.ndarray, transform=None):
         self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
         self._images = None
-        self._seed = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, key):
         i, seed = key if isinstance(key, tuple) else (key, None)
-        if seed is not None and seed != self._seed:
-            info = torch.utils.data.get_worker_info()
-            self.reseed(seed * 7919 + (info.id if info else 0))
-            self._seed = seed
         if self._images is None:  # opened lazily: each worker maps the file itself
             self._images = np.load(self.cache, mmap_mode="r")
         img = np.asarray(self._images[self.rows[i]])
         if self.transform is not None:
+            if seed is not None:  # the draws of item i in this epoch, in any worker
+                self.transform.set_random_seed((seed * 1_000_003 + i) % 2**32)
             img = self.transform(image=img)["image"]
         return torch.from_numpy(np.ascontiguousarray(img)), int(self.labels[i])
-
-    def reseed(self, seed: int) -> None:
-        if self.transform is not None:
-            self.transform.set_random_seed(seed % 2**32)
 
 
 def train_loader(dataset: Dataset, batch_size: int, num_workers: int, pin: bool,
@@ -77,24 +74,17 @@ def start_epoch(loader: DataLoader, seed: int) -> None:
     loader.sampler.set_epoch(seed)
 
 
-class _Slices(Dataset):
-    def __init__(self, cache: Path, rows: np.ndarray, batch_size: int):
-        self.cache, self.rows, self.batch_size = cache, rows, batch_size
-        self._images = None
+class AlbumentationsFeed:
+    """Training batches for the `albumentations` backend: (normalised float batch, labels)."""
+
+    def __init__(self, loader: DataLoader, prep: DevicePrep):
+        self.loader, self.prep = loader, prep
+        self.batch_size, self.num_workers = loader.batch_size, loader.num_workers
 
     def __len__(self) -> int:
-        return (len(self.rows) + self.batch_size - 1) // self.batch_size
+        return len(self.loader)
 
-    def __getitem__(self, b: int) -> torch.Tensor:
-        if self._images is None:
-            self._images = np.load(self.cache, mmap_mode="r")
-        idx = self.rows[b * self.batch_size:(b + 1) * self.batch_size]
-        return torch.from_numpy(np.ascontiguousarray(self._images[idx]))
-
-
-def eval_loader(cache: Path, rows: np.ndarray, batch_size: int, num_workers: int,
-                pin: bool) -> DataLoader:
-    """Batches of uint8 NHWC images in row order (no augmentation)."""
-    return DataLoader(_Slices(cache, np.asarray(rows), batch_size), batch_size=None,
-                      num_workers=num_workers, pin_memory=pin,
-                      prefetch_factor=4 if num_workers else None)
+    def epoch(self, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        start_epoch(self.loader, seed)
+        for images, labels in self.loader:
+            yield self.prep(images), labels.to(self.prep.device, non_blocking=True)

@@ -1,16 +1,16 @@
-"""Train-time augmentation (albumentations, per image, uint8 in and out) and device-side prep.
+"""The albumentations pipeline of the `albumentations` backend (per image, uint8 in and out).
 
-Per-image geometry runs in the loader workers on the small uint8 cache images; conversion to
-float, resizing to the model's input, normalisation and channels_last happen on the device,
-on whole batches (mixup/cutmix and random erasing follow there too, in training/).
+The same `augment.<competition>` knobs as the device backend (rotate, random resized crop,
+flips, colour jitter), then any albumentations transforms named in
+`augment.<competition>.albumentations`: a list of `{name: <transform>, <its arguments>}`,
+checked when params.yaml is loaded (`check_extra`), so an unknown name or a bad argument stops
+with one line before anything runs.
 """
 
 from __future__ import annotations
 
 import albumentations as A
 import cv2
-import torch
-import torch.nn.functional as F
 
 from ..params import Augment
 
@@ -31,24 +31,31 @@ def train_transform(aug: Augment, size: int, seed: int) -> A.Compose:
     if aug.color_jitter:
         j = aug.color_jitter
         steps.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j / 4, 0.5), p=0.8))
+    steps += [build_extra(spec) for spec in aug.albumentations]
     return A.Compose(steps, seed=seed)
 
 
-class DevicePrep:
-    """uint8 NHWC batch on the host -> normalised float NCHW batch on the device."""
+def build_extra(spec: dict) -> A.BasicTransform:
+    """One albumentations transform from `{name: ..., **kwargs}`; ValueError in one line."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    cls = getattr(A, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, A.BasicTransform)):
+        raise ValueError(f"{name!r} is not an albumentations transform (e.g. CLAHE, GaussNoise, "
+                         "CoarseDropout, Affine; see albumentations' documentation)")
+    if not issubclass(cls, A.ImageOnlyTransform) and not issubclass(cls, A.DualTransform):
+        raise ValueError(f"{name} is not a per-image transform")
+    try:
+        import warnings
 
-    def __init__(self, device: torch.device, mean: list[float], std: list[float], size: int,
-                 channels_last: bool):
-        self.device = device
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        self.size = size
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # albumentations warns, not fails, on unknown args
+            return cls(**spec)
+    except Exception as e:  # noqa: BLE001  (its validators raise several kinds)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{name}: bad arguments {spec}: {first}") from None
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
-                              align_corners=False)
-        x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=self.memory_format)
+
+def check_extra(specs: list[dict]) -> None:
+    for spec in specs:
+        build_extra(spec)

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import torch
 
-from ..data.transforms import DevicePrep
+from ..data.batch_aug import DevicePrep
+from ..data.feed import Images
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..manifest import CACHE, Prepared
 from ..metrics import score
 from ..models import create_model
 from ..params import Params
-from ..training.device import loader_workers, runtime
+from ..training.device import runtime
 from ..training.loop import predict_probs
 from .common import fold_rows, read_folds, write_probs
 
@@ -43,16 +44,16 @@ def main(params: Params, ckpt_path: Path, prepared_dir: Path, folds_csv: Path, o
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
     prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last)
-    workers = loader_workers(params.train, rt)
-    cache = prepared.root / CACHE
-    run = lambda rows: predict_probs(model, cache, rows, prep, rt, params.tta,  # noqa: E731
-                                     params.predict.batch_size, workers)
-    oof, test = run(valid_rows), run(test_rows)
+    images = Images(prepared.root / CACHE, rt.device, share=0)  # each row is read once
+    name = f"predict {ckpt['config']['model']} fold {fold}"
+    run = lambda rows, part: predict_probs(  # noqa: E731
+        model, images, rows, prep, rt, params.tta, params.predict.batch_size, f"{name} {part}")
+    oof, test = run(valid_rows, "oof"), run(test_rows, "test")
     ids = prepared.manifest["id"].to_numpy()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_probs(tmp / "oof.csv", ids[valid_rows], oof, prepared.classes)
         write_probs(tmp / "test.csv", ids[test_rows], test, prepared.classes)
     labels = prepared.manifest["label"].to_numpy()[valid_rows].astype(int)
-    print(f"predict {ckpt['config']['model']} fold {fold}: OOF {ckpt['metric']} "
+    print(f"{name}: OOF {ckpt['metric']} "
           f"{score(ckpt['metric'], labels, oof):.4f} with tta {params.tta} -> {out_dir}")

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from ..competitions import get_competition
-from ..data.loaders import CachedImages
-from ..data.transforms import DevicePrep, train_transform
+from ..data.batch_aug import DevicePrep
+from ..data.feed import Images
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..manifest import CACHE, MANIFEST, Prepared
@@ -26,7 +26,7 @@ from ..metrics import score
 from ..models import create_model
 from ..params import Params
 from ..training.device import runtime, seed_everything
-from ..training.loop import fit
+from ..training.loop import fit, make_feed
 from .common import file_digest, fold_rows, read_folds
 
 
@@ -58,8 +58,10 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         mean, std = list(pretrained_cfg["mean"]), list(pretrained_cfg["std"])
     prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last)
     aug = params.competition_augment()
-    dataset = CachedImages(prepared.root / CACHE, train_rows, labels[train_rows],
-                           train_transform(aug, params.image_size, cfg.seed))
+    backend = params.augment_backend()
+    images = Images(prepared.root / CACHE, rt.device, cfg.device_cache)
+    feed = make_feed(cfg, rt, backend, aug, images, train_rows, labels[train_rows],
+                     params.image_size, mean, std)
     run_config = {
         "competition": comp.name, "model": model_name, "fold": fold,
         "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
@@ -75,13 +77,17 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         from dvclive import Live
 
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        print(f"{name}: {arch}, {len(train_rows)} train / {len(valid_rows)} valid images, "
-              f"{params.image_size}px, {rt.device} {rt.precision}"
+        n_params = sum(p.numel() for p in model.parameters())
+        where = ("cache on the device" if images.resident and rt.device.type == "cuda" else
+                 "cache streamed from the memory map" if rt.device.type == "cuda" else "")
+        print(f"{name}: {arch} ({n_params / 1e6:.2f}M params), {len(train_rows)} train / "
+              f"{len(valid_rows)} valid images, {params.image_size}px, {rt.device} {rt.precision}"
+              f", {backend} augmentation" + (f", {where}" if where else "")
               + (f" x{rt.world} DDP" if rt.world > 1 else "")
               + (", channels_last" if rt.channels_last else "")
               + (", compiled" if cfg.compile else ""), flush=True)
     try:
-        result = fit(cfg, model, rt, prep, dataset, valid_rows, labels[valid_rows],
+        result = fit(cfg, model, rt, feed, images, prep, valid_rows, labels[valid_rows],
                      prepared.num_classes, lambda y, p: score(comp.metric, y, p), comp.metric,
                      resume_file, run_key, live, name)
     finally:

@@ -50,7 +50,7 @@ def runtime(cfg: Train) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
     else:
         # Same params on CPU give the same bytes: deterministic kernels, fixed thread count.
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic_algorithms(True, cfg.compile)
     precision = cfg.precision
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if use_cuda else "fp32"
@@ -58,6 +58,15 @@ def runtime(cfg: Train) -> Runtime:
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
     return Runtime(device, amp, cfg.channels_last and use_cuda, rank, world)
+
+
+def deterministic_algorithms(on: bool, compile: bool) -> None:
+    """torch.use_deterministic_algorithms, without its import of torch._inductor (2-3 s at
+    start-up) unless torch.compile will run: inductor's own flag matters only then."""
+    if compile:
+        torch.use_deterministic_algorithms(on, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(on, warn_only=True)
 
 
 def seed_everything(seed: int) -> None:

@@ -2,7 +2,9 @@
 stopping on the competition's metric, a resumable checkpoint after every epoch.
 
 A killed run rerun with the same config resumes from its last finished epoch and ends with the
-same result as an uninterrupted one: every epoch's randomness is derived from (seed, epoch).
+same result as an uninterrupted one: every epoch's randomness is derived from (seed, epoch),
+and (seed, epoch, rank) for the draws on the device. Each epoch prints and logs its seconds
+and images/s; on a terminal a progress bar shows the running rate and the time left.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,11 +24,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import tta as tta_views
-from ..data.loaders import CachedImages, eval_loader, start_epoch, train_loader
-from ..data.transforms import DevicePrep
+from ..data.batch_aug import BatchAugment, DevicePrep, random_erase
+from ..data.feed import DeviceFeed, Images, generator, slices, stream_seed
 from ..errors import UserError
 from ..metrics import log_loss
-from ..params import Train
+from ..params import Augment, Train
 from .device import Runtime, loader_workers, seed_everything
 
 
@@ -72,22 +76,33 @@ def combined_loss(out, target, loss_fn) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, cache: Path, rows: np.ndarray, prep: DevicePrep,
-                  rt: Runtime, tta: list[str], batch_size: int, workers: int) -> np.ndarray:
-    """Class probabilities (N, C), float64, averaged over the TTA views in probability space."""
+def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: DevicePrep,
+                  rt: Runtime, tta: list[str], batch_size: int, desc: str = "") -> np.ndarray:
+    """Class probabilities (N, C), float64, averaged over the TTA views in probability space.
+    All views of a batch go through the model as one batch."""
     model.eval()
     out = []
-    for batch in eval_loader(cache, rows, batch_size, workers, rt.device.type == "cuda"):
+    bar = progress_bar(len(rows), desc, "img") if desc else None
+    for batch in images.batches(slices(rows, batch_size)):
         x = prep(batch)
-        acc = None
         views = tta_views.views(x, tta)
-        for v in views:
-            with rt.autocast():
-                logits = model(v)
-            p = F.softmax(logits.float(), dim=1)
-            acc = p if acc is None else acc + p
-        out.append((acc / len(views)).double().cpu().numpy())
+        with rt.autocast():
+            logits = model(torch.cat(views) if len(views) > 1 else views[0])
+        p = F.softmax(logits.float(), dim=1).view(len(views), len(x), -1).mean(dim=0)
+        out.append(p.double().cpu().numpy())
+        if bar is not None:
+            bar.update(len(x))
+    if bar is not None:
+        bar.close()
     return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def progress_bar(total: int, desc: str, unit: str):
+    """A tqdm bar on a terminal (rate and time left); silent when the output is a log file."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                disable=not sys.stderr.isatty(), mininterval=0.5)
 
 
 @dataclass
@@ -110,7 +125,6 @@ class Stepper:
     def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
                  steps_per_epoch: int):
         from timm.data import Mixup
-        from timm.data.random_erasing import RandomErasing
         from timm.loss import SoftTargetCrossEntropy
         from timm.optim import create_optimizer_v2
         from timm.utils import ModelEmaV3
@@ -131,12 +145,17 @@ class Stepper:
                            num_classes=num_classes) if mixing else None
         self.loss_fn = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(
             label_smoothing=cfg.label_smoothing)
-        self.erase = RandomErasing(cfg.erasing, mode="pixel", device=rt.device) if cfg.erasing else None
+        self.gen = generator(rt.device, 0)
+        self.start_epoch(cfg.seed)
         net = model
         if rt.world > 1:
             net = nn.parallel.DistributedDataParallel(
                 model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
         self.net = torch.compile(net) if cfg.compile else net
+
+    def start_epoch(self, seed: int) -> None:
+        """Seed this rank's device draws (random erasing) for the epoch."""
+        self.gen.manual_seed(stream_seed(seed, self.rt.rank) + 1)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -145,8 +164,8 @@ class Stepper:
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.mixup is not None:
             x, y = self.mixup(x, y)
-        if self.erase is not None:
-            x = self.erase(x)
+        if self.cfg.erasing:
+            x = random_erase(x, self.cfg.erasing, self.gen)
         with self.rt.autocast():
             return combined_loss(self.net(x), y, self.loss_fn)
 
@@ -176,20 +195,33 @@ class Stepper:
             self.ema.load_state_dict(state["ema"])
 
 
-def make_train_loader(cfg: Train, rt: Runtime, train_ds: CachedImages):
-    per_rank = max(2, (min(cfg.batch_size, len(train_ds)) // rt.world) // 2 * 2)  # mixup: even
-    return train_loader(train_ds, per_rank, loader_workers(cfg, rt), rt.device.type == "cuda",
-                        rt.rank, rt.world)
+def make_feed(cfg: Train, rt: Runtime, backend: str, aug: Augment, images: Images,
+              rows: np.ndarray, labels: np.ndarray, size: int, mean: list[float],
+              std: list[float]):
+    """The training feed of `backend`: `.epoch(seed)` yields (normalised batch, labels) on the
+    device; `len()` is the steps per epoch."""
+    per_rank = max(2, (min(cfg.batch_size, len(rows)) // rt.world) // 2 * 2)  # mixup: even
+    if backend == "device":
+        return DeviceFeed(images, rows, labels, per_rank,
+                          BatchAugment(aug, size, mean, std, rt.channels_last), rt.rank, rt.world)
+    from ..data.loaders import AlbumentationsFeed, CachedImages, train_loader
+    from ..data.transforms import train_transform
+
+    dataset = CachedImages(images.cache, rows, labels, train_transform(aug, size, cfg.seed))
+    loader = train_loader(dataset, per_rank, loader_workers(cfg, rt), rt.device.type == "cuda",
+                          rt.rank, rt.world)
+    return AlbumentationsFeed(loader, DevicePrep(rt.device, mean, std, size, rt.channels_last))
 
 
-def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: CachedImages,
+def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: DevicePrep,
         valid_rows: np.ndarray, valid_labels: np.ndarray, num_classes: int,
         score_fn: Callable[[np.ndarray, np.ndarray], float], metric: str,
         resume_file: Path, run_key: str, live=None, name: str = "") -> FitResult:
-    loader = make_train_loader(cfg, rt, train_ds)
-    steps = len(loader)
+    """Train with `feed`; evaluate the valid rows of `images` with `prep` after every epoch."""
+    steps = len(feed)
     if steps == 0:
-        raise UserError(f"{name}: {len(train_ds)} training images is fewer than one batch")
+        raise UserError(f"{name}: too few training images for one batch of "
+                        f"train.batch_size={cfg.batch_size}")
     stepper = Stepper(cfg, model, rt, num_classes, steps)
 
     progress = Progress()
@@ -208,16 +240,18 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
         for row in progress.history:  # DVC removed the old logs; replay the finished epochs
             _log(live, row)
 
-    eval_batch = max(loader.batch_size, 256)
+    eval_batch = max(feed.batch_size, 256)
+    first_step = True
     for epoch in range(progress.epoch, cfg.epochs):
         seed = cfg.seed * 1_000_003 + epoch
         seed_everything(seed)
-        start_epoch(loader, seed)
+        stepper.start_epoch(seed)
         stepper.net.train()
         total_loss, seen = torch.zeros((), device=rt.device), 0
-        for step, (images, labels) in enumerate(loader):
-            x = prep(images)
-            y = labels.to(rt.device, non_blocking=True)
+        start = time.perf_counter()
+        bar = progress_bar(steps * feed.batch_size * rt.world,
+                           f"epoch {epoch + 1}/{cfg.epochs}", "img") if rt.is_main else None
+        for step, (x, y) in enumerate(feed.epoch(seed)):
             try:
                 if _fault("OOM_AT_EPOCH") == epoch + 1:  # tests: what a CUDA OOM looks like
                     raise torch.cuda.OutOfMemoryError("simulated")
@@ -233,16 +267,29 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
                     f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good epoch "
                     f"({progress.epoch}) is kept in {resume_file}")
             stepper.update(loss, epoch * steps + step)
+            if first_step and rt.is_main:
+                first_step = False
+                print(f"{name}: first step {since_process_start():.1f} s after the process "
+                      "started", flush=True)
             total_loss += loss.detach() * len(x)
             seen += len(x)
+            if bar is not None:
+                bar.update(len(x) * rt.world)
+        train_loss = float(total_loss) / seen  # waits for the device: the epoch's work is done
+        train_s = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
         stop = torch.zeros(1, device=rt.device)
         if rt.is_main:
-            probs = predict_probs(stepper.eval_model, train_ds.cache, valid_rows, prep, rt,
-                                  ["identity"], eval_batch, loader.num_workers)
+            probs = predict_probs(stepper.eval_model, images, valid_rows, prep, rt,
+                                  ["identity"], eval_batch)
             score = score_fn(valid_labels, probs)
-            row = {"epoch": epoch + 1, "train/loss": float(total_loss) / seen,
+            epoch_s = time.perf_counter() - start
+            row = {"epoch": epoch + 1, "train/loss": train_loss,
                    f"val/{metric}": score, "val/loss": log_loss(valid_labels, probs),
-                   "lr": stepper.opt.param_groups[0]["lr"]}
+                   "lr": stepper.opt.param_groups[0]["lr"],
+                   "time/epoch_s": round(epoch_s, 3),
+                   "time/train_images_per_s": round(seen * rt.world / train_s, 1)}
             progress.history.append(row)
             # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
             best = progress.best_score
@@ -256,7 +303,8 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
                 progress.bad_epochs += 1
             progress.epoch = epoch + 1
             print(f"{name}: epoch {epoch + 1}/{cfg.epochs} loss {row['train/loss']:.4f} "
-                  f"val {metric} {score:.4f} val loss {row['val/loss']:.4f}"
+                  f"val {metric} {score:.4f} val loss {row['val/loss']:.4f} "
+                  f"{epoch_s:.1f} s {row['time/train_images_per_s']:,.0f} img/s"
                   + (" *" if improved else ""), flush=True)
             if live is not None:
                 _log(live, row)
@@ -272,6 +320,13 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, prep: DevicePrep, train_ds: C
             break
     return FitResult(best_state, progress.best_score, progress.best_epoch, progress.epoch,
                      progress.history)
+
+
+def since_process_start() -> float:
+    """Seconds since this process started (interpreter start-up and imports included)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def _log(live, row: dict) -> None:

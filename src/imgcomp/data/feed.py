@@ -1,0 +1,164 @@
+"""Batches out of the uint8 cache, straight onto the device: no per-image Python in the hot loop.
+
+`Images` holds the cache where a batch is cheapest to gather:
+- on CUDA, on the GPU itself when it fits `train.device_cache` (a share of free GPU memory;
+  `auto` = half): loaded once, and a batch is one index gather, with no loader processes;
+- on CUDA when it does not fit, in the memory map: a background thread reads whole batches
+  (one fancy index over sorted rows), pins them, and stays a few batches ahead;
+- on CPU, the memory map itself, seen as a tensor (copy-on-write, so nothing is copied into
+  RAM): a batch is the same index gather, and the OS page cache does the rest.
+
+`DeviceFeed` is the `device` augmentation backend's training feed: the epoch's rows are a
+permutation seeded by (train.seed, epoch), this rank's share of it is cut into batches, and
+each batch is augmented on the device by `BatchAugment` with a generator seeded by
+(train.seed, epoch, rank). Evaluation and predict read row slices through the same `Images`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+AUTO_SHARE = 0.5  # `device_cache: auto`: the cache may take half of the free GPU memory
+
+
+def generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed % (2**63 - 1))
+
+
+def stream_seed(seed: int, rank: int) -> int:
+    """One seed per (epoch seed, rank), far apart for neighbouring inputs."""
+    return (seed * 1_000_003 + rank * 7_919 + 1) % (2**63 - 1)
+
+
+def fits_on_device(nbytes: int, free_bytes: int, share: float | str) -> bool:
+    share = AUTO_SHARE if share == "auto" else float(share)
+    return share > 0 and nbytes <= share * free_bytes
+
+
+class Images:
+    """The uint8 NHWC cache, gathered a batch at a time onto `device`."""
+
+    def __init__(self, cache: Path, device: torch.device, share: float | str = "auto",
+                 prefetch: int = 4):
+        self.cache, self.device, self.prefetch = Path(cache), device, prefetch
+        self.map = np.load(self.cache, mmap_mode="r")
+        self.tensor: torch.Tensor | None = None
+        if device.type == "cpu":
+            self.tensor = torch.from_numpy(np.load(self.cache, mmap_mode="c"))
+        elif device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if fits_on_device(self.map.nbytes, free, share):
+                self.tensor = _upload(self.map, device)
+
+    @property
+    def resident(self) -> bool:
+        """True when a batch is a gather on the device (GPU copy, or CPU memory map)."""
+        return self.tensor is not None
+
+    def __len__(self) -> int:
+        return len(self.map)
+
+    def gather(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Rows of the cache, in the order given, as a uint8 NHWC tensor on the device."""
+        if self.tensor is not None:
+            return self.tensor[torch.as_tensor(rows, device=self.tensor.device)]
+        return self._host(np.asarray(rows)).to(self.device, non_blocking=True)
+
+    def _host(self, rows: np.ndarray) -> torch.Tensor:
+        order = np.argsort(rows, kind="stable")  # read the map in file order, then restore
+        batch = self.map[rows[order]]
+        out = np.empty_like(batch)
+        out[order] = batch
+        t = torch.from_numpy(out)
+        return t.pin_memory() if self.device.type == "cuda" else t
+
+    def batches(self, row_batches: Iterable[np.ndarray]) -> Iterator[torch.Tensor]:
+        """Gather each batch of rows onto the device; from the memory map, read ahead."""
+        if self.tensor is not None:
+            for rows in row_batches:
+                yield self.gather(rows)
+            return
+        for host in _read_ahead((self._host(np.asarray(r)) for r in row_batches), self.prefetch):
+            yield host.to(self.device, non_blocking=True)
+
+
+def _upload(arr: np.ndarray, device: torch.device, chunk_bytes: int = 256 << 20) -> torch.Tensor:
+    out = torch.empty(arr.shape, dtype=torch.uint8, device=device)
+    step = max(1, chunk_bytes // max(1, arr[0].nbytes))
+    for s in range(0, len(arr), step):
+        out[s:s + step].copy_(torch.from_numpy(np.ascontiguousarray(arr[s:s + step])))
+    return out
+
+
+def _read_ahead(items: Iterator, depth: int) -> Iterator:
+    """Produce `items` in a background thread, at most `depth` ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    done, stop = object(), threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+def slices(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    rows = np.asarray(rows)
+    return [rows[s:s + batch_size] for s in range(0, len(rows), batch_size)]
+
+
+def epoch_order(n: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """This rank's share of the epoch's seeded permutation of range(n) (equal shares)."""
+    g = torch.Generator().manual_seed(seed)
+    per_rank = n // world
+    return torch.randperm(n, generator=g)[: per_rank * world][rank::world]
+
+
+class DeviceFeed:
+    """Training batches for the `device` backend: (augmented float batch, labels) on the device."""
+
+    def __init__(self, images: Images, rows: np.ndarray, labels: np.ndarray, batch_size: int,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                 rank: int = 0, world: int = 1):
+        self.images, self.augment = images, augment
+        self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+        self.num_workers = 0
+
+    def __len__(self) -> int:
+        return (len(self.rows) // self.world) // self.batch_size
+
+    def epoch(self, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        dev = self.images.device
+        order = epoch_order(len(self.rows), seed, self.rank, self.world)
+        order = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
+        gen = generator(dev, stream_seed(seed, self.rank))
+        rows, labels = self.rows[order], self.labels[order].to(dev, non_blocking=True)
+        for k, images in enumerate(self.images.batches(r.numpy() for r in rows)):
+            yield self.augment(images, gen), labels[k]

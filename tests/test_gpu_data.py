@@ -1,0 +1,83 @@
+"""The device data path on CUDA: the cache on the GPU, streamed batches, batched augmentation.
+
+Marked `gpu`: skipped where CUDA is absent (`make test-gpu` runs them on a GPU machine). The
+same code is exercised on CPU tensors by tests/test_device_aug.py.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from imgcomp.data.batch_aug import BatchAugment, random_erase
+from imgcomp.data.feed import DeviceFeed, Images, generator
+from imgcomp.params import Augment
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+CUDA = torch.device("cuda")
+
+
+def cache_file(tmp_path, n=300, side=40):
+    arr = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", arr)
+    return tmp_path / "c.npy", arr
+
+
+def test_cache_on_the_gpu_and_streamed_give_the_same_batches(tmp_path):
+    path, arr = cache_file(tmp_path)
+    resident, streamed = Images(path, CUDA, "auto"), Images(path, CUDA, 0)
+    assert resident.resident and resident.tensor.is_cuda
+    assert not streamed.resident
+    batches = [np.array([5, 299, 0, 5]), np.arange(100, 164)]
+    for rows, a, b in zip(batches, resident.batches(batches), streamed.batches(iter(batches))):
+        assert a.is_cuda and b.is_cuda
+        assert torch.equal(a, b) and np.array_equal(a.cpu().numpy(), arr[rows])
+
+
+def test_device_feed_on_cuda_is_seeded_and_identical_resident_or_streamed(tmp_path):
+    path, _ = cache_file(tmp_path)
+    rows = np.arange(256)
+    aug = BatchAugment(Augment(hflip=0.5, rotate=15, color_jitter=0.2), 32, [0.5] * 3,
+                       [0.25] * 3, True)
+    a = DeviceFeed(Images(path, CUDA, "auto"), rows, rows % 7, 64, aug)
+    b = DeviceFeed(Images(path, CUDA, 0), rows, rows % 7, 64, aug)
+    for (xa, ya), (xb, yb) in zip(a.epoch(3), b.epoch(3)):
+        assert xa.is_cuda and xa.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_erasing_and_augmentation_run_on_the_gpu_generator():
+    g = generator(CUDA, 1)
+    x = random_erase(torch.zeros(32, 3, 16, 16, device=CUDA), 1.0, g)
+    assert x.is_cuda and (x != 0).any()
+    images = torch.randint(0, 255, (16, 40, 40, 3), dtype=torch.uint8, device=CUDA)
+    out = BatchAugment(Augment(), 32, [0.5] * 3, [0.25] * 3, False)(images, generator(CUDA, 0))
+    assert out.shape == (16, 3, 32, 32) and out.is_cuda and torch.isfinite(out).all()
+
+
+def test_train_item_on_cuda_resident_and_streamed_agree(tmp_path_factory):
+    """A whole train item on the GPU: the cache on the device and the cache streamed from the
+    memory map give the same checkpoint (deterministic CUDA, the default)."""
+    import yaml
+    from helpers import merge
+    from test_training import BASE, TINY, _state, train_cli
+
+    from imgcomp.params import parse_params
+    from imgcomp.stages import fetch, folds, prepare
+
+    root = tmp_path_factory.mktemp("digits-cuda")
+    params = parse_params(merge(BASE, TINY))
+    fetch.main(params, root / "raw")
+    prepare.main(params, root / "raw", root / "prepared")
+    folds.main(params, root / "prepared", root / "folds.csv")
+    (root / "params.yaml").write_text(yaml.safe_dump(merge(BASE, TINY)))
+    runs = {}
+    for share in ("auto", 0):
+        out = root / f"m-{share}.pt"
+        proc = train_cli(root, out, params_over={"train": {"device": "cuda", "device_cache": share}})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert ("cache on the device" if share == "auto" else "streamed") in proc.stdout
+        runs[share] = _state(out)["state_dict"]
+    for k in runs["auto"]:
+        assert torch.equal(runs["auto"][k], runs[0][k]), k
