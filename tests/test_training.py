@@ -186,3 +186,46 @@ def test_torch_compile_path_trains(digits_small):
     assert ", compiled" in proc.stdout
     ckpt = _state(digits_small / "compiled.pt")
     assert not any(k.startswith("_orig_mod") for k in ckpt["state_dict"])
+
+
+def test_resume_key_covers_code_and_cache(digits_small, tmp_path):
+    """A killed run is not resumed after an edit of the training code or of the prepared data."""
+    import shutil
+
+    root = digits_small
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {"PYTHONPATH": str(src), "IMGCOMP_FAULT_AFTER_EPOCH": "1"}
+    ckpt = root / "checkpoints/digits/lenet-f1.last.pt"
+    killed = train_cli(root, root / "k.pt", env, params_over={"train": {"device": "cpu"}}, fold=1)
+    assert killed.returncode == 137 and ckpt.is_file()
+    with open(src / "imgcomp/training/loop.py", "a") as f:
+        f.write("\n# an edit\n")
+    again = train_cli(root, root / "k.pt", env, params_over={"train": {"device": "cpu"}}, fold=1)
+    assert again.returncode == 137
+    assert "ignoring" in again.stdout and "resuming" not in again.stdout
+    stats = root / "prepared/stats.json"
+    saved = stats.read_text()
+    try:  # a re-prepared set (other normalisation statistics) is not resumed either
+        stats.write_text(saved.replace("0.", "0.0", 1))
+        third = train_cli(root, root / "k.pt", {"PYTHONPATH": str(src)},
+                          params_over={"train": {"device": "cpu"}}, fold=1)
+    finally:
+        stats.write_text(saved)
+    assert third.returncode == 0, third.stderr
+    assert "ignoring" in third.stdout and "resuming" not in third.stdout
+
+
+def test_same_weights_whatever_the_number_of_loader_processes(digits_small):
+    root = digits_small
+    runs = []
+    for workers in (0, 2):
+        out = root / f"w{workers}.pt"
+        proc = train_cli(root, out, params_over={"train": {
+            "device": "cpu", "epochs": 1, "augment_backend": "albumentations",
+            "num_workers": workers}})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "albumentations augmentation" in proc.stdout
+        runs.append(_state(out)["state_dict"])
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k

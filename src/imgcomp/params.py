@@ -48,7 +48,7 @@ class Augment(Strict):
     @classmethod
     def _known_transforms(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if v:  # imported only when used: albumentations (and OpenCV) take a second to load
-            from .data.transforms import check_extra
+            from .data.extra_transforms import check_extra
 
             check_extra(v)
         return v

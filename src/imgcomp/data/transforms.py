@@ -2,9 +2,7 @@
 
 The same `augment.<competition>` knobs as the device backend (rotate, random resized crop,
 flips, colour jitter), then any albumentations transforms named in
-`augment.<competition>.albumentations`: a list of `{name: <transform>, <its arguments>}`,
-checked when params.yaml is loaded (`check_extra`), so an unknown name or a bad argument stops
-with one line before anything runs.
+`augment.<competition>.albumentations` (see extra_transforms.py).
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ import albumentations as A
 import cv2
 
 from ..params import Augment
+from .extra_transforms import build_extra
 
 # OpenCV's own thread pool fights the loader workers and torch for the same cores; each
 # image here is tiny, so one thread per process is faster (albumentations' advice too).
@@ -33,29 +32,3 @@ def train_transform(aug: Augment, size: int, seed: int) -> A.Compose:
         steps.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j / 4, 0.5), p=0.8))
     steps += [build_extra(spec) for spec in aug.albumentations]
     return A.Compose(steps, seed=seed)
-
-
-def build_extra(spec: dict) -> A.BasicTransform:
-    """One albumentations transform from `{name: ..., **kwargs}`; ValueError in one line."""
-    spec = dict(spec)
-    name = spec.pop("name", None)
-    cls = getattr(A, name, None) if isinstance(name, str) else None
-    if not (isinstance(cls, type) and issubclass(cls, A.BasicTransform)):
-        raise ValueError(f"{name!r} is not an albumentations transform (e.g. CLAHE, GaussNoise, "
-                         "CoarseDropout, Affine; see albumentations' documentation)")
-    if not issubclass(cls, A.ImageOnlyTransform) and not issubclass(cls, A.DualTransform):
-        raise ValueError(f"{name} is not a per-image transform")
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # albumentations warns, not fails, on unknown args
-            return cls(**spec)
-    except Exception as e:  # noqa: BLE001  (its validators raise several kinds)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{name}: bad arguments {spec}: {first}") from None
-
-
-def check_extra(specs: list[dict]) -> None:
-    for spec in specs:
-        build_extra(spec)

@@ -19,7 +19,7 @@ from ..metrics import score
 from ..models import create_model
 from ..params import Params
 from ..training.device import runtime
-from ..training.loop import predict_probs
+from ..inference.probs import predict_probs
 from .common import fold_rows, read_folds, write_probs
 
 

@@ -21,13 +21,14 @@ from ..data.batch_aug import DevicePrep
 from ..data.feed import Images
 from ..errors import UserError
 from ..fileio import atomic_path
-from ..manifest import CACHE, MANIFEST, Prepared
+from ..manifest import CACHE, MANIFEST, STATS, Prepared
 from ..metrics import score
 from ..models import create_model
 from ..params import Params
 from ..training.device import runtime, seed_everything
 from ..training.loop import fit, make_feed
-from .common import file_digest, fold_rows, read_folds
+from ..sources import code_digest, stage_modules
+from .common import file_digest, fold_rows, read_folds, sampled_digest
 
 
 def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
@@ -67,7 +68,9 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
         "train": cfg.model_dump(mode="json", exclude={"models"}),
         "model_spec": spec.model_dump(mode="json"),
-        "data": file_digest(prepared.root / MANIFEST, Path(folds_csv)),
+        "data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, Path(folds_csv)),
+        "cache": sampled_digest(prepared.root / CACHE),
+        "code": code_digest(stage_modules("train")),
     }
     run_key = json.dumps(run_config, sort_keys=True)
     resume_file = Path(resume_dir) / comp.name / f"{model_name}-f{fold}.last.pt"

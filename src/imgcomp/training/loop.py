@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data import tta as tta_views
 from ..data.batch_aug import BatchAugment, DevicePrep, random_erase
-from ..data.feed import DeviceFeed, Images, generator, slices, stream_seed
+from ..data.feed import DeviceFeed, Images, generator, stream_seed
 from ..errors import UserError
+from ..inference.probs import predict_probs, progress_bar
 from ..metrics import log_loss
 from ..params import Augment, Train
 from .device import Runtime, loader_workers, seed_everything
@@ -73,36 +72,6 @@ def combined_loss(out, target, loss_fn) -> torch.Tensor:
         main, *aux = out
         return loss_fn(main, target) + 0.3 * sum(loss_fn(a, target) for a in aux)
     return loss_fn(out, target)
-
-
-@torch.no_grad()
-def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: DevicePrep,
-                  rt: Runtime, tta: list[str], batch_size: int, desc: str = "") -> np.ndarray:
-    """Class probabilities (N, C), float64, averaged over the TTA views in probability space.
-    All views of a batch go through the model as one batch."""
-    model.eval()
-    out = []
-    bar = progress_bar(len(rows), desc, "img") if desc else None
-    for batch in images.batches(slices(rows, batch_size)):
-        x = prep(batch)
-        views = tta_views.views(x, tta)
-        with rt.autocast():
-            logits = model(torch.cat(views) if len(views) > 1 else views[0])
-        p = F.softmax(logits.float(), dim=1).view(len(views), len(x), -1).mean(dim=0)
-        out.append(p.double().cpu().numpy())
-        if bar is not None:
-            bar.update(len(x))
-    if bar is not None:
-        bar.close()
-    return np.concatenate(out) if out else np.zeros((0, 0))
-
-
-def progress_bar(total: int, desc: str, unit: str):
-    """A tqdm bar on a terminal (rate and time left); silent when the output is a log file."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
-                disable=not sys.stderr.isatty(), mininterval=0.5)
 
 
 @dataclass

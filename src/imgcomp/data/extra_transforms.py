@@ -1,0 +1,34 @@
+"""Extra albumentations transforms named in params: `augment.<competition>.albumentations`, a
+list of `{name: <transform>, <its arguments>}`. Checked when params.yaml is loaded, so an
+unknown name or a bad argument stops with one line before anything runs.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+
+
+def build_extra(spec: dict) -> A.BasicTransform:
+    """One albumentations transform from `{name: ..., **kwargs}`; ValueError in one line."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    cls = getattr(A, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, A.BasicTransform)):
+        raise ValueError(f"{name!r} is not an albumentations transform (e.g. CLAHE, GaussNoise, "
+                         "CoarseDropout, Affine; see albumentations' documentation)")
+    if not issubclass(cls, A.ImageOnlyTransform) and not issubclass(cls, A.DualTransform):
+        raise ValueError(f"{name} is not a per-image transform")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # albumentations warns, not fails, on unknown args
+            return cls(**spec)
+    except Exception as e:  # noqa: BLE001  (its validators raise several kinds)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{name}: bad arguments {spec}: {first}") from None
+
+
+def check_extra(specs: list[dict]) -> None:
+    for spec in specs:
+        build_extra(spec)

@@ -1,0 +1,1 @@
+"""Probabilities from a trained model: batched TTA prediction; never imports training/."""

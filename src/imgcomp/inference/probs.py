@@ -1,0 +1,48 @@
+"""Class probabilities of a model over rows of the uint8 cache, averaged over TTA views.
+
+Used by `predict` and by the training loop's per-epoch evaluation; imports nothing from
+training/, so an edit of the training loop never reruns predict.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data import tta as tta_views
+from ..data.batch_aug import DevicePrep
+from ..data.feed import Images, slices
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: DevicePrep,
+                  rt, tta: list[str], batch_size: int, desc: str = "") -> np.ndarray:
+    """Class probabilities (N, C), float64, averaged over the TTA views in probability space.
+    All views of a batch go through the model as one batch; `rt` gives the autocast."""
+    model.eval()
+    out = []
+    bar = progress_bar(len(rows), desc, "img") if desc else None
+    for batch in images.batches(slices(rows, batch_size)):
+        x = prep(batch)
+        views = tta_views.views(x, tta)
+        with rt.autocast():
+            logits = model(torch.cat(views) if len(views) > 1 else views[0])
+        p = F.softmax(logits.float(), dim=1).view(len(views), len(x), -1).mean(dim=0)
+        out.append(p.double().cpu().numpy())
+        if bar is not None:
+            bar.update(len(x))
+    if bar is not None:
+        bar.close()
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def progress_bar(total: int, desc: str, unit: str):
+    """A tqdm bar on a terminal (rate and time left); silent when the output is a log file."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                disable=not sys.stderr.isatty(), mininterval=0.5)
