@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,6 @@ class Prepared:
     root: Path
     manifest: pd.DataFrame
     classes: list[str]
-    stats: dict
 
     @classmethod
     def load(cls, root: str | Path) -> "Prepared":
@@ -69,8 +69,12 @@ class Prepared:
         frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str},
                             keep_default_na=False, na_values={"label": [""]})
         frame["label"] = frame["label"].astype("Int64")
-        stats = json.loads((root / STATS).read_text())
-        return cls(root, frame, [classes[str(i)] for i in range(len(classes))], stats)
+        return cls(root, frame, [classes[str(i)] for i in range(len(classes))])
+
+    @cached_property
+    def stats(self) -> dict:
+        """Per-channel mean/std of the training images (read only by the stages that need it)."""
+        return json.loads((self.root / STATS).read_text())
 
     def images(self) -> np.ndarray:
         """The uint8 cache, (N, S, S, C), memory-mapped: rows follow the manifest."""

@@ -79,6 +79,8 @@ def closure(*modules: str) -> set[str]:
         if m in seen or module_file(m) is None:
             continue
         seen.add(m)
+        parts = m.split(".")  # running a.b.c runs the __init__ of a and of a.b first
+        todo.extend(".".join(parts[:k]) for k in range(1, len(parts)))
         todo.extend(direct_imports(m))
     return seen
 

@@ -23,6 +23,22 @@ from ..metrics import log_loss, report, score
 from ..params import Params
 from .common import read_probs, write_probs
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports.
+DVC = {
+    "cmd": "python -m imgcomp ensemble --prepared data/prepared/${competition} "
+           "--preds preds/${competition}/items --out preds/${competition}/ensemble "
+           "--cv metrics/cv.json --plots plots/${competition}",
+    "deps": ["data/prepared/${competition}/manifest.csv",
+             "data/prepared/${competition}/classes.json", "preds/${competition}/items"],
+    "params": ["competition", "train.models", "folds.run", "ensemble"],
+    "outs": ["preds/${competition}/ensemble"],
+    "metrics": ["metrics/cv.json"],
+    "plots": [{"plots/${competition}/confusion.csv": {"template": "confusion", "x": "predicted",
+                                                       "y": "actual"}},
+              {"plots/${competition}/roc.csv": {"template": "simple", "x": "fpr", "y": "tpr"}}],
+}
+
 
 def item_dir(preds_dir: Path, model: str, fold: int) -> Path:
     return Path(preds_dir) / f"{model}-f{fold}"

@@ -11,6 +11,16 @@ from pathlib import Path
 from ..competitions import get_competition
 from ..params import Params
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports.
+DVC = {
+    "cmd": "python -m imgcomp fetch --raw data/raw/${competition}",
+    "deps": [],
+    "params": ["competition", "competitions.${competition}"],
+    # persist: archives placed by hand are never deleted
+    "outs": [{"data/raw/${competition}": {"persist": True, "cache": False}}],
+}
+
 
 def main(params: Params, raw_dir: Path) -> None:
     comp = get_competition(params.competition)

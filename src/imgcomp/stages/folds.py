@@ -12,6 +12,17 @@ from ..fileio import write_csv
 from ..manifest import Prepared
 from ..params import Params
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports.
+DVC = {
+    "cmd": "python -m imgcomp folds --prepared data/prepared/${competition} "
+           "--out data/folds/${competition}.csv",
+    "deps": ["data/prepared/${competition}/manifest.csv",
+             "data/prepared/${competition}/classes.json"],
+    "params": ["folds.n_splits", "folds.seed"],
+    "outs": ["data/folds/${competition}.csv"],
+}
+
 
 def assign_folds(labels: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
     from sklearn.model_selection import StratifiedKFold

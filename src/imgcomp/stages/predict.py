@@ -22,6 +22,20 @@ from ..training.device import runtime
 from ..inference.probs import predict_probs
 from .common import fold_rows, read_folds, write_probs
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports.
+DVC = {
+    "matrix": {"model": "${train.models}", "fold": "${folds.run}"},
+    "cmd": "python -m imgcomp predict --checkpoint models/${competition}/${item.model}-f${item.fold}.pt "
+           "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
+           "--out preds/${competition}/items/${item.model}-f${item.fold}",
+    "deps": ["models/${competition}/${item.model}-f${item.fold}.pt",
+             "data/prepared/${competition}", "data/folds/${competition}.csv"],
+    "params": ["tta", "predict.batch_size", "train.device", "train.precision",
+               "train.channels_last"],
+    "outs": ["preds/${competition}/items/${item.model}-f${item.fold}"],
+}
+
 
 def load_model(ckpt_path: Path) -> tuple[torch.nn.Module, dict]:
     if not Path(ckpt_path).is_file():

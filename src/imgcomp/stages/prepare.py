@@ -20,6 +20,18 @@ from ..fileio import atomic_path
 from ..manifest import CACHE, CLASSES, MANIFEST, STATS, check_manifest
 from ..params import Params
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports. prepare.workers and
+# prepare.max_extract_gb do not change the output: not params of the stage.
+DVC = {
+    "cmd": "python -m imgcomp prepare --raw data/raw/${competition} "
+           "--out data/prepared/${competition}",
+    "deps": ["data/raw/${competition}"],
+    "params": ["competition", "competitions.${competition}", "image_size",
+               "prepare.cache_margin", "prepare.on_bad_image"],
+    "outs": ["data/prepared/${competition}"],
+}
+
 
 def cache_side(params: Params) -> int:
     return int(round(params.image_size * (1 + params.prepare.cache_margin)))

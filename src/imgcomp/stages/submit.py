@@ -14,6 +14,21 @@ from ..metrics import report
 from ..params import Params
 from .common import read_probs
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports.
+DVC = {
+    "cmd": "python -m imgcomp submit --prepared data/prepared/${competition} "
+           "--raw data/raw/${competition} --probs preds/${competition}/ensemble/test.csv "
+           "--out submissions/${competition}.csv --leaderboard metrics/leaderboard.json",
+    "deps": ["data/prepared/${competition}/manifest.csv",
+             "data/prepared/${competition}/classes.json", "data/raw/${competition}",
+             "preds/${competition}/ensemble/test.csv"],
+    "params": ["competition"],
+    # persist: a failed run never deletes the last good submission
+    "outs": [{"submissions/${competition}.csv": {"persist": True, "cache": False}}],
+    "metrics": ["metrics/leaderboard.json"],
+}
+
 
 def main(params: Params, prepared_dir: Path, raw_dir: Path, ensemble_test: Path, out_csv: Path,
          leaderboard_json: Path) -> None:

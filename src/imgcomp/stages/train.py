@@ -30,6 +30,29 @@ from ..training.loop import fit, make_feed
 from ..sources import code_digest, stage_modules
 from .common import file_digest, fold_rows, read_folds, sampled_digest
 
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports. Knobs that do not change
+# the weights (train.models: the matrix; num_workers; device_cache) are not params of it.
+DVC = {
+    "matrix": {"model": "${train.models}", "fold": "${folds.run}"},
+    "cmd": "python -m imgcomp train --model ${item.model} --fold ${item.fold} "
+           "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
+           "--out models/${competition}/${item.model}-f${item.fold}.pt "
+           "--live dvclive/${competition}/${item.model}-f${item.fold}",
+    "deps": ["data/prepared/${competition}", "data/folds/${competition}.csv"],
+    "params": ["competition", "image_size", "models.${item.model}", "augment.${competition}",
+               "train.epochs", "train.batch_size", "train.lr", "train.weight_decay",
+               "train.optimizer", "train.momentum", "train.schedule", "train.warmup_epochs",
+               "train.step_epochs", "train.step_gamma", "train.min_lr_ratio",
+               "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
+               "train.erasing", "train.ema", "train.grad_clip", "train.patience", "train.seed",
+               "train.device", "train.precision", "train.channels_last", "train.compile",
+               "train.augment_backend", "train.nproc"],
+    "outs": ["models/${competition}/${item.model}-f${item.fold}.pt"],
+    "metrics": ["dvclive/${competition}/${item.model}-f${item.fold}/metrics.json"],
+    "plots": [{"dvclive/${competition}/${item.model}-f${item.fold}/plots/metrics": {"x": "step"}}],
+}
+
 
 def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
          out_ckpt: Path, live_dir: Path, resume_dir: Path = Path("checkpoints")) -> None:
