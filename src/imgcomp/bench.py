@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.loaders import BatchImages
+
 SCALE = float(os.environ.get("IMGCOMP_BENCH_SCALE", "1.0"))
 
 
@@ -67,25 +69,19 @@ def mean_kb(paths: list[Path]) -> float:
     return round(sum(p.stat().st_size for p in paths) / len(paths) / 1024, 1)
 
 
-class NaiveImageFolder:
+class NaiveImageFolder(BatchImages):
     """What the course notebook does: open, decode at full size and resize, every epoch."""
 
     def __init__(self, paths: list[Path], size: int, transform):
-        self.paths, self.size, self.transform = paths, size, transform
+        super().__init__(np.arange(len(paths)) % 2, transform)
+        self.paths, self.size = paths, size
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, key):
-        import torch
+    def image(self, i: int) -> np.ndarray:
         from PIL import Image
 
-        i = key[0] if isinstance(key, tuple) else key  # the sampler's (index, epoch seed)
         with Image.open(self.paths[i]) as im:
-            img = np.asarray(im.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR))
-        img = self.transform(image=img)["image"]
-        return torch.from_numpy(np.ascontiguousarray(img)), i % 2
-
+            return np.asarray(im.convert("RGB").resize((self.size, self.size),
+                                                       Image.Resampling.BILINEAR))
 
 
 def images_per_second(loader) -> float:

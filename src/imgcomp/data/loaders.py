@@ -3,9 +3,10 @@
 Chosen with `train.augment_backend: albumentations` (or automatically when
 `augment.<competition>.albumentations` names extra transforms). Each image is read from the
 memory-mapped cache (never a JPEG decode), augmented at cache resolution, and the batch is
-normalised on the device by `DevicePrep`. Each item's draws are seeded by (epoch seed, item),
-so the batches follow from (train.seed, epoch) alone, whatever the number of loader
-processes, and a resumed run sees exactly the batches an uninterrupted one would have.
+normalised on the device by `DevicePrep`. A loader item is a whole batch, seeded by (epoch
+seed, batch number, rank), so the batches follow from (train.seed, epoch) alone, whatever the
+number of loader processes, and a resumed run sees exactly the batches an uninterrupted one
+would have.
 """
 
 from __future__ import annotations
@@ -21,52 +22,77 @@ from .batch_aug import DevicePrep
 from .feed import epoch_order
 
 
-class EpochSampler(Sampler):
-    """A seeded permutation per epoch (this rank's share under DDP), as (index, epoch seed)."""
+class EpochBatches(Sampler):
+    """The epoch's batches: this rank's share of a seeded permutation, cut into full batches,
+    each as (row indices, the batch's own seed)."""
 
-    def __init__(self, n: int, rank: int = 0, world: int = 1):
-        self.n, self.rank, self.world, self.seed = n, rank, world, 0
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.rank, self.world, self.seed = n, batch_size, rank, world, 0
 
     def set_epoch(self, seed: int) -> None:
         self.seed = seed
 
     def __len__(self) -> int:
-        return self.n // self.world
+        return (self.n // self.world) // self.batch_size
 
     def __iter__(self):
-        order = epoch_order(self.n, self.seed, self.rank, self.world)
-        return iter([(int(i), self.seed) for i in order])
+        order = epoch_order(self.n, self.seed, self.rank, self.world).tolist()
+        b = self.batch_size
+        return iter([(order[k * b:(k + 1) * b], (self.seed * 1_000_003 + k * 7_919 + self.rank)
+                      % 2**32) for k in range(len(self))])
 
 
-class CachedImages(Dataset):
-    """Rows of the uint8 cache through an optional per-image transform; yields (HWC uint8, label)."""
+class BatchImages(Dataset):
+    """A whole batch per item: (row indices, seed) -> (NHWC uint8, labels). The transform is
+    seeded once per batch from the batch's own seed, so the draws are the same in whichever
+    loader process the batch lands (seeding per image would double albumentations' cost)."""
 
-    def __init__(self, cache: Path, rows: np.ndarray, labels: np.ndarray, transform=None):
-        self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
-        self._images = None
+    def __init__(self, labels: np.ndarray, transform=None):
+        self.labels, self.transform = labels, transform
+
+    def image(self, i: int) -> np.ndarray:
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.labels)
 
     def __getitem__(self, key):
-        i, seed = key if isinstance(key, tuple) else (key, None)
-        if self._images is None:  # opened lazily: each worker maps the file itself
-            self._images = np.load(self.cache, mmap_mode="r")
-        img = np.asarray(self._images[self.rows[i]])
+        indices, seed = key
         if self.transform is not None:
-            if seed is not None:  # the draws of item i in this epoch, in any worker
-                self.transform.set_random_seed((seed * 1_000_003 + i) % 2**32)
-            img = self.transform(image=img)["image"]
-        return torch.from_numpy(np.ascontiguousarray(img)), int(self.labels[i])
+            self.transform.set_random_seed(seed)
+        out = []
+        for i in indices:
+            img = self.image(i)
+            if self.transform is not None:
+                img = self.transform(image=img)["image"]
+            out.append(img)
+        labels = torch.as_tensor(np.asarray(self.labels)[indices], dtype=torch.long)
+        return torch.from_numpy(np.ascontiguousarray(np.stack(out))), labels
 
 
-def train_loader(dataset: Dataset, batch_size: int, num_workers: int, pin: bool,
+class CachedImages(BatchImages):
+    """Rows of the memory-mapped uint8 cache, through an optional per-image transform."""
+
+    def __init__(self, cache: Path, rows: np.ndarray, labels: np.ndarray, transform=None):
+        super().__init__(labels, transform)
+        self.cache, self.rows = cache, rows
+        self._images = None
+
+    def image(self, i: int) -> np.ndarray:
+        if self._images is None:  # opened lazily: each loader process maps the file itself
+            self._images = np.load(self.cache, mmap_mode="r")
+        return np.asarray(self._images[self.rows[i]])
+
+
+def train_loader(dataset: BatchImages, batch_size: int, num_workers: int, pin: bool,
                  rank: int = 0, world: int = 1) -> DataLoader:
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), rank, world),
-        num_workers=num_workers, pin_memory=pin, drop_last=True,
-        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None,
+    loader = DataLoader(
+        dataset, batch_size=None, sampler=EpochBatches(len(dataset), batch_size, rank, world),
+        num_workers=num_workers, pin_memory=pin, persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers else None,
     )
+    loader.images_per_batch = batch_size
+    return loader
 
 
 def start_epoch(loader: DataLoader, seed: int) -> None:
@@ -79,7 +105,7 @@ class AlbumentationsFeed:
 
     def __init__(self, loader: DataLoader, prep: DevicePrep):
         self.loader, self.prep = loader, prep
-        self.batch_size, self.num_workers = loader.batch_size, loader.num_workers
+        self.batch_size, self.num_workers = loader.images_per_batch, loader.num_workers
 
     def __len__(self) -> int:
         return len(self.loader)
