@@ -42,3 +42,24 @@ def test_roc_points_binary_and_multiclass():
     assert roc.fpr.iloc[0] == 0 and roc.tpr.iloc[-1] == 1 and roc.fpr.is_monotonic_increasing
     stack, y = noisy_models(2, c=4)
     assert len(roc_points(y, stack[0], limit=50)) <= 50
+
+
+def test_weighted_cv_is_cross_fitted_and_can_lose_to_the_in_sample_fit():
+    """Fitted and scored on the same rows, weights flatter the CV; cross-fitted they do not."""
+    from imgcomp.stages.ensemble import cross_fitted
+
+    rng = np.random.default_rng(0)
+    n, m = 300, 6
+    y = rng.integers(0, 2, n)
+    p1 = rng.uniform(0.05, 0.95, (m, n))  # models that know nothing
+    stack = np.stack([np.column_stack([1 - p, p]) for p in p1])
+    fold_of = np.arange(n) % 5
+    honest = accuracy(y, cross_fitted(stack, y, fold_of, "accuracy"))
+    in_sample = accuracy(y, combine(stack, fit_weights(stack, y, "accuracy"), "mean"))
+    assert in_sample > honest  # the in-sample score is the optimistic one
+    assert abs(honest - 0.5) < 0.1  # chance, as it should be for models that know nothing
+    for k in range(5):  # each fold's rows use weights that never saw them
+        inside = fold_of == k
+        w = fit_weights(stack[:, ~inside], y[~inside], "accuracy")
+        assert np.allclose(cross_fitted(stack, y, fold_of, "accuracy")[inside],
+                           combine(stack[:, inside], w, "mean"))

@@ -65,3 +65,11 @@ def test_pretrained_from_local_file(tmp_path):
 def test_custom_model_rejects_pretrained():
     with pytest.raises(UserError, match="no pretrained weights"):
         create_model("lenet", 10, 1, 32, pretrained=True)
+
+
+def test_custom_names_never_shadow_a_timm_model():
+    import timm
+
+    from imgcomp.models import CUSTOM
+
+    assert not set(CUSTOM) & set(timm.list_models()), "a timm name would silently get ours"

@@ -138,12 +138,14 @@ def test_albumentations_batches_follow_seed_whatever_the_workers(digits_small):
     assert all(torch.equal(x, y) for x, y in zip(first, again))
 
 
-def test_cuda_oom_names_the_batch_size_to_lower(digits_small):
+@pytest.mark.parametrize("where", ["OOM_AT_EPOCH", "OOM_IN_BACKWARD_AT_EPOCH"])
+def test_cuda_oom_names_the_batch_size_to_lower(digits_small, where):
     root = digits_small
-    proc = train_cli(root, root / "oom.pt", {"IMGCOMP_FAULT_OOM_AT_EPOCH": "1"},
+    proc = train_cli(root, root / "oom.pt", {f"IMGCOMP_FAULT_{where}": "1"},
                      params_over={"train": {"batch_size": 32}})
     assert proc.returncode == 2
-    assert "CUDA out of memory at train.batch_size=32; lower it (try 16)" in proc.stderr
+    assert proc.stderr.strip() == ("error: train lenet fold 0: CUDA out of memory at "
+                                   "train.batch_size=32; lower it (try 16)")
     assert not (root / "oom.pt").exists()
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-HIGHER_IS_BETTER = {"accuracy": True, "auc": True}
-
-
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == np.asarray(labels)).mean())
 

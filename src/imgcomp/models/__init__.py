@@ -63,7 +63,3 @@ def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
             f"`python -c \"import timm; timm.create_model('{arch}', pretrained=True)\"` where "
             f"there is internet) or set models.<name>.pretrained_file to a local file"
         ) from None
-
-
-def model_names() -> list[str]:
-    return sorted(CUSTOM)

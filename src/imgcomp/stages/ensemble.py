@@ -76,6 +76,18 @@ def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
     return candidates[best]
 
 
+def cross_fitted(oof: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
+                 metric: str) -> np.ndarray:
+    """The weighted ensemble's OOF probabilities with each fold's rows combined by weights
+    fitted on the other folds' rows only: a CV score not flattered by fitting on itself."""
+    out = np.empty_like(oof[0])
+    for k in np.unique(fold_of):
+        inside = fold_of == k
+        w = fit_weights(oof[:, ~inside], labels[~inside], metric)
+        out[inside] = combine(oof[:, inside], w, "mean")
+    return out
+
+
 def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.DataFrame:
     """ROC of class 1 (binary) or micro-averaged one-vs-rest (multi-class)."""
     from sklearn.metrics import roc_curve
@@ -109,6 +121,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     models, folds = params.train.models, params.folds.run
 
     oof_ids: list[str] | None = None
+    fold_by_id: dict[str, int] = {}
     oof_stack, test_stack, per_model = [], [], {}
     for model in models:
         parts, tests, per_fold = [], [], {}
@@ -116,6 +129,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
             ids, p = read_probs(item_dir(preds_dir, model, k) / "oof.csv")
             y = labels_by_id.loc[ids].astype(int).to_numpy()
             per_fold[str(k)] = report(comp.metric, y, p)
+            fold_by_id.update((i, k) for i in ids)
             parts.append(pd.DataFrame(p, index=ids))
             t_ids, t = read_probs(item_dir(preds_dir, model, k) / "test.csv")
             if t_ids != test_ids:
@@ -133,14 +147,24 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     oof_all, test_all = np.stack(oof_stack), np.stack(test_stack)
     y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
     method = params.ensemble.method
+    note = None
     if method == "weighted":
-        weights = fit_weights(oof_all, y, comp.metric)
+        weights = fit_weights(oof_all, y, comp.metric)  # the test predictions' weights: all OOF
+        if len(models) > 1 and len(folds) > 1:
+            fold_of = np.array([fold_by_id[i] for i in oof_ids])
+            oof_ens = cross_fitted(oof_all, y, fold_of, comp.metric)
+            note = "OOF score with each fold's weights fitted on the other folds"
+        else:
+            oof_ens = combine(oof_all, weights, method)
+            if len(models) > 1:
+                note = "weights fitted on the scored OOF itself (one fold): optimistic"
     else:
         weights = np.full(len(models), 1.0 / len(models))
-    oof_ens = combine(oof_all, weights, method)
+        oof_ens = combine(oof_all, weights, method)
     test_ens = combine(test_all, weights, method)
     ensemble = {**report(comp.metric, y, oof_ens), "method": method,
-                "weights": {m: round(float(w), 6) for m, w in zip(models, weights)}}
+                "weights": {m: round(float(w), 6) for m, w in zip(models, weights)},
+                **({"note": note} if note else {})}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_probs(tmp / "oof.csv", oof_ids, oof_ens, prepared.classes)
@@ -151,4 +175,5 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
                          "images": len(oof_ids), "folds": list(folds),
                          "ensemble": ensemble, "models": per_model})
     print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
-          f"CV {comp.metric} {ensemble[comp.metric]:.4f} on {len(oof_ids)} OOF images")
+          f"CV {comp.metric} {ensemble[comp.metric]:.4f} on {len(oof_ids)} OOF images"
+          + (f" ({note})" if note else ""))

@@ -225,17 +225,19 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                 if _fault("OOM_AT_EPOCH") == epoch + 1:  # tests: what a CUDA OOM looks like
                     raise torch.cuda.OutOfMemoryError("simulated")
                 loss = stepper.loss(x, y)
-            except torch.cuda.OutOfMemoryError:
+                if _fault("NAN_AT_EPOCH") == epoch + 1:  # tests: a diverging step
+                    loss = loss * float("nan")
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"{name}: loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
+                        f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good "
+                        f"epoch ({progress.epoch}) is kept in {resume_file}")
+                if _fault("OOM_IN_BACKWARD_AT_EPOCH") == epoch + 1:  # tests: OOM in backward
+                    raise torch.cuda.OutOfMemoryError("simulated")
+                stepper.update(loss, epoch * steps + step)
+            except torch.cuda.OutOfMemoryError:  # forward or backward: the same advice
                 raise UserError(f"{name}: CUDA out of memory at train.batch_size={cfg.batch_size}"
                                 f"; lower it (try {max(2, cfg.batch_size // 2)})") from None
-            if _fault("NAN_AT_EPOCH") == epoch + 1:  # tests: a diverging step
-                loss = loss * float("nan")
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{name}: loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
-                    f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good epoch "
-                    f"({progress.epoch}) is kept in {resume_file}")
-            stepper.update(loss, epoch * steps + step)
             if first_step and rt.is_main:
                 first_step = False
                 print(f"{name}: first step {since_process_start():.1f} s after the process "
@@ -306,7 +308,8 @@ def _log(live, row: dict) -> None:
 
 
 def _fault(name: str) -> int | None:
-    """Fault injection for the tests: IMGCOMP_FAULT_{AFTER_EPOCH,NAN_AT_EPOCH,OOM_AT_EPOCH}."""
+    """Fault injection for the tests: IMGCOMP_FAULT_{AFTER_EPOCH,NAN_AT_EPOCH,OOM_AT_EPOCH,
+    OOM_IN_BACKWARD_AT_EPOCH}."""
     v = os.environ.get(f"IMGCOMP_FAULT_{name}")
     return int(v) if v else None
 
