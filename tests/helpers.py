@@ -20,6 +20,15 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 
+def augment(**over):
+    """An Augment that changes nothing but what `over` sets (params.py has no defaults)."""
+    from imgcomp.params import Augment
+
+    neutral = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, vflip=0.0, rotate=0.0,
+                   color_jitter=0.0)
+    return Augment(**{**neutral, **over})
+
+
 def jpeg_bytes(seed: int, size=(40, 36), mode="RGB", fmt="JPEG") -> bytes:
     """A small image whose content depends on `seed` (a class can be told by its colour)."""
     rng = np.random.default_rng(seed)

@@ -11,6 +11,11 @@ pytestmark = pytest.mark.e2e
 
 
 def test_bench_smoke(tmp_path):
+    import shutil
+
+    from helpers import REPO
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")  # the recipe it measures
     env = {**os.environ, "IMGCOMP_BENCH_SCALE": "0.02", "NO_ALBUMENTATIONS_UPDATE": "1"}
     proc = subprocess.run([sys.executable, "-m", "imgcomp.bench", "--out", str(tmp_path / "b.json")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import augment
 
 from imgcomp.data.batch_aug import (BatchAugment, affine_params, color_jitter, crop_boxes,
                                     erase_boxes, random_erase)
 from imgcomp.data.feed import DeviceFeed, Images, _read_ahead, epoch_order, fits_on_device
-from imgcomp.params import Augment
 
 CPU = torch.device("cpu")
 SIDE, OUT = 64, 32  # cache side, model input
@@ -70,7 +70,7 @@ def albumentations_outputs(aug, n, seed=0):
     return np.stack([t(image=img)["image"] for _ in range(n)]).astype(float)
 
 
-AUG = Augment(scale=(0.35, 1.0), ratio=(0.75, 1.333), hflip=0.5, rotate=15)
+AUG = augment(scale=(0.35, 1.0), ratio=(0.75, 1.333), hflip=0.5, rotate=15)
 
 
 def test_backends_draw_comparable_augmentations():
@@ -94,14 +94,14 @@ def test_backends_draw_comparable_augmentations():
 
 
 def test_identity_augmentation_is_a_plain_resize():
-    aug = Augment(scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    aug = augment(scale=(1.0, 1.0), ratio=(1.0, 1.0))
     maps = fitted_maps(device_outputs(aug, 4))
     for j in maps:
         assert np.allclose(j, np.eye(2) * SIDE / OUT, atol=1e-3)
 
 
 def test_flips_and_rotation_follow_their_params():
-    p = affine_params(2000, Augment(hflip=0.3, vflip=1.0, rotate=30), gen(), CPU)
+    p = affine_params(2000, augment(hflip=0.3, vflip=1.0, rotate=30), gen(), CPU)
     assert abs((p["fx"] < 0).float().mean() - 0.3) < 0.04
     assert (p["fy"] < 0).all()
     deg = p["angle"] * 180 / math.pi
@@ -121,7 +121,7 @@ def test_crop_boxes_fit_and_fall_back():
 def test_same_generator_seed_same_batch_other_seed_other_batch():
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (8, SIDE, SIDE, 3),
                                                                    dtype=np.uint8))
-    aug = BatchAugment(Augment(hflip=0.5, rotate=10, color_jitter=0.3), OUT, [0.5] * 3,
+    aug = BatchAugment(augment(hflip=0.5, rotate=10, color_jitter=0.3), OUT, [0.5] * 3,
                        [0.2] * 3, True)
     a, b, c = aug(images, gen(1)), aug(images, gen(1)), aug(images, gen(2))
     assert a.shape == (8, 3, OUT, OUT) and a.is_contiguous(memory_format=torch.channels_last)
@@ -130,7 +130,7 @@ def test_same_generator_seed_same_batch_other_seed_other_batch():
 
 def test_grayscale_batches():
     images = torch.randint(0, 255, (4, SIDE, SIDE, 1), dtype=torch.uint8)
-    x = BatchAugment(Augment(color_jitter=0.5), OUT, [0.5], [0.2], False)(images, gen())
+    x = BatchAugment(augment(color_jitter=0.5), OUT, [0.5], [0.2], False)(images, gen())
     assert x.shape == (4, 1, OUT, OUT) and torch.isfinite(x).all()
 
 
@@ -224,7 +224,7 @@ def test_device_feed_batches_follow_the_seed(tmp_path):
     path, arr = cache_file(tmp_path, n=40, side=12)
     rows = np.arange(5, 37)
     labels = rows % 3
-    aug = BatchAugment(Augment(hflip=0.5, rotate=5), 8, [0.5] * 3, [0.25] * 3, False)
+    aug = BatchAugment(augment(hflip=0.5, rotate=5), 8, [0.5] * 3, [0.25] * 3, False)
     feed = DeviceFeed(Images(path, CPU), rows, labels, 8, aug)
     assert len(feed) == 4 and feed.num_workers == 0
     first = list(feed.epoch(11))

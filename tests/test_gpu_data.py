@@ -7,10 +7,10 @@ same code is exercised on CPU tensors by tests/test_device_aug.py.
 import numpy as np
 import pytest
 import torch
+from helpers import augment
 
 from imgcomp.data.batch_aug import BatchAugment, random_erase
 from imgcomp.data.feed import DeviceFeed, Images, generator
-from imgcomp.params import Augment
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -38,7 +38,7 @@ def test_cache_on_the_gpu_and_streamed_give_the_same_batches(tmp_path):
 def test_device_feed_on_cuda_is_seeded_and_identical_resident_or_streamed(tmp_path):
     path, _ = cache_file(tmp_path)
     rows = np.arange(256)
-    aug = BatchAugment(Augment(hflip=0.5, rotate=15, color_jitter=0.2), 32, [0.5] * 3,
+    aug = BatchAugment(augment(hflip=0.5, rotate=15, color_jitter=0.2), 32, [0.5] * 3,
                        [0.25] * 3, True)
     a = DeviceFeed(Images(path, CUDA, "auto"), rows, rows % 7, 64, aug)
     b = DeviceFeed(Images(path, CUDA, 0), rows, rows % 7, 64, aug)
@@ -52,7 +52,7 @@ def test_erasing_and_augmentation_run_on_the_gpu_generator():
     x = random_erase(torch.zeros(32, 3, 16, 16, device=CUDA), 1.0, g)
     assert x.is_cuda and (x != 0).any()
     images = torch.randint(0, 255, (16, 40, 40, 3), dtype=torch.uint8, device=CUDA)
-    out = BatchAugment(Augment(), 32, [0.5] * 3, [0.25] * 3, False)(images, generator(CUDA, 0))
+    out = BatchAugment(augment(), 32, [0.5] * 3, [0.25] * 3, False)(images, generator(CUDA, 0))
     assert out.shape == (16, 3, 32, 32) and out.is_cuda and torch.isfinite(out).all()
 
 

@@ -55,3 +55,42 @@ def test_cli_bad_yaml(tmp_path):
     (tmp_path / "params.yaml").write_text("train: [unclosed\n")
     proc = imgcomp(["folds", "--prepared", "x", "--out", "y"], tmp_path)
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("ModelSpec", "arch"),
+            ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "args"),
+            ("Augment", "albumentations")}
+
+
+def test_params_yaml_is_the_only_place_defaults_live():
+    """No knob has a Python default that could disagree with params.yaml; only the optional
+    parts of an entry may be left out."""
+    import inspect
+
+    import imgcomp.params as mod
+    from pydantic import BaseModel
+
+    defaults = []
+    for name, cls in inspect.getmembers(mod, inspect.isclass):
+        if issubclass(cls, BaseModel) and cls.__module__ == mod.__name__:
+            for field, info in cls.model_fields.items():
+                if not info.is_required() and (name, field) not in OPTIONAL:
+                    defaults.append(f"{name}.{field}")
+    assert defaults == []
+
+
+def test_every_key_left_out_of_params_yaml_is_named():
+    import copy
+
+    for section in ("prepare", "train", "predict", "folds", "kaggle"):
+        raw = copy.deepcopy(BASE)
+        key = next(iter(raw[section]))
+        del raw[section][key]
+        with pytest.raises(UserError, match=f"{section}.{key}: required key is missing"):
+            parse_params(raw)
+
+
+def test_setting_a_kaggle_slug_is_not_a_competition_param():
+    p = parse_params(merge(BASE, {"kaggle": {"digits": "digit-recognizer"}}))
+    assert p.kaggle_slug() == "digit-recognizer"
+    assert "kaggle" not in p.competition_params().model_dump()

@@ -155,7 +155,7 @@ def test_make_submit_without_credentials_sends_nothing(digits_project, tmp_path)
     from helpers import env_for
 
     project, _ = digits_project
-    set_params(project, competitions={"digits": {"kaggle": "digit-recognizer"}})
+    set_params(project, kaggle={"digits": "digit-recognizer"})
     bin_dir, log = _fake_kaggle(tmp_path)
     env = env_for(project)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
@@ -175,7 +175,7 @@ def test_make_submit_without_credentials_sends_nothing(digits_project, tmp_path)
     argv = log.read_text().splitlines()
     assert argv[:6] == ["competitions", "submit", "-c", "digit-recognizer", "-f", "submissions/digits.csv"]
     assert argv[6] == "-m" and argv[7].startswith("imgcomp: lenet, CV accuracy ")
-    set_params(project, competitions={"digits": {"kaggle": None}})
+    set_params(project, kaggle={"digits": None})
     by_hand = run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
     assert "no Kaggle slug" in by_hand.stdout and "by hand" in by_hand.stdout
 

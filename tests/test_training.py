@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import REPO, merge
+from helpers import REPO, augment, merge
 
 from imgcomp.params import parse_params
 from imgcomp.training.loop import lr_lambda
@@ -114,8 +114,7 @@ def test_unknown_model_name_cli(digits_small):
 def test_albumentations_batches_follow_seed_whatever_the_workers(digits_small):
     from imgcomp.data.loaders import CachedImages, start_epoch, train_loader
     from imgcomp.data.transforms import train_transform
-    from imgcomp.params import Augment
-
+    
     root = digits_small
     rows = np.arange(120)
 
@@ -125,7 +124,7 @@ def test_albumentations_batches_follow_seed_whatever_the_workers(digits_small):
 
     def make(workers):
         ds = CachedImages(root / "prepared/images.npy", rows, rows % 10,
-                          train_transform(Augment(scale=(0.5, 1.0), rotate=10), 32, 0))
+                          train_transform(augment(scale=(0.5, 1.0), rotate=10), 32, 0))
         return train_loader(ds, 16, workers, False)
 
     a, b = make(2), make(0)  # the draws do not depend on the number of loader processes

@@ -93,25 +93,29 @@ def images_per_second(loader) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def cache_side(size: int) -> int:
-    """The cache side `prepare` uses for `size` with the default prepare.cache_margin."""
-    from .params import Prepare
+def repo_params():
+    """params.yaml, as a user runs it: the bench measures that recipe, not one of its own."""
+    from .params import load_params
 
-    return int(round(size * (1 + Prepare().cache_margin)))
+    return load_params("params.yaml")
+
+
+def cache_side(size: int) -> int:
+    """The cache side `prepare` uses for `size` with params.yaml's prepare.cache_margin."""
+    return int(round(size * (1 + repo_params().prepare.cache_margin)))
 
 
 def bench_loader(tmp: Path, size: int, workers: int) -> dict:
     from .data.cache import build_cache
     from .data.loaders import CachedImages, train_loader
     from .data.transforms import train_transform
-    from .params import Augment
 
     paths = synthetic_jpegs(tmp / "photos", n(1200), (512, 384))
     side = cache_side(size)
     t0 = time.perf_counter()
-    build_cache(paths, tmp / f"cache{side}.npy", side, 3, workers=0, progress=False)
+    build_cache(paths, tmp / f"cache{side}.npy", side, 3, workers=-1, progress=False)
     prepare_ips = len(paths) / (time.perf_counter() - t0)
-    aug = Augment(hflip=0.5)
+    aug = food11_augment()
     labels = np.arange(len(paths)) % 2
     ours = CachedImages(tmp / f"cache{side}.npy", np.arange(len(paths)), labels, train_transform(aug, size, 0))
     naive = NaiveImageFolder(paths, side, train_transform(aug, size, 0))
@@ -126,13 +130,9 @@ def bench_loader(tmp: Path, size: int, workers: int) -> dict:
 
 def user_train(device: str, **over):
     """params.yaml's own train section (the recipe a user runs), with `over` applied."""
-    from .params import load_params
-
-    base = load_params("params.yaml").train if Path("params.yaml").is_file() else None
     from .params import Train
 
-    values = base.model_dump() if base else {"models": ["m"], "epochs": 1, "batch_size": 64,
-                                              "lr": 1e-3}
+    values = repo_params().train.model_dump()
     return Train(**{**values, "device": device, "epochs": 1, "compile": False, "nproc": 1,
                     **over})
 
@@ -240,11 +240,7 @@ def bench_augment(cache: Path, size: int, batch: int, device: str, aug) -> dict:
 
 def food11_augment():
     """food-11's `augment` as params.yaml states it (the recipe a user runs)."""
-    from .params import Augment, load_params
-
-    if Path("params.yaml").is_file():
-        return load_params("params.yaml").augment.food11
-    return Augment(scale=(0.35, 1.0), ratio=(0.75, 1.333), hflip=0.5, rotate=15, color_jitter=0.2)
+    return repo_params().augment.food11
 
 
 def cache_at(tmp: Path, size: int) -> Path:
@@ -255,7 +251,7 @@ def cache_at(tmp: Path, size: int) -> Path:
     out = tmp / f"cache{side}.npy"
     if not out.is_file():
         photos = sorted((tmp / "photos").glob("*.jpg"))
-        build_cache(photos, out, side, 3, workers=0, progress=False)
+        build_cache(photos, out, side, 3, workers=-1, progress=False)
     return out
 
 
@@ -286,11 +282,9 @@ def _peak_memory_sampler(stop: threading.Event, peak: dict) -> None:
 
 def child_train(cache: str, device: str) -> None:
     """One training epoch over `cache` in this process; prints peak memory and epoch time."""
-    from .params import Augment
-
     images = np.load(cache, mmap_mode="r")
     rt, feed, stepper, _ = _train_parts(Path(cache), "lenet", {}, images.shape[1], 64, device,
-                                        "auto", Augment(), "device")
+                                        "auto", food11_augment(), "device")
     stop, peak = threading.Event(), {}
     sampler = threading.Thread(target=_peak_memory_sampler, args=(stop, peak), daemon=True)
     sampler.start()

@@ -1,7 +1,10 @@
 """Typed, validated params: `params.yaml` is read once, into frozen objects.
 
 Unknown keys and bad values stop with one line naming the key and what is allowed. Every
-knob a stage reads is here, with its default and its range; `params.yaml` states them all.
+knob is here with its type and range, and with no default: params.yaml is the one place the
+defaults live (DVC reads the keys a stage depends on from there too), so the two cannot
+disagree. A missing key is one line naming it. Only optional parts of an entry (an
+archive's url, a model's args, extra albumentations transforms) may be left out.
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ class Augment(Strict):
     device`), or per image by albumentations, which can also run any transforms named in
     `albumentations` (a list of `{name: <transform>, <its arguments>}`)."""
 
-    scale: tuple[float, float] = (0.8, 1.0)
-    ratio: tuple[float, float] = (0.75, 4 / 3)
-    hflip: float = Field(0.0, ge=0.0, le=1.0)
-    vflip: float = Field(0.0, ge=0.0, le=1.0)
-    rotate: float = Field(0.0, ge=0.0, le=180.0, description="max degrees either way")
-    color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+    scale: tuple[float, float]
+    ratio: tuple[float, float]
+    hflip: float = Field(ge=0.0, le=1.0)
+    vflip: float = Field(ge=0.0, le=1.0)
+    rotate: float = Field(ge=0.0, le=180.0, description="max degrees either way")
+    color_jitter: float = Field(ge=0.0, le=1.0)
     albumentations: list[dict[str, Any]] = Field(
         [], description="extra albumentations transforms, after the knobs above")
 
@@ -62,17 +65,18 @@ class Augment(Strict):
 
 
 class CompetitionParams(Strict):
-    archives: list[Archive] = []
-    kaggle: str | None = Field(None, description="Kaggle competition slug for `make submit`")
+    """What fetch and prepare read about a competition's raw files (and nothing else)."""
+
+    archives: list[Archive]
 
 
-class DigitsParams(CompetitionParams):
-    test_size: float = Field(0.25, gt=0.0, lt=1.0)
-    seed: int = 0
+class DigitsParams(Strict):
+    test_size: float = Field(gt=0.0, lt=1.0)
+    seed: int
 
 
 class CatDogParams(CompetitionParams):
-    label_prefix_len: int = Field(3, ge=1, description="file-name letters that name the class")
+    label_prefix_len: int = Field(ge=1, description="file-name letters that name the class")
 
 
 class Food11Params(CompetitionParams):
@@ -80,37 +84,47 @@ class Food11Params(CompetitionParams):
 
 
 class PalmParams(CompetitionParams):
-    xlsx_name_column: str = "imgName"
-    xlsx_label_column: str = "Label"
+    xlsx_name_column: str
+    xlsx_label_column: str
 
 
 class Competitions(Strict):
-    digits: DigitsParams = DigitsParams()
-    cat_dog: CatDogParams = CatDogParams()
-    food11: Food11Params = Food11Params()
-    palm: PalmParams = PalmParams()
+    digits: DigitsParams
+    cat_dog: CatDogParams
+    food11: Food11Params
+    palm: PalmParams
 
 
 class Augments(Strict):
     """Train augmentation per competition (digits must not flip; fundus photos may turn)."""
 
-    digits: Augment = Augment()
-    cat_dog: Augment = Augment(hflip=0.5)
-    food11: Augment = Augment(hflip=0.5)
-    palm: Augment = Augment(hflip=0.5, vflip=0.5, rotate=180)
+    digits: Augment
+    cat_dog: Augment
+    food11: Augment
+    palm: Augment
+
+
+class Kaggle(Strict):
+    """Kaggle competition slugs, read by `make submit` alone (no stage: changing one reruns
+    nothing)."""
+
+    digits: str | None
+    cat_dog: str | None
+    food11: str | None
+    palm: str | None
 
 
 class Prepare(Strict):
-    cache_margin: float = Field(0.15, ge=0.0, le=1.0, description="cache side = image_size*(1+m)")
-    workers: int = Field(0, ge=0, description="decode processes; 0 = one per CPU core")
-    on_bad_image: Literal["skip", "fail"] = "skip"
-    max_extract_gb: float = Field(64.0, gt=0.0, description="cap on bytes written per archive")
+    cache_margin: float = Field(ge=0.0, le=1.0, description="cache side = image_size*(1+m)")
+    workers: int = Field(ge=-1, description="decode processes; -1 = one per CPU core, 0 = none")
+    on_bad_image: Literal["skip", "fail"]
+    max_extract_gb: float = Field(gt=0.0, description="cap on bytes written per archive")
 
 
 class Folds(Strict):
-    n_splits: int = Field(5, ge=2, le=50)
-    seed: int = 42
-    run: list[int] = Field([0, 1, 2, 3, 4], min_length=1, description="folds to train")
+    n_splits: int = Field(ge=2, le=50)
+    seed: int
+    run: list[int] = Field(min_length=1, description="folds to train")
 
 
 class ModelSpec(Strict):
@@ -125,34 +139,34 @@ class Train(Strict):
     epochs: int = Field(ge=1, le=10_000)
     batch_size: int = Field(ge=2, le=65_536)
     lr: float = Field(gt=0.0, le=10.0)
-    weight_decay: float = Field(0.05, ge=0.0, le=1.0)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    schedule: Literal["cosine", "onecycle", "step", "constant"] = "cosine"
-    warmup_epochs: float = Field(0.0, ge=0.0)
-    step_epochs: int = Field(10, ge=1, description="schedule: step decays every N epochs")
-    step_gamma: float = Field(0.1, gt=0.0, le=1.0)
-    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    mixup: float = Field(0.0, ge=0.0, description="mixup alpha; 0 = off")
-    cutmix: float = Field(0.0, ge=0.0, description="cutmix alpha; 0 = off")
-    mix_prob: float = Field(1.0, ge=0.0, le=1.0)
-    erasing: float = Field(0.0, ge=0.0, le=1.0, description="random-erasing probability")
-    ema: float = Field(0.0, ge=0.0, lt=1.0, description="EMA decay; 0 = off")
-    grad_clip: float = Field(0.0, ge=0.0, description="max grad norm; 0 = off")
-    patience: int = Field(0, ge=0, description="early-stopping epochs; 0 = off")
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    channels_last: bool = True
-    compile: bool = False
+    weight_decay: float = Field(ge=0.0, le=1.0)
+    optimizer: Literal["adamw", "sgd"]
+    momentum: float = Field(ge=0.0, lt=1.0)
+    schedule: Literal["cosine", "onecycle", "step", "constant"]
+    warmup_epochs: float = Field(ge=0.0)
+    step_epochs: int = Field(ge=1, description="schedule: step decays every N epochs")
+    step_gamma: float = Field(gt=0.0, le=1.0)
+    min_lr_ratio: float = Field(ge=0.0, le=1.0)
+    label_smoothing: float = Field(ge=0.0, lt=1.0)
+    mixup: float = Field(ge=0.0, description="mixup alpha; 0 = off")
+    cutmix: float = Field(ge=0.0, description="cutmix alpha; 0 = off")
+    mix_prob: float = Field(ge=0.0, le=1.0)
+    erasing: float = Field(ge=0.0, le=1.0, description="random-erasing probability")
+    ema: float = Field(ge=0.0, lt=1.0, description="EMA decay; 0 = off")
+    grad_clip: float = Field(ge=0.0, description="max grad norm; 0 = off")
+    patience: int = Field(ge=0, description="early-stopping epochs; 0 = off")
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    precision: Literal["auto", "bf16", "fp16", "fp32"]
+    channels_last: bool
+    compile: bool
     augment_backend: Literal["auto", "device", "albumentations"] = Field(
-        "auto", description="auto: device, unless augment.<c>.albumentations names transforms")
+        description="auto: device, unless augment.<c>.albumentations names transforms")
     device_cache: Literal["auto"] | float = Field(
-        "auto", description="share of free GPU memory the uint8 cache may take (auto: 0.5; 0: "
-                            "never, stream batches from the memory map)")
-    num_workers: int = Field(-1, ge=-1, description="albumentations loader processes; -1 = auto")
-    nproc: int = Field(1, ge=1, le=64, description="processes for DDP via torchrun")
+        description="share of free GPU memory the uint8 cache may take (auto: 0.5; 0: never, "
+                    "stream batches from the memory map)")
+    num_workers: int = Field(ge=-1, description="albumentations loader processes; -1 = auto")
+    nproc: int = Field(ge=1, le=64, description="processes for DDP via torchrun")
 
     @field_validator("device_cache", mode="before")
     @classmethod
@@ -165,25 +179,26 @@ class Train(Strict):
 
 
 class Predict(Strict):
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(ge=1)
 
 
 class Ensemble(Strict):
-    method: Literal["mean", "weighted", "rank"] = "mean"
+    method: Literal["mean", "weighted", "rank"]
 
 
 class Params(Strict):
     competition: CompetitionName
     image_size: int = Field(ge=16, le=2048)
-    competitions: Competitions = Competitions()
-    augment: Augments = Augments()
-    prepare: Prepare = Prepare()
-    folds: Folds = Folds()
-    models: dict[str, ModelSpec] = {}
+    competitions: Competitions
+    kaggle: Kaggle
+    augment: Augments
+    prepare: Prepare
+    folds: Folds
+    models: dict[str, ModelSpec]
     train: Train
-    tta: list[TtaName] = Field(["identity"], min_length=1)
-    predict: Predict = Predict()
-    ensemble: Ensemble = Ensemble()
+    tta: list[TtaName] = Field(min_length=1)
+    predict: Predict
+    ensemble: Ensemble
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
@@ -221,7 +236,10 @@ class Params(Strict):
             return self.train.augment_backend
         return "albumentations" if self.competition_augment().albumentations else "device"
 
-    def competition_params(self) -> CompetitionParams:
+    def kaggle_slug(self) -> str | None:
+        return getattr(self.kaggle, self.competition)
+
+    def competition_params(self) -> CompetitionParams | DigitsParams:
         return getattr(self.competitions, self.competition)
 
     def competition_augment(self) -> Augment:

@@ -71,11 +71,11 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     if not csv.is_file():
         raise UserError(f"{csv}: missing; run `make all` first")
     validate_file(params, csv, None)
-    slug = params.competition_params().kaggle
+    slug = params.kaggle_slug()
     by_hand = f"upload {csv} by hand at {comp.where_to_get}" + (
         f", named {comp.upload_as}" if comp.upload_as else "")
     if not slug:
-        print(f"submit: no Kaggle slug (competitions.{comp.name}.kaggle); {by_hand}")
+        print(f"submit: no Kaggle slug (kaggle.{comp.name} in params.yaml); {by_hand}")
         return None
     if kaggle_credentials() is None:
         print("submit: no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME and "

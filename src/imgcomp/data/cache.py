@@ -63,12 +63,12 @@ def _decode_task(args):
         return None, str(e)
 
 
-def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers: int = 0,
+def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers: int = -1,
                 progress: bool = True) -> tuple[np.ndarray, list[str]]:
     """Decode `paths` into `out` (.npy, rows in order). Returns (ok mask, error messages)."""
     from tqdm import tqdm
 
-    workers = workers or os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if workers < 0 else workers
     cache = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8,
                                       shape=(len(paths), size, size, channels))
     ok = np.ones(len(paths), dtype=bool)
@@ -77,7 +77,7 @@ def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers:
     chunk = max(1, min(256, len(tasks) // (workers * 8) or 1))
     bar = tqdm(total=len(tasks), desc="prepare: decode", unit="img", disable=not progress,
                mininterval=1.0)
-    if workers == 1 or len(tasks) < 64:
+    if workers <= 1 or len(tasks) < 64:
         results = map(_decode_task, tasks)
         pool = None
     else:
