@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install all repro test test-fast test-slow bench report submit pipeline clean
+.PHONY: help install all repro test test-fast test-slow test-gpu bench report submit pipeline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,11 +28,17 @@ all: $(STAMP) ## run the whole pipeline (dvc repro) and print the scores
 
 repro: all ## alias of all
 
-test: $(STAMP) ## run the whole test suite (installs first if needed)
-	python -m pytest -n 2 --dist loadgroup -m "not gpu"
+test: $(STAMP) ## the test suite (installs first if needed; CUDA tests run where CUDA is)
+	python -m pytest -n 2 --dist loadgroup -m "not slow"
 
 test-fast: $(STAMP) ## unit tests only (no end-to-end pipeline runs)
 	python -m pytest -n 2 -m "not slow and not e2e and not gpu"
+
+test-slow: $(STAMP) ## the minutes-long runs: the default pipeline against the SVM anchor
+	python -m pytest -n 2 --dist loadgroup -m slow
+
+test-gpu: $(STAMP) ## the CUDA tests alone (on a GPU machine; they skip without CUDA)
+	python -m pytest -n 2 --dist loadgroup -m gpu
 
 bench: $(STAMP) ## speed and accuracy benchmarks, side by side; writes metrics/bench.json
 	python -m imgcomp.bench

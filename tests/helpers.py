@@ -129,7 +129,7 @@ def palm_archives(raw: Path, n_train: int = 12, n_valid: int = 8, n_test: int = 
 TINY = {
     "image_size": 32,
     "folds": {"n_splits": 2, "seed": 1, "run": [0, 1]},
-    "train": {"epochs": 1, "batch_size": 16},
+    "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},  # CPU behaviour: pinned
     "predict": {"batch_size": 64},
 }
 

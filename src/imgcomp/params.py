@@ -166,7 +166,19 @@ class Train(Strict):
         description="share of free GPU memory the uint8 cache may take (auto: 0.5; 0: never, "
                     "stream batches from the memory map)")
     num_workers: int = Field(ge=-1, description="albumentations loader processes; -1 = auto")
-    nproc: int = Field(ge=1, le=64, description="processes for DDP via torchrun")
+    nproc: int = Field(ge=1, le=64, description="processes (GPUs) per machine, DDP via torchrun")
+    deterministic: bool = Field(description="exact CUDA runs (deterministic kernels); slower")
+    gpu: Literal["auto"] | int = Field(description="auto: roomiest GPU no other imgcomp holds")
+    nnodes: int = Field(ge=1, le=1024, description="machines in one job (torchrun rendezvous)")
+    rdzv_endpoint: str | None = Field(
+        pattern=r"^[^\s:]+:\d+$", description="host:port where the machines meet (nnodes > 1)")
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError("must be auto or a GPU index (0, 1, ...)")
 
     @field_validator("device_cache", mode="before")
     @classmethod

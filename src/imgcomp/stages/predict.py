@@ -32,7 +32,7 @@ DVC = {
     "deps": ["models/${competition}/${item.model}-f${item.fold}.pt",
              "data/prepared/${competition}", "data/folds/${competition}.csv"],
     "params": ["tta", "predict.batch_size", "train.device", "train.precision",
-               "train.channels_last"],
+               "train.channels_last", "train.deterministic"],
     "outs": ["preds/${competition}/items/${item.model}-f${item.fold}"],
 }
 

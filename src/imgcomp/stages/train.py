@@ -3,15 +3,13 @@
 The checkpoint carries everything needed to rebuild the model (`predict` reads nothing
 else): architecture and args, classes, input size and channels, normalisation, and the
 resolved params that trained it. Out-of-fold probabilities come from `predict`, with TTA.
-With `train.nproc > 1` the item relaunches itself under torchrun (DDP; rank 0 writes).
+With `train.nproc > 1` or `train.nnodes > 1` the item relaunches itself under torchrun (DDP;
+rank 0 writes); training/launch.py checks the launch first and says what cannot work.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -25,9 +23,10 @@ from ..manifest import CACHE, MANIFEST, STATS, Prepared
 from ..metrics import score
 from ..models import create_model
 from ..params import Params
-from ..training.device import runtime, seed_everything
-from ..training.loop import fit, make_feed
 from ..sources import code_digest, stage_modules
+from ..training.device import runtime, seed_everything
+from ..training.launch import check_launch, needs_torchrun, relaunch
+from ..training.loop import fit, make_feed
 from .common import file_digest, fold_rows, read_folds, sampled_digest
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -47,7 +46,7 @@ DVC = {
                "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
                "train.erasing", "train.ema", "train.grad_clip", "train.patience", "train.seed",
                "train.device", "train.precision", "train.channels_last", "train.compile",
-               "train.augment_backend", "train.nproc"],
+               "train.augment_backend", "train.nproc", "train.nnodes", "train.deterministic"],
     "outs": ["models/${competition}/${item.model}-f${item.fold}.pt"],
     "metrics": ["dvclive/${competition}/${item.model}-f${item.fold}/metrics.json"],
     "plots": [{"dvclive/${competition}/${item.model}-f${item.fold}/plots/metrics": {"x": "step"}}],
@@ -56,8 +55,9 @@ DVC = {
 
 def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
          out_ckpt: Path, live_dir: Path, resume_dir: Path = Path("checkpoints")) -> None:
-    if params.train.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch_ddp(params.train.nproc)
+    check_launch(params.train, torch.cuda.is_available(), torch.cuda.device_count())
+    if needs_torchrun(params.train):
+        return relaunch(params.train, f"imgcomp-{params.competition}-{model_name}-f{fold}")
     if model_name not in params.train.models:
         raise UserError(f"train: model {model_name!r} is not in train.models {params.train.models}")
     if fold not in params.folds.run:
@@ -133,12 +133,3 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     resume_file.unlink(missing_ok=True)
     print(f"{name}: best val {comp.metric} {result.best_score:.4f} at epoch {result.best_epoch}"
           f" -> {out_ckpt}")
-
-
-def _relaunch_ddp(nproc: int) -> None:
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", "-m", "imgcomp", *sys.argv[1:]]
-    print(f"train: launching {nproc} DDP processes: {' '.join(argv[1:])}", flush=True)
-    code = subprocess.call(argv)
-    if code:
-        raise UserError(f"train: DDP run failed (exit {code}); see the rank logs above")

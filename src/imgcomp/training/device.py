@@ -1,4 +1,10 @@
-"""Where and how tensors run: device, autocast precision, determinism, DDP process group."""
+"""Where and how tensors run: device, autocast precision, determinism, DDP process group.
+
+`train.deterministic` (on by default) makes CUDA runs exact: deterministic cuDNN and
+algorithms, with the cuBLAS workspace setting they need, so a resumed run and a repeated run
+give the same bytes, at some cost in speed (`make bench` measures it). CPU runs are always
+deterministic.
+"""
 
 from __future__ import annotations
 
@@ -36,20 +42,26 @@ class Runtime:
 
 
 def runtime(cfg: Train) -> Runtime:
+    from .launch import check_launch, pick_gpu, uses_cuda
+
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        from ..errors import UserError
-        raise UserError("train.device: cuda requested but no CUDA device is visible; use auto or cpu")
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    available = torch.cuda.is_available()
+    check_launch(cfg.model_copy(update={"nproc": 1}), available, 1)  # the device alone here
+    use_cuda = uses_cuda(cfg, available)
+    device = torch.device(f"cuda:{pick_gpu(cfg)}" if use_cuda else "cpu")
     if use_cuda:
+        if cfg.deterministic:  # bit-identical reruns and resumes; slower (make bench says how)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+            deterministic_algorithms(True, cfg.compile)
+        else:
+            torch.backends.cudnn.benchmark = True
         torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     else:
-        # Same params on CPU give the same bytes: deterministic kernels, fixed thread count.
+        # Same params on CPU give the same bytes: deterministic kernels.
         deterministic_algorithms(True, cfg.compile)
     precision = cfg.precision
     if precision == "auto":

@@ -20,7 +20,6 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data.batch_aug import BatchAugment, DevicePrep, random_erase
 from ..data.feed import DeviceFeed, Images, generator, stream_seed
