@@ -43,6 +43,26 @@ def jpeg_bytes(seed: int, size=(40, 36), mode="RGB", fmt="JPEG") -> bytes:
     return buf.getvalue()
 
 
+APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60)
+
+
+def desktop_junk(members: dict[str, bytes]) -> dict[str, bytes]:
+    """`members` as a desktop re-packs them: macOS's Archive Utility adds an AppleDouble twin
+    under __MACOSX/ for every entry and .DS_Store in folders; Windows adds Thumbs.db and
+    desktop.ini."""
+    out = dict(members)
+    folders = set()
+    for name in members:
+        parts = name.split("/")
+        out["/".join(["__MACOSX", *parts[:-1], "._" + parts[-1]])] = APPLEDOUBLE
+        folders.update("/".join(parts[:k]) for k in range(1, len(parts)))
+    for folder in sorted(folders):
+        out[f"{folder}/.DS_Store"] = b"\x00\x00\x00\x01Bud1" + bytes(32)
+        out[f"{folder}/Thumbs.db"] = b"\xd0\xcf\x11\xe0" + bytes(60)
+        out[f"{folder}/desktop.ini"] = b"[.ShellClassInfo]\r\n"
+    return out
+
+
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -76,7 +96,7 @@ def write_rar4(path: Path, members: dict[str, bytes], solid: bool = False) -> Pa
 
 
 def cat_dog_archive(raw: Path, n_train: int = 12, n_val: int = 4, n_test: int = 12,
-                    rar: int = 4) -> Path:
+                    rar: int = 4, junk: bool = False) -> Path:
     members = {}
     for i in range(n_train):
         cls = ("cat", "dog")[i % 2]
@@ -88,10 +108,12 @@ def cat_dog_archive(raw: Path, n_train: int = 12, n_val: int = 4, n_test: int = 
     # archive order deliberately not numeric order: 0, 1, 10, 11, 2, ...
     for i in sorted(range(n_test), key=str):
         members[f"cat_dog/test/{i}.jpg"] = jpeg_bytes(i % 2)
+    members = desktop_junk(members) if junk else members
     return (write_rar4 if rar == 4 else write_rar5)(raw / "cat_dog.rar", members)
 
 
-def food11_archive(raw: Path, edition: str = "new", per_class: int = 2, n_test: int = 6) -> Path:
+def food11_archive(raw: Path, edition: str = "new", per_class: int = 2, n_test: int = 6,
+                   junk: bool = False) -> Path:
     train, valid, first = (("training", "validation", 1) if edition == "old" else ("train", "valid", 0))
     members = {}
     for c in range(11):
@@ -100,28 +122,33 @@ def food11_archive(raw: Path, edition: str = "new", per_class: int = 2, n_test: 
             members[f"food11/{valid}/{c}_{n}.jpg"] = jpeg_bytes(c)
     for i in range(first, first + n_test):
         members[f"food11/test/{i:04d}.jpg"] = jpeg_bytes(i)
-    return write_zip(raw / "food11.zip", members)
+    return write_zip(raw / "food11.zip", desktop_junk(members) if junk else members)
 
 
-def palm_archives(raw: Path, n_train: int = 12, n_valid: int = 8, n_test: int = 6) -> list[Path]:
+def palm_archives(raw: Path, n_train: int = 12, n_valid: int = 8, n_test: int = 6,
+                  junk: bool = False) -> list[Path]:
     import pandas as pd
+
+    def zip_(path, members):
+        return write_zip(path, desktop_junk(members) if junk else members)
 
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as z:
-        for i in range(n_train):
-            letter = "PHN"[i % 3]
-            z.writestr(f"PALM-Training400/{letter}{i:04d}.jpg", jpeg_bytes(int(letter == "P"), (64, 60)))
-    out = [write_zip(raw / "training.zip", {"PALM-Training400/PALM-Training400.zip": inner.getvalue()})]
-    out.append(write_zip(raw / "validation.zip", {
+        photos = {f"PALM-Training400/{'PHN'[i % 3]}{i:04d}.jpg":
+                  jpeg_bytes(int("PHN"[i % 3] == "P"), (64, 60)) for i in range(n_train)}
+        for name, data in (desktop_junk(photos) if junk else photos).items():
+            z.writestr(name, data)
+    out = [zip_(raw / "training.zip", {"PALM-Training400/PALM-Training400.zip": inner.getvalue()})]
+    out.append(zip_(raw / "validation.zip", {
         f"PALM-Validation400/V{i:04d}.jpg": jpeg_bytes(i % 2, (64, 60)) for i in range(1, n_valid + 1)}))
     sheet = io.BytesIO()
     pd.DataFrame({"ID": range(1, n_valid + 1),
                   "imgName": [f"V{i:04d}.jpg" for i in range(1, n_valid + 1)],
                   "Label": [i % 2 for i in range(1, n_valid + 1)],
                   "Fovea_X": 1.0, "Fovea_Y": 2.0}).to_excel(sheet, index=False)
-    out.append(write_zip(raw / "valid_gt.zip",
-                         {"PALM-Validation-GT/PM_Label_and_Fovea_Location.xlsx": sheet.getvalue()}))
-    out.append(write_zip(raw / "PALM-Testing400-Images.zip", {
+    out.append(zip_(raw / "valid_gt.zip",
+                    {"PALM-Validation-GT/PM_Label_and_Fovea_Location.xlsx": sheet.getvalue()}))
+    out.append(zip_(raw / "PALM-Testing400-Images.zip", {
         f"PALM-Testing400/T{i:04d}.jpg": jpeg_bytes(i % 2, (64, 60)) for i in range(1, n_test + 1)}))
     return out
 

@@ -60,7 +60,7 @@ def test_solid_rar4_without_tools_says_what_to_install(tmp_path, monkeypatch):
     arch = write_rar4(tmp_path / "s.rar", {"a.jpg": b"1"}, solid=True)
     assert rar4_is_solid(arch)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(UserError, match="solid RAR4.*unar, 7z or unrar"):
+    with pytest.raises(UserError, match="solid RAR4.*install unrar or unar"):
         extract(arch, tmp_path / "out", BIG)
     assert not (tmp_path / "out").exists()
 
@@ -129,8 +129,11 @@ def test_truncated_member_is_a_clear_error(tmp_path):
     arch = write_zip(tmp_path / "t.zip", {"a.bin": bytes(range(256)) * 4000})
     data = arch.read_bytes()
     arch.write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match="t.zip: cannot read it"):
+    with pytest.raises(UserError) as e:
         extract(arch, tmp_path / "out", BIG)
+    msg = str(e.value)
+    assert "t.zip: a.bin inside it cannot be read" in msg and "re-download it" in msg
+    assert "archive_p" not in msg and "errno" not in msg
     assert not (tmp_path / "out").exists()
 
 
@@ -185,3 +188,91 @@ def sha256sum_bytes(data: bytes) -> str:
 def test_sha256sum(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     assert sha256sum(tmp_path / "f") == sha256sum_bytes(b"abc")
+
+
+def fake_tool(bin_dir, name, code, out="", err="", writes=None):
+    """A stand-in for unrar/unar/7z: prints what the real one prints; on success writes files
+    where the real one would (its output folder is the argument after -o, or the last one)."""
+    bin_dir.mkdir(exist_ok=True)
+    write = ""
+    if writes:
+        write = ('for a; do last="$a"; done; out="$last"; prev=""; '
+                 'for a; do [ "$prev" = "-o" ] && out="$a"; case "$a" in -o?*) out="${a#-o}";; '
+                 'esac; prev="$a"; done; '
+                 + " ".join(f'mkdir -p "$out/$(dirname {n})" && printf x > "$out/{n}";'
+                            for n in writes))
+    (bin_dir / name).write_text(f"#!/bin/sh\n{write}\nprintf '%s' '{out}'\n"
+                                f"printf '%s' '{err}' >&2\nexit {code}\n")
+    (bin_dir / name).chmod(0o755)
+
+
+SEVEN_Z = ("ERROR: Unsupported Method : cat_dog/test/0.jpg\\nERROR: Unsupported Method : "
+           "cat_dog/test/1.jpg\\n\\nSub items Errors: 12")
+
+
+def test_solid_rar4_moves_on_from_a_tool_that_cannot_read_it(tmp_path, monkeypatch):
+    arch = write_rar4(tmp_path / "s.rar", {"a.jpg": b"1"}, solid=True)
+    bins = tmp_path / "bin"
+    fake_tool(bins, "7z", 2, err=SEVEN_Z)
+    fake_tool(bins, "unrar", 3, err="ERROR: simulated")
+    fake_tool(bins, "unar", 0, writes=["cat_dog/a.jpg"])
+    monkeypatch.setenv("PATH", f"{bins}:/usr/bin:/bin")
+    extract(arch, tmp_path / "ok", BIG)  # unrar failed, unar read it: 7z never needed
+    assert (tmp_path / "ok/cat_dog/a.jpg").read_text() == "x"
+
+
+def test_solid_rar4_only_debian_7z_is_one_line_naming_what_to_install(tmp_path, monkeypatch):
+    arch = write_rar4(tmp_path / "s.rar", {"a.jpg": b"1"}, solid=True)
+    fake_tool(tmp_path / "bin", "7z", 2, err=SEVEN_Z)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    with pytest.raises(UserError) as e:
+        extract(arch, tmp_path / "out", BIG)
+    msg = str(e.value)
+    assert "\n" not in msg and "7z: ERROR: Unsupported Method : cat_dog/test/0.jpg" in msg
+    assert "install unrar or unar" in msg and "re-download" not in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_solid_rar4_says_re_download(tmp_path, monkeypatch):
+    arch = write_rar4(tmp_path / "s.rar", {"a.jpg": b"1"}, solid=True)
+    fake_tool(tmp_path / "bin", "unar", 1,
+              out="s.rar: RAR\\n  a.jpg  Failed! (Attempted to read more data than was available)")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    with pytest.raises(UserError, match="damaged or incomplete: re-download it"):
+        extract(arch, tmp_path / "out", BIG)
+
+
+def test_desktop_junk_is_never_extracted_at_any_level(tmp_path):
+    """The PALM case: a nested zip beside its AppleDouble twin, which is no archive."""
+    from helpers import desktop_junk
+
+    inner = tmp_path / "inner.zip"
+    write_zip(inner, desktop_junk({"photos/a.jpg": b"A"}))
+    outer = write_zip(tmp_path / "outer.zip", desktop_junk({"x/inner.zip": inner.read_bytes(),
+                                                             "x/b.jpg": b"B"}))
+    skipped = extract(outer, tmp_path / "out", BIG)
+    files = sorted(p.relative_to(tmp_path / "out").as_posix()
+                   for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files == ["x/b.jpg", "x/photos/a.jpg"]
+    # outer: 2 twins + 3 desktop files in x/; inner: 1 twin + 3 desktop files in photos/
+    assert skipped == (2 + 3) + (1 + 3)
+
+
+def test_a_nested_file_that_is_no_archive_is_named_inside_its_archive(tmp_path):
+    outer = write_zip(tmp_path / "training.zip", {"PALM/PALM-Training400.zip": b"not a zip at all"})
+    with pytest.raises(UserError) as e:
+        extract(outer, tmp_path / "out", BIG)
+    msg = str(e.value)
+    assert "training.zip: PALM/PALM-Training400.zip inside it is not a readable archive" in msg
+    assert "archive_p" not in msg and "errno" not in msg and "\n" not in msg
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("rel, junk", [
+    ("__MACOSX/PALM/._PALM.zip", True), ("a/._x.jpg", True), ("a/.DS_Store", True),
+    ("a/Thumbs.db", True), ("a/desktop.ini", True), ("a/.hidden", True),
+    ("a/b.jpg", False), ("PALM-Training400/P0001.jpg", False), ("MACOSX/a.jpg", False)])
+def test_one_rule_for_what_is_not_data(rel, junk):
+    from imgcomp.archives import not_data
+
+    assert not_data(rel) is junk

@@ -122,3 +122,24 @@ def test_fetch_verifies_hand_placed_archive(tmp_path):
     with pytest.raises(UserError, match="sha256 mismatch"):
         fetch.main(p, tmp_path / "raw")
     assert (tmp_path / "raw/food11.zip").exists()  # a hand-placed file is never deleted
+
+
+@pytest.mark.parametrize("comp, build", [
+    ("cat_dog", lambda raw, junk: cat_dog_archive(raw, rar=4, junk=junk)),
+    ("cat_dog", lambda raw, junk: cat_dog_archive(raw, rar=5, junk=junk)),
+    ("food11", lambda raw, junk: food11_archive(raw, junk=junk)),
+    ("palm", lambda raw, junk: palm_archives(raw, junk=junk)),
+])
+def test_desktop_repacked_archives_prepare_the_same_data(tmp_path, comp, build, capsys):
+    """Re-zipped on macOS or Windows (__MACOSX twins, .DS_Store, Thumbs.db, desktop.ini):
+    the same manifest and the same cache bytes, so the same submission (everything after
+    prepare reads only these)."""
+    out = {}
+    for junk in (False, True):
+        raw = tmp_path / f"raw-{junk}"
+        build(raw, junk)
+        out[junk] = tmp_path / f"prepared-{junk}"
+        prepare.main(params_for(comp), raw, out[junk])
+    assert "skipped" in capsys.readouterr().out.splitlines()[-1]
+    for name in ("manifest.csv", "classes.json", "stats.json", "images.npy"):
+        assert (out[False] / name).read_bytes() == (out[True] / name).read_bytes(), name

@@ -93,6 +93,19 @@ def test_real_competition_layouts_end_to_end(tmp_path, competition, build, heade
         assert "auc" in cv["ensemble"] and "accuracy" in cv["ensemble"]
 
 
+@pytest.mark.slow
+def test_palm_rezipped_on_a_desktop_gives_the_same_submission(tmp_path):
+    """The archives re-zipped by macOS and Windows: a byte-identical submission."""
+    csvs = []
+    for junk in (False, True):
+        project = make_project(tmp_path / f"palm-{junk}", competition="palm")
+        palm_archives(project / "data/raw/palm", junk=junk)
+        proc = run(["dvc", "repro"], project)
+        assert ("skipped" in proc.stdout) is junk
+        csvs.append((project / "submissions/palm.csv").read_bytes())
+    assert csvs[0] == csvs[1]
+
+
 def test_missing_raw_archive_is_one_clear_error(tmp_path):
     project = make_project(tmp_path / "p", competition="cat_dog")
     proc = run(["dvc", "repro"], project, check=False)

@@ -3,14 +3,22 @@
 Extraction never writes outside its target: absolute paths, `..` components, symlinks and
 hard links end in an error, a total-size cap stops decompression bombs, and everything goes
 to a temporary folder that is renamed into place only when the whole archive came out.
-libarchive reads every format except a *solid* RAR4; for that one an installed `unar`, `7z`
-or `unrar` takes over and its output is checked by the same rules.
+libarchive reads every format except a *solid* RAR4; for that one an installed `unrar`, `unar`
+or `7z` takes over (in that order, the next when one fails) and its output is checked by the
+same rules.
+
+What is not data (`not_data`: macOS's `__MACOSX/` trees and AppleDouble `._*` twins,
+`.DS_Store`, `Thumbs.db`, `desktop.ini`, other dot-files) is never written, in every format
+and at every nesting level, so no listing of images, nested archives or label sheets can
+trip over it; extraction counts what it skipped. "Re-download it" is said only of an archive
+that is itself damaged; a nested file that cannot be read is named by its path inside.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,12 +33,29 @@ from .fileio import atomic_path
 ARCHIVE_SUFFIXES = (".zip", ".rar", ".7z", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 RAR4_MAGIC = b"Rar!\x1a\x07\x00"
 _RAR4_SOLID_FLAG = 0x0008
+# Tools that read RAR4 first: Debian's 7z (p7zip without the RAR codec) cannot.
 _EXTERNAL_RAR_TOOLS = {
+    "unrar": lambda a, d: ["unrar", "x", "-o+", "-idq", str(a), f"{d}/"],
     "unar": lambda a, d: ["unar", "-q", "-f", "-D", "-o", str(d), str(a)],
     "7z": lambda a, d: ["7z", "x", "-y", f"-o{d}", str(a)],
-    "unrar": lambda a, d: ["unrar", "x", "-o+", "-idq", str(a), f"{d}/"],
 }
 CHUNK = 1 << 20
+DESKTOP_FILES = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"}
+_TRUNCATED = re.compile(r"truncat|unexpected end|more data than|premature|damaged|corrupt|crc",
+                        re.IGNORECASE)
+
+
+def not_data(rel: str | PurePosixPath) -> bool:
+    """The one rule for desktop junk: True for what a desktop adds and no organiser ships."""
+    parts = PurePosixPath(str(rel).replace("\\", "/")).parts
+    return any(p == "__MACOSX" for p in parts) or any(
+        p.startswith(".") or p.lower() in DESKTOP_FILES for p in parts)
+
+
+def clean_error(e: BaseException) -> str:
+    """libarchive's message without its errno/retcode/pointer suffix."""
+    text = re.sub(r"\s*\((?:errno|retcode|archive_p)=[^)]*\)", "", str(e)).strip()
+    return re.sub(r"\s+", " ", text) or type(e).__name__
 
 
 def is_archive(path: Path) -> bool:
@@ -59,95 +84,142 @@ def rar4_is_solid(path: Path) -> bool:
     return bool(flags & _RAR4_SOLID_FLAG)
 
 
-def _extract_libarchive(archive: Path, dest: Path, max_bytes: int) -> None:
+def _extract_libarchive(archive: Path, dest: Path, max_bytes: int, shown: str,
+                        outer: Path | None = None) -> int:
+    """Extract with libarchive; returns the number of not-data entries skipped. `shown` is how
+    errors name the archive: its path, or (nested) its path inside `outer`."""
     import libarchive
 
-    total = 0
+    total, skipped, current = 0, 0, None
     try:
         with libarchive.file_reader(str(archive)) as reader:
             for entry in reader:
+                current = entry.pathname
                 rel = safe_member_path(entry.pathname, archive)
+                if not_data(rel):
+                    skipped += 0 if entry.isdir else 1
+                    continue
                 if entry.issym or entry.islnk:
                     raise UserError(
-                        f"{archive}: entry {entry.pathname!r} is a link; refusing to extract links"
+                        f"{shown}: entry {entry.pathname!r} is a link; refusing to extract links"
                     )
                 target = dest / rel
                 if entry.isdir:
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 if not entry.isfile:
-                    raise UserError(f"{archive}: entry {entry.pathname!r} is not a regular file")
+                    raise UserError(f"{shown}: entry {entry.pathname!r} is not a regular file")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(target, "wb") as out:
                     for block in entry.get_blocks():
                         total += len(block)
                         if total > max_bytes:
                             raise UserError(
-                                f"{archive}: more than {max_bytes / 1e9:.1f} GB unpacked "
+                                f"{shown}: more than {max_bytes / 1e9:.1f} GB unpacked "
                                 "(decompression bomb?); raise prepare.max_extract_gb if it is real"
                             )
                         out.write(block)
+                current = None
     except libarchive.ArchiveError as e:
-        raise UserError(f"{archive}: cannot read it ({e}); is the file complete? re-download it") from None
+        why = clean_error(e)
+        source = outer.name if outer else "it"
+        if current is not None:  # the archive opened, then broke inside an entry: damaged
+            raise UserError(f"{shown}: {current} inside it cannot be read ({why}); the archive "
+                            f"is damaged or incomplete: re-download {source}") from None
+        if outer is not None:  # a file inside named like an archive that is none
+            raise UserError(f"{shown} is not a readable archive ({why}); if {outer.name} came "
+                            f"this way, remove that file from it; else re-download "
+                            f"{outer.name}") from None
+        raise UserError(f"{shown}: cannot read it ({why}); is the file complete? "
+                        "re-download it") from None
+    return skipped
 
 
-def _check_tree(root: Path, archive: Path, max_bytes: int) -> None:
-    """Rules for what an external tool wrote: no links, nothing outside, size cap."""
-    total = 0
+def _check_tree(root: Path, archive: Path, max_bytes: int) -> int:
+    """Rules for what an external tool wrote: no links, nothing outside, size cap; not-data
+    files are removed. Returns how many were."""
+    total, junk = 0, []
     for p in root.rglob("*"):
         if p.is_symlink():
             raise UserError(f"{archive}: entry {p.relative_to(root)} is a link; refusing")
-        if p.is_file():
+        if not_data(p.relative_to(root)):
+            junk.append(p)
+        elif p.is_file():
             total += p.stat().st_size
     if total > max_bytes:
         raise UserError(f"{archive}: more than {max_bytes / 1e9:.1f} GB unpacked; refusing")
+    skipped = 0
+    for p in sorted(junk, key=lambda p: len(p.parts)):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+            skipped += 1
+    return skipped
 
 
-def _extract_external(archive: Path, dest: Path, max_bytes: int) -> None:
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.search(r"error|fail|unsupported|cannot|can't", ln, re.I)]
+    return (errors or lines or ["no message"])[0][:160]
+
+
+def _extract_external(archive: Path, dest: Path, max_bytes: int, shown: str) -> int:
+    tried: list[str] = []
     for tool, argv in _EXTERNAL_RAR_TOOLS.items():
-        if shutil.which(tool):
-            # The tool writes into a scratch folder first; only a checked tree moves on.
-            with tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
-                proc = subprocess.run(argv(archive, scratch), capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise UserError(f"{archive}: {tool} failed: {proc.stderr.strip()[:300]}")
-                _check_tree(Path(scratch), archive, max_bytes)
-                for child in Path(scratch).iterdir():
-                    shutil.move(str(child), dest / child.name)
-            return
-    raise UserError(
-        f"{archive}: a solid RAR4 archive, which libarchive cannot read; install one of "
-        "unar, 7z or unrar (e.g. `apt-get install unar`) and rerun"
-    )
+        if not shutil.which(tool):
+            continue
+        # The tool writes into a scratch folder first; only a checked tree moves on.
+        with tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
+            proc = subprocess.run(argv(archive, scratch), capture_output=True, text=True)
+            if proc.returncode != 0:
+                tried.append(f"{tool}: {_first_line(proc.stderr + proc.stdout)}")
+                continue  # the next tool may read what this one cannot
+            skipped = _check_tree(Path(scratch), archive, max_bytes)
+            for child in Path(scratch).iterdir():
+                shutil.move(str(child), dest / child.name)
+        return skipped
+    if not tried:
+        raise UserError(
+            f"{shown}: a solid RAR4 archive, which libarchive cannot read; install unrar or "
+            "unar (e.g. `apt-get install unar`) and rerun")
+    damaged = any(_TRUNCATED.search(t) for t in tried)
+    hint = ("the archive looks damaged or incomplete: re-download it" if damaged else
+            "install unrar or unar (Debian's 7z has no RAR codec) and rerun")
+    raise UserError(f"{shown}: a solid RAR4 archive no installed tool could read "
+                    f"({'; '.join(tried)}); {hint}")
 
 
-def extract(archive: Path, dest: Path, max_bytes: int, nested: bool = True) -> None:
+def extract(archive: Path, dest: Path, max_bytes: int, nested: bool = True) -> int:
     """Extract `archive` into the folder `dest` (created atomically; must not exist yet).
 
     With `nested`, archives found inside are extracted in place (into their own folder's
-    parent) and removed, by the same rules: PALM ships a zip inside its zip.
+    parent) and removed, by the same rules: PALM ships a zip inside its zip. Returns how many
+    not-data files (desktop junk) were skipped.
     """
     archive = Path(archive)
     if not archive.is_file():
         raise UserError(f"{archive}: not found")
     with atomic_path(dest) as tmp:
         tmp.mkdir()
-        _extract_one(archive, tmp, max_bytes)
+        skipped = _extract_one(archive, tmp, max_bytes, str(archive))
         if nested:
             for _ in range(3):
                 inner = sorted(p for p in tmp.rglob("*") if p.is_file() and is_archive(p))
                 if not inner:
                     break
                 for p in inner:
-                    _extract_one(p, p.parent, max_bytes)
+                    shown = f"{archive}: {p.relative_to(tmp).as_posix()} inside it"
+                    skipped += _extract_one(p, p.parent, max_bytes, shown, archive)
                     p.unlink()
+    return skipped
 
 
-def _extract_one(archive: Path, dest: Path, max_bytes: int) -> None:
+def _extract_one(archive: Path, dest: Path, max_bytes: int, shown: str,
+                 outer: Path | None = None) -> int:
     if archive.name.lower().endswith(".rar") and rar4_is_solid(archive):
-        _extract_external(archive, dest, max_bytes)
-    else:
-        _extract_libarchive(archive, dest, max_bytes)
+        return _extract_external(archive, dest, max_bytes, shown)
+    return _extract_libarchive(archive, dest, max_bytes, shown, outer)
 
 
 def sha256sum(path: Path) -> str:

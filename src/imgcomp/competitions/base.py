@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import pandas as pd
 
-from ..archives import download, extract, verify
+from ..archives import download, extract, not_data, verify
 from ..errors import UserError
 from ..params import CompetitionParams
 
@@ -58,12 +58,12 @@ class Competition:
             )
 
     def extract_raw(self, cp: CompetitionParams, raw_dir: Path, files_dir: Path,
-                    max_bytes: int) -> None:
-        """Put the raw images under `files_dir` (default: extract every archive into it)."""
+                    max_bytes: int) -> int:
+        """Put the raw images under `files_dir` (default: extract every archive into it).
+        Returns how many not-data files (desktop junk) were skipped."""
         files_dir.mkdir(parents=True, exist_ok=True)
-        for arch in cp.archives:
-            extract(raw_dir / arch.name, files_dir / Path(arch.name).stem.split(".")[0],
-                    max_bytes)
+        return sum(extract(raw_dir / arch.name, files_dir / Path(arch.name).stem.split(".")[0],
+                           max_bytes) for arch in cp.archives)
 
     def manifest_rows(self, cp: CompetitionParams, raw_dir: Path, files_dir: Path) -> pd.DataFrame:
         """Rows of the manifest; `path` relative to `files_dir`; test rows in submission order."""
@@ -79,7 +79,8 @@ def find_dirs(root: Path, names: tuple[str, ...]) -> list[Path]:
     wanted = {n.lower() for n in names}
     found = [
         p for p in sorted(root.rglob("*"))
-        if p.is_dir() and p.name.lower() in wanted and any(images_in(p))
+        if p.is_dir() and p.name.lower() in wanted and not not_data(p.relative_to(root))
+        and any(images_in(p))
     ]
     return found
 
@@ -96,7 +97,7 @@ def find_one_dir(root: Path, names: tuple[str, ...], what: str, required: bool =
 
 def images_in(folder: Path):
     return (p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            and not p.name.startswith("."))
+            and not not_data(p.name))
 
 
 def natural_key(text: str):

@@ -52,11 +52,12 @@ class Digits(Competition):
                 tmp / "solution.csv", index=False)
         print(f"fetch: digits: {len(train_ids)} train, {len(test_ids)} test images in {raw_dir}")
 
-    def extract_raw(self, cp, raw_dir: Path, files_dir: Path, max_bytes: int) -> None:
+    def extract_raw(self, cp, raw_dir: Path, files_dir: Path, max_bytes: int) -> int:
         for split in ("train", "test"):
             if not (raw_dir / split).is_dir():
                 raise UserError(f"{raw_dir / split}: missing; run `dvc repro fetch` to rebuild it")
             shutil.copytree(raw_dir / split, files_dir / split)
+        return 0
 
     def manifest_rows(self, cp, raw_dir: Path, files_dir: Path) -> pd.DataFrame:
         labels = read_csv(raw_dir / "train.csv", ["id", "label"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..archives import not_data
 from ..errors import UserError
 from ..params import PalmParams
 from .base import Competition, SubmissionFormat, find_one_dir, natural_key, rows_from
@@ -67,7 +68,8 @@ class Palm(Competition):
         return pd.DataFrame(rows + test)
 
     def _validation_labels(self, cp: PalmParams, files_dir: Path) -> dict[str, int]:
-        sheets = sorted(files_dir.rglob("*.xlsx"))
+        sheets = sorted(p for p in files_dir.rglob("*.xlsx")
+                        if not not_data(p.relative_to(files_dir)))
         if len(sheets) != 1:
             raise UserError(f"palm: expected one label sheet (.xlsx, from valid_gt.zip), found "
                             f"{[s.name for s in sheets]}")

@@ -45,7 +45,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
     max_bytes = int(params.prepare.max_extract_gb * 1e9)
     with atomic_path(out_dir) as tmp:
         files = tmp / "files"
-        comp.extract_raw(cp, raw_dir, files, max_bytes)
+        junk = comp.extract_raw(cp, raw_dir, files, max_bytes)
         rows = comp.manifest_rows(cp, raw_dir, files)
         rows["path"] = "files/" + rows["path"]
         frame = check_manifest(rows, list(comp.classes), f"{comp.name} manifest")
@@ -60,7 +60,9 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         (tmp / STATS).write_text(json.dumps({**stats, "cache_side": size,
                                              "channels": comp.channels}, indent=2) + "\n")
     counts = frame.groupby(["split", "source"]).size().to_dict()
-    print(f"prepare: {comp.name}: {len(frame)} images {counts}, cache {size}px -> {out_dir}")
+    print(f"prepare: {comp.name}: {len(frame)} images {counts}, cache {size}px -> {out_dir}"
+          + (f"; skipped {junk} desktop files (__MACOSX, ._*, .DS_Store, Thumbs.db, ...)"
+             if junk else ""))
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path, comp):
