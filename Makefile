@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP) ## create .venv and install the pinned dependencies (once)
 
 all: $(STAMP) ## run the whole pipeline (dvc repro) and print the scores
+	@python -m imgcomp check  # params.yaml through our validator first: one clear line
 	dvc repro
 	python -m imgcomp summary
 
@@ -53,4 +54,4 @@ pipeline: $(STAMP) ## regenerate dvc.yaml from the stages' declarations (src/img
 	python -m imgcomp.pipeline
 
 clean: ## remove pipeline outputs (not the raw data, not the venv)
-	rm -rf data/prepared data/folds models preds dvclive checkpoints metrics reports
+	rm -rf data/prepared data/folds models preds dvclive checkpoints metrics reports plots

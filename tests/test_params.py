@@ -32,7 +32,7 @@ def test_bad_params_name_the_key(override, needle):
     with pytest.raises(UserError) as e:
         parse_params(merge(BASE, override))
     msg = str(e.value)
-    assert needle in msg and "\n" not in msg
+    assert needle in msg and "\n" not in msg and "top level" not in msg
 
 
 def test_missing_required_key():

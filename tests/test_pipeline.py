@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 from helpers import (REPO, cat_dog_archive, food11_archive, imgcomp, make_project, palm_archives, ran_stages,
                      run, set_params)
 
@@ -162,35 +163,97 @@ def _fake_kaggle(tmp_path):
     return bin_dir, log
 
 
-def test_make_submit_without_credentials_sends_nothing(digits_project, tmp_path):
+def test_digits_has_no_leaderboard_to_upload_to(digits_project, tmp_path):
+    import sys
+
+    project, _ = digits_project
+    bin_dir, log = _fake_kaggle(tmp_path)
+    for dry in ([], ["--dry-run"]):
+        proc = run([sys.executable, "-m", "imgcomp", "upload", *dry], project)
+        assert "digits has no leaderboard: nothing to upload" in proc.stdout
+        assert "scikit-learn" not in proc.stdout
+    assert not log.exists()
+
+
+def fake_food11_run(root):
+    """What `make submit` reads after a food11 run: the prepared manifest and the CSV."""
+    prepared = root / "data/prepared/food11"
+    prepared.mkdir(parents=True)
+    ids = [f"{i:04d}" for i in range(3)]
+    rows = [f"{i},files/test/{i}.jpg,,test,test" for i in ids] + ["t0,files/t0.jpg,1,train,train"]
+    (prepared / "manifest.csv").write_text("id,path,label,split,source\n" + "\n".join(rows) + "\n")
+    (prepared / "classes.json").write_text(json.dumps({str(k): f"c{k}" for k in range(11)}))
+    (root / "submissions").mkdir()
+    (root / "submissions/food11.csv").write_text("Id,Category\n" + "".join(f"{i},3\n" for i in ids))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["competition"] = "food11"
+    params["kaggle"]["food11"] = "ml2021spring-hw3"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_make_submit_without_credentials_sends_nothing_and_fails(tmp_path):
     import os
+    import sys
 
     from helpers import env_for
 
-    project, _ = digits_project
-    set_params(project, kaggle={"digits": "digit-recognizer"})
+    root = tmp_path / "p"
+    fake_food11_run(root)
     bin_dir, log = _fake_kaggle(tmp_path)
-    env = env_for(project)
+    env = env_for(REPO)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     env["HOME"] = str(tmp_path / "home")
     for k in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
         env.pop(k, None)
-    import sys
-    proc = run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
-    assert "no Kaggle credentials" in proc.stdout and "nothing was sent" in proc.stdout
+    proc = run([sys.executable, "-m", "imgcomp", "upload"], root, env=env, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    err = proc.stderr.strip()
+    assert "\n" not in err and "no Kaggle credentials" in err and "nothing was sent" in err
     assert not log.exists()
 
+    dry = run([sys.executable, "-m", "imgcomp", "upload", "--dry-run"], root, env=env)
+    assert "kaggle competitions submit -c ml2021spring-hw3 -f submissions/food11.csv -m" in dry.stdout
     env.update(KAGGLE_USERNAME="me", KAGGLE_KEY="secret")
-    dry = run([sys.executable, "-m", "imgcomp", "upload", "--dry-run"], project, env=env)
-    assert "kaggle competitions submit -c digit-recognizer -f submissions/digits.csv -m" in dry.stdout
-    assert not log.exists()
-    run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
+    run([sys.executable, "-m", "imgcomp", "upload"], root, env=env)
     argv = log.read_text().splitlines()
-    assert argv[:6] == ["competitions", "submit", "-c", "digit-recognizer", "-f", "submissions/digits.csv"]
-    assert argv[6] == "-m" and argv[7].startswith("imgcomp: lenet, CV accuracy ")
-    set_params(project, kaggle={"digits": None})
-    by_hand = run([sys.executable, "-m", "imgcomp", "upload"], project, env=env)
+    assert argv[:6] == ["competitions", "submit", "-c", "ml2021spring-hw3", "-f",
+                        "submissions/food11.csv"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["kaggle"]["food11"] = None
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    by_hand = run([sys.executable, "-m", "imgcomp", "upload"], root, env=env)
     assert "no Kaggle slug" in by_hand.stdout and "by hand" in by_hand.stdout
+
+
+def test_validate_checks_the_competition_the_file_is_for(tmp_path):
+    root = tmp_path / "p"
+    fake_food11_run(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["competition"] = "digits"  # params.yaml is on another competition
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    ok = imgcomp(["validate", "submissions/food11.csv"], root)
+    assert ok.returncode == 0 and "valid food11 submission" in ok.stdout
+    (root / "submissions/food11.csv").write_text("Id,Category\n0000,3\n0001,99\n0002,3\n")
+    bad = imgcomp(["validate", "submissions/food11.csv"], root)
+    assert bad.returncode == 2 and "checked as a food11 submission" in bad.stderr
+    (root / "elsewhere.csv").write_text("Id,Category\n0000,3\n")
+    named = imgcomp(["validate", "elsewhere.csv", "--competition", "food11"], root)
+    assert named.returncode == 2 and "ids do not match the 3 test ids" in named.stderr
+    assert "checked as a food11 submission" in named.stderr
+
+
+def test_make_all_checks_params_before_dvc_reads_them(tmp_path):
+    """`competition: catdog` would first meet DVC's 'Parameters ... are missing'."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nall:", 1)[1].split("\n\n", 1)[0].split("\n", 1)[1]
+    assert recipe.index("python -m imgcomp check") < recipe.index("dvc repro")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["competition"] = "catdog"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = imgcomp(["check"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "competition: Input should be 'digits', 'cat_dog', 'food11' or 'palm'" in proc.stderr
+    assert "(got 'catdog')" in proc.stderr and not (tmp_path / "data").exists()
 
 
 @pytest.mark.slow

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check any CSV against the competition's test ids")
     v.add_argument("file", type=Path)
     v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
+    v.add_argument("--competition", help="the competition the file is for (default: the one its "
+                   "name names, e.g. submissions/food11.csv, else params.yaml's)")
+    sub.add_parser("check", help="validate params.yaml (make all runs it before DVC reads it)")
     sub.add_parser("summary", help="print the CV and held-out scores of the last run")
     u = sub.add_parser("upload", help="upload the submission with the kaggle CLI (make submit)")
     u.add_argument("--dry-run", action="store_true", help="print the command, send nothing")
@@ -73,7 +76,9 @@ def run(argv: list[str]) -> None:
                     Path(args.leaderboard))
     elif s == "validate":
         from .tools import validate_file
-        validate_file(params, args.file, args.prepared)
+        validate_file(params, args.file, args.prepared, args.competition)
+    elif s == "check":
+        print(f"{args.params}: valid ({params.competition})")
     elif s == "summary":
         from .tools import summary
         summary(params)

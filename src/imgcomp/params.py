@@ -262,7 +262,7 @@ class Params(Strict):
 
 
 def _describe(err: dict) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown key (check the spelling against params.yaml's documented keys)"
     if err["type"] == "missing":
@@ -270,7 +270,7 @@ def _describe(err: dict) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if "input" in err and not isinstance(err["input"], (dict, list)):
         msg += f" (got {err['input']!r})"
-    return f"{loc}: {msg}"
+    return f"{loc}: {msg}" if loc else msg  # checks across keys name their keys themselves
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:

@@ -14,13 +14,24 @@ from .params import Params
 METRICS_DIR = Path("metrics")
 
 
-def validate_file(params: Params, file: Path, prepared_dir: str | None) -> None:
-    comp = get_competition(params.competition)
-    prepared = Prepared.load(prepared_dir or f"data/prepared/{comp.name}")
+def validate_file(params: Params, file: Path, prepared_dir: str | None,
+                  competition: str | None = None) -> None:
+    """Check a CSV against a competition's test ids and format: `competition`, else the one its
+    file name names (submissions/<competition>.csv), else params.yaml's."""
+    from .competitions import REGISTRY
+
+    name = competition or (Path(file).stem if Path(file).stem in REGISTRY else params.competition)
+    comp = get_competition(name)
+    prepared_dir = prepared_dir or f"data/prepared/{comp.name}"
     if not Path(file).is_file():
         raise UserError(f"{file}: not found")
+    prepared = Prepared.load(prepared_dir)
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
-    submission.validate(comp, Path(file).read_text(), test_ids, str(file))
+    try:
+        submission.validate(comp, Path(file).read_text(), test_ids, str(file))
+    except UserError as e:
+        raise UserError(f"{e} (checked as a {comp.name} submission against {prepared_dir}; "
+                        "--competition picks another)") from None
     print(f"{file}: valid {comp.name} submission ({len(test_ids)} rows)")
 
 
@@ -71,16 +82,19 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     if not csv.is_file():
         raise UserError(f"{csv}: missing; run `make all` first")
     validate_file(params, csv, None)
+    if not comp.leaderboard:
+        print(f"submit: {comp.name} has no leaderboard: nothing to upload; {csv} was scored on "
+              "its held-out split (metrics/leaderboard.json, `python -m imgcomp summary`)")
+        return None
     slug = params.kaggle_slug()
     by_hand = f"upload {csv} by hand at {comp.where_to_get}" + (
         f", named {comp.upload_as}" if comp.upload_as else "")
     if not slug:
         print(f"submit: no Kaggle slug (kaggle.{comp.name} in params.yaml); {by_hand}")
         return None
-    if kaggle_credentials() is None:
-        print("submit: no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME and "
-              f"KAGGLE_KEY); nothing was sent. Add them, or {by_hand}")
-        return None
+    if kaggle_credentials() is None and not dry_run:
+        raise UserError("submit: no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
+                        f"and KAGGLE_KEY); nothing was sent. Add them, or {by_hand}")
     cv_path = METRICS_DIR / "cv.json"
     message = "imgcomp"
     if cv_path.is_file():

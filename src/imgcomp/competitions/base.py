@@ -36,6 +36,7 @@ class Competition:
     submission: ClassVar[SubmissionFormat]
     where_to_get: ClassVar[str] = ""
     upload_as: ClassVar[str | None] = None  # the file name the organisers want, if not ours
+    leaderboard: ClassVar[bool] = True  # False: nowhere to upload (scored locally)
 
     def fetch(self, cp: CompetitionParams, raw_dir: Path) -> None:
         """Download archives that have a URL; verify those placed by hand."""

@@ -25,6 +25,7 @@ class Digits(Competition):
     channels = 1
     submission = SubmissionFormat(header=("id", "label"), value="label")
     where_to_get = "scikit-learn (built in; `dvc repro fetch` makes them)"
+    leaderboard = False
 
     def fetch(self, cp: DigitsParams, raw_dir: Path) -> None:
         from PIL import Image
