@@ -62,7 +62,7 @@ def test_cosine_schedule_warms_up_and_decays():
 
 
 def _state(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)  # checkpoints are data
 
 
 def test_killed_train_resumes_to_the_same_result(digits_small):
@@ -198,6 +198,7 @@ def test_resume_key_covers_code_and_cache(digits_small, tmp_path):
     shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     env = {"PYTHONPATH": str(src), "IMGCOMP_FAULT_AFTER_EPOCH": "1"}
     ckpt = root / "checkpoints/digits/lenet-f1.last.pt"
+    ckpt.unlink(missing_ok=True)  # another test's last good epoch would be resumed
     killed = train_cli(root, root / "k.pt", env, params_over={"train": {"device": "cpu"}}, fold=1)
     assert killed.returncode == 137 and ckpt.is_file()
     with open(src / "imgcomp/training/loop.py", "a") as f:
@@ -230,3 +231,36 @@ def test_same_weights_whatever_the_number_of_loader_processes(digits_small):
         runs.append(_state(out)["state_dict"])
     for k in runs[0]:
         assert torch.equal(runs[0][k], runs[1][k]), k
+
+
+class _RunsCode:
+    """Unpickling this runs a command: what a crafted checkpoint from a shared remote could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(digits_small, tmp_path):
+    root = digits_small
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"arch": "lenet", "state_dict": _RunsCode(marker)}, evil)
+    (root / "pe.yaml").write_text(yaml.safe_dump(merge(BASE, TINY)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "imgcomp", "--params", "pe.yaml", "predict", "--checkpoint",
+         str(evil), "--prepared", "prepared", "--folds", "folds.csv", "--out", str(tmp_path / "o")],
+        cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "refused" in proc.stderr and "could run code" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert not marker.exists() and not (tmp_path / "o").exists()
+    resume = root / "checkpoints/digits/lenet-f1.last.pt"  # the same, as a resume state
+    resume.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"run_key": "x", "stepper": _RunsCode(marker)}, resume)
+    try:
+        proc = train_cli(root, tmp_path / "r.pt", fold=1)
+    finally:
+        resume.unlink(missing_ok=True)
+    assert proc.returncode == 2 and "refused" in proc.stderr and not marker.exists()

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import UserError
+
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
@@ -58,3 +60,22 @@ def write_csv(path: str | os.PathLike, frame, **kwargs) -> None:
     kwargs.setdefault("index", False)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
+
+
+def load_torch(path: Path, what: str = "checkpoint") -> dict:
+    """A file torch.save wrote, loaded as data only (`weights_only=True`): tensors, numbers,
+    strings and containers. A file that would need to run code to load (a pickle of arbitrary
+    objects, say from a shared remote or a stranger) is refused in one line, nothing run."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: refused: this {what} holds more than tensors and plain data, "
+                        f"so loading it could run code ({why}); use one imgcomp wrote") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable {what} ({type(e).__name__}); delete it and "
+                        "rerun the stage that writes it") from None

@@ -13,7 +13,7 @@ import torch
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, load_torch
 from ..manifest import CACHE, Prepared
 from ..metrics import score
 from ..models import create_model
@@ -40,7 +40,7 @@ DVC = {
 def load_model(ckpt_path: Path) -> tuple[torch.nn.Module, dict]:
     if not Path(ckpt_path).is_file():
         raise UserError(f"{ckpt_path}: missing; run `dvc repro` to train it")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = load_torch(ckpt_path)
     model = create_model(ckpt["arch"], ckpt["num_classes"], ckpt["in_chans"], ckpt["image_size"],
                          pretrained=False, args=ckpt["args"])
     model.load_state_dict(ckpt["state_dict"])

@@ -24,6 +24,7 @@ import torch.nn as nn
 from ..data.batch_aug import BatchAugment, DevicePrep, random_erase
 from ..data.feed import DeviceFeed, Images, generator, stream_seed
 from ..errors import UserError
+from ..fileio import load_torch
 from ..inference.probs import predict_probs, progress_bar
 from ..metrics import log_loss
 from ..params import Augment, Train
@@ -195,7 +196,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
     progress = Progress()
     best_state = None
     if resume_file.is_file():
-        saved = torch.load(resume_file, map_location="cpu", weights_only=False)
+        saved = load_torch(resume_file, "resume state")
         if saved.get("run_key") == run_key:
             stepper.load_state_dict(saved["stepper"])
             progress = Progress(**saved["progress"])
