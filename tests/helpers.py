@@ -183,6 +183,20 @@ def make_project(tmp: Path, **overrides) -> Path:
     return tmp
 
 
+def prepared_digits(root: Path, raw_params: dict) -> Path:
+    """fetch, prepare and folds of digits under `root` (raw/, prepared/, folds.csv), in process,
+    with `raw_params` also written to root/params.yaml: what a train or predict test starts from."""
+    from imgcomp.params import parse_params
+    from imgcomp.stages import fetch, folds, prepare
+
+    params = parse_params(raw_params)
+    fetch.main(params, root / "raw")
+    prepare.main(params, root / "raw", root / "prepared")
+    folds.main(params, root / "prepared", root / "folds.csv")
+    (root / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    return root
+
+
 def set_params(project: Path, **overrides) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     (project / "params.yaml").write_text(yaml.safe_dump(merge(params, overrides), sort_keys=False))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import merge
+from helpers import merge, prepared_digits
 from test_training import BASE, TINY, _state, train_cli
 
 pytestmark = [pytest.mark.gpu,
@@ -18,15 +18,7 @@ pytestmark = [pytest.mark.gpu,
 
 @pytest.fixture(scope="module")
 def digits_cuda(tmp_path_factory):
-    from imgcomp.params import parse_params
-    from imgcomp.stages import fetch, folds, prepare
-
-    root = tmp_path_factory.mktemp("digits-gpu")
-    params = parse_params(merge(BASE, TINY))
-    fetch.main(params, root / "raw")
-    prepare.main(params, root / "raw", root / "prepared")
-    folds.main(params, root / "prepared", root / "folds.csv")
-    return root
+    return prepared_digits(tmp_path_factory.mktemp("digits-gpu"), merge(BASE, TINY))
 
 
 def cuda_train(root, out, env=None, **train):

@@ -59,19 +59,10 @@ def test_erasing_and_augmentation_run_on_the_gpu_generator():
 def test_train_item_on_cuda_resident_and_streamed_agree(tmp_path_factory):
     """A whole train item on the GPU: the cache on the device and the cache streamed from the
     memory map give the same checkpoint (deterministic CUDA, the default)."""
-    import yaml
-    from helpers import merge
+    from helpers import merge, prepared_digits
     from test_training import BASE, TINY, _state, train_cli
 
-    from imgcomp.params import parse_params
-    from imgcomp.stages import fetch, folds, prepare
-
-    root = tmp_path_factory.mktemp("digits-cuda")
-    params = parse_params(merge(BASE, TINY))
-    fetch.main(params, root / "raw")
-    prepare.main(params, root / "raw", root / "prepared")
-    folds.main(params, root / "prepared", root / "folds.csv")
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(BASE, TINY)))
+    root = prepared_digits(tmp_path_factory.mktemp("digits-cuda"), merge(BASE, TINY))
     runs = {}
     for share in ("auto", 0):
         out = root / f"m-{share}.pt"

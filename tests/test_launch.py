@@ -125,16 +125,12 @@ def free_port():
 def test_two_machines_form_one_job(tmp_path):
     """Two launchers on 127.0.0.1, as two machines would: one two-rank job (gloo, CPU); both
     ranks train one model, rank 0 alone writes it."""
+    from helpers import prepared_digits
     from test_training import TINY
-
-    from imgcomp.stages import fetch, folds, prepare
 
     root = tmp_path
     base = merge(BASE, TINY)
-    params = parse_params(base)
-    fetch.main(params, root / "raw")
-    prepare.main(params, root / "raw", root / "prepared")
-    folds.main(params, root / "prepared", root / "folds.csv")
+    prepared_digits(root, base)
     over = {"train": {"nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{free_port()}", "epochs": 1,
                       "device": "cpu"}}
     (root / "p.yaml").write_text(yaml.safe_dump(merge(base, over)))

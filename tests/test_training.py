@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import REPO, augment, merge
+from helpers import REPO, augment, merge, prepared_digits
 
 from imgcomp.params import parse_params
 from imgcomp.training.loop import lr_lambda
@@ -20,15 +20,7 @@ TINY = {"image_size": 32, "prepare": {"workers": 1}, "folds": {"n_splits": 2, "r
 @pytest.fixture(scope="module")
 def digits_small(tmp_path_factory):
     """A small prepared digits set (10% of the images) with folds, on disk."""
-    from imgcomp.stages import fetch, folds, prepare
-
-    root = tmp_path_factory.mktemp("digits")
-    params = parse_params(merge(BASE, TINY))
-    fetch.main(params, root / "raw")
-    prepare.main(params, root / "raw", root / "prepared")
-    folds.main(params, root / "prepared", root / "folds.csv")
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(BASE, TINY)))
-    return root
+    return prepared_digits(tmp_path_factory.mktemp("digits"), merge(BASE, TINY))
 
 
 def train_cli(root, out, extra_env=None, params_over=None, fold=0):
