@@ -276,3 +276,22 @@ def test_one_rule_for_what_is_not_data(rel, junk):
     from imgcomp.archives import not_data
 
     assert not_data(rel) is junk
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_damaged_entry_in_a_zip_names_it_and_says_re_download(tmp_path, capfd, method):
+    """Stored: only the CRC tells (libarchive merely warns, and would write the corrupt bytes);
+    deflated: decompression fails."""
+    arch = tmp_path / "food11.zip"
+    with zipfile.ZipFile(arch, "w", method) as z:
+        z.writestr("food11/test/0001.jpg", bytes(range(256)) * 400)
+        z.writestr("food11/test/0002.jpg", b"fine")
+    data = bytearray(arch.read_bytes())
+    data[200] ^= 0xFF  # inside the first entry's data
+    arch.write_bytes(bytes(data))
+    with pytest.raises(UserError) as e:
+        extract(arch, tmp_path / "out", BIG)
+    msg = str(e.value)
+    assert "food11/test/0001.jpg inside it cannot be read" in msg and msg.endswith("re-download it")
+    assert "archive_p" not in msg and "\n" not in msg and not (tmp_path / "out").exists()
+    assert capfd.readouterr().err == ""  # the warning became the error, not a stray line

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import re
 import shutil
 import subprocess
@@ -25,7 +26,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from .errors import UserError
 from .fileio import atomic_path
@@ -50,6 +53,23 @@ def not_data(rel: str | PurePosixPath) -> bool:
     parts = PurePosixPath(str(rel).replace("\\", "/")).parts
     return any(p == "__MACOSX" for p in parts) or any(
         p.startswith(".") or p.lower() in DESKTOP_FILES for p in parts)
+
+
+@contextmanager
+def _libarchive_warnings() -> Iterator[list[str]]:
+    """Collect libarchive's warnings instead of letting them reach stderr: a zip entry whose
+    CRC fails is only a warning there, and its corrupt bytes would be written silently."""
+    logger = logging.getLogger("libarchive")
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def clean_error(e: BaseException) -> str:
@@ -92,7 +112,7 @@ def _extract_libarchive(archive: Path, dest: Path, max_bytes: int, shown: str,
 
     total, skipped, current = 0, 0, None
     try:
-        with libarchive.file_reader(str(archive)) as reader:
+        with _libarchive_warnings() as warnings, libarchive.file_reader(str(archive)) as reader:
             for entry in reader:
                 current = entry.pathname
                 rel = safe_member_path(entry.pathname, archive)
@@ -119,6 +139,9 @@ def _extract_libarchive(archive: Path, dest: Path, max_bytes: int, shown: str,
                                 "(decompression bomb?); raise prepare.max_extract_gb if it is real"
                             )
                         out.write(block)
+                if bad := [w for w in warnings if re.search(r"crc|checksum", w, re.I)]:
+                    raise libarchive.ArchiveError(bad[0])  # a failed CRC: damaged data
+                warnings.clear()
                 current = None
     except libarchive.ArchiveError as e:
         why = clean_error(e)

@@ -51,7 +51,8 @@ def decode(path: str | Path, size: int, channels: int, draft: bool = True) -> np
             im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
             arr = np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise BadImage(f"{Path(path).name}: {e}") from None
+        name = Path(path).name  # PIL's message repeats the path, a temporary one here
+        raise BadImage(f"{name}: " + str(e).replace(f" '{path}'", "").replace(str(path), name)) from None
     return arr.reshape(size, size, channels)
 
 

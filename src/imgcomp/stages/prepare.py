@@ -51,7 +51,9 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         frame = check_manifest(rows, list(comp.classes), f"{comp.name} manifest")
         ok, errors = build_cache([tmp / p for p in frame["path"]], tmp / CACHE, size,
                                  comp.channels, params.prepare.workers)
-        if not ok.all():
+        if not ok.all():  # named where the user can find them: the path inside the archive
+            errors = [f"{_origin(path, cp, raw_dir)}: {err.partition(': ')[2]}"
+                      for path, err in zip(frame["path"][~ok], errors)]
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / CACHE, comp)
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
         stats = channel_stats(np.load(tmp / CACHE, mmap_mode="r"), train_rows)
@@ -63,6 +65,16 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
     print(f"prepare: {comp.name}: {len(frame)} images {counts}, cache {size}px -> {out_dir}"
           + (f"; skipped {junk} desktop files (__MACOSX, ._*, .DS_Store, Thumbs.db, ...)"
              if junk else ""))
+
+
+def _origin(path: str, cp, raw_dir: Path) -> str:
+    """Where a prepared file came from, for messages: `food11/test/0003.jpg in food11.zip`
+    (its path inside the archive), or the raw folder's file (digits)."""
+    folder, _, inside = path.removeprefix("files/").partition("/")
+    for arch in getattr(cp, "archives", []):
+        if Path(arch.name).stem.split(".")[0] == folder:
+            return f"{inside} in {arch.name}"
+    return str(raw_dir / folder / inside)
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path, comp):
