@@ -168,6 +168,15 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
+def dvc_cache_type() -> str:
+    """cache.type as the repository's .dvc/config sets it."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / ".dvc/config")
+    return config["cache"]["type"]
+
+
 def make_project(tmp: Path, **overrides) -> Path:
     """A copy of the pipeline (dvc.yaml, params.yaml, sources) in `tmp`, as a DVC repo."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -180,6 +189,7 @@ def make_project(tmp: Path, **overrides) -> Path:
     (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "init", "--no-scm", "-q"], tmp)
     run(["dvc", "config", "core.analytics", "false"], tmp)
+    run(["dvc", "config", "cache.type", dvc_cache_type()], tmp)  # the project's own cache links
     return tmp
 
 

@@ -37,7 +37,7 @@ def test_cat_dog_from_rar(tmp_path, rar):
     cache = np.load(out / "images.npy")
     assert cache.shape == (28, 37, 37, 3) and cache.dtype == np.uint8
     assert json.loads((out / "classes.json").read_text()) == {"0": "cat", "1": "dog"}
-    assert all((out / p).is_file() for p in m.path)
+    assert not (out / "files").exists()  # the cache is the data (prepare.keep_files: false)
 
 
 @pytest.mark.parametrize("edition", ["old", "new"])
@@ -85,7 +85,7 @@ def test_cat_dog_bad_name(tmp_path):
     from helpers import write_rar4
     write_rar4(raw / "cat_dog.rar", {"cat_dog/train/cow.1.jpg": jpeg_bytes(0), "cat_dog/train/cat.2.jpg": jpeg_bytes(0),
                                      "cat_dog/test/0.jpg": jpeg_bytes(1)})
-    with pytest.raises(UserError, match="neither 'cat' nor 'dog': \\['cow.1.jpg'\\]"):
+    with pytest.raises(UserError, match="neither 'cat' nor 'dog' .*label_prefix_len: 3.*\\['cow.1.jpg'\\]"):
         prepare.main(params_for("cat_dog"), raw, tmp_path / "prepared")
 
 
@@ -143,3 +143,29 @@ def test_desktop_repacked_archives_prepare_the_same_data(tmp_path, comp, build, 
     assert "skipped" in capsys.readouterr().out.splitlines()[-1]
     for name in ("manifest.csv", "classes.json", "stats.json", "images.npy"):
         assert (out[False] / name).read_bytes() == (out[True] / name).read_bytes(), name
+
+
+def test_extracted_files_are_kept_only_when_asked(tmp_path):
+    for keep in (False, True):
+        raw, out = tmp_path / f"raw-{keep}", tmp_path / f"prepared-{keep}"
+        food11_archive(raw)
+        prepare.main(params_for("food11", prepare={"keep_files": keep}), raw, out)
+        assert (out / "files").is_dir() is keep
+        frame = manifest(out)
+        assert frame["path"].str.startswith("files/food11/").all()
+        if keep:
+            assert all((out / p).is_file() for p in frame["path"])
+
+
+def test_label_prefix_len_is_the_letters_that_name_the_class(tmp_path):
+    raw = tmp_path / "raw"
+    cat_dog_archive(raw)
+    for n in (1, 2, 3):
+        out = tmp_path / f"p{n}"
+        prepare.main(params_for("cat_dog", competitions={"cat_dog": {"label_prefix_len": n}}),
+                     raw, out)
+        labels = manifest(out).query("split == 'train'")["label"].astype(int).tolist()
+        assert labels == manifest(tmp_path / "p1").query("split == 'train'")["label"].astype(int).tolist()
+    with pytest.raises(UserError, match="label_prefix_len: 4 letters, but the class names"):
+        prepare.main(params_for("cat_dog", competitions={"cat_dog": {"label_prefix_len": 4}}),
+                     raw, tmp_path / "p4")

@@ -42,9 +42,10 @@ def n(count: int) -> int:
 
 
 def synthetic_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0,
-                    fundus: bool = False) -> list[Path]:
-    """Photo-like JPEGs (quality 90): smooth random colour fields plus sensor-like noise, in two
-    classes; `fundus` adds the black surround of a fundus photo. About 1.2 bits per pixel."""
+                    fundus: bool = False, noise: int = 4) -> list[Path]:
+    """Photo-like JPEGs (quality 90): smooth random colour fields plus sensor-like noise of
+    +-`noise`, in two classes; `fundus` adds the black surround of a fundus photo. About 1.2
+    bits per pixel at the default noise; more noise, larger files (real photos: 2-3)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,8 @@ def synthetic_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int =
     for i in range(count):
         coarse = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
         im = Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)
-        arr = np.asarray(im, dtype=np.int16) + rng.integers(-4, 5, (h, w, 3), dtype=np.int16)
+        arr = np.asarray(im, dtype=np.int16) + rng.integers(-noise, noise + 1, (h, w, 3),
+                                                             dtype=np.int16)
         if fundus:
             arr = arr * disc[..., None]
         path = folder / f"{i % 2}_{i:05d}.jpg"
@@ -323,6 +325,73 @@ def bench_memory(tmp: Path, size: int, device: str) -> dict:
             "epoch_time_ratio_4x_1x": round(last["epoch_s"] / first["epoch_s"], 2)}
 
 
+def disk_bytes(*paths: Path) -> int:
+    """Bytes on disk under `paths`, each inode once (a hardlinked cache costs nothing twice)."""
+    seen, total = set(), 0
+    for root in paths:
+        for p in [root, *root.rglob("*")] if root.exists() else []:
+            st = p.lstat()
+            if p.is_file() and not p.is_symlink() and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def bench_footprint(tmp: Path) -> dict:
+    """Disk a competition's data costs after `dvc repro prepare`, in a DVC project with this
+    repository's dvc.yaml, params.yaml and .dvc/config, on a generated food-11-shaped zip of
+    photo-sized JPEGs: (raw + workspace outputs + DVC cache) / the archive."""
+    import configparser
+    import shutil
+    import zipfile
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    project = tmp / "footprint"
+    project.mkdir()
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(repo / name, project / name)
+    shutil.copytree(repo / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params.update(competition="food11", image_size=128)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(project / "src"),  # stages run `python -m imgcomp`
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=project, env=env, check=True)
+    config = configparser.ConfigParser()
+    config.read(repo / ".dvc/config")  # the cache links the project sets
+    subprocess.run([*dvc, "config", "cache.type", config["cache"]["type"]], cwd=project,
+                   env=env, check=True)
+    photos = synthetic_jpegs(tmp / "footprint-photos", n(1400), (512, 384), seed=3, noise=12)
+    archive = project / "data/raw/food11/food11.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:  # JPEGs do not deflate
+        per, k = max(1, len(photos) // 14), 0
+        for split, count in (("train", 10 * per), ("valid", 2 * per), ("test", 2 * per)):
+            for j in range(count):
+                name = f"{j % 11}_{j}.jpg" if split != "test" else f"{j:04d}.jpg"
+                z.write(photos[k % len(photos)], f"food11/{split}/{name}")
+                k += 1
+    cache_before = disk_bytes(project / ".dvc/cache")
+    subprocess.run([*dvc, "repro", "-q", "prepare"], cwd=project, env=env, check=True,
+                   capture_output=True)
+    raw = archive.stat().st_size
+    outputs = disk_bytes(project / "data/prepared")
+    cache_growth = disk_bytes(project / ".dvc/cache") - cache_before
+    copied = disk_bytes(project / "data", project / ".dvc/cache") - cache_before
+    # dvc repro commits outputs into its cache by copying; `make all` then relinks them
+    subprocess.run([*dvc, "checkout", "--relink", "-q"], cwd=project, env=env,
+                   capture_output=True)
+    together = disk_bytes(project / "data", project / ".dvc/cache") - cache_before
+    return {"archive_mb": round(raw / 2**20, 1), "photo_kb": mean_kb(photos),
+            "images": k, "outputs_mb": round(outputs / 2**20, 1),
+            "dvc_cache_growth_mb": round(cache_growth / 2**20, 1),
+            "ratio_before_relink": round(copied / raw, 2),
+            "total_mb": round(together / 2**20, 1), "ratio": round(together / raw, 2)}
+
+
 def svm_anchor(raw: Path) -> tuple[float, dict]:
     """The classical anchor: an RBF SVM on the 64 raw pixels, C and gamma grid-searched by 5-fold
     CV on digits' train split, scored on its held-out test split. (accuracy, best params)."""
@@ -392,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
                                                     aug=aug, **m))
         results["draft"] = bench_draft(tmp, 128)
         results["memory"] = bench_memory(tmp, 96, device)
+        results["footprint"] = bench_footprint(tmp)
     results["accuracy"] = bench_accuracy()
     out = Path(args.out)
     from .fileio import write_json
@@ -420,6 +490,9 @@ def print_table(r: dict) -> None:
     for row in me["rows"]:
         print(f"  train epoch at {row['data']} data ({row['images']} images, {row['cache_mb']} MB cache): "
               f"{row['epoch_s']} s, peak anon {row['peak_anon_mb']} MB, peak RSS {row['peak_rss_mb']} MB")
+    fp = r["footprint"]
+    print(f"{'disk after prepare / archive (food11 zip, ' + str(fp['archive_mb']) + ' MB)':<46}"
+          f"{fp['total_mb']:>12}{fp['archive_mb']:>12}{fp['ratio']:>9}  <= 2.0")
     print(f"{'peak anon memory 4x / 1x':<46}{'':>12}{'':>12}{me['peak_anon_ratio_4x_1x']:>9}  <= 1.2")
     print(f"{'epoch time 4x / 1x':<46}{'':>12}{'':>12}{me['epoch_time_ratio_4x_1x']:>9}  ~4 (linear)")
     if acc:

@@ -119,6 +119,7 @@ class Prepare(Strict):
     workers: int = Field(ge=-1, description="decode processes; -1 = one per CPU core, 0 = none")
     on_bad_image: Literal["skip", "fail"]
     max_extract_gb: float = Field(gt=0.0, description="cap on bytes written per archive")
+    keep_files: bool = Field(description="keep the extracted images in files/ (disk: 2x their size)")
 
 
 class Folds(Strict):

@@ -24,14 +24,18 @@ class CatDog(Competition):
 
     def manifest_rows(self, cp: CatDogParams, raw_dir: Path, files_dir: Path) -> pd.DataFrame:
         n = cp.label_prefix_len
+        if n > min(len(c) for c in self.classes):
+            raise UserError(f"competitions.cat_dog.label_prefix_len: {n} letters, but the class "
+                            f"names {list(self.classes)} are shorter; use 1 to 3")
+        prefixes = [c[:n] for c in self.classes]  # 'c'/'d' at 1, 'cat'/'dog' at 3
         bad: list[str] = []
 
         def label_of(p: Path) -> int | None:
             prefix = p.name[:n].lower()
-            if prefix not in self.classes:
+            if prefix not in prefixes:
                 bad.append(p.name)
                 return None
-            return self.classes.index(prefix)
+            return prefixes.index(prefix)
 
         rows = []
         for names, source in ((("train",), "train"), (("val", "valid", "validation"), "val")):
@@ -41,7 +45,8 @@ class CatDog(Competition):
                                   lambda p, s=source: f"{s}/{p.name}")
         if bad:
             raise UserError(f"cat_dog: {len(bad)} train/val file names start with neither "
-                            f"'cat' nor 'dog': {bad[:5]}")
+                            f"{prefixes[0]!r} nor {prefixes[1]!r} (competitions.cat_dog."
+                            f"label_prefix_len: {n}): {bad[:5]}")
         test_dir = find_one_dir(files_dir, ("test",), "cat_dog")
         test = rows_from(test_dir, files_dir, "test", "test", None, lambda p: p.stem)
         not_numeric = [r["id"] for r in test if not r["id"].isdigit()]

@@ -1,7 +1,10 @@
 """prepare: extract safely, write the manifest, and decode every image once into the cache.
 
 Output folder (written under a temporary name, renamed into place when whole):
-`files/` (the extracted images), `manifest.csv`, `classes.json`, `stats.json` (per-channel
+`files/` (the extracted images, only with `prepare.keep_files`: nothing after prepare reads
+them, and each copy costs the data's size in the workspace and again in DVC's cache; the
+manifest's `path` says where each image is under `files/`, or inside the raw archives),
+`manifest.csv`, `classes.json`, `stats.json` (per-channel
 mean/std of the training images) and `images.npy` (uint8, N x S x S x C, S = image_size *
 (1 + prepare.cache_margin), rows in manifest order, read memory-mapped).
 """
@@ -9,6 +12,7 @@ mean/std of the training images) and `images.npy` (uint8, N x S x S x C, S = ima
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +32,7 @@ DVC = {
            "--out data/prepared/${competition}",
     "deps": ["data/raw/${competition}"],
     "params": ["competition", "competitions.${competition}", "image_size",
-               "prepare.cache_margin", "prepare.on_bad_image"],
+               "prepare.cache_margin", "prepare.on_bad_image", "prepare.keep_files"],
     "outs": ["data/prepared/${competition}"],
 }
 
@@ -55,6 +59,8 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
             errors = [f"{_origin(path, cp, raw_dir)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / CACHE, comp)
+        if not params.prepare.keep_files:  # the cache is the training data: no second copy
+            shutil.rmtree(files)
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
         stats = channel_stats(np.load(tmp / CACHE, mmap_mode="r"), train_rows)
         frame.to_csv(tmp / MANIFEST, index=False)
