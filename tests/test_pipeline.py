@@ -27,10 +27,20 @@ def test_digits_end_to_end(digits_project):
     lines = (project / "submissions/digits.csv").read_text().splitlines()
     assert lines[0] == "id,label" and len(lines) == 1 + 450
     assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
+    import pandas as pd
+
     cv = json.loads((project / "metrics/cv.json").read_text())
-    assert set(cv["models"]["lenet"]["folds"]) == {"0", "1"} and 0 <= cv["ensemble"]["accuracy"] <= 1
+    assert set(cv["models"]["lenet"]["folds"]) == {"0", "1"}
+    oof = pd.read_csv(project / "preds/digits/ensemble/oof.csv", dtype={"id": str})
+    truth = pd.read_csv(project / "data/prepared/digits/manifest.csv",
+                        dtype={"id": str}).set_index("id")["label"]
+    recomputed = (oof.iloc[:, 1:].to_numpy().argmax(1) == truth.loc[oof["id"]].to_numpy()).mean()
+    assert cv["ensemble"]["accuracy"] == pytest.approx(recomputed, abs=1e-6)  # what it reports
     lb = json.loads((project / "metrics/leaderboard.json").read_text())
-    assert 0 <= lb["test"]["accuracy"] <= 1
+    sub = pd.read_csv(project / "submissions/digits.csv")
+    solution = pd.read_csv(project / "data/raw/digits/solution.csv")
+    assert (sub["id"] == solution["id"]).all()
+    assert lb["test"]["accuracy"] == pytest.approx((sub["label"] == solution["label"]).mean(), abs=1e-6)
     assert "held-out test accuracy" in first.stdout
     manifest = (project / "data/prepared/digits/manifest.csv").read_text().splitlines()
     assert manifest[0] == "id,path,label,split,source"

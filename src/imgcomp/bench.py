@@ -140,7 +140,8 @@ def user_train(device: str, **over):
 
 
 def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, device: str,
-                 precision: str, aug, backend: str, rows: int | None = None):
+                 precision: str, aug, backend: str, rows: int | None = None,
+                 deterministic: bool | None = None):
     """The pipeline's own feed (`backend`) and step (mixup, erasing, EMA, as in params.yaml),
     and the bare step: the same model, precision and batch, none of those."""
     import copy
@@ -150,7 +151,9 @@ def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, devi
     from .training.device import runtime
     from .training.loop import Stepper, make_feed
 
-    cfg = user_train(device, batch_size=batch, precision=precision, augment_backend=backend)
+    over = {} if deterministic is None else {"deterministic": deterministic}
+    cfg = user_train(device, batch_size=batch, precision=precision, augment_backend=backend,
+                     **over)
     bare_cfg = cfg.model_copy(update={"mixup": 0.0, "cutmix": 0.0, "erasing": 0.0, "ema": 0.0,
                                       "label_smoothing": 0.0})
     rt = runtime(cfg)
@@ -166,13 +169,15 @@ def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, devi
 
 
 def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps: int,
-                device: str, precision: str, backend: str, aug) -> dict:
+                device: str, precision: str, backend: str, aug,
+                deterministic: bool | None = None) -> dict:
     """Images/s of the whole pipeline (feed, augmentation, mixup, erasing, EMA, step) and of
     the bare step on synthetic tensors already on the device, alternated three times."""
     import torch
 
     rt, feed, stepper, bare = _train_parts(cache, arch, args, size, batch, device, precision,
-                                           aug, backend, rows=batch * (steps + 4))
+                                           aug, backend, rows=batch * (steps + 4),
+                                           deterministic=deterministic)
     sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
 
     def run(step, batches) -> float:
@@ -412,8 +417,10 @@ def svm_anchor(raw: Path) -> tuple[float, dict]:
 
 def bench_accuracy() -> dict | None:
     """Digits: our held-out test accuracy (metrics/leaderboard.json) beside the SVM anchor."""
-    raw = Path("data/raw/digits")
-    lb_path = Path("metrics/leaderboard.json")
+    from .pipeline import stage_path
+
+    raw = stage_path("fetch", "raw", "digits")
+    lb_path = stage_path("submit", "leaderboard", "digits")
     if not (raw / "solution.csv").is_file():
         return None
     svm, svm_params = svm_anchor(raw)
@@ -459,6 +466,16 @@ def main(argv: list[str] | None = None) -> None:
             for backend in ("device", "albumentations"):
                 results["train"].append(bench_train(cache, device=device, backend=backend,
                                                     aug=aug, **m))
+        if cuda:  # what exactness costs: train.deterministic on (the default) vs off
+            m = models[0]
+            cache = cache_at(tmp, m["size"])
+            exact = results["train"][0]
+            fast = bench_train(cache, device=device, backend="device", aug=aug,
+                               deterministic=False, **m)
+            results["determinism"] = {
+                "deterministic_images_per_s": exact["pipeline_images_per_s"],
+                "benchmark_mode_images_per_s": fast["pipeline_images_per_s"],
+                "ratio": round(exact["pipeline_images_per_s"] / fast["pipeline_images_per_s"], 3)}
         results["draft"] = bench_draft(tmp, 128)
         results["memory"] = bench_memory(tmp, 96, device)
         results["footprint"] = bench_footprint(tmp)
@@ -483,6 +500,11 @@ def print_table(r: dict) -> None:
         label = f"train {row['model']} {row['size']}px {row['precision']} {row['backend']}"
         print(f"{label + ' vs bare step':<46}{row['pipeline_images_per_s']:>12}"
               f"{row['bare_images_per_s']:>12}{row['ratio']:>9}  {goal}")
+    if "determinism" in r:
+        d = r["determinism"]
+        print(f"{'train.deterministic on vs off (device backend)':<46}"
+              f"{d['deterministic_images_per_s']:>12}{d['benchmark_mode_images_per_s']:>12}"
+              f"{d['ratio']:>9}  cost of exactness")
     al = r["augment_alone"]
     print(f"{'device augmentation alone, images/s':<46}{al['images_per_s']:>12}")
     print(f"{'prepare images/s, 2124px JPEG: draft vs full':<46}{dr['draft_images_per_s']:>12}"

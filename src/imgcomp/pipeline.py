@@ -43,6 +43,14 @@ def declaration(stage: str) -> dict:
     raise ValueError(f"{path}: no DVC = {{...}} declaration")
 
 
+def stage_path(stage: str, flag: str, competition: str) -> Path:
+    """A path dvc.yaml gives a stage (the value after `--flag` in its command), for the tools
+    that read outputs outside DVC (summary, report, make submit, bench): declared once."""
+    words = declaration(stage)["cmd"].split()
+    value = words[words.index(f"--{flag}") + 1]
+    return Path(value.replace("${competition}", competition))
+
+
 def source_deps(stage: str) -> list[str]:
     """The stage's source files as repository paths, whole folders where all of one is run."""
     src = ROOT.parent  # src/

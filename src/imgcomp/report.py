@@ -21,6 +21,7 @@ from .errors import UserError
 from .fileio import write_text
 from .manifest import Prepared
 from .params import Params
+from .pipeline import stage_path
 from .stages.common import read_probs
 from .stages.ensemble import roc_points
 
@@ -128,14 +129,14 @@ max-height:30em}img{max-width:100%}h2{margin-top:1.6em}"""
 def main(params: Params, params_path: Path, out: str | None = None) -> Path:
     comp = get_competition(params.competition)
     name = comp.name
-    cv_path, lb_path = Path("metrics/cv.json"), Path("metrics/leaderboard.json")
-    oof_path = Path(f"preds/{name}/ensemble/oof.csv")
+    cv_path, lb_path = stage_path("ensemble", "cv", name), stage_path("submit", "leaderboard", name)
+    oof_path = stage_path("ensemble", "out", name) / "oof.csv"
     if not cv_path.is_file() or not oof_path.is_file():
         raise UserError(f"{cv_path} or {oof_path}: missing; run `make all` first")
     cv = json.loads(cv_path.read_text())
     if cv["competition"] != name:
         raise UserError(f"{cv_path} is from {cv['competition']}, params say {name}; run `make all`")
-    prepared = Prepared.load(f"data/prepared/{name}")
+    prepared = Prepared.load(stage_path("prepare", "out", name))
     ids, probs = read_probs(oof_path)
     labels = prepared.manifest.set_index("id").loc[ids, "label"].astype(int).to_numpy()
     metric = cv["metric"]
@@ -147,7 +148,7 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
         f"<p>CV {metric} (out-of-fold, {cv['images']} images) <b>{cv['ensemble'][metric]:.4f}</b>"
         f"{held_out}</p>",
         "<h2>Cross-validation</h2>", cv_table(cv),
-        "<h2>Training curves (every model and fold)</h2>", curves(Path(f"dvclive/{name}"), metric),
+        "<h2>Training curves (every model and fold)</h2>", curves(stage_path("train", "live", name).parent, metric),
         "<h2>Out-of-fold " + ("ROC" if len(prepared.classes) == 2 else "confusion matrix") + "</h2>",
         confusion_or_roc(labels, probs, prepared.classes),
         "<h2>Most confidently wrong out-of-fold images</h2>",

@@ -10,8 +10,16 @@ from .competitions import get_competition
 from .errors import UserError
 from .manifest import Prepared
 from .params import Params
+from .pipeline import stage_path
 
-METRICS_DIR = Path("metrics")
+
+
+def cv_path(competition: str) -> Path:
+    return stage_path("ensemble", "cv", competition)
+
+
+def leaderboard_path(competition: str) -> Path:
+    return stage_path("submit", "leaderboard", competition)
 
 
 def validate_file(params: Params, file: Path, prepared_dir: str | None,
@@ -22,7 +30,7 @@ def validate_file(params: Params, file: Path, prepared_dir: str | None,
 
     name = competition or (Path(file).stem if Path(file).stem in REGISTRY else params.competition)
     comp = get_competition(name)
-    prepared_dir = prepared_dir or f"data/prepared/{comp.name}"
+    prepared_dir = prepared_dir or str(stage_path("prepare", "out", comp.name))
     if not Path(file).is_file():
         raise UserError(f"{file}: not found")
     prepared = Prepared.load(prepared_dir)
@@ -36,10 +44,10 @@ def validate_file(params: Params, file: Path, prepared_dir: str | None,
 
 
 def summary(params: Params) -> None:
-    cv_path, lb_path = METRICS_DIR / "cv.json", METRICS_DIR / "leaderboard.json"
-    if not cv_path.is_file():
-        raise UserError(f"{cv_path}: missing; run `make all` first")
-    cv = json.loads(cv_path.read_text())
+    cv_file, lb_path = cv_path(params.competition), leaderboard_path(params.competition)
+    if not cv_file.is_file():
+        raise UserError(f"{cv_file}: missing; run `make all` first")
+    cv = json.loads(cv_file.read_text())
     metric = cv["metric"]
     print(f"{cv['competition']}: CV {metric} (out-of-fold, {cv['images']} images)")
     for model, r in cv["models"].items():
@@ -78,13 +86,13 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     import subprocess
 
     comp = get_competition(params.competition)
-    csv = Path("submissions") / f"{comp.name}.csv"
+    csv = stage_path("submit", "out", comp.name)
     if not csv.is_file():
         raise UserError(f"{csv}: missing; run `make all` first")
     validate_file(params, csv, None)
     if not comp.leaderboard:
         print(f"submit: {comp.name} has no leaderboard: nothing to upload; {csv} was scored on "
-              "its held-out split (metrics/leaderboard.json, `python -m imgcomp summary`)")
+              f"its held-out split ({leaderboard_path(comp.name)}, `python -m imgcomp summary`)")
         return None
     slug = params.kaggle_slug()
     by_hand = f"upload {csv} by hand at {comp.where_to_get}" + (
@@ -95,10 +103,10 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     if kaggle_credentials() is None and not dry_run:
         raise UserError("submit: no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
                         f"and KAGGLE_KEY); nothing was sent. Add them, or {by_hand}")
-    cv_path = METRICS_DIR / "cv.json"
+    cv_file = cv_path(comp.name)
     message = "imgcomp"
-    if cv_path.is_file():
-        cv = json.loads(cv_path.read_text())
+    if cv_file.is_file():
+        cv = json.loads(cv_file.read_text())
         message += (f": {'+'.join(cv['models'])}, CV {cv['metric']} "
                     f"{cv['ensemble'][cv['metric']]:.4f}")
     cmd = upload_command(slug, csv, message)
