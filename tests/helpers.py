@@ -29,6 +29,13 @@ def augment(**over):
     return Augment(**{**neutral, **over})
 
 
+def random_cache(folder: Path, n: int, side: int) -> tuple[Path, np.ndarray]:
+    """A uint8 cache file (n, side, side, 3) of seeded noise, as prepare writes it, and its array."""
+    arr = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
+    np.save(folder / "c.npy", arr)
+    return folder / "c.npy", arr
+
+
 def jpeg_bytes(seed: int, size=(40, 36), mode="RGB", fmt="JPEG") -> bytes:
     """A small image whose content depends on `seed` (a class can be told by its colour)."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import augment
+from helpers import augment, random_cache
 
 from imgcomp.data.batch_aug import (BatchAugment, affine_params, color_jitter, crop_boxes,
                                     erase_boxes, random_erase)
@@ -166,14 +166,8 @@ def test_erase_rate_follows_probability():
     assert abs(on.float().mean() - 0.25) < 0.03
 
 
-def cache_file(tmp_path, n=50, side=8):
-    arr = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
-    np.save(tmp_path / "c.npy", arr)
-    return tmp_path / "c.npy", arr
-
-
 def test_images_on_cpu_are_the_memory_map_and_gather_in_order(tmp_path):
-    path, arr = cache_file(tmp_path)
+    path, arr = random_cache(tmp_path, 50, 8)
     images = Images(path, CPU)
     assert images.resident and len(images) == 50
     rows = np.array([7, 3, 49, 3])
@@ -183,7 +177,7 @@ def test_images_on_cpu_are_the_memory_map_and_gather_in_order(tmp_path):
 
 
 def test_streamed_images_read_ahead_give_the_same_batches(tmp_path):
-    path, arr = cache_file(tmp_path)
+    path, arr = random_cache(tmp_path, 50, 8)
     images = Images(path, CPU)
     images.tensor = None  # what a cache too big for the GPU does: read from the memory map
     assert not images.resident
@@ -221,7 +215,7 @@ def test_epoch_order_is_seeded_and_ranks_split_it():
 
 
 def test_device_feed_batches_follow_the_seed(tmp_path):
-    path, arr = cache_file(tmp_path, n=40, side=12)
+    path, arr = random_cache(tmp_path, 40, 12)
     rows = np.arange(5, 37)
     labels = rows % 3
     aug = BatchAugment(augment(hflip=0.5, rotate=5), 8, [0.5] * 3, [0.25] * 3, False)

@@ -7,7 +7,7 @@ same code is exercised on CPU tensors by tests/test_device_aug.py.
 import numpy as np
 import pytest
 import torch
-from helpers import augment
+from helpers import augment, random_cache
 
 from imgcomp.data.batch_aug import BatchAugment, random_erase
 from imgcomp.data.feed import DeviceFeed, Images, generator
@@ -18,14 +18,8 @@ pytestmark = [pytest.mark.gpu,
 CUDA = torch.device("cuda")
 
 
-def cache_file(tmp_path, n=300, side=40):
-    arr = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
-    np.save(tmp_path / "c.npy", arr)
-    return tmp_path / "c.npy", arr
-
-
 def test_cache_on_the_gpu_and_streamed_give_the_same_batches(tmp_path):
-    path, arr = cache_file(tmp_path)
+    path, arr = random_cache(tmp_path, 300, 40)
     resident, streamed = Images(path, CUDA, "auto"), Images(path, CUDA, 0)
     assert resident.resident and resident.tensor.is_cuda
     assert not streamed.resident
@@ -36,7 +30,7 @@ def test_cache_on_the_gpu_and_streamed_give_the_same_batches(tmp_path):
 
 
 def test_device_feed_on_cuda_is_seeded_and_identical_resident_or_streamed(tmp_path):
-    path, _ = cache_file(tmp_path)
+    path, _ = random_cache(tmp_path, 300, 40)
     rows = np.arange(256)
     aug = BatchAugment(augment(hflip=0.5, rotate=15, color_jitter=0.2), 32, [0.5] * 3,
                        [0.25] * 3, True)
