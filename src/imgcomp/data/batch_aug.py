@@ -25,6 +25,7 @@ ours to seed; the same fused sampling was measured at 150-170k images/s on an H1
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,6 +40,15 @@ _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114],
                          [0.596, -0.274, -0.322],
                          [0.211, -0.523, 0.312]])
 _YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+
+
+@functools.lru_cache(maxsize=None)
+def _on(device: torch.device, name: str) -> torch.Tensor:
+    """A constant, copied to `device` once. A host tensor copied in the hot loop is a pageable
+    copy that makes the CPU wait for the GPU's queue: the CPU could no longer run ahead."""
+    value = {"luma": torch.tensor(_LUMA).view(1, 3, 1, 1), "rgb2yiq": _RGB2YIQ,
+             "yiq2rgb": _YIQ2RGB}[name]
+    return value.to(device)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device, tries: int = 0):
@@ -90,8 +100,7 @@ def affine_theta(p: dict[str, torch.Tensor]) -> torch.Tensor:
 def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    return (x * _on(x.device, "luma").to(x.dtype)).sum(dim=1, keepdim=True)
 
 
 def color_jitter(x: torch.Tensor, strength: float, gen: torch.Generator,
@@ -113,10 +122,9 @@ def color_jitter(x: torch.Tensor, strength: float, gen: torch.Generator,
         hue = min(strength / 4, 0.5)
         turn = _uniform(n, -hue, hue, gen, dev) * (2 * math.pi) * on.view(n)
         cos, sin = torch.cos(turn), torch.sin(turn)
-        rot = torch.zeros(n, 3, 3, device=dev)
-        rot[:, 0, 0] = 1
-        rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        m = _YIQ2RGB.to(dev) @ rot @ _RGB2YIQ.to(dev)  # (n, 3, 3)
+        one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+        rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(n, 3, 3)
+        m = _on(dev, "yiq2rgb") @ rot @ _on(dev, "rgb2yiq")  # (n, 3, 3)
         x = torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
     return x
 
@@ -162,6 +170,8 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         n, c, dev = images.shape[0], images.shape[-1], images.device
+        if self.mean.device != dev:  # once: never a host copy per batch
+            self.mean, self.std = self.mean.to(dev), self.std.to(dev)
         x = images.permute(0, 3, 1, 2).float()
         theta = affine_theta(affine_params(n, self.aug, gen, dev))
         grid = F.affine_grid(theta, [n, c, self.size, self.size], align_corners=False)
@@ -169,7 +179,7 @@ class BatchAugment:
                           align_corners=False).div_(255.0)
         if self.aug.color_jitter:
             x = color_jitter(x, self.aug.color_jitter, gen)
-        x = (x - self.mean.to(dev)) / self.std.to(dev)
+        x = (x - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)
 
 

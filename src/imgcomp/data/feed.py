@@ -159,6 +159,9 @@ class DeviceFeed:
         order = epoch_order(len(self.rows), seed, self.rank, self.world)
         order = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
         gen = generator(dev, stream_seed(seed, self.rank))
-        rows, labels = self.rows[order], self.labels[order].to(dev, non_blocking=True)
-        for k, images in enumerate(self.images.batches(r.numpy() for r in rows)):
+        rows, labels = self.rows[order], self.labels[order].to(dev)
+        # Resident cache: the epoch's rows go to the device once, so a batch is a gather with no
+        # host copy in the loop (a per-batch copy would make the CPU wait for the GPU each step).
+        batches = rows.to(dev) if self.images.resident else (r.numpy() for r in rows)
+        for k, images in enumerate(self.images.batches(batches)):
             yield self.augment(images, gen), labels[k]

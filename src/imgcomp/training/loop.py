@@ -87,6 +87,25 @@ class TrainingDiverged(UserError):
     pass
 
 
+class Divergence:
+    """The first non-finite loss of an epoch, noted on the device and read once at its end.
+    Testing each step's loss on the host would make the CPU wait for the GPU every step; the
+    steps after a divergence are wasted, but no checkpoint is written from them."""
+
+    def __init__(self, device: torch.device):
+        self.step = torch.full((), -1, dtype=torch.long, device=device)
+        self.value = torch.zeros((), device=device)
+
+    def note(self, loss: torch.Tensor, step: int) -> None:
+        new = torch.logical_and(self.step < 0, ~torch.isfinite(loss.detach()))
+        self.step = torch.where(new, step, self.step)
+        self.value = torch.where(new, loss.detach().float(), self.value)
+
+    def first(self) -> tuple[float, int] | None:
+        step = int(self.step)
+        return None if step < 0 else (float(self.value), step)
+
+
 class Stepper:
     """One optimisation step on a device batch: mixup/cutmix, random erasing, AMP, clipping,
     scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
@@ -217,6 +236,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
         stepper.start_epoch(seed)
         stepper.net.train()
         total_loss, seen = torch.zeros((), device=rt.device), 0
+        diverged = Divergence(rt.device)
         start = time.perf_counter()
         bar = progress_bar(steps * feed.batch_size * rt.world,
                            f"epoch {epoch + 1}/{cfg.epochs}", "img") if rt.is_main else None
@@ -227,11 +247,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                 loss = stepper.loss(x, y)
                 if _fault("NAN_AT_EPOCH") == epoch + 1:  # tests: a diverging step
                     loss = loss * float("nan")
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"{name}: loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
-                        f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good "
-                        f"epoch ({progress.epoch}) is kept in {resume_file}")
+                diverged.note(loss, step)
                 if _fault("OOM_IN_BACKWARD_AT_EPOCH") == epoch + 1:  # tests: OOM in backward
                     raise torch.cuda.OutOfMemoryError("simulated")
                 stepper.update(loss, epoch * steps + step)
@@ -247,6 +263,11 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
             if bar is not None:
                 bar.update(len(x) * rt.world)
         train_loss = float(total_loss) / seen  # waits for the device: the epoch's work is done
+        if (bad := diverged.first()) is not None:
+            raise TrainingDiverged(
+                f"{name}: loss became {bad[0]} at epoch {epoch + 1} step {bad[1] + 1}; "
+                f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good "
+                f"epoch ({progress.epoch}) is kept in {resume_file}")
         train_s = time.perf_counter() - start
         if bar is not None:
             bar.close()
