@@ -17,13 +17,16 @@ def test_bench_smoke(tmp_path):
 
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")  # the recipe it measures
     env = {**os.environ, "IMGCOMP_BENCH_SCALE": "0.02", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "imgcomp.bench", "--out", str(tmp_path / "b.json")],
+    proc = subprocess.run([sys.executable, "-m", "imgcomp.bench", "--out", str(tmp_path / "b.json"),
+                           "--project", str(REPO)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads((tmp_path / "b.json").read_text())
     for key in ("loader", "draft"):
         assert r[key]["ratio"] > 0
-    assert [row["backend"] for row in r["train"]] == ["device", "albumentations"]
+    per_model = ["device", "albumentations"]  # one model on CPU, two on CUDA
+    assert [row["backend"] for row in r["train"]] == per_model * (len(r["train"]) // 2)
+    assert len(r["train"]) == (4 if r["device"] == "cuda" else 2)
     assert all(row["ratio"] > 0 and row["bare_images_per_s"] > 0 for row in r["train"])
     assert r["augment_alone"]["images_per_s"] > 0
     fp = r["footprint"]  # hardlinked: the DVC cache adds no second copy once relinked

@@ -107,12 +107,18 @@ def cache_side(size: int) -> int:
     return int(round(size * (1 + repo_params().prepare.cache_margin)))
 
 
+def bench_photos(tmp: Path) -> list[Path]:
+    """The loader's and the train rows' photos, made once per run."""
+    paths = sorted((tmp / "photos").glob("*.jpg"))
+    return paths or synthetic_jpegs(tmp / "photos", n(1200), (512, 384))
+
+
 def bench_loader(tmp: Path, size: int, workers: int) -> dict:
     from .data.cache import build_cache
     from .data.loaders import CachedImages, train_loader
     from .data.transforms import train_transform
 
-    paths = synthetic_jpegs(tmp / "photos", n(1200), (512, 384))
+    paths = bench_photos(tmp)
     side = cache_side(size)
     t0 = time.perf_counter()
     build_cache(paths, tmp / f"cache{side}.npy", side, 3, workers=-1, progress=False)
@@ -257,8 +263,7 @@ def cache_at(tmp: Path, size: int) -> Path:
     side = cache_side(size)
     out = tmp / f"cache{side}.npy"
     if not out.is_file():
-        photos = sorted((tmp / "photos").glob("*.jpg"))
-        build_cache(photos, out, side, 3, workers=-1, progress=False)
+        build_cache(bench_photos(tmp), out, side, 3, workers=-1, progress=False)
     return out
 
 
@@ -330,6 +335,17 @@ def bench_memory(tmp: Path, size: int, device: str) -> dict:
             "epoch_time_ratio_4x_1x": round(last["epoch_s"] / first["epoch_s"], 2)}
 
 
+def project_root(given: str | None = None) -> Path:
+    """The checkout whose dvc.yaml, src/ and .dvc/config the footprint row runs: `--project`,
+    else the working directory when it is one, else the checkout of an editable install."""
+    candidates = [Path(given)] if given else [Path.cwd(), Path(__file__).resolve().parents[2]]
+    for root in candidates:
+        if (root / "dvc.yaml").is_file() and (root / "src/imgcomp").is_dir():
+            return root
+    raise SystemExit(f"bench: the footprint row needs the project checkout (dvc.yaml and src/); "
+                     f"not found at {', '.join(map(str, candidates))}; pass --project")
+
+
 def disk_bytes(*paths: Path) -> int:
     """Bytes on disk under `paths`, each inode once (a hardlinked cache costs nothing twice)."""
     seen, total = set(), 0
@@ -342,7 +358,7 @@ def disk_bytes(*paths: Path) -> int:
     return total
 
 
-def bench_footprint(tmp: Path) -> dict:
+def bench_footprint(tmp: Path, repo: Path) -> dict:
     """Disk a competition's data costs after `dvc repro prepare`, in a DVC project with this
     repository's dvc.yaml, params.yaml and .dvc/config, on a generated food-11-shaped zip of
     photo-sized JPEGs: (raw + workspace outputs + DVC cache) / the archive."""
@@ -352,7 +368,6 @@ def bench_footprint(tmp: Path) -> dict:
 
     import yaml
 
-    repo = Path(__file__).resolve().parents[2]
     project = tmp / "footprint"
     project.mkdir()
     for name in ("dvc.yaml", ".dvcignore"):
@@ -439,10 +454,18 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m imgcomp.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--out", default="metrics/bench.json")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help=f"comma-separated sections to run, of: {','.join(SECTIONS)}")
+    ap.add_argument("--project", help="the checkout the footprint row copies (default: here)")
     ap.add_argument("--child-train", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_train:
         return child_train(args.child_train, args.device)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+    repo = project_root(args.project) if "footprint" in only else None  # fail before measuring
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = "cuda" if cuda else "cpu"
     # Both loaders get the worker count the pipeline itself uses (train.num_workers: auto).
@@ -456,72 +479,105 @@ def main(argv: list[str] | None = None) -> None:
     aug = food11_augment()
     results = {"device": device, "cpus": os.cpu_count(), "scale": SCALE,
                "augment": aug.model_dump(mode="json")}
-    with tempfile.TemporaryDirectory(prefix="imgcomp-bench-") as d:
-        tmp = Path(d)
-        results["loader"] = bench_loader(tmp, 128, workers)
-        results["train"] = []
-        for m in models:
-            cache = cache_at(tmp, m["size"])
-            results["augment_alone"] = bench_augment(cache, m["size"], m["batch"], device, aug)
-            for backend in ("device", "albumentations"):
-                results["train"].append(bench_train(cache, device=device, backend=backend,
-                                                    aug=aug, **m))
-        if cuda:  # what exactness costs: train.deterministic on (the default) vs off
-            m = models[0]
-            cache = cache_at(tmp, m["size"])
-            exact = results["train"][0]
-            fast = bench_train(cache, device=device, backend="device", aug=aug,
-                               deterministic=False, **m)
-            results["determinism"] = {
-                "deterministic_images_per_s": exact["pipeline_images_per_s"],
-                "benchmark_mode_images_per_s": fast["pipeline_images_per_s"],
-                "ratio": round(exact["pipeline_images_per_s"] / fast["pipeline_images_per_s"], 3)}
-        results["draft"] = bench_draft(tmp, 128)
-        results["memory"] = bench_memory(tmp, 96, device)
-        results["footprint"] = bench_footprint(tmp)
-    results["accuracy"] = bench_accuracy()
     out = Path(args.out)
     from .fileio import write_json
 
-    write_json(out, results)
-    print_table(results)
+    def done(section: str) -> None:
+        """Each section is printed and saved as it lands: a run cut short keeps what it measured."""
+        write_json(out, results)
+        print_table(results, section)
+
+    print(f"imgcomp bench on {device} ({os.cpu_count()} CPUs), scale {SCALE}", flush=True)
+    print(f"{'measure':<46}{'ours':>12}{'baseline':>12}{'ratio':>9}  goal", flush=True)
+    with tempfile.TemporaryDirectory(prefix="imgcomp-bench-") as d:
+        tmp = Path(d)
+        if "loader" in only:
+            results["loader"] = bench_loader(tmp, 128, workers)
+            done("loader")
+        if "train" in only:
+            results["train"] = []
+            for m in models:
+                cache = cache_at(tmp, m["size"])
+                results["augment_alone"] = bench_augment(cache, m["size"], m["batch"], device, aug)
+                for backend in ("device", "albumentations"):
+                    results["train"].append(bench_train(cache, device=device, backend=backend,
+                                                        aug=aug, **m))
+                    done("train")
+            done("augment_alone")
+            if cuda:  # what exactness costs: train.deterministic on (the default) vs off
+                m = models[0]
+                cache = cache_at(tmp, m["size"])
+                exact = results["train"][0]
+                fast = bench_train(cache, device=device, backend="device", aug=aug,
+                                   deterministic=False, **m)
+                results["determinism"] = {
+                    "deterministic_images_per_s": exact["pipeline_images_per_s"],
+                    "benchmark_mode_images_per_s": fast["pipeline_images_per_s"],
+                    "ratio": round(exact["pipeline_images_per_s"]
+                                   / fast["pipeline_images_per_s"], 3)}
+                done("determinism")
+        if "draft" in only:
+            results["draft"] = bench_draft(tmp, 128)
+            done("draft")
+        if "memory" in only:
+            results["memory"] = bench_memory(tmp, 96, device)
+            done("memory")
+        if "footprint" in only:
+            results["footprint"] = bench_footprint(tmp, repo)
+            done("footprint")
+    if "accuracy" in only:
+        results["accuracy"] = bench_accuracy()
+        done("accuracy")
     print(f"\nwritten: {out}")
 
 
-def print_table(r: dict) -> None:
-    lo, tr, dr, me, acc = r["loader"], r["train"], r["draft"], r["memory"], r["accuracy"]
-    print(f"\nimgcomp bench on {r['device']} ({r['cpus']} CPUs), scale {r['scale']}; photos: "
-          f"{lo['photo']} (loader, {lo['workers']} workers), {dr['photo']} (draft)")
-    print(f"{'measure':<46}{'ours':>12}{'baseline':>12}{'ratio':>9}  goal")
-    print(f"{'loader images/s (cache vs PIL decode each epoch)':<46}{lo['ours_images_per_s']:>12}"
-          f"{lo['naive_images_per_s']:>12}{lo['ratio']:>9}  >= 10")
+SECTIONS = ("loader", "train", "draft", "memory", "footprint", "accuracy")
+
+
+def print_table(r: dict, section: str) -> None:
+    """The rows of one section (as `done` reports it)."""
     goal = ">= 0.9" if r["device"] == "cuda" else ">= 0.95"
-    for row in tr:
+    if section == "loader":
+        lo = r["loader"]
+        print(f"{'loader images/s (cache vs PIL decode each epoch)':<46}{lo['ours_images_per_s']:>12}"
+              f"{lo['naive_images_per_s']:>12}{lo['ratio']:>9}  >= 10  "
+              f"({lo['photo']}, {lo['workers']} workers)")
+    elif section == "train":
+        row = r["train"][-1]
         label = f"train {row['model']} {row['size']}px {row['precision']} {row['backend']}"
         print(f"{label + ' vs bare step':<46}{row['pipeline_images_per_s']:>12}"
               f"{row['bare_images_per_s']:>12}{row['ratio']:>9}  {goal}")
-    if "determinism" in r:
+    elif section == "determinism":
         d = r["determinism"]
         print(f"{'train.deterministic on vs off (device backend)':<46}"
               f"{d['deterministic_images_per_s']:>12}{d['benchmark_mode_images_per_s']:>12}"
               f"{d['ratio']:>9}  cost of exactness")
-    al = r["augment_alone"]
-    print(f"{'device augmentation alone, images/s':<46}{al['images_per_s']:>12}")
-    print(f"{'prepare images/s, 2124px JPEG: draft vs full':<46}{dr['draft_images_per_s']:>12}"
-          f"{dr['full_images_per_s']:>12}{dr['ratio']:>9}  >= 4")
-    for row in me["rows"]:
-        print(f"  train epoch at {row['data']} data ({row['images']} images, {row['cache_mb']} MB cache): "
-              f"{row['epoch_s']} s, peak anon {row['peak_anon_mb']} MB, peak RSS {row['peak_rss_mb']} MB")
-    fp = r["footprint"]
-    print(f"{'disk after prepare / archive (food11 zip, ' + str(fp['archive_mb']) + ' MB)':<46}"
-          f"{fp['total_mb']:>12}{fp['archive_mb']:>12}{fp['ratio']:>9}  <= 2.0")
-    print(f"{'peak anon memory 4x / 1x':<46}{'':>12}{'':>12}{me['peak_anon_ratio_4x_1x']:>9}  <= 1.2")
-    print(f"{'epoch time 4x / 1x':<46}{'':>12}{'':>12}{me['epoch_time_ratio_4x_1x']:>9}  ~4 (linear)")
-    if acc:
+    elif section == "augment_alone":
+        al = r["augment_alone"]
+        print(f"{'device augmentation alone, images/s':<46}{al['images_per_s']:>12}")
+    elif section == "draft":
+        dr = r["draft"]
+        print(f"{'prepare images/s, 2124px JPEG: draft vs full':<46}"
+              f"{dr['draft_images_per_s']:>12}{dr['full_images_per_s']:>12}{dr['ratio']:>9}  >= 4")
+    elif section == "memory":
+        me = r["memory"]
+        for row in me["rows"]:
+            print(f"  train epoch at {row['data']} data ({row['images']} images, "
+                  f"{row['cache_mb']} MB cache): {row['epoch_s']} s, peak anon "
+                  f"{row['peak_anon_mb']} MB, peak RSS {row['peak_rss_mb']} MB")
+        print(f"{'peak anon memory 4x / 1x':<46}{'':>12}{'':>12}{me['peak_anon_ratio_4x_1x']:>9}  <= 1.2")
+        print(f"{'epoch time 4x / 1x':<46}{'':>12}{'':>12}{me['epoch_time_ratio_4x_1x']:>9}  ~4 (linear)")
+    elif section == "footprint":
+        fp = r["footprint"]
+        print(f"{'disk after prepare / archive (food11 zip, ' + str(fp['archive_mb']) + ' MB)':<46}"
+              f"{fp['total_mb']:>12}{fp['archive_mb']:>12}{fp['ratio']:>9}  <= 2.0")
+    elif section == "accuracy" and r["accuracy"]:
+        acc = r["accuracy"]
         ours = acc["pipeline_test_accuracy"]
         print(f"{'digits held-out accuracy: pipeline vs RBF SVM':<46}"
               f"{ours if ours is not None else 'no run':>12}{acc['svm_test_accuracy']:>12}"
               f"{'':>9}  ours >= SVM")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

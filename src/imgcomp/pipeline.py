@@ -52,15 +52,19 @@ def stage_path(stage: str, flag: str, competition: str) -> Path:
 
 
 def source_deps(stage: str) -> list[str]:
-    """The stage's source files as repository paths, whole folders where all of one is run."""
-    src = ROOT.parent  # src/
+    """The stage's source files as repository paths, whole folders where all of one is run.
+    The paths are the checkout's (src/imgcomp/...) wherever the package is imported from."""
     run = set(files(stage_modules(stage)))
     out: list[str] = []
+
+    def repo_path(path: Path) -> str:
+        return (Path("src/imgcomp") / path.relative_to(ROOT)).as_posix()
+
     for folder in sorted({f.parent for f in run} - {ROOT}):
         if all(f in run for f in folder.glob("*.py")):
-            out.append(str(folder.relative_to(src.parent)))
+            out.append(repo_path(folder))
             run -= set(folder.glob("*.py"))
-    out += [str(f.relative_to(src.parent)) for f in sorted(run)]
+    out += [repo_path(f) for f in sorted(run)]
     return sorted(out)
 
 
