@@ -209,3 +209,25 @@ def test_random_manifests_through_the_folds_stage(tmp_path_factory, labels, n_sp
     assert sorted(f.id) == sorted(r[0] for r in rows[:-1]) and f.fold.between(0, n_splits - 1).all()
     counts = np.bincount(labels, minlength=3)
     assert (counts[counts > 0] >= n_splits).all()
+
+
+def test_a_git_repository_without_a_commit_is_one_line_before_dvc_starts(tmp_path):
+    """dvclive fails with a traceback ("Empty git repo") in a repository with no commit: `make
+    all`'s check says what to do first, and train says the same when run through `dvc repro`."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    check = [sys.executable, "-m", "imgcomp", "check"]
+    proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: the git repository {tmp_path.resolve()} has no commit yet, and DVC's training "
+        "logger needs one; commit once (git add -A && git commit -m start), then run again")
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=tmp_path, check=True)
+    proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

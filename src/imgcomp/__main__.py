@@ -78,6 +78,9 @@ def run(argv: list[str]) -> None:
         from .tools import validate_file
         validate_file(params, args.file, args.prepared, args.competition)
     elif s == "check":
+        from .errors import UserError, git_without_commit, no_commit_message
+        if (repo := git_without_commit()) is not None:
+            raise UserError(no_commit_message(repo))
         print(f"{args.params}: valid ({params.competition})")
     elif s == "summary":
         from .tools import summary

@@ -17,7 +17,7 @@ import torch
 from ..competitions import get_competition
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images
-from ..errors import UserError
+from ..errors import UserError, git_without_commit, no_commit_message
 from ..fileio import atomic_path
 from ..manifest import CACHE, MANIFEST, STATS, Prepared
 from ..metrics import score
@@ -105,6 +105,8 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     if rt.is_main:
         from dvclive import Live
 
+        if (repo := git_without_commit()) is not None:
+            raise UserError(no_commit_message(repo))
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
         n_params = sum(p.numel() for p in model.parameters())
         where = ("cache on the device" if images.resident and rt.device.type == "cuda" else
