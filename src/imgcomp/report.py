@@ -1,8 +1,10 @@
 """`make report`: one self-contained HTML page of the last run (every image inline, no URL).
 
-The params, the CV table per model and fold, the per-epoch curves of every (model, fold), the
-OOF confusion matrix or ROC curve, and a grid of the most confidently wrong OOF images. It
-reads the outputs at the paths dvc.yaml gives them for the current competition.
+The CV table per model and fold, the per-epoch curves of the run's (model, fold) items, the
+OOF confusion matrix or ROC curve, a grid of the most confidently wrong OOF images, and the
+params the run was made with: as DVC recorded them in dvc.lock for the run's stages (not
+today's params.yaml, which may have moved on; keys that have are flagged). It reads the
+outputs at the paths dvc.yaml gives them for the current competition.
 """
 
 from __future__ import annotations
@@ -35,13 +37,19 @@ def _png(fig) -> str:
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def curves(live_root: Path, metric: str) -> str:
+def run_items(cv: dict) -> list[str]:
+    """The run's (model, fold) items as dvc.yaml names them: `<model>-f<fold>`."""
+    return [f"{model}-f{fold}" for model in cv["models"] for fold in cv["folds"]]
+
+
+def curves(live_root: Path, metric: str, items: list[str]) -> str:
+    """Per-epoch curves of the run's items only (dvclive folders of other models are left out)."""
     import matplotlib.pyplot as plt
 
     keys = ["train/loss", "val/loss", f"val/{metric}", "lr"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2))
     found = False
-    for item in sorted(p for p in live_root.glob("*") if p.is_dir()):
+    for item in (live_root / i for i in items):
         for ax, key in zip(axes, keys):
             tsv = item / "plots" / "metrics" / f"{key}.tsv"
             if tsv.is_file():
@@ -54,7 +62,10 @@ def curves(live_root: Path, metric: str) -> str:
         ax.grid(alpha=0.3)
     if found:
         axes[0].legend(fontsize=7)
-    return _png(fig) if found else "<p>No dvclive curves found.</p>"
+    if not found:
+        return "<p>No dvclive curves found.</p>"
+    shown = [i for i in items if (live_root / i / "plots" / "metrics").is_dir()]
+    return f"<p>Items: {html.escape(', '.join(shown))}</p>" + _png(fig)
 
 
 def confusion_or_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> str:
@@ -101,7 +112,9 @@ def confidently_wrong(prepared: Prepared, ids: list[str], labels: np.ndarray, pr
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
         c = prepared.classes
         ax.set_title(f"{ids[k]}\n{c[labels[k]]} -> {c[pred[k]]} ({probs[k, pred[k]]:.2f})", fontsize=7)
-    return _png(fig)
+    return (f"<p>Each image: its id, then <i>actual class -&gt; predicted class</i> and, in "
+            f"brackets, the out-of-fold probability given to the predicted class; the "
+            f"{len(wrong)} most confident mistakes first.</p>" + _png(fig))
 
 
 def cv_table(cv: dict) -> str:
@@ -120,6 +133,67 @@ def cv_table(cv: dict) -> str:
             + "".join(rows) + "</table>")
 
 
+def _dig(tree: dict, dotted: str):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "(absent)"
+        node = node[part]
+    return node
+
+
+def recorded_params(lock_path: Path, competition: str, cv: dict) -> dict | None:
+    """{key: {value as YAML: [stages]}} from dvc.lock for the run's stages, or None when there is
+    no dvc.lock for this competition's run (then the report says so and shows params.yaml)."""
+    import yaml
+
+    if not lock_path.is_file():
+        return None
+    stages = (yaml.safe_load(lock_path.read_text()) or {}).get("stages", {})
+    if stages.get("ensemble", {}).get("params", {}).get("params.yaml", {}).get(
+            "competition") != competition:
+        return None
+    names = ["fetch", "prepare", "folds",  # matrix items are named <stage>@<model>-<fold>
+             *(f"{stage}@{model}-{fold}" for stage in ("train", "predict")
+               for model in cv["models"] for fold in cv["folds"]), "ensemble", "submit"]
+    out: dict[str, dict[str, list[str]]] = {}
+    for name in names:
+        for key, value in stages.get(name, {}).get("params", {}).get("params.yaml", {}).items():
+            shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+            shown = shown.removesuffix("...").strip()
+            out.setdefault(key, {}).setdefault(shown, []).append(name)
+    return out
+
+
+def params_table(recorded: dict | None, current: dict, params_path: Path) -> str:
+    import yaml
+
+    if recorded is None:
+        return (f"<p>No dvc.lock records this run (it was not made by <code>dvc repro</code>), so "
+                f"these are today's values in {html.escape(str(params_path))}, which may differ "
+                f"from the run's.</p><pre>{html.escape(yaml.safe_dump(current, sort_keys=False))}"
+                "</pre>")
+    rows, changed = [], 0
+    for key in sorted(recorded):
+        values = recorded[key]
+        now = yaml.safe_dump(_dig(current, key), default_flow_style=True,
+                             width=1000).strip().removesuffix("...").strip()
+        if len(values) == 1:
+            cell = html.escape(next(iter(values)))
+        else:  # items trained with different values (e.g. one fold rerun by an experiment)
+            cell = "<br>".join(f"{html.escape(v)} <small>({', '.join(map(html.escape, st))})"
+                               "</small>" for v, st in values.items())
+        moved = now not in values
+        changed += moved
+        rows.append(f"<tr><td>{html.escape(key)}</td><td>{cell}</td>"
+                    f"<td>{'<b>' + html.escape(now) + '</b>' if moved else ''}</td></tr>")
+    note = (f" {changed} key(s) have changed in {html.escape(str(params_path))} since: "
+            "<code>dvc repro</code> would rerun what they feed." if changed else "")
+    return (f"<p>As DVC recorded them in dvc.lock for this run's stages.{note}</p>"
+            "<table><tr><th>key</th><th>this run</th><th>params.yaml now, where different</th>"
+            "</tr>" + "".join(rows) + "</table>")
+
+
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
 td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto;
@@ -133,6 +207,8 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
     oof_path = stage_path("ensemble", "out", name) / "oof.csv"
     if not cv_path.is_file() or not oof_path.is_file():
         raise UserError(f"{cv_path} or {oof_path}: missing; run `make all` first")
+    import yaml
+
     cv = json.loads(cv_path.read_text())
     if cv["competition"] != name:
         raise UserError(f"{cv_path} is from {cv['competition']}, params say {name}; run `make all`")
@@ -148,12 +224,15 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
         f"<p>CV {metric} (out-of-fold, {cv['images']} images) <b>{cv['ensemble'][metric]:.4f}</b>"
         f"{held_out}</p>",
         "<h2>Cross-validation</h2>", cv_table(cv),
-        "<h2>Training curves (every model and fold)</h2>", curves(stage_path("train", "live", name).parent, metric),
+        "<h2>Training curves (this run's models and folds)</h2>",
+        curves(stage_path("train", "live", name).parent, metric, run_items(cv)),
         "<h2>Out-of-fold " + ("ROC" if len(prepared.classes) == 2 else "confusion matrix") + "</h2>",
         confusion_or_roc(labels, probs, prepared.classes),
         "<h2>Most confidently wrong out-of-fold images</h2>",
         confidently_wrong(prepared, ids, labels, probs),
-        "<h2>Params</h2>", f"<pre>{html.escape(Path(params_path).read_text())}</pre>",
+        "<h2>Params of this run</h2>",
+        params_table(recorded_params(Path(params_path).parent / "dvc.lock", name, cv),
+                     yaml.safe_load(Path(params_path).read_text()) or {}, Path(params_path)),
     ]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imgcomp {name}</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
