@@ -184,8 +184,12 @@ def dvc_cache_type() -> str:
     return config["cache"]["type"]
 
 
-def make_project(tmp: Path, **overrides) -> Path:
-    """A copy of the pipeline (dvc.yaml, params.yaml, sources) in `tmp`, as a DVC repo."""
+GIT = ["git", "-c", "user.email=test@localhost", "-c", "user.name=test"]
+
+
+def make_project(tmp: Path, scm: bool = False, **overrides) -> Path:
+    """A copy of the pipeline (dvc.yaml, params.yaml, sources) in `tmp`, as a DVC repo; with
+    `scm`, inside a git repository (the project's .gitignore, one commit), as a user's clone."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params = merge(params, TINY)
     params = merge(params, overrides)
@@ -194,9 +198,15 @@ def make_project(tmp: Path, **overrides) -> Path:
     shutil.copytree(REPO / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(REPO / ".dvcignore", tmp / ".dvcignore")
     (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["dvc", "init", "--no-scm", "-q"], tmp)
+    if scm:
+        shutil.copy(REPO / ".gitignore", tmp / ".gitignore")
+        run(["git", "init", "-q"], tmp)
+    run(["dvc", "init", "-q"] + ([] if scm else ["--no-scm"]), tmp)
     run(["dvc", "config", "core.analytics", "false"], tmp)
     run(["dvc", "config", "cache.type", dvc_cache_type()], tmp)  # the project's own cache links
+    if scm:
+        run(["git", "add", "-A"], tmp)
+        run([*GIT, "commit", "-qm", "pipeline"], tmp)
     return tmp
 
 

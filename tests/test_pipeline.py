@@ -158,6 +158,7 @@ def test_report_is_self_contained(digits_project):
     assert "self-contained" in proc.stdout
     page = (project / "reports/digits.html").read_text()
     assert "<table>" in page and "fold 0" in page and "Most confidently wrong" in page
+    assert "As DVC recorded them in dvc.lock" in page and "actual class -&gt; predicted" in page
     assert page.count('src="data:image/png;base64,') >= 3
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
     assert "http://" not in page and "https://" not in page
@@ -284,3 +285,36 @@ def test_default_pipeline_beats_the_svm_anchor(tmp_path):
     print(f"digits held-out accuracy: pipeline {ours:.4f}, RBF SVM {svm:.4f}")
     assert yaml.safe_load((project / "params.yaml").read_text()) == yaml.safe_load((REPO / "params.yaml").read_text())
     assert ours >= svm
+
+
+def test_an_experiment_keeps_the_baseline_and_its_own_submission(tmp_path):
+    """The README's experiment workflow: commit the baseline, `dvc exp run --temp` leaves the
+    workspace (params, submission) as it was, `dvc exp show` lists both, `dvc exp apply` brings
+    the experiment's submission, and git + `dvc checkout` bring the baseline's back."""
+    import hashlib
+
+    from helpers import GIT
+
+    project = make_project(tmp_path / "p", scm=True)
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)  # dvc.lock and the .gitignore files DVC wrote
+    run([*GIT, "commit", "-qm", "baseline"], project)
+    sub, params = project / "submissions/digits.csv", project / "params.yaml"
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    baseline, baseline_params = digest(sub), params.read_text()
+    run(["dvc", "exp", "run", "--temp", "-n", "quick", "-S", "train.lr=0.01",
+         "-S", "folds.run=[0]"], project)
+    assert digest(sub) == baseline and params.read_text() == baseline_params
+    assert run(["git", "status", "--porcelain"], project).stdout == ""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    names = [e.get("name") for row in shown for e in row.get("experiments") or []]
+    assert "quick" in names
+    run(["dvc", "exp", "apply", "quick"], project)
+    assert "lr: 0.01" in params.read_text() and digest(sub) != baseline
+    assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
+    run(["git", "checkout", "--", "."], project)
+    run(["dvc", "checkout"], project)
+    assert digest(sub) == baseline and params.read_text() == baseline_params

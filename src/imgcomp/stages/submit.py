@@ -24,8 +24,10 @@ DVC = {
              "data/prepared/${competition}/classes.json", "data/raw/${competition}",
              "preds/${competition}/ensemble/test.csv"],
     "params": ["competition"],
-    # persist: a failed run never deletes the last good submission
-    "outs": [{"submissions/${competition}.csv": {"persist": True, "cache": False}}],
+    # persist: a failed run never deletes the last good submission; cached: each experiment's
+    # submission is kept by DVC, so `dvc exp apply` brings it back (written by atomic rename,
+    # never in place, so the cache's copy is never touched)
+    "outs": [{"submissions/${competition}.csv": {"persist": True}}],
     "metrics": ["metrics/leaderboard.json"],
 }
 
