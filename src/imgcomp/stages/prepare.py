@@ -25,8 +25,7 @@ from ..manifest import CACHE, CLASSES, MANIFEST, STATS, check_manifest
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
-# imgcomp.pipeline), with the sources this module really imports. prepare.workers and
-# prepare.max_extract_gb do not change the output: not params of the stage.
+# imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "cmd": "python -m imgcomp prepare --raw data/raw/${competition} "
            "--out data/prepared/${competition}",
@@ -35,6 +34,10 @@ DVC = {
                "prepare.cache_margin", "prepare.on_bad_image", "prepare.keep_files"],
     "outs": ["data/prepared/${competition}"],
 }
+# Read, but no params of the stage: they change no output (tests/test_params_audit.py checks
+# that every read is declared above or named here).
+READS_UNTRACKED = ["prepare.workers",          # how many decode processes
+                   "prepare.max_extract_gb"]   # a safety cap: output is the same or an error
 
 
 def cache_side(params: Params) -> int:
