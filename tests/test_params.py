@@ -25,6 +25,8 @@ def test_repository_params_are_valid():
     ({"augment": {"digits": {"hflip": 0.5}}}, "digits must not be flipped"),
     ({"augment": {"palm": {"scale": [0.9, 0.2]}}}, "augment.palm.scale"),
     ({"prepare": {"on_bad_image": "ignore"}}, "prepare.on_bad_image"),
+    ({"train": {"sampler": "oversample"}}, "train.sampler"),
+    ({"train": {"class_weights": "inverse"}}, "train.class_weights"),
     ({"competitions": {"cat_dog": {"archives": [{"name": "a/b.rar"}]}}}, "archives.0.name"),
     ({"competitions": {"cat_dog": {"archives": [{"name": "a.rar", "sha256": "xyz"}]}}}, "sha256"),
 ])

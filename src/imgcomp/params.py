@@ -163,6 +163,10 @@ class Train(Strict):
     compile: bool
     augment_backend: Literal["auto", "device", "albumentations"] = Field(
         description="auto: device, unless augment.<c>.albumentations names transforms")
+    class_weights: Literal["none", "balanced"] = Field(
+        description="balanced: each class weighs the same in the loss (n / (k * count))")
+    sampler: Literal["shuffle", "balanced"] = Field(
+        description="balanced: rows drawn with replacement, every class equally often")
     device_cache: Literal["auto"] | float = Field(
         description="share of free GPU memory the uint8 cache may take (auto: 0.5; 0: never, "
                     "stream batches from the memory map)")

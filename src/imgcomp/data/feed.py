@@ -132,11 +132,33 @@ def slices(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [rows[s:s + batch_size] for s in range(0, len(rows), batch_size)]
 
 
-def epoch_order(n: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-    """This rank's share of the epoch's seeded permutation of range(n) (equal shares)."""
+def epoch_order(n: int, seed: int, rank: int = 0, world: int = 1,
+                weights: np.ndarray | None = None) -> torch.Tensor:
+    """This rank's share of the epoch's rows (equal shares): a seeded permutation of range(n),
+    or, with per-row `weights` (`train.sampler: balanced`), n seeded draws with replacement."""
     g = torch.Generator().manual_seed(seed)
     per_rank = n // world
-    return torch.randperm(n, generator=g)[: per_rank * world][rank::world]
+    if weights is None:
+        order = torch.randperm(n, generator=g)
+    else:
+        order = torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), n,
+                                  replacement=True, generator=g)
+    return order[: per_rank * world][rank::world]
+
+
+def sample_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-row weights under which every class is drawn equally often."""
+    return class_weights(labels, num_classes)[np.asarray(labels)]
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """n / (k * count) per class (k: classes present; 0 for an absent class): every class
+    weighs the same in total, and the mean weight over the rows is 1."""
+    counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    out = np.zeros(num_classes)
+    out[present] = len(labels) / (present.sum() * counts[present])
+    return out
 
 
 class DeviceFeed:
@@ -144,8 +166,8 @@ class DeviceFeed:
 
     def __init__(self, images: Images, rows: np.ndarray, labels: np.ndarray, batch_size: int,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-                 rank: int = 0, world: int = 1):
-        self.images, self.augment = images, augment
+                 rank: int = 0, world: int = 1, weights: np.ndarray | None = None):
+        self.images, self.augment, self.weights = images, augment, weights
         self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.batch_size, self.rank, self.world = batch_size, rank, world
@@ -156,7 +178,7 @@ class DeviceFeed:
 
     def epoch(self, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         dev = self.images.device
-        order = epoch_order(len(self.rows), seed, self.rank, self.world)
+        order = epoch_order(len(self.rows), seed, self.rank, self.world, self.weights)
         order = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
         gen = generator(dev, stream_seed(seed, self.rank))
         rows, labels = self.rows[order], self.labels[order].to(dev)

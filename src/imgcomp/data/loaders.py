@@ -26,8 +26,10 @@ class EpochBatches(Sampler):
     """The epoch's batches: this rank's share of a seeded permutation, cut into full batches,
     each as (row indices, the batch's own seed)."""
 
-    def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1,
+                 weights: np.ndarray | None = None):
         self.n, self.batch_size, self.rank, self.world, self.seed = n, batch_size, rank, world, 0
+        self.weights = weights
 
     def set_epoch(self, seed: int) -> None:
         self.seed = seed
@@ -36,7 +38,7 @@ class EpochBatches(Sampler):
         return (self.n // self.world) // self.batch_size
 
     def __iter__(self):
-        order = epoch_order(self.n, self.seed, self.rank, self.world).tolist()
+        order = epoch_order(self.n, self.seed, self.rank, self.world, self.weights).tolist()
         b = self.batch_size
         return iter([(order[k * b:(k + 1) * b], (self.seed * 1_000_003 + k * 7_919 + self.rank)
                       % 2**32) for k in range(len(self))])
@@ -85,9 +87,10 @@ class CachedImages(BatchImages):
 
 
 def train_loader(dataset: BatchImages, batch_size: int, num_workers: int, pin: bool,
-                 rank: int = 0, world: int = 1) -> DataLoader:
+                 rank: int = 0, world: int = 1, weights: np.ndarray | None = None) -> DataLoader:
     loader = DataLoader(
-        dataset, batch_size=None, sampler=EpochBatches(len(dataset), batch_size, rank, world),
+        dataset, batch_size=None,
+        sampler=EpochBatches(len(dataset), batch_size, rank, world, weights),
         num_workers=num_workers, pin_memory=pin, persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers else None,
     )

@@ -16,7 +16,7 @@ import torch
 
 from ..competitions import get_competition
 from ..data.batch_aug import DevicePrep
-from ..data.feed import Images
+from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
 from ..fileio import atomic_path
 from ..manifest import CACHE, MANIFEST, STATS, Prepared
@@ -45,7 +45,8 @@ DVC = {
                "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
                "train.erasing", "train.ema", "train.grad_clip", "train.patience", "train.seed",
                "train.device", "train.precision", "train.channels_last", "train.compile",
-               "train.augment_backend", "train.nproc", "train.nnodes", "train.deterministic"],
+               "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
+               "train.nnodes", "train.deterministic"],
     "outs": ["models/${competition}/${item.model}-f${item.fold}.pt"],
     "metrics": ["dvclive/${competition}/${item.model}-f${item.fold}/metrics.json"],
     "plots": [{"dvclive/${competition}/${item.model}-f${item.fold}/plots/metrics": {"x": "step"}}],
@@ -126,7 +127,9 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     try:
         result = fit(cfg, model, rt, feed, images, prep, valid_rows, labels[valid_rows],
                      prepared.num_classes, lambda y, p: score(comp.metric, y, p), comp.metric,
-                     resume_file, run_key, live, name)
+                     resume_file, run_key, live, name,
+                     class_weights(labels[train_rows], prepared.num_classes)
+                     if cfg.class_weights == "balanced" else None)
     finally:
         if live is not None:
             live.end()

@@ -20,9 +20,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..data.batch_aug import BatchAugment, DevicePrep, random_erase
-from ..data.feed import DeviceFeed, Images, generator, stream_seed
+from ..data.feed import DeviceFeed, Images, generator, sample_weights, stream_seed
 from ..errors import UserError
 from ..fileio import load_torch
 from ..inference.probs import predict_probs, progress_bar
@@ -65,6 +66,19 @@ def make_scheduler(cfg: Train, opt: torch.optim.Optimizer, steps_per_epoch: int)
             opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
             pct_start=min(max(cfg.warmup_epochs / cfg.epochs, 0.01), 0.9) if cfg.warmup_epochs else 0.3)
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch))
+
+
+class WeightedSoftTargetCE(nn.Module):
+    """Cross-entropy on soft (mixed, smoothed) targets with per-class weights, normalised as
+    torch's weighted `CrossEntropyLoss` is: sum of weighted losses / sum of the rows' weights."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", weight)
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = target * self.weight  # (n, k): each row's weight spread over its target classes
+        return -(w * F.log_softmax(x.float(), dim=-1)).sum() / w.sum()
 
 
 def combined_loss(out, target, loss_fn) -> torch.Tensor:
@@ -111,7 +125,7 @@ class Stepper:
     scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
 
     def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
-                 steps_per_epoch: int):
+                 steps_per_epoch: int, class_weight: np.ndarray | None = None):
         from timm.data import Mixup
         from timm.loss import SoftTargetCrossEntropy
         from timm.optim import create_optimizer_v2
@@ -131,8 +145,12 @@ class Stepper:
         self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
                            label_smoothing=cfg.label_smoothing,
                            num_classes=num_classes) if mixing else None
-        self.loss_fn = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(
-            label_smoothing=cfg.label_smoothing)
+        weight = (None if class_weight is None
+                  else torch.as_tensor(class_weight, dtype=torch.float32, device=rt.device))
+        if mixing:  # targets arrive soft (mixed and smoothed)
+            self.loss_fn = SoftTargetCrossEntropy() if weight is None else WeightedSoftTargetCE(weight)
+        else:
+            self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.gen = generator(rt.device, 0)
         self.start_epoch(cfg.seed)
         net = model
@@ -189,28 +207,32 @@ def make_feed(cfg: Train, rt: Runtime, backend: str, aug: Augment, images: Image
     """The training feed of `backend`: `.epoch(seed)` yields (normalised batch, labels) on the
     device; `len()` is the steps per epoch."""
     per_rank = max(2, (min(cfg.batch_size, len(rows)) // rt.world) // 2 * 2)  # mixup: even
+    weights = (sample_weights(labels, int(np.max(labels)) + 1)
+               if cfg.sampler == "balanced" else None)
     if backend == "device":
         return DeviceFeed(images, rows, labels, per_rank,
-                          BatchAugment(aug, size, mean, std, rt.channels_last), rt.rank, rt.world)
+                          BatchAugment(aug, size, mean, std, rt.channels_last), rt.rank, rt.world,
+                          weights)
     from ..data.loaders import AlbumentationsFeed, CachedImages, train_loader
     from ..data.transforms import train_transform
 
     dataset = CachedImages(images.cache, rows, labels, train_transform(aug, size, cfg.seed))
     loader = train_loader(dataset, per_rank, loader_workers(cfg, rt), rt.device.type == "cuda",
-                          rt.rank, rt.world)
+                          rt.rank, rt.world, weights)
     return AlbumentationsFeed(loader, DevicePrep(rt.device, mean, std, size, rt.channels_last))
 
 
 def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: DevicePrep,
         valid_rows: np.ndarray, valid_labels: np.ndarray, num_classes: int,
         score_fn: Callable[[np.ndarray, np.ndarray], float], metric: str,
-        resume_file: Path, run_key: str, live=None, name: str = "") -> FitResult:
+        resume_file: Path, run_key: str, live=None, name: str = "",
+        class_weight: np.ndarray | None = None) -> FitResult:
     """Train with `feed`; evaluate the valid rows of `images` with `prep` after every epoch."""
     steps = len(feed)
     if steps == 0:
         raise UserError(f"{name}: too few training images for one batch of "
                         f"train.batch_size={cfg.batch_size}")
-    stepper = Stepper(cfg, model, rt, num_classes, steps)
+    stepper = Stepper(cfg, model, rt, num_classes, steps, class_weight)
 
     progress = Progress()
     best_state = None
