@@ -24,6 +24,7 @@ install: $(STAMP) ## create .venv and install the pinned dependencies (once)
 
 all: $(STAMP) ## run the whole pipeline (dvc repro) and print the scores
 	@python -m imgcomp check  # params.yaml through our validator first: one clear line
+	@python -m imgcomp prune  # predictions of models no longer run would change ensemble's deps
 	dvc repro
 	@dvc checkout --relink -q 2>/dev/null || true  # repro copied outputs into .dvc/cache: link them
 	python -m imgcomp summary

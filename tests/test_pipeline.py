@@ -318,3 +318,33 @@ def test_an_experiment_keeps_the_baseline_and_its_own_submission(tmp_path):
     run(["git", "checkout", "--", "."], project)
     run(["dvc", "checkout"], project)
     assert digest(sub) == baseline and params.read_text() == baseline_params
+
+
+def test_a_teammate_pulls_the_run_and_reproduces_nothing(tmp_path):
+    """The README's team workflow: a run pushed to a shared DVC remote, with a stale item of a
+    model trained once and since removed (make all prunes it), reruns nothing trained on a
+    fresh clone after `dvc pull`."""
+    from helpers import GIT
+
+    project = make_project(tmp_path / "p", scm=True)
+    run(["dvc", "repro"], project)
+    stale = project / "preds/digits/items/gone-f0"  # what a model since removed left behind
+    stale.mkdir()
+    (stale / "test.csv").write_text("id\n")
+    proc = imgcomp(["prune"], project, check=True)
+    assert "removed preds/digits/items/gone-f0" in proc.stdout and not stale.exists()
+    assert (project / "preds/digits/items/lenet-f0").is_dir()  # the run's own items stay
+    run(["dvc", "repro"], project)
+    run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], project)
+    run(["git", "add", "-A"], project)
+    run([*GIT, "commit", "-qm", "run"], project)
+    run(["dvc", "push"], project)
+    mate = tmp_path / "mate"
+    run(["git", "clone", "-q", str(project), str(mate)], tmp_path)
+    run(["dvc", "pull"], mate)
+    # The raw archives are no cached output (no second copy of them; the organisers' files are
+    # each member's to fetch): fetch runs, gets the same bytes, and nothing after it reruns.
+    assert ran_stages(run(["dvc", "repro"], mate)) == ["fetch"]
+    assert run(["git", "status", "--porcelain"], mate).stdout == ""  # dvc.lock as pushed
+    assert (mate / "submissions/digits.csv").read_bytes() == \
+        (project / "submissions/digits.csv").read_bytes()

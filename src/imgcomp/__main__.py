@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--competition", help="the competition the file is for (default: the one its "
                    "name names, e.g. submissions/food11.csv, else params.yaml's)")
     sub.add_parser("check", help="validate params.yaml (make all runs it before DVC reads it)")
+    sub.add_parser("prune", help="remove prediction items of models or folds no longer run "
+                                 "(make all runs it before dvc repro)")
     sub.add_parser("summary", help="print the CV and held-out scores of the last run")
     u = sub.add_parser("upload", help="upload the submission with the kaggle CLI (make submit)")
     u.add_argument("--dry-run", action="store_true", help="print the command, send nothing")
@@ -82,6 +84,9 @@ def run(argv: list[str]) -> None:
         if (repo := git_without_commit()) is not None:
             raise UserError(no_commit_message(repo))
         print(f"{args.params}: valid ({params.competition})")
+    elif s == "prune":
+        from .tools import prune_stale
+        prune_stale(params)
     elif s == "summary":
         from .tools import summary
         summary(params)

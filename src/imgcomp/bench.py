@@ -324,7 +324,9 @@ def bench_memory(tmp: Path, size: int, device: str) -> dict:
         arr.flush()
         del arr
         proc = subprocess.run([sys.executable, "-m", "imgcomp.bench", "--child-train", str(path),
-                               "--device", device], capture_output=True, text=True, check=True)
+                               "--device", device], capture_output=True, text=True)
+        if proc.returncode != 0:  # the child's own error, not only its exit status
+            raise SystemExit(f"bench: the memory row's training child failed:\n{proc.stderr[-3000:]}")
         rows.append({"data": f"{mult}x", "cache_mb": round(path.stat().st_size / 2**20, 1),
                      **json.loads(proc.stdout.strip().splitlines()[-1])})
         path.unlink()

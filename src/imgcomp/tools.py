@@ -116,3 +116,22 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
         if proc.returncode:
             raise UserError(f"kaggle CLI failed (exit {proc.returncode}); see its message above")
     return cmd
+
+
+def prune_stale(params: Params) -> list[Path]:
+    """Remove the prediction items of (model, fold) pairs no longer in train.models x folds.run.
+
+    Each item is a DVC output of a matrix item that no longer exists, so DVC leaves it in place,
+    inside ensemble's directory dependency: it changes that dependency's hash, and a teammate
+    who pulls the run (the item is no output any more, so it is not pushed) sees ensemble and
+    submit as changed. `make all` prunes before `dvc repro`. DVC's cache keeps the files."""
+    import shutil
+
+    name = get_competition(params.competition).name
+    items = stage_path("predict", "out", name).parent
+    wanted = {f"{m}-f{f}" for m in params.train.models for f in params.folds.run}
+    stale = sorted(p for p in items.iterdir() if p.name not in wanted) if items.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        print(f"prune: removed {path} (not in train.models x folds.run; DVC's cache keeps it)")
+    return stale
