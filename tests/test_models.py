@@ -73,3 +73,45 @@ def test_custom_names_never_shadow_a_timm_model():
     from imgcomp.models import CUSTOM
 
     assert not set(CUSTOM) & set(timm.list_models()), "a timm name would silently get ours"
+
+
+def test_pretrained_weights_are_never_downloaded_at_run_time(tmp_path):
+    """A stand-in hub on 127.0.0.1 that would answer: the README's claim holds only if train
+    asks it nothing, even with HF_HUB_OFFLINE unset, and says where to put the weights."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            asked.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}", HF_HOME=str(tmp_path / "hf"),
+               TORCH_HOME=str(tmp_path / "torch"))
+    code = ("from imgcomp.models import create_model\n"
+            "from imgcomp.errors import UserError\n"
+            "try:\n    create_model('resnet18', 2, 3, 32, pretrained=True)\n"
+            "except UserError as e:\n    print('USERERROR', e)\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert "USERERROR pretrained weights for resnet18 are not on this machine" in proc.stdout, \
+        proc.stderr[-2000:]
+    assert "pretrained_file" in proc.stdout
+    assert asked == []  # nothing was asked of the hub

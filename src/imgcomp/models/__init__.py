@@ -47,8 +47,8 @@ def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
         if not Path(pretrained_file).is_file():
             raise UserError(f"models: pretrained_file {pretrained_file} for {arch} not found")
         overlay = {"file": str(Path(pretrained_file).resolve())}
-    if pretrained:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never a hub
+    if pretrained and overlay is None:
+        _offline(arch)
     try:
         return timm.create_model(arch, pretrained=pretrained, num_classes=num_classes,
                                  in_chans=in_chans, pretrained_cfg_overlay=overlay, **args)
@@ -57,9 +57,32 @@ def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
     except Exception as e:  # hub/cache misses surface as many exception types
         if not pretrained:
             raise
-        raise UserError(
-            f"pretrained weights for {arch} are not on this machine ({type(e).__name__}); put "
-            f"them in the Hugging Face cache (~/.cache/huggingface/hub, e.g. run "
-            f"`python -c \"import timm; timm.create_model('{arch}', pretrained=True)\"` where "
-            f"there is internet) or set models.<name>.pretrained_file to a local file"
-        ) from None
+        raise _missing(arch, type(e).__name__) from None
+
+
+def _missing(arch: str, why: str) -> UserError:
+    return UserError(
+        f"pretrained weights for {arch} are not on this machine ({why}); put "
+        f"them in the Hugging Face cache (~/.cache/huggingface/hub, e.g. run "
+        f"`python -c \"import timm; timm.create_model('{arch}', pretrained=True)\"` where "
+        f"there is internet) or set models.<name>.pretrained_file to a local file")
+
+
+def _offline(arch: str) -> None:
+    """Training never downloads weights: the hub is put offline for this process (its module
+    constant, read at call time: the HF_HUB_OFFLINE variable is read only when huggingface_hub
+    is imported, which timm has already done), and weights that timm would fetch from a plain
+    URL must already be in torch's hub cache."""
+    from urllib.parse import urlparse
+
+    import huggingface_hub.constants as hf
+    import timm
+    import torch
+
+    hf.HF_HUB_OFFLINE = True
+    os.environ["HF_HUB_OFFLINE"] = "1"  # and for the processes this one starts
+    cfg = timm.models.get_pretrained_cfg(arch)
+    if cfg is not None and not cfg.hf_hub_id and cfg.url:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+        if not cached.is_file():
+            raise _missing(arch, f"not in {cached.parent}")
