@@ -92,7 +92,7 @@ def test_ddp_two_processes_gloo(digits_small):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "x2 DDP" in proc.stdout
     ckpt = _state(root / "ddp.pt")
-    assert ckpt["epochs_run"] == 1 and 0 <= ckpt["score"] <= 1
+    assert ckpt["epochs_run"] == 1
     assert proc.stdout.count("best val accuracy") == 1  # only rank 0 writes
 
 
