@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install all repro test test-fast test-slow test-gpu bench report submit pipeline clean
+.PHONY: help install all repro test test-fast test-slow test-gpu bench report submit package pipeline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,8 +52,14 @@ report: $(STAMP) ## one self-contained HTML page of the last run: reports/<compe
 submit: $(STAMP) ## upload the submission with the kaggle CLI (DRY_RUN=1: print the command only)
 	python -m imgcomp upload $(if $(DRY_RUN),--dry-run,)
 
+package: $(STAMP) ## the trained ensemble for another machine: packages/<competition>/ + the imgcomp wheel
+	dvc repro package
+	@dvc checkout --relink -q 2>/dev/null || true
+	python -m pip wheel -q --no-deps --no-build-isolation -w packages/wheels .
+	@echo "offline: pip install --no-deps packages/wheels/imgcomp-*.whl; python -m imgcomp infer --package packages/<competition> --images DIR --out submission.csv"
+
 pipeline: $(STAMP) ## regenerate dvc.yaml from the stages' declarations (src/imgcomp/stages/*.py)
 	python -m imgcomp.pipeline
 
 clean: ## remove pipeline outputs (not the raw data, not the venv)
-	rm -rf data/prepared data/folds models preds dvclive checkpoints metrics reports plots
+	rm -rf data/prepared data/folds models preds dvclive checkpoints metrics reports plots packages

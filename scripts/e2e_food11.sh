@@ -5,7 +5,7 @@
 # usage: bash scripts/e2e_food11.sh N_TRAIN N_VAL N_TEST EPOCHS  (log: $OUT/e2e.log, or /tmp)
 set -euo pipefail
 root=$(pwd); out=${OUT:-/tmp}; P=/tmp/e2e
-rm -rf $P && mkdir -p $P && cp -r dvc.yaml .dvcignore params.yaml src $P/
+rm -rf $P && mkdir -p $P && cp -r dvc.yaml .dvcignore params.yaml requirements.lock src $P/
 cd $P && git init -q && python3 -m dvc init -q && cp "$root/.dvc/config" .dvc/config && git add -A && git -c user.email=e2e@localhost -c user.name=e2e commit -qm start
 python3 - "$4" <<'PY'
 import sys, yaml

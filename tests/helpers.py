@@ -197,6 +197,7 @@ def make_project(tmp: Path, scm: bool = False, **overrides) -> Path:
     shutil.copy(REPO / "dvc.yaml", tmp / "dvc.yaml")
     shutil.copytree(REPO / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(REPO / ".dvcignore", tmp / ".dvcignore")
+    shutil.copy(REPO / "requirements.lock", tmp / "requirements.lock")  # package's pins
     (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if scm:
         shutil.copy(REPO / ".gitignore", tmp / ".gitignore")

@@ -81,6 +81,7 @@ def test_each_stage_reads_only_what_it_declares(tmp_path, monkeypatch, record_re
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     params = merge(merge(base, TINY), {"folds": {"run": [0]}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "requirements.lock").write_text((REPO / "requirements.lock").read_text())
     monkeypatch.chdir(tmp_path)
     problems = []
     for stage in pipeline.STAGES:

@@ -23,7 +23,7 @@ def digits_project(tmp_path_factory):
 def test_digits_end_to_end(digits_project):
     project, first = digits_project
     assert ran_stages(first) == ["fetch", "prepare", "folds", *TRAIN_ITEMS, *PREDICT_ITEMS,
-                                 "ensemble", "submit"]
+                                 "ensemble", "submit", "package"]
     lines = (project / "submissions/digits.csv").read_text().splitlines()
     assert lines[0] == "id,label" and len(lines) == 1 + 450
     assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
@@ -49,16 +49,55 @@ def test_digits_end_to_end(digits_project):
     assert "CV accuracy" in summary.stdout and "held-out test accuracy" in summary.stdout
 
 
+def test_the_package_alone_reproduces_the_submission_on_new_images(digits_project, tmp_path):
+    """`infer` with the package and a folder of images, outside the project (no params.yaml,
+    DVC or prepared data), gives the run's own submission; broken inputs are one line."""
+    import shutil
+
+    import pandas as pd
+
+    project, _ = digits_project
+    package = tmp_path / "pkg"
+    shutil.copytree(project / "packages/digits", package)
+    spec = json.loads((package / "package.json").read_text())
+    assert [(i["model"], i["fold"]) for i in spec["items"]] == [("lenet", 0), ("lenet", 1)]
+    assert all((package / i["file"]).is_file() for i in spec["items"])
+    images = project / "data/raw/digits/test"  # the run's test images, as organisers ship them
+    out = tmp_path / "sub.csv"
+    proc = imgcomp(["infer", "--package", str(package), "--images", str(images),
+                    "--out", str(out)], tmp_path, check=True)
+    assert "written and validated: 450 rows" in proc.stdout
+    ours = pd.read_csv(out, dtype=str).set_index("id").sort_index()
+    run_sub = pd.read_csv(project / "submissions/digits.csv", dtype=str).set_index("id").sort_index()
+    assert ours.equals(run_sub)
+
+    def error(args):
+        proc = imgcomp(["infer", *args, "--out", str(tmp_path / "bad.csv")], tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "bad.csv").exists()
+        return proc.stderr.strip()
+
+    assert "no package.json" in error(["--package", str(tmp_path), "--images", str(images)])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no images" in error(["--package", str(package), "--images", str(empty)])
+    (package / spec["items"][1]["file"]).write_bytes(b"not the weights")
+    assert "sha256 differs" in error(["--package", str(package), "--images", str(images)])
+
+
 def test_second_repro_runs_nothing_then_tta_and_epochs_rerun_only_downstream(digits_project):
     project, _ = digits_project
     assert ran_stages(run(["dvc", "repro"], project)) == []
     set_params(project, tta=["identity", "fivecrop"])
-    assert ran_stages(run(["dvc", "repro"], project)) == [*PREDICT_ITEMS, "ensemble", "submit"]
+    assert ran_stages(run(["dvc", "repro"], project)) == [*PREDICT_ITEMS, "ensemble", "submit",
+                                                          "package"]
     set_params(project, train={"epochs": 2})
-    assert ran_stages(run(["dvc", "repro"], project)) == [*TRAIN_ITEMS, *PREDICT_ITEMS, "ensemble", "submit"]
+    assert ran_stages(run(["dvc", "repro"], project)) == [*TRAIN_ITEMS, *PREDICT_ITEMS, "ensemble",
+                                                          "submit", "package"]
     set_params(project, ensemble={"method": "weighted"})
-    # one model: weighted equals mean, the ensemble's output is unchanged, so submit is skipped
-    assert ran_stages(run(["dvc", "repro"], project)) == ["ensemble"]
+    # one model: weighted equals mean, the ensemble's output is unchanged, so submit is skipped;
+    # the package records the method, so it is rebuilt
+    assert ran_stages(run(["dvc", "repro"], project)) == ["ensemble", "package"]
 
 
 def test_same_params_give_byte_identical_submission(digits_project, tmp_path):

@@ -29,6 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv", "plots")
     add("submit", "write, validate and score the CSV", "prepared", "raw", "probs", "out",
         "leaderboard")
+    add("package", "the trained ensemble as safetensors + package.json (make package)",
+        "models", "cv", "out")
+    i = sub.add_parser("infer", help="a package on a folder of new images -> the competition's "
+                                     "CSV (no params.yaml, DVC or prepared data needed)")
+    i.add_argument("--package", required=True, type=Path, help="e.g. packages/food11")
+    i.add_argument("--images", required=True, type=Path, help="folder of images; ids = file stems")
+    i.add_argument("--out", required=True, type=Path, help="the CSV to write")
+    i.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    i.add_argument("--batch-size", default=256, type=int)
     v = sub.add_parser("validate", help="check any CSV against the competition's test ids")
     v.add_argument("file", type=Path)
     v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
@@ -47,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
+    if args.stage == "infer":  # a package carries all it needs: no params.yaml
+        from .inference.infer import infer
+        infer(args.package, args.images, args.out, args.device, args.batch_size)
+        return
     from .params import load_params
 
     params = load_params(args.params)
@@ -76,6 +89,9 @@ def run(argv: list[str]) -> None:
         from .stages import submit
         submit.main(params, Path(args.prepared), Path(args.raw), Path(args.probs), Path(args.out),
                     Path(args.leaderboard))
+    elif s == "package":
+        from .stages import package
+        package.main(params, Path(args.models), Path(args.cv), Path(args.out))
     elif s == "validate":
         from .tools import validate_file
         validate_file(params, args.file, args.prepared, args.competition)

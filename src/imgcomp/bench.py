@@ -372,7 +372,7 @@ def bench_footprint(tmp: Path, repo: Path) -> dict:
 
     project = tmp / "footprint"
     project.mkdir()
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", "requirements.lock"):
         shutil.copy(repo / name, project / name)
     shutil.copytree(repo / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((repo / "params.yaml").read_text())

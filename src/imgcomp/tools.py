@@ -119,7 +119,8 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
 
 
 def prune_stale(params: Params) -> list[Path]:
-    """Remove the prediction items of (model, fold) pairs no longer in train.models x folds.run.
+    """Remove the prediction items and checkpoints of (model, fold) pairs no longer in
+    train.models x folds.run.
 
     Each item is a DVC output of a matrix item that no longer exists, so DVC leaves it in place,
     inside ensemble's directory dependency: it changes that dependency's hash, and a teammate
@@ -128,9 +129,15 @@ def prune_stale(params: Params) -> list[Path]:
     import shutil
 
     name = get_competition(params.competition).name
-    items = stage_path("predict", "out", name).parent
     wanted = {f"{m}-f{f}" for m in params.train.models for f in params.folds.run}
-    stale = sorted(p for p in items.iterdir() if p.name not in wanted) if items.is_dir() else []
+    stale = []
+    # predictions inside ensemble's dependency, checkpoints inside package's
+    for folder, suffix in ((stage_path("predict", "out", name).parent, ""),
+                           (stage_path("train", "out", name).parent, ".pt")):
+        if folder.is_dir():
+            stale += sorted(p for p in folder.iterdir()
+                            if not (p.name.endswith(suffix) and p.name[:len(p.name) - len(suffix)]
+                                    in wanted))
     for path in stale:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         print(f"prune: removed {path} (not in train.models x folds.run; DVC's cache keeps it)")

@@ -1,0 +1,92 @@
+"""package: the trained ensemble as data that leaves the machine.
+
+`packages/<competition>/` holds each (model, fold) of the run as `<model>-f<fold>.safetensors`
+(weights only: loading one runs no code), one `package.json` saying how to rebuild and combine
+them (architecture and args, preprocessing, image size, TTA views, ensemble method and weights,
+classes, the competition's submission format), and `requirements.lock` (the exact versions it
+was made with). `python -m imgcomp infer --package packages/<competition> --images DIR` turns a
+folder of images into the competition's CSV with it, with no params.yaml, DVC or prepared data:
+what a Kaggle code competition's offline notebook needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from .. import __version__
+from ..competitions import get_competition
+from ..errors import UserError
+from ..fileio import atomic_path, load_torch
+from ..params import Params
+
+# What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
+# imgcomp.pipeline), with the sources this module really imports.
+DVC = {
+    "cmd": "python -m imgcomp package --models models/${competition} --cv metrics/cv.json "
+           "--out packages/${competition}",
+    "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock"],
+    "params": ["competition", "train.models", "folds.run", "tta", "prepare.cache_margin",
+               "ensemble"],
+    "outs": ["packages/${competition}"],
+}
+FORMAT = 1  # package.json's layout version; infer refuses others
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    comp = get_competition(params.competition)
+    cv = json.loads(Path(cv_json).read_text())
+    models, folds = params.train.models, params.folds.run
+    if cv.get("competition") != comp.name or list(cv["models"]) != list(models) \
+            or [int(f) for f in cv["folds"]] != list(folds):
+        raise UserError(f"{cv_json}: not this run's ensemble ({models} x folds {folds}); "
+                        "run `dvc repro ensemble` first")
+    method = params.ensemble.method
+    weights = cv["ensemble"]["weights"] if method == "weighted" else \
+        {m: 1.0 / len(models) for m in models}
+    items = []
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for model in models:
+            for fold in folds:
+                ckpt_path = Path(models_dir) / f"{model}-f{fold}.pt"
+                if not ckpt_path.is_file():
+                    raise UserError(f"{ckpt_path}: missing; run `dvc repro` to train it")
+                ckpt = load_torch(ckpt_path)
+                name = f"{model}-f{fold}.safetensors"
+                save_file({k: v.detach().cpu().contiguous().clone()
+                           for k, v in ckpt["state_dict"].items()}, str(tmp / name))
+                items.append({"model": model, "fold": fold, "file": name,
+                              "sha256": sha256(tmp / name), "arch": ckpt["arch"],
+                              "args": ckpt["args"], "num_classes": ckpt["num_classes"],
+                              "in_chans": ckpt["in_chans"], "image_size": ckpt["image_size"],
+                              "mean": ckpt["mean"], "std": ckpt["std"],
+                              "cv_score": ckpt["score"]})
+                classes = ckpt["classes"]
+        sizes = {it["image_size"] for it in items}
+        if len(sizes) != 1:
+            raise UserError(f"package: the run's models differ in image_size {sorted(sizes)}")
+        image_size = sizes.pop()
+        spec = {"format": FORMAT, "imgcomp": __version__, "competition": comp.name,
+                "metric": comp.metric, "classes": classes, "channels": comp.channels,
+                "image_size": image_size,
+                "cache_side": int(round(image_size * (1 + params.prepare.cache_margin))),
+                "tta": list(params.tta), "ensemble": {"method": method, "weights": weights},
+                "cv": {comp.metric: cv["ensemble"][comp.metric]}, "items": items}
+        (tmp / "package.json").write_text(json.dumps(spec, indent=1) + "\n")
+        shutil.copy("requirements.lock", tmp / "requirements.lock")
+    print(f"package: {len(items)} model(s) x fold(s), {method} ensemble, CV {comp.metric} "
+          f"{cv['ensemble'][comp.metric]:.4f} -> {out_dir} "
+          f"(python -m imgcomp infer --package {out_dir} --images DIR)")
