@@ -11,6 +11,7 @@ run's own test images it gives the run's own submission.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -73,6 +74,10 @@ def infer(package: Path, images_dir: Path, out_csv: Path, device: str = "auto",
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("infer: --device cuda, but no CUDA device is visible here")
     dev = torch.device("cuda" if use_cuda else "cpu")
+    if use_cuda:  # as predict's runtime: exact kernels, with the cuBLAS setting they need
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     deterministic_algorithms(True, False)  # the same bytes as predict on the same device
     rt = Runtime(dev, torch.bfloat16 if use_cuda else None, use_cuda)
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
