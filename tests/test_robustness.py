@@ -218,8 +218,9 @@ def test_a_git_repository_without_a_commit_is_one_line_before_dvc_starts(tmp_pat
     import subprocess
     import sys
 
+    from helpers import GIT as git
+
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
     check = [sys.executable, "-m", "imgcomp", "check"]
     proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)

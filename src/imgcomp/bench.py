@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
         print_table(results, section)
 
     print(f"imgcomp bench on {device} ({os.cpu_count()} CPUs), scale {SCALE}", flush=True)
-    print(f"{'measure':<46}{'ours':>12}{'baseline':>12}{'ratio':>9}  goal", flush=True)
+    row("measure", "ours", "baseline", "ratio", "goal")
     with tempfile.TemporaryDirectory(prefix="imgcomp-bench-") as d:
         tmp = Path(d)
         if "loader" in only:
@@ -536,49 +536,50 @@ def main(argv: list[str] | None = None) -> None:
 SECTIONS = ("loader", "train", "draft", "memory", "footprint", "accuracy")
 
 
+def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
+    """One line of the table: the header and every section's rows share these columns."""
+    print(f"{label:<46}{ours:>12}{baseline:>12}{ratio:>9}  {goal}".rstrip(), flush=True)
+
+
 def print_table(r: dict, section: str) -> None:
     """The rows of one section (as `done` reports it)."""
     goal = ">= 0.9" if r["device"] == "cuda" else ">= 0.95"
     if section == "loader":
         lo = r["loader"]
-        print(f"{'loader images/s (cache vs PIL decode each epoch)':<46}{lo['ours_images_per_s']:>12}"
-              f"{lo['naive_images_per_s']:>12}{lo['ratio']:>9}  >= 10  "
-              f"({lo['photo']}, {lo['workers']} workers)")
+        row("loader images/s (cache vs PIL decode each epoch)", lo["ours_images_per_s"],
+            lo["naive_images_per_s"], lo["ratio"],
+            f">= 10  ({lo['photo']}, {lo['workers']} workers)")
     elif section == "train":
-        row = r["train"][-1]
-        label = f"train {row['model']} {row['size']}px {row['precision']} {row['backend']}"
-        print(f"{label + ' vs bare step':<46}{row['pipeline_images_per_s']:>12}"
-              f"{row['bare_images_per_s']:>12}{row['ratio']:>9}  {goal}")
+        t = r["train"][-1]
+        row(f"train {t['model']} {t['size']}px {t['precision']} {t['backend']} vs bare step",
+            t["pipeline_images_per_s"], t["bare_images_per_s"], t["ratio"], goal)
     elif section == "determinism":
         d = r["determinism"]
-        print(f"{'train.deterministic on vs off (device backend)':<46}"
-              f"{d['deterministic_images_per_s']:>12}{d['benchmark_mode_images_per_s']:>12}"
-              f"{d['ratio']:>9}  cost of exactness")
+        row("train.deterministic on vs off (device backend)", d["deterministic_images_per_s"],
+            d["benchmark_mode_images_per_s"], d["ratio"], "cost of exactness")
     elif section == "augment_alone":
-        al = r["augment_alone"]
-        print(f"{'device augmentation alone, images/s':<46}{al['images_per_s']:>12}")
+        row("device augmentation alone, images/s", r["augment_alone"]["images_per_s"])
     elif section == "draft":
         dr = r["draft"]
-        print(f"{'prepare images/s, 2124px JPEG: draft vs full':<46}"
-              f"{dr['draft_images_per_s']:>12}{dr['full_images_per_s']:>12}{dr['ratio']:>9}  >= 4")
+        row("prepare images/s, 2124px JPEG: draft vs full", dr["draft_images_per_s"],
+            dr["full_images_per_s"], dr["ratio"], ">= 4")
     elif section == "memory":
         me = r["memory"]
-        for row in me["rows"]:
-            print(f"  train epoch at {row['data']} data ({row['images']} images, "
-                  f"{row['cache_mb']} MB cache): {row['epoch_s']} s, peak anon "
-                  f"{row['peak_anon_mb']} MB, peak RSS {row['peak_rss_mb']} MB")
-        print(f"{'peak anon memory 4x / 1x':<46}{'':>12}{'':>12}{me['peak_anon_ratio_4x_1x']:>9}  <= 1.2")
-        print(f"{'epoch time 4x / 1x':<46}{'':>12}{'':>12}{me['epoch_time_ratio_4x_1x']:>9}  ~4 (linear)")
+        for m in me["rows"]:
+            print(f"  train epoch at {m['data']} data ({m['images']} images, "
+                  f"{m['cache_mb']} MB cache): {m['epoch_s']} s, peak anon "
+                  f"{m['peak_anon_mb']} MB, peak RSS {m['peak_rss_mb']} MB")
+        row("peak anon memory 4x / 1x", ratio=me["peak_anon_ratio_4x_1x"], goal="<= 1.2")
+        row("epoch time 4x / 1x", ratio=me["epoch_time_ratio_4x_1x"], goal="~4 (linear)")
     elif section == "footprint":
         fp = r["footprint"]
-        print(f"{'disk after prepare / archive (food11 zip, ' + str(fp['archive_mb']) + ' MB)':<46}"
-              f"{fp['total_mb']:>12}{fp['archive_mb']:>12}{fp['ratio']:>9}  <= 2.0")
+        row(f"disk after prepare / archive (food11 zip, {fp['archive_mb']} MB)", fp["total_mb"],
+            fp["archive_mb"], fp["ratio"], "<= 2.0")
     elif section == "accuracy" and r["accuracy"]:
         acc = r["accuracy"]
         ours = acc["pipeline_test_accuracy"]
-        print(f"{'digits held-out accuracy: pipeline vs RBF SVM':<46}"
-              f"{ours if ours is not None else 'no run':>12}{acc['svm_test_accuracy']:>12}"
-              f"{'':>9}  ours >= SVM")
+        row("digits held-out accuracy: pipeline vs RBF SVM",
+            ours if ours is not None else "no run", acc["svm_test_accuracy"], goal="ours >= SVM")
     sys.stdout.flush()
 
 

@@ -142,6 +142,14 @@ def _dig(tree: dict, dotted: str):
     return node
 
 
+def _shown(value) -> str:
+    """A params value as one line of YAML flow style (how dvc.lock's values are compared)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip() \
+        .removesuffix("...").strip()
+
+
 def recorded_params(lock_path: Path, competition: str, cv: dict) -> dict | None:
     """{key: {value as YAML: [stages]}} from dvc.lock for the run's stages, or None when there is
     no dvc.lock for this competition's run (then the report says so and shows params.yaml)."""
@@ -159,9 +167,7 @@ def recorded_params(lock_path: Path, competition: str, cv: dict) -> dict | None:
     out: dict[str, dict[str, list[str]]] = {}
     for name in names:
         for key, value in stages.get(name, {}).get("params", {}).get("params.yaml", {}).items():
-            shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
-            shown = shown.removesuffix("...").strip()
-            out.setdefault(key, {}).setdefault(shown, []).append(name)
+            out.setdefault(key, {}).setdefault(_shown(value), []).append(name)
     return out
 
 
@@ -176,8 +182,7 @@ def params_table(recorded: dict | None, current: dict, params_path: Path) -> str
     rows, changed = [], 0
     for key in sorted(recorded):
         values = recorded[key]
-        now = yaml.safe_dump(_dig(current, key), default_flow_style=True,
-                             width=1000).strip().removesuffix("...").strip()
+        now = _shown(_dig(current, key))
         if len(values) == 1:
             cell = html.escape(next(iter(values)))
         else:  # items trained with different values (e.g. one fold rerun by an experiment)

@@ -135,9 +135,8 @@ def prune_stale(params: Params) -> list[Path]:
     for folder, suffix in ((stage_path("predict", "out", name).parent, ""),
                            (stage_path("train", "out", name).parent, ".pt")):
         if folder.is_dir():
-            stale += sorted(p for p in folder.iterdir()
-                            if not (p.name.endswith(suffix) and p.name[:len(p.name) - len(suffix)]
-                                    in wanted))
+            stale += sorted(p for p in folder.iterdir() if not (
+                p.name.endswith(suffix) and p.name.removesuffix(suffix) in wanted))
     for path in stale:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         print(f"prune: removed {path} (not in train.models x folds.run; DVC's cache keeps it)")

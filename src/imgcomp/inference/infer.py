@@ -11,7 +11,6 @@ run's own test images it gives the run's own submission.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -62,8 +61,8 @@ def infer(package: Path, images_dir: Path, out_csv: Path, device: str = "auto",
     from ..data.feed import Images
     from ..models import create_model
     from ..stages.ensemble import combine
-    from ..stages.package import sha256
-    from ..training.device import Runtime, deterministic_algorithms
+    from ..archives import sha256sum
+    from ..training.device import Runtime, exact_kernels
     from .probs import predict_probs
 
     spec = load_package(package)
@@ -74,11 +73,7 @@ def infer(package: Path, images_dir: Path, out_csv: Path, device: str = "auto",
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("infer: --device cuda, but no CUDA device is visible here")
     dev = torch.device("cuda" if use_cuda else "cpu")
-    if use_cuda:  # as predict's runtime: exact kernels, with the cuBLAS setting they need
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    deterministic_algorithms(True, False)  # the same bytes as predict on the same device
+    exact_kernels(use_cuda)  # as predict's runtime: the same bytes on the same device
     rt = Runtime(dev, torch.bfloat16 if use_cuda else None, use_cuda)
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
         cache = Path(tmp) / "images.npy"
@@ -90,7 +85,7 @@ def infer(package: Path, images_dir: Path, out_csv: Path, device: str = "auto",
         per_model: dict[str, list[np.ndarray]] = {}
         for item in spec["items"]:
             file = Path(package) / item["file"]
-            if not file.is_file() or sha256(file) != item["sha256"]:
+            if not file.is_file() or sha256sum(file) != item["sha256"]:
                 raise UserError(f"{file}: missing or not the file package.json names "
                                 "(sha256 differs); copy the package whole")
             model = create_model(item["arch"], item["num_classes"], item["in_chans"],

@@ -11,12 +11,12 @@ what a Kaggle code competition's offline notebook needs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from .. import __version__
+from ..archives import sha256sum
 from ..competitions import get_competition
 from ..errors import UserError
 from ..fileio import atomic_path, load_torch
@@ -33,14 +33,6 @@ DVC = {
     "outs": ["packages/${competition}"],
 }
 FORMAT = 1  # package.json's layout version; infer refuses others
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None:
@@ -69,7 +61,7 @@ def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None
                 save_file({k: v.detach().cpu().contiguous().clone()
                            for k, v in ckpt["state_dict"].items()}, str(tmp / name))
                 items.append({"model": model, "fold": fold, "file": name,
-                              "sha256": sha256(tmp / name), "arch": ckpt["arch"],
+                              "sha256": sha256sum(tmp / name), "arch": ckpt["arch"],
                               "args": ckpt["args"], "num_classes": ckpt["num_classes"],
                               "in_chans": ckpt["in_chans"], "image_size": ckpt["image_size"],
                               "mean": ckpt["mean"], "std": ckpt["std"],

@@ -97,9 +97,9 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         "competition": comp.name, "model": model_name, "fold": fold,
         "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
         # Where and how fast it ran is no part of what it is: a checkpoint (a DVC output) and
-        # the resume key leave out the knobs that change no weights.
-        "train": cfg.model_dump(mode="json", exclude={"models", "num_workers", "device_cache",
-                                                      "gpu", "rdzv_endpoint"}),
+        # the resume key leave out the knobs that change no weights (READS_UNTRACKED).
+        "train": cfg.model_dump(mode="json", exclude={
+            key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
         "model_spec": spec.model_dump(mode="json"),
         "data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, Path(folds_csv)),
         "cache": sampled_digest(prepared.root / CACHE),

@@ -50,19 +50,12 @@ def runtime(cfg: Train) -> Runtime:
     use_cuda = uses_cuda(cfg, available)
     device = torch.device(f"cuda:{pick_gpu(cfg)}" if use_cuda else "cpu")
     if use_cuda:
-        if cfg.deterministic:  # bit-identical reruns and resumes; slower (make bench says how)
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
-            deterministic_algorithms(True, cfg.compile)
-        else:
-            torch.backends.cudnn.benchmark = True
+        exact_kernels(True, cfg.deterministic, cfg.compile)
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     else:
-        # Same params on CPU give the same bytes: deterministic kernels.
-        deterministic_algorithms(True, cfg.compile)
+        exact_kernels(False, True, cfg.compile)
     precision = cfg.precision
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if use_cuda else "fp32"
@@ -70,6 +63,21 @@ def runtime(cfg: Train) -> Runtime:
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
     return Runtime(device, amp, cfg.channels_last and use_cuda, rank, world)
+
+
+def exact_kernels(cuda: bool, deterministic: bool = True, compile: bool = False) -> None:
+    """Kernel choice for training, predict and infer. CPU: always deterministic kernels (same
+    params, same bytes). CUDA with `deterministic`: bit-identical reruns and resumes
+    (deterministic cuDNN and algorithms, with the cuBLAS workspace they need, set before cuBLAS
+    starts); without it, cuDNN autotunes: faster, not exact (make bench says how much)."""
+    if cuda and not deterministic:
+        torch.backends.cudnn.benchmark = True
+        return
+    if cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    deterministic_algorithms(True, compile)
 
 
 def deterministic_algorithms(on: bool, compile: bool) -> None:
