@@ -59,3 +59,48 @@ def test_training_with_balanced_weights_and_sampler(digits_small, backend):
                      ).returncode == 0
     other = _state(plain)["state_dict"]  # the knobs change what is trained
     assert any(not torch.equal(v, other[k]) for k, v in state["state_dict"].items())
+
+
+def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
+    """Digits with class 3 cut to a tenth of its training images: with `none` the model all but
+    never predicts it; `class_weights: balanced` and `sampler: balanced` each raise its
+    out-of-fold recall, as the ensemble's CV output (cv.json) reports it."""
+    import json
+
+    import pandas as pd
+    import yaml
+    from helpers import REPO, merge, prepared_digits
+
+    from imgcomp.params import parse_params
+    from imgcomp.stages import ensemble, folds, predict, train
+
+    raw = merge(yaml.safe_load((REPO / "params.yaml").read_text()), {
+        "image_size": 32, "prepare": {"workers": 1}, "folds": {"n_splits": 2, "run": [0, 1]},
+        "competitions": {"digits": {"test_size": 0.25}},
+        "train": {"epochs": 5, "batch_size": 32, "models": ["lenet"], "device": "cpu"}})
+    root = prepared_digits(tmp_path, raw)
+    prep = root / "prepared"
+    manifest = pd.read_csv(prep / "manifest.csv", dtype={"id": str})
+    cut = np.flatnonzero((manifest["split"] == "train") & (manifest["label"] == 3))
+    keep = np.setdiff1d(np.arange(len(manifest)),
+                        np.random.default_rng(0).permutation(cut)[len(cut) // 10:])
+    manifest.iloc[keep].to_csv(prep / "manifest.csv", index=False)  # rows and cache stay aligned
+    np.save(prep / "images.npy", np.load(prep / "images.npy")[keep])
+    folds.main(parse_params(raw), prep, root / "folds.csv")
+    recall = {}
+    for mode, over in {"none": {}, "class_weights": {"class_weights": "balanced"},
+                       "sampler": {"sampler": "balanced"}}.items():
+        params, out = parse_params(merge(raw, {"train": over})), root / mode
+        for k in (0, 1):
+            train.main(params, "lenet", k, prep, root / "folds.csv", out / f"lenet-f{k}.pt",
+                       out / f"live{k}", out / "resume")
+            predict.main(params, out / f"lenet-f{k}.pt", prep, root / "folds.csv",
+                         out / "items" / f"lenet-f{k}")
+        ensemble.main(params, prep, out / "items", out / "ens", out / "cv.json")
+        cv = json.loads((out / "cv.json").read_text())
+        assert set(cv["ensemble"]["recall"]) == {str(d) for d in range(10)}
+        assert cv["ensemble"]["recall"] == cv["models"]["lenet"]["recall"]  # one model: the same
+        recall[mode] = cv["ensemble"]["recall"]["3"]
+    assert (cut.size // 10) >= 10  # enough images of the cut class to measure a recall on
+    assert recall["class_weights"] >= recall["none"] + 0.3, recall
+    assert recall["sampler"] >= recall["none"] + 0.3, recall

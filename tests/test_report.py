@@ -51,3 +51,22 @@ def test_curves_plot_only_the_runs_items(tmp_path):
     assert run_items(CV) == ["lenet-f0", "lenet-f1"]
     page = curves(tmp_path, "accuracy", run_items(CV))
     assert "Items: lenet-f0, lenet-f1</p>" in page and "oldnet" not in page
+
+
+def test_recall_table_shows_each_class_and_bolds_the_ensembles_lowest():
+    import numpy as np
+
+    from imgcomp.metrics import recall
+    from imgcomp.report import recall_table
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])
+    probs = np.eye(3)[[0, 0, 0, 1, 1, 1, 1]]  # class 0: 3 of 4, class 1: 2 of 2, class 2: 0 of 1
+    rec = recall(labels, probs, ["a", "b", "c"])
+    assert rec == {"a": 0.75, "b": 1.0, "c": 0.0}
+    assert recall(labels[:4], probs[:4], ["a", "b", "c"])["c"] is None  # no images of c here
+    cv = {"models": {"lenet": {"recall": rec}}, "ensemble": {"recall": {**rec, "a": 0.5}}}
+    page = recall_table(cv, labels, ["a", "b", "c"])
+    assert "<tr><td>a</td><td>4</td><td>0.7500</td><td>0.5000</td></tr>" in page
+    assert "<td>c</td><td>1</td><td>0.0000</td><td><b>0.0000</b></td>" in page
+    old = recall_table({"models": {"lenet": {}}, "ensemble": {}}, labels, ["a", "b", "c"])
+    assert "no per-class recall" in old

@@ -29,10 +29,26 @@ def score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
     return METRICS[metric](labels, probs)
 
 
-def report(metric: str, labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """The competition's metric first, then what a competitor reads beside it."""
+def recall(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, float | None]:
+    """Per class: the share of its images predicted as it (None for a class with no images
+    here). What an overall accuracy hides on imbalanced classes."""
+    labels, pred = np.asarray(labels), probs.argmax(axis=1)
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(classes):
+        mine = labels == k
+        out[name] = round(float((pred[mine] == k).mean()), 6) if mine.any() else None
+    return out
+
+
+def report(metric: str, labels: np.ndarray, probs: np.ndarray,
+           classes: list[str] | None = None) -> dict:
+    """The competition's metric first, then what a competitor reads beside it (with `classes`,
+    the per-class recall too)."""
     out = {metric: score(metric, labels, probs)}
     if metric != "accuracy":
         out["accuracy"] = accuracy(labels, probs)
     out["log_loss"] = log_loss(labels, probs)
-    return {k: round(v, 6) for k, v in out.items()}
+    out = {k: round(v, 6) for k, v in out.items()}
+    if classes is not None:
+        out["recall"] = recall(labels, probs, classes)
+    return out

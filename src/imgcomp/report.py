@@ -1,6 +1,6 @@
 """`make report`: one self-contained HTML page of the last run (every image inline, no URL).
 
-The CV table per model and fold, the per-epoch curves of the run's (model, fold) items, the
+The CV table per model and fold, the per-class recall, the per-epoch curves of the run's (model, fold) items, the
 OOF confusion matrix or ROC curve, a grid of the most confidently wrong OOF images, and the
 params the run was made with: as DVC recorded them in dvc.lock for the run's stages (not
 today's params.yaml, which may have moved on; keys that have are flagged). It reads the
@@ -133,6 +133,32 @@ def cv_table(cv: dict) -> str:
             + "".join(rows) + "</table>")
 
 
+def recall_table(cv: dict, labels: np.ndarray, classes: list[str]) -> str:
+    """Per-class OOF recall of each model and of the ensemble, with each class's image count;
+    the ensemble's lowest in bold."""
+    entries = {m: r.get("recall") for m, r in cv["models"].items()}
+    entries["ensemble"] = cv["ensemble"].get("recall")
+    if any(v is None for v in entries.values()):
+        return "<p>This run's metrics/cv.json has no per-class recall (made by an older " \
+               "imgcomp): rerun <code>dvc repro ensemble</code>.</p>"
+    counts = np.bincount(labels, minlength=len(classes))
+    known = {c: r for c, r in entries["ensemble"].items() if r is not None}
+    low = min(known, key=known.get) if known else None
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in entries)
+    rows = []
+    for k, c in enumerate(classes):
+        cells = []
+        for m, rec in entries.items():
+            v = rec.get(c)
+            text = "" if v is None else f"{v:.4f}"
+            cells.append(f"<td>{'<b>' + text + '</b>' if m == 'ensemble' and c == low else text}</td>")
+        rows.append(f"<tr><td>{html.escape(c)}</td><td>{counts[k]}</td>{''.join(cells)}</tr>")
+    return ("<p>The share of each class's out-of-fold images predicted as that class; the "
+            "ensemble's lowest in bold. On imbalanced classes, see <code>train.class_weights"
+            "</code> and <code>train.sampler</code>.</p>"
+            f"<table><tr><th>class</th><th>images</th>{head}</tr>" + "".join(rows) + "</table>")
+
+
 def _dig(tree: dict, dotted: str):
     node = tree
     for part in dotted.split("."):
@@ -229,6 +255,7 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
         f"<p>CV {metric} (out-of-fold, {cv['images']} images) <b>{cv['ensemble'][metric]:.4f}</b>"
         f"{held_out}</p>",
         "<h2>Cross-validation</h2>", cv_table(cv),
+        "<h2>Per-class recall (out-of-fold)</h2>", recall_table(cv, labels, prepared.classes),
         "<h2>Training curves (this run's models and folds)</h2>",
         curves(stage_path("train", "live", name).parent, metric, run_items(cv)),
         "<h2>Out-of-fold " + ("ROC" if len(prepared.classes) == 2 else "confusion matrix") + "</h2>",

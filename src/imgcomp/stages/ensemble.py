@@ -1,4 +1,6 @@
-"""ensemble: combine fold x model probabilities; CV scores per model, fold and ensemble.
+"""ensemble: combine fold x model probabilities; CV scores per model, fold and ensemble, and
+the per-class OOF recall of each model and of the ensemble (what an accuracy hides when classes
+are imbalanced).
 
 Each model's out-of-fold predictions cover every training image of the folds that ran; its
 test probabilities are the mean over those folds. Models are then combined by
@@ -142,7 +144,8 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         oof_stack.append(oof.loc[oof_ids].to_numpy())
         test_stack.append(np.mean(tests, axis=0))
         y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
-        per_model[model] = {**report(comp.metric, y, oof_stack[-1]), "folds": per_fold}
+        per_model[model] = {**report(comp.metric, y, oof_stack[-1], prepared.classes),
+                            "folds": per_fold}
 
     oof_all, test_all = np.stack(oof_stack), np.stack(test_stack)
     y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
@@ -162,7 +165,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         weights = np.full(len(models), 1.0 / len(models))
         oof_ens = combine(oof_all, weights, method)
     test_ens = combine(test_all, weights, method)
-    ensemble = {**report(comp.metric, y, oof_ens), "method": method,
+    ensemble = {**report(comp.metric, y, oof_ens, prepared.classes), "method": method,
                 "weights": {m: round(float(w), 6) for m, w in zip(models, weights)},
                 **({"note": note} if note else {})}
     with atomic_path(out_dir) as tmp:
@@ -177,3 +180,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
           f"CV {comp.metric} {ensemble[comp.metric]:.4f} on {len(oof_ids)} OOF images"
           + (f" ({note})" if note else ""))
+    known = {c: r for c, r in ensemble["recall"].items() if r is not None}
+    low = min(known, key=known.get)
+    print(f"  lowest OOF recall: class {low} {known[low]:.4f} (every class's: ensemble.recall in "
+          f"{cv_json})")
