@@ -156,6 +156,9 @@ class Train(Strict):
     ema: float = Field(ge=0.0, lt=1.0, description="EMA decay; 0 = off")
     grad_clip: float = Field(ge=0.0, description="max grad norm; 0 = off")
     patience: int = Field(ge=0, description="early-stopping epochs; 0 = off")
+    freeze_epochs: int = Field(ge=0, description="first N epochs train the classifier head only")
+    layer_decay: float | None = Field(
+        gt=0.0, le=1.0, description="layer-wise lr decay (each layer down from the head: x this)")
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "bf16", "fp16", "fp32"]
@@ -177,6 +180,13 @@ class Train(Strict):
     nnodes: int = Field(ge=1, le=1024, description="machines in one job (torchrun rendezvous)")
     rdzv_endpoint: str | None = Field(
         pattern=r"^[^\s:]+:\d+$", description="host:port where the machines meet (nnodes > 1)")
+
+    @model_validator(mode="after")
+    def _freeze(self) -> "Train":
+        if self.freeze_epochs >= self.epochs:
+            raise ValueError(f"train.freeze_epochs ({self.freeze_epochs}) must be below "
+                             f"train.epochs ({self.epochs}): the whole model must train too")
+        return self
 
     @field_validator("gpu", mode="before")
     @classmethod

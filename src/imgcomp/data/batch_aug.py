@@ -188,8 +188,9 @@ class DevicePrep:
     to the model's input: evaluation, predict, and the albumentations backend's last step."""
 
     def __init__(self, device: torch.device, mean: list[float], std: list[float], size: int,
-                 channels_last: bool):
+                 channels_last: bool, interpolation: str = "bilinear"):
         self.device = device
+        self.mode = interpolation  # bilinear, or bicubic for a pretrained model trained so
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.size = size
@@ -198,7 +199,7 @@ class DevicePrep:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+            x = F.interpolate(x, size=(self.size, self.size), mode=self.mode, antialias=True,
                               align_corners=False)
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)

@@ -57,7 +57,8 @@ def main(params: Params, ckpt_path: Path, prepared_dir: Path, folds_csv: Path, o
     model.to(rt.device)
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
-    prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last)
+    prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last,
+                      ckpt["interpolation"])
     images = Images(prepared.root / CACHE, rt.device, share=0)  # each row is read once
     name = f"predict {ckpt['config']['model']} fold {fold}"
     run = lambda rows, part: predict_probs(  # noqa: E731

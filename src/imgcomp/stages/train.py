@@ -43,7 +43,8 @@ DVC = {
                "train.optimizer", "train.momentum", "train.schedule", "train.warmup_epochs",
                "train.step_epochs", "train.step_gamma", "train.min_lr_ratio",
                "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
-               "train.erasing", "train.ema", "train.grad_clip", "train.patience", "train.seed",
+               "train.erasing", "train.ema", "train.grad_clip", "train.patience",
+               "train.freeze_epochs", "train.layer_decay", "train.seed",
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
                "train.nnodes", "train.deterministic"],
@@ -58,6 +59,22 @@ READS_UNTRACKED = ["train.models", "folds.run",  # the matrix: is this item one 
                    "train.device_cache",         # where the cache lives: same batches
                    "train.gpu",                  # which GPU
                    "train.rdzv_endpoint"]        # where the machines meet
+
+
+def preprocessing(model: torch.nn.Module, pretrained: bool, channels: int,
+                  stats: dict) -> tuple[list[float], list[float], str]:
+    """(mean, std, resize interpolation) of the model's inputs: a pretrained timm model's own
+    (its pretrained_cfg: what its weights were trained on; one channel gets the mean of the
+    three, as timm folds an RGB stem into one channel), else the training images' statistics,
+    resized bilinearly. The checkpoint records them, so predict and infer agree."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if not pretrained or "mean" not in cfg:
+        return list(stats["mean"]), list(stats["std"]), "bilinear"
+    mean, std = [float(v) for v in cfg["mean"]], [float(v) for v in cfg["std"]]
+    if channels == 1:
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    interpolation = cfg.get("interpolation") or "bilinear"
+    return mean, std, interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
 
 
 def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
@@ -83,11 +100,9 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     seed_everything(cfg.seed)
     model = create_model(arch, prepared.num_classes, comp.channels, params.image_size,
                          spec.pretrained, spec.pretrained_file, spec.args)
-    mean, std = prepared.stats["mean"], prepared.stats["std"]
-    pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
-    if spec.pretrained and comp.channels == 3 and "mean" in pretrained_cfg:
-        mean, std = list(pretrained_cfg["mean"]), list(pretrained_cfg["std"])
-    prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last)
+    mean, std, interpolation = preprocessing(model, spec.pretrained, comp.channels,
+                                             prepared.stats)
+    prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last, interpolation)
     aug = params.competition_augment()
     backend = params.augment_backend()
     images = Images(prepared.root / CACHE, rt.device, cfg.device_cache)
@@ -138,6 +153,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     checkpoint = {
         "arch": arch, "args": dict(spec.args), "num_classes": prepared.num_classes,
         "in_chans": comp.channels, "image_size": params.image_size, "mean": mean, "std": std,
+        "interpolation": interpolation,
         "classes": prepared.classes, "metric": comp.metric, "score": result.best_score,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "config": run_config, "state_dict": result.best_state,

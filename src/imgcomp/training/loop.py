@@ -61,9 +61,10 @@ def lr_lambda(cfg: Train, steps_per_epoch: int) -> Callable[[int], float]:
 
 
 def make_scheduler(cfg: Train, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """The schedule of each param group from its own lr (cfg.lr x its layer-decay scale)."""
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=cfg.epochs * steps_per_epoch,
             pct_start=min(max(cfg.warmup_epochs / cfg.epochs, 0.01), 0.9) if cfg.warmup_epochs else 0.3)
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch))
 
@@ -120,6 +121,19 @@ class Divergence:
         return None if step < 0 else (float(self.value), step)
 
 
+def head_parameters(model: nn.Module) -> set[int]:
+    """ids of the classifier head's parameters: timm's `get_classifier()`, else the last
+    Linear layer (the custom CNNs end in one)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise UserError(f"train.freeze_epochs: {type(model).__name__} has no classifier head "
+                            "(no get_classifier() and no Linear layer) to train alone; set 0")
+        head = linears[-1]
+    return {id(p) for p in head.parameters()}
+
+
 class Stepper:
     """One optimisation step on a device batch: mixup/cutmix, random erasing, AMP, clipping,
     scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
@@ -137,7 +151,12 @@ class Stepper:
             model.to(memory_format=torch.channels_last)
         self.opt = create_optimizer_v2(
             model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+            layer_decay=cfg.layer_decay,
             **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
+        for group in self.opt.param_groups:  # timm's groups carry the layer's scale; its own
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0)  # schedulers apply it, ours start here
+        self.head = head_parameters(model) if cfg.freeze_epochs else set()
+        self.frozen = False
         self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
         self.ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
@@ -153,11 +172,29 @@ class Stepper:
             self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.gen = generator(rt.device, 0)
         self.start_epoch(cfg.seed)
-        net = model
-        if rt.world > 1:
+        self.wrap()
+
+    def wrap(self) -> None:
+        """The network the steps run: DDP (whose gradient sync covers the parameters that train
+        when it is made) and torch.compile around the model."""
+        net = self.model
+        if self.rt.world > 1:
             net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-        self.net = torch.compile(net) if cfg.compile else net
+                self.model, device_ids=[self.rt.device.index] if self.rt.device.type == "cuda"
+                else None)
+        self.net = torch.compile(net) if self.cfg.compile else net
+
+    def freeze_body(self, frozen: bool) -> None:
+        """train.freeze_epochs: all but the classifier head stop training (no gradients, so no
+        optimizer step or weight decay either) while `frozen`; DDP is remade on each change."""
+        if frozen == self.frozen:
+            return
+        for p in self.model.parameters():
+            if id(p) not in self.head:
+                p.requires_grad_(not frozen)
+        self.frozen = frozen
+        if self.rt.world > 1:
+            self.wrap()
 
     def start_epoch(self, seed: int) -> None:
         """Seed this rank's device draws (random erasing) for the epoch."""
@@ -256,6 +293,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
         seed = cfg.seed * 1_000_003 + epoch
         seed_everything(seed)
         stepper.start_epoch(seed)
+        stepper.freeze_body(epoch < cfg.freeze_epochs)
         stepper.net.train()
         total_loss, seen = torch.zeros((), device=rt.device), 0
         diverged = Divergence(rt.device)
@@ -301,7 +339,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
             epoch_s = time.perf_counter() - start
             row = {"epoch": epoch + 1, "train/loss": train_loss,
                    f"val/{metric}": score, "val/loss": log_loss(valid_labels, probs),
-                   "lr": stepper.opt.param_groups[0]["lr"],
+                   "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
                    "time/epoch_s": round(epoch_s, 3),
                    "time/train_images_per_s": round(seen * rt.world / train_s, 1)}
             progress.history.append(row)
