@@ -387,3 +387,17 @@ def test_a_teammate_pulls_the_run_and_reproduces_nothing(tmp_path):
     assert run(["git", "status", "--porcelain"], mate).stdout == ""  # dvc.lock as pushed
     assert (mate / "submissions/digits.csv").read_bytes() == \
         (project / "submissions/digits.csv").read_bytes()
+
+
+def test_the_package_ships_the_checkpoints_own_bytes(digits_project):
+    """One model, one blob: the package's item is byte for byte the checkpoint train wrote, so
+    DVC's content-addressed cache (and the relinked workspace) holds it once, not twice."""
+    from imgcomp import checkpoint
+
+    project, _ = digits_project
+    for fold in (0, 1):
+        model = project / f"models/digits/lenet-f{fold}.safetensors"
+        shipped = project / f"packages/digits/lenet-f{fold}.safetensors"
+        assert model.read_bytes() == shipped.read_bytes()
+        info = checkpoint.load(model)
+        assert info["arch"] == "lenet" and info["config"]["fold"] == fold

@@ -54,7 +54,9 @@ def test_cosine_schedule_warms_up_and_decays():
 
 
 def _state(path):
-    return torch.load(path, map_location="cpu", weights_only=True)  # checkpoints are data
+    from imgcomp import checkpoint
+
+    return checkpoint.load(path)  # safetensors: weights plus the JSON info
 
 
 def test_killed_train_resumes_to_the_same_result(digits_small):

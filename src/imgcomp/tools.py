@@ -133,7 +133,7 @@ def prune_stale(params: Params) -> list[Path]:
     stale = []
     # predictions inside ensemble's dependency, checkpoints inside package's
     for folder, suffix in ((stage_path("predict", "out", name).parent, ""),
-                           (stage_path("train", "out", name).parent, ".pt")):
+                           (stage_path("train", "out", name).parent, ".safetensors")):
         if folder.is_dir():
             stale += sorted(p for p in folder.iterdir() if not (
                 p.name.endswith(suffix) and p.name.removesuffix(suffix) in wanted))

@@ -1,7 +1,8 @@
 """package: the trained ensemble as data that leaves the machine.
 
-`packages/<competition>/` holds each (model, fold) of the run as `<model>-f<fold>.safetensors`
-(weights only: loading one runs no code), one `package.json` saying how to rebuild and combine
+`packages/<competition>/` holds each (model, fold) of the run as `<model>-f<fold>.safetensors`,
+the very checkpoint `train` wrote (weights and JSON: loading one runs no code; the same bytes,
+so DVC's cache holds the model once), one `package.json` saying how to rebuild and combine
 them (architecture and args, preprocessing, image size, TTA views, ensemble method and weights,
 classes, the competition's submission format), and `requirements.lock` (the exact versions it
 was made with). `python -m imgcomp infer --package packages/<competition> --images DIR` turns a
@@ -15,11 +16,11 @@ import json
 import shutil
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, checkpoint
 from ..archives import sha256sum
 from ..competitions import get_competition
 from ..errors import UserError
-from ..fileio import atomic_path, load_torch
+from ..fileio import atomic_path
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -36,8 +37,6 @@ FORMAT = 1  # package.json's layout version; infer refuses others
 
 
 def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None:
-    from safetensors.torch import save_file
-
     comp = get_competition(params.competition)
     cv = json.loads(Path(cv_json).read_text())
     models, folds = params.train.models, params.folds.run
@@ -53,18 +52,16 @@ def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None
         tmp.mkdir()
         for model in models:
             for fold in folds:
-                ckpt_path = Path(models_dir) / f"{model}-f{fold}.pt"
-                if not ckpt_path.is_file():
-                    raise UserError(f"{ckpt_path}: missing; run `dvc repro` to train it")
-                ckpt = load_torch(ckpt_path)
-                name = f"{model}-f{fold}.safetensors"
-                save_file({k: v.detach().cpu().contiguous().clone()
-                           for k, v in ckpt["state_dict"].items()}, str(tmp / name))
+                ckpt_path = Path(models_dir) / f"{model}-f{fold}{checkpoint.SUFFIX}"
+                ckpt = checkpoint.load(ckpt_path)  # checked: an imgcomp checkpoint, data only
+                name = f"{model}-f{fold}{checkpoint.SUFFIX}"
+                shutil.copyfile(ckpt_path, tmp / name)  # the same bytes: DVC's cache keeps one
                 items.append({"model": model, "fold": fold, "file": name,
                               "sha256": sha256sum(tmp / name), "arch": ckpt["arch"],
                               "args": ckpt["args"], "num_classes": ckpt["num_classes"],
                               "in_chans": ckpt["in_chans"], "image_size": ckpt["image_size"],
                               "mean": ckpt["mean"], "std": ckpt["std"],
+                              "interpolation": ckpt["interpolation"],
                               "cv_score": ckpt["score"]})
                 classes = ckpt["classes"]
         sizes = {it["image_size"] for it in items}

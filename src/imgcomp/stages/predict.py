@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
+from .. import checkpoint
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images
-from ..errors import UserError
-from ..fileio import atomic_path, load_torch
+from ..fileio import atomic_path
 from ..manifest import CACHE, Prepared
 from ..metrics import score
 from ..models import create_model
@@ -26,10 +26,10 @@ from .common import fold_rows, read_folds, write_probs
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "matrix": {"model": "${train.models}", "fold": "${folds.run}"},
-    "cmd": "python -m imgcomp predict --checkpoint models/${competition}/${item.model}-f${item.fold}.pt "
+    "cmd": "python -m imgcomp predict --checkpoint models/${competition}/${item.model}-f${item.fold}.safetensors "
            "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
            "--out preds/${competition}/items/${item.model}-f${item.fold}",
-    "deps": ["models/${competition}/${item.model}-f${item.fold}.pt",
+    "deps": ["models/${competition}/${item.model}-f${item.fold}.safetensors",
              "data/prepared/${competition}", "data/folds/${competition}.csv"],
     "params": ["tta", "predict.batch_size", "train.device", "train.precision",
                "train.channels_last", "train.deterministic"],
@@ -38,9 +38,7 @@ DVC = {
 
 
 def load_model(ckpt_path: Path) -> tuple[torch.nn.Module, dict]:
-    if not Path(ckpt_path).is_file():
-        raise UserError(f"{ckpt_path}: missing; run `dvc repro` to train it")
-    ckpt = load_torch(ckpt_path)
+    ckpt = checkpoint.load(ckpt_path)
     model = create_model(ckpt["arch"], ckpt["num_classes"], ckpt["in_chans"], ckpt["image_size"],
                          pretrained=False, args=ckpt["args"])
     model.load_state_dict(ckpt["state_dict"])

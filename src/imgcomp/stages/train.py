@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
+from .. import checkpoint
 from ..competitions import get_competition
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
-from ..fileio import atomic_path
 from ..manifest import CACHE, MANIFEST, STATS, Prepared
 from ..metrics import score
 from ..models import create_model
@@ -35,7 +35,7 @@ DVC = {
     "matrix": {"model": "${train.models}", "fold": "${folds.run}"},
     "cmd": "python -m imgcomp train --model ${item.model} --fold ${item.fold} "
            "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
-           "--out models/${competition}/${item.model}-f${item.fold}.pt "
+           "--out models/${competition}/${item.model}-f${item.fold}.safetensors "
            "--live dvclive/${competition}/${item.model}-f${item.fold}",
     "deps": ["data/prepared/${competition}", "data/folds/${competition}.csv"],
     "params": ["competition", "image_size", "models.${item.model}", "augment.${competition}",
@@ -48,7 +48,7 @@ DVC = {
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
                "train.nnodes", "train.deterministic"],
-    "outs": ["models/${competition}/${item.model}-f${item.fold}.pt"],
+    "outs": ["models/${competition}/${item.model}-f${item.fold}.safetensors"],
     "metrics": ["dvclive/${competition}/${item.model}-f${item.fold}/metrics.json"],
     "plots": [{"dvclive/${competition}/${item.model}-f${item.fold}/plots/metrics": {"x": "step"}}],
 }
@@ -150,16 +150,15 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
             live.end()
     if not rt.is_main:
         return
-    checkpoint = {
+    info = {
         "arch": arch, "args": dict(spec.args), "num_classes": prepared.num_classes,
         "in_chans": comp.channels, "image_size": params.image_size, "mean": mean, "std": std,
         "interpolation": interpolation,
         "classes": prepared.classes, "metric": comp.metric, "score": result.best_score,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "config": run_config, "state_dict": result.best_state,
+        "config": run_config,
     }
-    with atomic_path(out_ckpt) as tmp:
-        torch.save(checkpoint, tmp)
+    checkpoint.save(out_ckpt, info, result.best_state)
     resume_file.unlink(missing_ok=True)
     print(f"{name}: best val {comp.metric} {result.best_score:.4f} at epoch {result.best_epoch}"
           f" -> {out_ckpt}")
