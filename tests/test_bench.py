@@ -36,6 +36,8 @@ def test_bench_smoke(tmp_path):
     assert r["augment_alone"]["images_per_s"] > 0
     fp = r["footprint"]  # hardlinked: the DVC cache adds no second copy once relinked
     assert fp["total_mb"] < fp["archive_mb"] + fp["outputs_mb"] + fp["dvc_cache_growth_mb"]
+    # the package ships the checkpoints' bytes: a full run adds its models once, not twice
+    assert fp["models_mb"] > 0 and fp["full_run_added_over_models"] < 1.5
     assert [row["data"] for row in r["memory"]["rows"]] == ["1x", "2x", "4x"]
     assert r["memory"]["rows"][2]["images"] == 4 * r["memory"]["rows"][0]["images"]
     assert "loader images/s" in proc.stdout and "draft vs full" in proc.stdout
