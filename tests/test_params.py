@@ -60,7 +60,8 @@ def test_cli_bad_yaml(tmp_path):
 
 
 OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("ModelSpec", "arch"),
-            ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "args"),
+            ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
+            ("ModelSpec", "args"),
             ("Augment", "albumentations")}
 
 

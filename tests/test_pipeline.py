@@ -22,7 +22,7 @@ def digits_project(tmp_path_factory):
 
 def test_digits_end_to_end(digits_project):
     project, first = digits_project
-    assert ran_stages(first) == ["fetch", "prepare", "folds", *TRAIN_ITEMS, *PREDICT_ITEMS,
+    assert ran_stages(first) == ["fetch", "prepare", "folds", "weights@lenet", *TRAIN_ITEMS, *PREDICT_ITEMS,
                                  "ensemble", "submit", "package"]
     lines = (project / "submissions/digits.csv").read_text().splitlines()
     assert lines[0] == "id,label" and len(lines) == 1 + 450

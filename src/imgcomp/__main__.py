@@ -24,7 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     add("fetch", "download or verify the raw archives", "raw")
     add("prepare", "extract, manifest, uint8 cache", "raw", "out")
     add("folds", "stratified K-fold assignment", "prepared", "out")
-    add("train", "train one (model, fold)", "model", "fold", "prepared", "folds", "out", "live")
+    add("weights", "fetch a model's pretrained weights once (or note it has none)", "model",
+        "out")
+    t = add("train", "train one (model, fold)", "model", "fold", "prepared", "folds", "out",
+            "live")
+    t.add_argument("--init", type=Path, help="the weights stage's folder (pretrained models)")
     add("predict", "OOF and test probabilities with TTA", "checkpoint", "prepared", "folds", "out")
     add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv", "plots")
     add("submit", "write, validate and score the CSV", "prepared", "raw", "probs", "out",
@@ -76,7 +80,10 @@ def run(argv: list[str]) -> None:
     elif s == "train":
         from .stages import train
         train.main(params, args.model, args.fold, Path(args.prepared), Path(args.folds),
-                   Path(args.out), Path(args.live))
+                   Path(args.out), Path(args.live), init_dir=args.init)
+    elif s == "weights":
+        from .stages import weights
+        weights.main(params, args.model, Path(args.out))
     elif s == "predict":
         from .stages import predict
         predict.main(params, Path(args.checkpoint), Path(args.prepared), Path(args.folds),

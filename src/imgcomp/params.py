@@ -132,6 +132,8 @@ class ModelSpec(Strict):
     arch: str | None = Field(None, description="custom model or timm name; default: the key")
     pretrained: bool = False
     pretrained_file: str | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
+                               description="pin of the pretrained weights' sha256 (optional)")
     args: dict[str, Any] = {}
 
 
@@ -213,6 +215,13 @@ class Ensemble(Strict):
     method: Literal["mean", "weighted", "rank"]
 
 
+class Rules(Strict):
+    """Competition rules checked whenever params load."""
+
+    no_pretrained: list[CompetitionName] = Field(
+        description="competitions whose rules forbid pretrained weights")
+
+
 class Params(Strict):
     competition: CompetitionName
     image_size: int = Field(ge=16, le=2048)
@@ -226,6 +235,7 @@ class Params(Strict):
     tta: list[TtaName] = Field(min_length=1)
     predict: Predict
     ensemble: Ensemble
+    rules: Rules
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
@@ -235,6 +245,12 @@ class Params(Strict):
                 f"train.models: {missing} not defined under models: "
                 f"(add e.g. `{missing[0]}: {{}}`; defined: {sorted(self.models)})"
             )
+        pretrained = [m for m in self.train.models if self.models[m].pretrained]
+        if pretrained and self.competition in self.rules.no_pretrained:
+            raise ValueError(
+                f"{self.competition}'s rules forbid pretrained weights (rules.no_pretrained), and "
+                f"train.models has pretrained {pretrained}: set pretrained: false, or take "
+                f"{self.competition} out of rules.no_pretrained if this run may use them")
         if len(set(self.train.models)) != len(self.train.models):
             raise ValueError(f"train.models: duplicates in {self.train.models}")
         bad = [f for f in self.folds.run if not 0 <= f < self.folds.n_splits]

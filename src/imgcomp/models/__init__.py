@@ -24,6 +24,17 @@ def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 from . import classic  # noqa: E402,F401  (registers the custom CNNs)
 
 
+def check_arch(arch: str) -> None:
+    """A custom model's name or a timm model's, else one line saying where names come from."""
+    if arch in CUSTOM:
+        return
+    import timm
+
+    if not timm.is_model(arch):
+        raise UserError(f"unknown model {arch!r}: use a custom model ({', '.join(sorted(CUSTOM))}) "
+                        "or a timm name (python -c 'import timm; print(timm.list_models())')")
+
+
 def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
                  pretrained: bool = False, pretrained_file: str | None = None,
                  args: dict | None = None) -> nn.Module:
@@ -39,9 +50,7 @@ def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
             raise UserError(f"models: bad args for {arch}: {e}") from None
     import timm
 
-    if not timm.is_model(arch):
-        raise UserError(f"unknown model {arch!r}: use a custom model ({', '.join(sorted(CUSTOM))}) "
-                        "or a timm name (python -c 'import timm; print(timm.list_models())')")
+    check_arch(arch)
     overlay = None
     if pretrained and pretrained_file:
         if not Path(pretrained_file).is_file():

@@ -28,6 +28,7 @@ from ..training.device import runtime, seed_everything
 from ..training.launch import check_launch, needs_torchrun, relaunch
 from ..training.loop import fit, make_feed
 from .common import file_digest, fold_rows, read_folds, sampled_digest
+from .weights import checked_weights, sha256sum
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
@@ -36,8 +37,10 @@ DVC = {
     "cmd": "python -m imgcomp train --model ${item.model} --fold ${item.fold} "
            "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
            "--out models/${competition}/${item.model}-f${item.fold}.safetensors "
-           "--live dvclive/${competition}/${item.model}-f${item.fold}",
-    "deps": ["data/prepared/${competition}", "data/folds/${competition}.csv"],
+           "--live dvclive/${competition}/${item.model}-f${item.fold} "
+           "--init models/pretrained/${item.model}",
+    "deps": ["data/prepared/${competition}", "data/folds/${competition}.csv",
+             "models/pretrained/${item.model}"],
     "params": ["competition", "image_size", "models.${item.model}", "augment.${competition}",
                "train.epochs", "train.batch_size", "train.lr", "train.weight_decay",
                "train.optimizer", "train.momentum", "train.schedule", "train.warmup_epochs",
@@ -78,7 +81,9 @@ def preprocessing(model: torch.nn.Module, pretrained: bool, channels: int,
 
 
 def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
-         out_ckpt: Path, live_dir: Path, resume_dir: Path = Path("checkpoints")) -> None:
+         out_ckpt: Path, live_dir: Path, resume_dir: Path = Path("checkpoints"),
+         init_dir: Path | None = None) -> None:
+    """`init_dir`: the weights stage's folder of this model (needed when it is pretrained)."""
     check_launch(params.train, torch.cuda.is_available(), torch.cuda.device_count())
     if needs_torchrun(params.train):
         return relaunch(params.train, f"imgcomp-{params.competition}-{model_name}-f{fold}")
@@ -98,8 +103,14 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
 
     rt = runtime(cfg)
     seed_everything(cfg.seed)
+    init = None
+    if spec.pretrained:  # from the weights stage's file, never from the network
+        if init_dir is None:
+            raise UserError(f"train: {model_name} is pretrained: pass --init "
+                            f"models/pretrained/{model_name} (the weights stage's folder)")
+        init = checked_weights(Path(init_dir), model_name, spec.sha256)
     model = create_model(arch, prepared.num_classes, comp.channels, params.image_size,
-                         spec.pretrained, spec.pretrained_file, spec.args)
+                         spec.pretrained, str(init) if init else None, spec.args)
     mean, std, interpolation = preprocessing(model, spec.pretrained, comp.channels,
                                              prepared.stats)
     prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last, interpolation)
@@ -117,6 +128,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
         "model_spec": spec.model_dump(mode="json"),
         "data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, Path(folds_csv)),
+        "init": sha256sum(init) if init else None,  # the pretrained weights it starts from
         "cache": sampled_digest(prepared.root / CACHE),
         "code": code_digest(stage_modules("train")),
     }
