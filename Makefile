@@ -53,10 +53,10 @@ submit: $(STAMP) ## upload the submission with the kaggle CLI (DRY_RUN=1: print 
 	python -m imgcomp upload $(if $(DRY_RUN),--dry-run,)
 
 # PACKAGE_WHEELS=1: packages/wheels/ also holds every dependency's wheel, at requirements.lock's
-# pins, for this machine's Python and platform: `pip install --no-index --find-links
-# packages/wheels imgcomp` then needs no registry. torch and torchvision come from the registry
-# pip uses (the lock's build), or from PACKAGE_TORCH_INDEX, e.g.
-# https://download.pytorch.org/whl/cpu for CPU-only torch (no CUDA libraries: ~1 GB less).
+# pins (one shipped as source only is built into a wheel here), for this machine's Python and
+# platform: `pip install --no-index --find-links packages/wheels imgcomp` then needs no registry.
+# torch and torchvision come from the registry pip uses (the lock's build, with its CUDA
+# libraries), or from PACKAGE_TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu (CPU-only).
 PACKAGE_WHEELS ?=
 PACKAGE_TORCH_INDEX ?=
 package: $(STAMP) ## the trained ensemble for another machine: packages/<competition>/ + wheels (PACKAGE_WHEELS=1: all)
@@ -68,7 +68,7 @@ package: $(STAMP) ## the trained ensemble for another machine: packages/<competi
 	  if [ -n "$(PACKAGE_TORCH_INDEX)" ]; then \
 	    python -m pip download -q --no-deps -d packages/wheels --index-url "$(PACKAGE_TORCH_INDEX)" \
 	      $$(grep -E '^(torch|torchvision)==' requirements.lock); fi; \
-	  python -m pip download -q -d packages/wheels -c requirements.lock --find-links packages/wheels \
+	  python -m pip wheel -q -w packages/wheels -c requirements.lock --find-links packages/wheels \
 	    packages/wheels/imgcomp-*.whl; \
 	  echo "packages/wheels: $$(ls packages/wheels | wc -l) wheels, $$(du -sh packages/wheels | cut -f1)"; fi
 	@echo "offline: pip install --no-index --find-links packages/wheels imgcomp (PACKAGE_WHEELS=1), then python -m imgcomp infer --package packages/<competition> --raw DIR --out submission.csv"

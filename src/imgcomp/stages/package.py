@@ -31,10 +31,13 @@ DVC = {
            "--out packages/${competition}",
     "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock"],
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
-               "prepare.cache_margin", "prepare.max_extract_gb", "ensemble", "predict.batch_size",
+               "prepare.cache_margin", "ensemble", "predict.batch_size",
                "train.precision", "train.channels_last", "train.deterministic"],
     "outs": ["packages/${competition}"],
 }
+# Read, but no params of the stage: infer --raw's cap on bytes extracted per archive, recorded
+# for it as prepare's safety cap is (the same output or an error), so changing it reruns nothing.
+READS_UNTRACKED = ["prepare.max_extract_gb"]
 FORMAT = 2  # package.json's layout version; infer refuses others
 
 
