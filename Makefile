@@ -52,11 +52,26 @@ report: $(STAMP) ## one self-contained HTML page of the last run: reports/<compe
 submit: $(STAMP) ## upload the submission with the kaggle CLI (DRY_RUN=1: print the command only)
 	python -m imgcomp upload $(if $(DRY_RUN),--dry-run,)
 
-package: $(STAMP) ## the trained ensemble for another machine: packages/<competition>/ + the imgcomp wheel
+# PACKAGE_WHEELS=1: packages/wheels/ also holds every dependency's wheel, at requirements.lock's
+# pins (one shipped as source only is built into a wheel here), for this machine's Python and
+# platform: `pip install --no-index --find-links packages/wheels imgcomp` then needs no registry.
+# torch and torchvision come from the registry pip uses (the lock's build, with its CUDA
+# libraries), or from PACKAGE_TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu (CPU-only).
+PACKAGE_WHEELS ?=
+PACKAGE_TORCH_INDEX ?=
+package: $(STAMP) ## the trained ensemble for another machine: packages/<competition>/ + wheels (PACKAGE_WHEELS=1: all)
 	dvc repro package
 	@dvc checkout --relink -q 2>/dev/null || true
+	rm -f packages/wheels/imgcomp-*.whl
 	python -m pip wheel -q --no-deps --no-build-isolation -w packages/wheels .
-	@echo "offline: pip install --no-deps packages/wheels/imgcomp-*.whl; python -m imgcomp infer --package packages/<competition> --images DIR --out submission.csv"
+	@if [ -n "$(PACKAGE_WHEELS)" ] && [ "$(PACKAGE_WHEELS)" != 0 ]; then set -e; \
+	  if [ -n "$(PACKAGE_TORCH_INDEX)" ]; then \
+	    python -m pip download -q --no-deps -d packages/wheels --index-url "$(PACKAGE_TORCH_INDEX)" \
+	      $$(grep -E '^(torch|torchvision)==' requirements.lock); fi; \
+	  python -m pip wheel -q -w packages/wheels -c requirements.lock --find-links packages/wheels \
+	    packages/wheels/imgcomp-*.whl; \
+	  echo "packages/wheels: $$(ls packages/wheels | wc -l) wheels, $$(du -sh packages/wheels | cut -f1)"; fi
+	@echo "offline: pip install --no-index --find-links packages/wheels imgcomp (PACKAGE_WHEELS=1), then python -m imgcomp infer --package packages/<competition> --raw DIR --out submission.csv"
 
 pipeline: $(STAMP) ## regenerate dvc.yaml from the stages' declarations (src/imgcomp/stages/*.py)
 	python -m imgcomp.pipeline

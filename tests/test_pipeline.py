@@ -1,11 +1,14 @@
 """End to end: `dvc repro` on tiny params (1 epoch, 2 folds, 32 px) in a temporary copy."""
 
 import json
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-from helpers import (REPO, cat_dog_archive, food11_archive, imgcomp, make_project, palm_archives, ran_stages,
-                     run, set_params)
+from helpers import (REPO, cat_dog_archive, food11_archive, env_for, imgcomp, make_project, palm_archives,
+                     ran_stages, run, set_params)
 
 pytestmark = pytest.mark.e2e
 
@@ -49,40 +52,62 @@ def test_digits_end_to_end(digits_project):
     assert "CV accuracy" in summary.stdout and "held-out test accuracy" in summary.stdout
 
 
-def test_the_package_alone_reproduces_the_submission_on_new_images(digits_project, tmp_path):
-    """`infer` with the package and a folder of images, outside the project (no params.yaml,
-    DVC or prepared data), gives the run's own submission; broken inputs are one line."""
+def test_the_package_alone_reproduces_the_submission_from_the_raw_data(digits_project, tmp_path):
+    """The package copied alone into an empty folder: `infer --raw` on digits' raw folder, as
+    the organisers ship it, writes the run's submission byte for byte (no params.yaml, DVC or
+    prepared data there); `--images` gives per-class probabilities whose argmax is the same."""
     import shutil
 
     import pandas as pd
 
     project, _ = digits_project
-    package = tmp_path / "pkg"
-    shutil.copytree(project / "packages/digits", package)
-    spec = json.loads((package / "package.json").read_text())
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    shutil.copytree(project / "packages/digits", here / "pkg")
+    spec = json.loads((here / "pkg/package.json").read_text())
     assert [(i["model"], i["fold"]) for i in spec["items"]] == [("lenet", 0), ("lenet", 1)]
-    assert all((package / i["file"]).is_file() for i in spec["items"])
-    images = project / "data/raw/digits/test"  # the run's test images, as organisers ship them
-    out = tmp_path / "sub.csv"
-    proc = imgcomp(["infer", "--package", str(package), "--images", str(images),
-                    "--out", str(out)], tmp_path, check=True)
-    assert "written and validated: 450 rows" in proc.stdout
-    ours = pd.read_csv(out, dtype=str).set_index("id").sort_index()
-    run_sub = pd.read_csv(project / "submissions/digits.csv", dtype=str).set_index("id").sort_index()
-    assert ours.equals(run_sub)
+    env = env_for(project)  # this checkout's imgcomp; the cwd holds the package alone
 
-    def error(args):
-        proc = imgcomp(["infer", *args, "--out", str(tmp_path / "bad.csv")], tmp_path)
+    def infer(*args, check=True):
+        return run([sys.executable, "-m", "imgcomp", "infer", "--package", "pkg", *args], here,
+                   check=check, env=env)
+
+    proc = infer("--raw", str(project / "data/raw/digits"), "--out", "submission.csv")
+    assert "digits submission, validated: 450 test ids" in proc.stdout
+    assert sorted(p.name for p in here.iterdir()) == ["pkg", "submission.csv"]
+    assert (here / "submission.csv").read_bytes() == \
+        (project / "submissions/digits.csv").read_bytes()
+
+    infer("--images", str(project / "data/raw/digits/test"), "--out", "probs.csv")
+    probs = pd.read_csv(here / "probs.csv", dtype={"file": str, "pred": str})
+    assert list(probs.columns) == ["file", "pred", *[f"p_{d}" for d in range(10)]]
+    p = probs.iloc[:, 2:].to_numpy()
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-6)
+    assert (probs["pred"] == p.argmax(axis=1).astype(str)).all()
+    run_sub = pd.read_csv(project / "submissions/digits.csv", dtype=str)
+    pred = dict(zip(probs["file"].str.removesuffix(".png"), probs["pred"]))
+    assert [pred[i] for i in run_sub["id"]] == run_sub["label"].tolist()
+    ens = pd.read_csv(project / "preds/digits/ensemble/test.csv", dtype={"id": str})
+    by_file = probs.set_index(probs["file"].str.removesuffix(".png")).loc[ens["id"]]
+    assert np.array_equal(by_file.iloc[:, 2:].to_numpy(), ens.iloc[:, 1:].to_numpy())
+
+    def error(*args):
+        proc = infer(*args, "--out", "bad.csv", check=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert not (tmp_path / "bad.csv").exists()
+        assert not (here / "bad.csv").exists()
         return proc.stderr.strip()
 
-    assert "no package.json" in error(["--package", str(tmp_path), "--images", str(images)])
+    raw = str(project / "data/raw/digits")
+    assert "not allowed with argument --raw" in error("--raw", raw, "--images", raw)
+    assert "one of the arguments --raw --images is required" in error()
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "no images" in error(["--package", str(package), "--images", str(empty)])
-    (package / spec["items"][1]["file"]).write_bytes(b"not the weights")
-    assert "sha256 differs" in error(["--package", str(package), "--images", str(images)])
+    assert "no images" in error("--images", str(empty))
+    assert "train: missing" in error("--raw", str(empty))
+    (here / "pkg" / spec["items"][1]["file"]).write_bytes(b"not the weights")
+    assert "sha256 differs" in error("--raw", raw)
+    shutil.rmtree(here / "pkg")
+    assert "no package.json" in error("--raw", raw)
 
 
 def test_second_repro_runs_nothing_then_tta_and_epochs_rerun_only_downstream(digits_project):
@@ -401,3 +426,40 @@ def test_the_package_ships_the_checkpoints_own_bytes(digits_project):
         assert model.read_bytes() == shipped.read_bytes()
         info = checkpoint.load(model)
         assert info["arch"] == "lenet" and info["config"]["fold"] == fold
+
+
+@pytest.mark.slow
+def test_the_package_installs_and_runs_with_no_registry(digits_project, tmp_path):
+    """`PACKAGE_WHEELS=1 make package`, then on a machine with no registry (a fresh venv, pip
+    with --no-index and no config): `pip install --find-links packages/wheels imgcomp` and
+    `infer --raw` from a folder holding only the package write the run's submission."""
+    import os
+    import shutil
+
+    project, _ = digits_project
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(REPO / name, project / name)
+    stamp = project / ".venv/.installed"  # the test's venv stands in for make install's
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.touch()
+    proc = run(["make", "package", "PACKAGE_WHEELS=1", f"BIN={Path(sys.executable).parent}"],
+               project, timeout=1800)
+    wheels = project / "packages/wheels"
+    assert "wheels," in proc.stdout
+    names = {p.name.split("-")[0].lower() for p in wheels.glob("*.whl")}
+    assert {"imgcomp", "torch", "timm", "safetensors", "pandas", "pillow"} <= names
+    offline = {k: v for k, v in env_for(project).items()
+               if not k.startswith("PIP_") and k != "PYTHONPATH"}
+    offline |= {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}  # no registry, no config
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], tmp_path, env=offline)
+    py = str(venv / "bin/python")
+    run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), "imgcomp"],
+        tmp_path, env=offline, timeout=1800)
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+    shutil.copytree(project / "packages/digits", kernel / "pkg")
+    run([py, "-m", "imgcomp", "infer", "--package", "pkg", "--raw",
+         str(project / "data/raw/digits"), "--out", "submission.csv"], kernel, env=offline)
+    assert (kernel / "submission.csv").read_bytes() == \
+        (project / "submissions/digits.csv").read_bytes()

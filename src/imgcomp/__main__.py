@@ -35,13 +35,20 @@ def _parser() -> argparse.ArgumentParser:
         "leaderboard")
     add("package", "the trained ensemble as safetensors + package.json (make package)",
         "models", "cv", "out")
-    i = sub.add_parser("infer", help="a package on a folder of new images -> the competition's "
-                                     "CSV (no params.yaml, DVC or prepared data needed)")
+    i = sub.add_parser("infer", help="a package on the competition's raw test data -> the "
+                                     "validated submission, or on any folder of images -> "
+                                     "per-class probabilities (no params.yaml, DVC or prepared "
+                                     "data needed)")
     i.add_argument("--package", required=True, type=Path, help="e.g. packages/food11")
-    i.add_argument("--images", required=True, type=Path, help="folder of images; ids = file stems")
+    src = i.add_mutually_exclusive_group(required=True)
+    src.add_argument("--raw", type=Path, help="the competition's data as the organisers ship it "
+                     "(what data/raw/<competition>/ holds) -> its submission CSV")
+    src.add_argument("--images", type=Path,
+                     help="any folder of images -> CSV file,pred,p_<class>...")
     i.add_argument("--out", required=True, type=Path, help="the CSV to write")
     i.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    i.add_argument("--batch-size", default=256, type=int)
+    i.add_argument("--batch-size", type=int,
+                   help="images per batch (default: the run's predict.batch_size)")
     v = sub.add_parser("validate", help="check any CSV against the competition's test ids")
     v.add_argument("file", type=Path)
     v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
@@ -62,7 +69,7 @@ def run(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
     if args.stage == "infer":  # a package carries all it needs: no params.yaml
         from .inference.infer import infer
-        infer(args.package, args.images, args.out, args.device, args.batch_size)
+        infer(args.package, args.out, args.raw, args.images, args.device, args.batch_size)
         return
     from .params import load_params
 

@@ -75,7 +75,6 @@ def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers:
     ok = np.ones(len(paths), dtype=bool)
     errors: list[str] = []
     tasks = [(str(p), size, channels) for p in paths]
-    chunk = max(1, min(256, len(tasks) // (workers * 8) or 1))
     bar = tqdm(total=len(tasks), desc="prepare: decode", unit="img", disable=not progress,
                mininterval=1.0)
     if workers <= 1 or len(tasks) < 64:
@@ -83,6 +82,7 @@ def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers:
         pool = None
     else:
         pool = ProcessPoolExecutor(workers)
+        chunk = max(1, min(256, len(tasks) // (workers * 8) or 1))
         results = pool.map(_decode_task, tasks, chunksize=chunk)
     try:
         for i, (arr, err) in enumerate(results):

@@ -4,10 +4,12 @@
 the very checkpoint `train` wrote (weights and JSON: loading one runs no code; the same bytes,
 so DVC's cache holds the model once), one `package.json` saying how to rebuild and combine
 them (architecture and args, preprocessing, image size, TTA views, ensemble method and weights,
-classes, the competition's submission format), and `requirements.lock` (the exact versions it
-was made with). `python -m imgcomp infer --package packages/<competition> --images DIR` turns a
-folder of images into the competition's CSV with it, with no params.yaml, DVC or prepared data:
-what a Kaggle code competition's offline notebook needs.
+classes, the competition, its params and submission format, predict's batch size and
+precision), and `requirements.lock` (the exact versions it was made with). With it,
+`python -m imgcomp infer --package packages/<competition> --raw DIR` turns the competition's
+test data, as the organisers ship it, into the validated submission (`--images DIR`: any folder
+of images into per-class probabilities), with no params.yaml, DVC or prepared data: what a
+Kaggle code competition's offline notebook needs.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ DVC = {
     "cmd": "python -m imgcomp package --models models/${competition} --cv metrics/cv.json "
            "--out packages/${competition}",
     "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock"],
-    "params": ["competition", "train.models", "folds.run", "tta", "prepare.cache_margin",
-               "ensemble"],
+    "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
+               "prepare.cache_margin", "ensemble", "predict.batch_size",
+               "train.precision", "train.channels_last", "train.deterministic"],
     "outs": ["packages/${competition}"],
 }
-FORMAT = 1  # package.json's layout version; infer refuses others
+# Read, but no params of the stage: infer --raw's cap on bytes extracted per archive, recorded
+# for it as prepare's safety cap is (the same output or an error), so changing it reruns nothing.
+READS_UNTRACKED = ["prepare.max_extract_gb"]
+FORMAT = 2  # package.json's layout version; infer refuses others
 
 
 def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None:
@@ -72,10 +78,17 @@ def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None
                 "metric": comp.metric, "classes": classes, "channels": comp.channels,
                 "image_size": image_size,
                 "cache_side": int(round(image_size * (1 + params.prepare.cache_margin))),
+                "competition_params": params.competition_params().model_dump(mode="json"),
+                "max_extract_gb": params.prepare.max_extract_gb,
                 "tta": list(params.tta), "ensemble": {"method": method, "weights": weights},
+                # predict's settings: infer computes what predict computed, on either device
+                "predict": {"batch_size": params.predict.batch_size,
+                            "precision": params.train.precision,
+                            "channels_last": params.train.channels_last,
+                            "deterministic": params.train.deterministic},
                 "cv": {comp.metric: cv["ensemble"][comp.metric]}, "items": items}
         (tmp / "package.json").write_text(json.dumps(spec, indent=1) + "\n")
         shutil.copy("requirements.lock", tmp / "requirements.lock")
     print(f"package: {len(items)} model(s) x fold(s), {method} ensemble, CV {comp.metric} "
           f"{cv['ensemble'][comp.metric]:.4f} -> {out_dir} "
-          f"(python -m imgcomp infer --package {out_dir} --images DIR)")
+          f"(python -m imgcomp infer --package {out_dir} --raw DIR --out submission.csv)")
