@@ -31,8 +31,10 @@ def test_bench_smoke(tmp_path):
     assert len(r["train"]) == (4 if r["device"] == "cuda" else 2)
     for row in r["train"]:
         assert row["bare_images_per_s"] > 0
-        assert row["ratio"] == pytest.approx(row["pipeline_images_per_s"] / row["bare_images_per_s"],
-                                             abs=0.005)
+        # The figures are rounded to 0.1 image/s: at smoke-test speeds (~15 images/s) that alone
+        # moves their quotient by up to ~0.01, so the tolerance follows the rounding.
+        p, b = row["pipeline_images_per_s"], row["bare_images_per_s"]
+        assert row["ratio"] == pytest.approx(p / b, abs=(p / b) * (0.05 / p + 0.05 / b) + 0.0005)
     assert r["augment_alone"]["images_per_s"] > 0
     fp = r["footprint"]  # hardlinked: the DVC cache adds no second copy once relinked
     assert fp["total_mb"] < fp["archive_mb"] + fp["outputs_mb"] + fp["dvc_cache_growth_mb"]

@@ -63,3 +63,18 @@ def test_weighted_cv_is_cross_fitted_and_can_lose_to_the_in_sample_fit():
         w = fit_weights(stack[:, ~inside], y[~inside], "accuracy")
         assert np.allclose(cross_fitted(stack, y, fold_of, "accuracy")[inside],
                            combine(stack[:, inside], w, "mean"))
+
+
+def test_recorded_weights_reproduce_the_ensemble_bit_for_bit():
+    """infer combines with the weights cv.json records; rounded ones would move the CSV."""
+    import json
+
+    from imgcomp.stages.ensemble import recorded_weights
+
+    stack, _ = noisy_models(3)
+    w = np.random.default_rng(0).dirichlet(np.ones(3))  # weights as fit_weights gives: any simplex point
+    back = json.loads(json.dumps(recorded_weights(["a", "b", "c"], w)))
+    again = np.array([back[m] for m in ["a", "b", "c"]])
+    assert np.array_equal(combine(stack, again, "mean"), combine(stack, w, "mean"))
+    rounded = np.array([round(float(x), 6) for x in w])  # what cv.json held before
+    assert not np.array_equal(combine(stack, rounded, "mean"), combine(stack, w, "mean"))

@@ -61,6 +61,12 @@ def combine(stack: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
     return np.tensordot(weights, stack, axes=1)
 
 
+def recorded_weights(models: list[str], weights: np.ndarray) -> dict[str, float]:
+    """The weights as cv.json holds them: exact (JSON floats round-trip), never rounded, because
+    `package` hands them to `infer`, whose CSV must equal this run's byte for byte."""
+    return {m: float(w) for m, w in zip(models, weights)}
+
+
 def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
     """Weights on the simplex; never worse on OOF than the best single model or the mean."""
     from scipy.optimize import minimize
@@ -166,7 +172,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         oof_ens = combine(oof_all, weights, method)
     test_ens = combine(test_all, weights, method)
     ensemble = {**report(comp.metric, y, oof_ens, prepared.classes), "method": method,
-                "weights": {m: round(float(w), 6) for m, w in zip(models, weights)},
+                "weights": recorded_weights(models, weights),
                 **({"note": note} if note else {})}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
