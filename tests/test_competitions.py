@@ -6,6 +6,7 @@ import pytest
 import yaml
 from helpers import REPO, cat_dog_archive, food11_archive, jpeg_bytes, merge, palm_archives
 
+from imgcomp.data import store
 from imgcomp.errors import UserError
 from imgcomp.params import parse_params
 from imgcomp.stages import prepare
@@ -34,7 +35,7 @@ def test_cat_dog_from_rar(tmp_path, rar):
     train = m[m.split == "train"]
     assert set(train.source) == {"train", "val"} and len(train) == 16
     assert (train.label.astype(int) == train.path.str.contains("/dog").astype(int)).all()
-    cache = np.load(out / "images.npy")
+    cache = store.load(store.locate(out))
     assert cache.shape == (28, 37, 37, 3) and cache.dtype == np.uint8
     assert json.loads((out / "classes.json").read_text()) == {"0": "cat", "1": "dog"}
     assert not (out / "files").exists()  # the cache is the data (prepare.keep_files: false)
@@ -141,7 +142,7 @@ def test_desktop_repacked_archives_prepare_the_same_data(tmp_path, comp, build, 
         out[junk] = tmp_path / f"prepared-{junk}"
         prepare.main(params_for(comp), raw, out[junk])
     assert "skipped" in capsys.readouterr().out.splitlines()[-1]
-    for name in ("manifest.csv", "classes.json", "stats.json", "images.npy"):
+    for name in ("manifest.csv", "classes.json", "stats.json", "images.u8z"):
         assert (out[False] / name).read_bytes() == (out[True] / name).read_bytes(), name
 
 

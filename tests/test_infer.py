@@ -13,6 +13,7 @@ import pytest
 import yaml
 from helpers import REPO, cat_dog_archive, env_for, food11_archive, merge, palm_archives
 
+from imgcomp.data import store
 from imgcomp.data.cache import build_cache
 from imgcomp.inference.infer import raw_test_images
 from imgcomp.params import parse_params
@@ -56,7 +57,7 @@ def test_raw_test_listing_and_decoding_are_prepares(tmp_path, case):
     channels = json.loads((tmp_path / "prepared/stats.json").read_text())["channels"]
     ok, _ = build_cache(paths, tmp_path / "ours.npy", side, channels, workers=0, progress=False)
     assert ok.all()
-    theirs = np.load(tmp_path / "prepared/images.npy")[test]
+    theirs = store.rows(store.locate(tmp_path / "prepared"), test)
     assert np.array_equal(np.load(tmp_path / "ours.npy"), theirs)
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from imgcomp.data import store
 from imgcomp.errors import UserError
 from imgcomp.manifest import check_manifest
 from imgcomp.params import parse_params
@@ -75,7 +76,7 @@ def test_bad_train_images_are_skipped_with_a_warning(tmp_path, capsys):
     m = pd.read_csv(tmp_path / "out/manifest.csv", dtype={"id": str})
     assert not any(m.id.str.contains("_9[0-3].jpg"))
     assert all(f"train/{k}" in set(m.id) for k in CONVERTIBLE)  # CMYK, gray, 16-bit: converted
-    cache = np.load(tmp_path / "out/images.npy")
+    cache = store.load(store.locate(tmp_path / "out"))
     assert len(cache) == len(m) and cache.dtype == np.uint8 and cache.shape[-1] == 3
     row = m.index[m.id == "train/6_96.jpg"][0]
     assert cache[row].max() > 0  # 16-bit scaled into 8 bits, not clipped to white or black

@@ -8,6 +8,7 @@ import torch
 import yaml
 from helpers import REPO, augment, merge, prepared_digits
 
+from imgcomp.data import store
 from imgcomp.params import parse_params
 from imgcomp.training.loop import lr_lambda
 
@@ -117,7 +118,7 @@ def test_albumentations_batches_follow_seed_whatever_the_workers(digits_small):
         return [x.clone() for x, _ in loader]
 
     def make(workers):
-        ds = CachedImages(root / "prepared/images.npy", rows, rows % 10,
+        ds = CachedImages(store.load(store.locate(root / "prepared")), rows, rows % 10,
                           train_transform(augment(scale=(0.5, 1.0), rotate=10), 32, 0))
         return train_loader(ds, 16, workers, False)
 

@@ -20,7 +20,7 @@ from .errors import UserError
 COLUMNS = ["id", "path", "label", "split", "source"]
 MANIFEST = "manifest.csv"
 CLASSES = "classes.json"
-CACHE = "images.npy"
+CACHE = "images.npy"  # uncompressed; compressed: images.u8z (data/store.py)
 STATS = "stats.json"
 
 
@@ -76,9 +76,19 @@ class Prepared:
         """Per-channel mean/std of the training images (read only by the stages that need it)."""
         return json.loads((self.root / STATS).read_text())
 
-    def images(self) -> np.ndarray:
-        """The uint8 cache, (N, S, S, C), memory-mapped: rows follow the manifest."""
-        return np.load(self.root / CACHE, mmap_mode="r")
+    @property
+    def cache(self) -> Path:
+        """The uint8 cache's file: `images.npy` or, compressed, `images.u8z` (data/store.py)."""
+        from .data.store import locate
+
+        return locate(self.root)
+
+    def image_rows(self, rows) -> np.ndarray:
+        """Rows of the uint8 cache, (len(rows), S, S, C): rows follow the manifest. Reads
+        only what holds them."""
+        from .data.store import rows as read_rows
+
+        return read_rows(self.cache, rows)
 
     @property
     def num_classes(self) -> int:

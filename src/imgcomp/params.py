@@ -120,6 +120,8 @@ class Prepare(Strict):
     on_bad_image: Literal["skip", "fail"]
     max_extract_gb: float = Field(gt=0.0, description="cap on bytes written per archive")
     keep_files: bool = Field(description="keep the extracted images in files/ (disk: 2x their size)")
+    compress_cache: bool = Field(description="store the cache compressed (lossless; decompressed "
+                                 "into RAM or onto the GPU once per process); false: memory-mapped")
 
 
 class Folds(Strict):

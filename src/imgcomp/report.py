@@ -101,14 +101,13 @@ def confidently_wrong(prepared: Prepared, ids: list[str], labels: np.ndarray, pr
         return "<p>No wrong out-of-fold predictions.</p>"
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:limit]
     row_of = pd.Series(np.arange(len(prepared.manifest)), index=prepared.manifest["id"])
-    images = prepared.images()
+    images = prepared.image_rows(row_of[[ids[k] for k in wrong]].to_numpy())
     cols = min(8, len(wrong))
     rows = (len(wrong) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, k in zip(axes.ravel(), wrong):
-        img = np.asarray(images[row_of[ids[k]]])
+    for ax, k, img in zip(axes.ravel(), wrong, images):
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
         c = prepared.classes
         ax.set_title(f"{ids[k]}\n{c[labels[k]]} -> {c[pred[k]]} ({probs[k, pred[k]]:.2f})", fontsize=7)

@@ -7,6 +7,8 @@
   (one fancy index over sorted rows), pins them, and stays a few batches ahead;
 - on CPU, the memory map itself, seen as a tensor (copy-on-write, so nothing is copied into
   RAM): a batch is the same index gather, and the OS page cache does the rest.
+A compressed cache (`images.u8z`, see `store`) is decompressed once: straight onto the GPU when
+it fits there, otherwise into RAM, where it stands in for the memory map.
 
 `DeviceFeed` is the `device` augmentation backend's training feed: the epoch's rows are a
 permutation seeded by (train.seed, epoch), this rank's share of it is cut into batches, and
@@ -46,9 +48,25 @@ class Images:
 
     def __init__(self, cache: Path, device: torch.device, share: float | str = "auto",
                  prefetch: int = 4):
+        from .store import Compressed
+
         self.cache, self.device, self.prefetch = Path(cache), device, prefetch
-        self.map = np.load(self.cache, mmap_mode="r")
         self.tensor: torch.Tensor | None = None
+        if self.cache.suffix != ".npy":  # compressed: decompressed once, onto the GPU if it fits
+            packed = Compressed(self.cache)
+            if device.type == "cuda" and fits_on_device(packed.nbytes,
+                                                        torch.cuda.mem_get_info(device)[0], share):
+                self.map = None
+                self.tensor = _upload_chunks(packed, device)
+                self._len = len(packed)
+                return
+            self.map = packed.load()  # in RAM: the "memory map" below is this array
+            if device.type == "cpu":
+                self.tensor = torch.from_numpy(self.map)
+            self._len = len(self.map)
+            return
+        self.map = np.load(self.cache, mmap_mode="r")
+        self._len = len(self.map)
         if device.type == "cpu":
             self.tensor = torch.from_numpy(np.load(self.cache, mmap_mode="c"))
         elif device.type == "cuda":
@@ -56,13 +74,24 @@ class Images:
             if fits_on_device(self.map.nbytes, free, share):
                 self.tensor = _upload(self.map, device)
 
+    def host(self) -> Path | np.ndarray:
+        """What per-image loader processes read: the .npy file (each maps it), or the
+        decompressed array (inherited by the forked workers, not copied)."""
+        if self.cache.suffix == ".npy":
+            return self.cache
+        if self.map is None:  # on the GPU only: the host copy is made on first need
+            from .store import Compressed
+
+            self.map = Compressed(self.cache).load()
+        return self.map
+
     @property
     def resident(self) -> bool:
         """True when a batch is a gather on the device (GPU copy, or CPU memory map)."""
         return self.tensor is not None
 
     def __len__(self) -> int:
-        return len(self.map)
+        return self._len
 
     def gather(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Rows of the cache, in the order given, as a uint8 NHWC tensor on the device."""
@@ -93,6 +122,14 @@ def _upload(arr: np.ndarray, device: torch.device, chunk_bytes: int = 256 << 20)
     step = max(1, chunk_bytes // max(1, arr[0].nbytes))
     for s in range(0, len(arr), step):
         out[s:s + step].copy_(torch.from_numpy(np.ascontiguousarray(arr[s:s + step])))
+    return out
+
+
+def _upload_chunks(packed, device: torch.device) -> torch.Tensor:
+    """A compressed cache onto the GPU as it decompresses: no host copy of the whole."""
+    out = torch.empty(packed.shape, dtype=torch.uint8, device=device)
+    for start, rows in packed.chunks():
+        out[start:start + len(rows)].copy_(torch.from_numpy(rows))
     return out
 
 

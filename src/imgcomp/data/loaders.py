@@ -75,10 +75,14 @@ class BatchImages(Dataset):
 class CachedImages(BatchImages):
     """Rows of the memory-mapped uint8 cache, through an optional per-image transform."""
 
-    def __init__(self, cache: Path, rows: np.ndarray, labels: np.ndarray, transform=None):
+    def __init__(self, cache: Path | np.ndarray, rows: np.ndarray, labels: np.ndarray,
+                 transform=None):
         super().__init__(labels, transform)
-        self.cache, self.rows = cache, rows
-        self._images = None
+        self.rows = rows
+        if isinstance(cache, np.ndarray):  # a decompressed cache: forked workers share it
+            self.cache, self._images = None, cache
+        else:
+            self.cache, self._images = cache, None
 
     def image(self, i: int) -> np.ndarray:
         if self._images is None:  # opened lazily: each loader process maps the file itself

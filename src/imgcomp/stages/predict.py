@@ -14,7 +14,7 @@ from .. import checkpoint
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images
 from ..fileio import atomic_path
-from ..manifest import CACHE, Prepared
+from ..manifest import Prepared
 from ..metrics import score
 from ..models import create_model
 from ..params import Params
@@ -57,7 +57,7 @@ def main(params: Params, ckpt_path: Path, prepared_dir: Path, folds_csv: Path, o
         model.to(memory_format=torch.channels_last)
     prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last,
                       ckpt["interpolation"])
-    images = Images(prepared.root / CACHE, rt.device, share=0)  # each row is read once
+    images = Images(prepared.cache, rt.device, share=0)  # each row is read once
     name = f"predict {ckpt['config']['model']} fold {fold}"
     run = lambda rows, part: predict_probs(  # noqa: E731
         model, images, rows, prep, rt, params.tta, params.predict.batch_size, f"{name} {part}")

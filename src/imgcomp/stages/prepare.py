@@ -5,8 +5,9 @@ Output folder (written under a temporary name, renamed into place when whole):
 them, and each copy costs the data's size in the workspace and again in DVC's cache; the
 manifest's `path` says where each image is under `files/`, or inside the raw archives),
 `manifest.csv`, `classes.json`, `stats.json` (per-channel
-mean/std of the training images) and `images.npy` (uint8, N x S x S x C, S = image_size *
-(1 + prepare.cache_margin), rows in manifest order, read memory-mapped).
+mean/std of the training images) and the cache: uint8, N x S x S x C, S = image_size *
+(1 + prepare.cache_margin), rows in manifest order; `images.u8z` (losslessly compressed, with
+`prepare.compress_cache`, the default) or `images.npy` (read memory-mapped). See data/store.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..competitions import get_competition
 from ..data.cache import build_cache, channel_stats
+from ..data.store import U8Z, compress
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..manifest import CACHE, CLASSES, MANIFEST, STATS, check_manifest
@@ -31,7 +33,8 @@ DVC = {
            "--out data/prepared/${competition}",
     "deps": ["data/raw/${competition}"],
     "params": ["competition", "competitions.${competition}", "image_size",
-               "prepare.cache_margin", "prepare.on_bad_image", "prepare.keep_files"],
+               "prepare.cache_margin", "prepare.on_bad_image", "prepare.keep_files",
+               "prepare.compress_cache"],
     "outs": ["data/prepared/${competition}"],
 }
 # Read, but no params of the stage: they change no output (tests/test_params_audit.py checks
@@ -70,6 +73,9 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         (tmp / CLASSES).write_text(json.dumps(dict(enumerate(comp.classes)), indent=2) + "\n")
         (tmp / STATS).write_text(json.dumps({**stats, "cache_side": size,
                                              "channels": comp.channels}, indent=2) + "\n")
+        if params.prepare.compress_cache:  # lossless, ~0.65x on photos: see data/store.py
+            compress(tmp / CACHE, tmp / U8Z)
+            (tmp / CACHE).unlink()
     counts = frame.groupby(["split", "source"]).size().to_dict()
     print(f"prepare: {comp.name}: {len(frame)} images {counts}, cache {size}px -> {out_dir}"
           + (f"; skipped {junk} desktop files (__MACOSX, ._*, .DS_Store, Thumbs.db, ...)"

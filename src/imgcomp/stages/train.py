@@ -19,7 +19,7 @@ from ..competitions import get_competition
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
-from ..manifest import CACHE, MANIFEST, STATS, Prepared
+from ..manifest import MANIFEST, STATS, Prepared
 from ..metrics import score
 from ..models import create_model
 from ..params import Params
@@ -116,7 +116,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last, interpolation)
     aug = params.competition_augment()
     backend = params.augment_backend()
-    images = Images(prepared.root / CACHE, rt.device, cfg.device_cache)
+    images = Images(prepared.cache, rt.device, cfg.device_cache)
     feed = make_feed(cfg, rt, backend, aug, images, train_rows, labels[train_rows],
                      params.image_size, mean, std)
     run_config = {
@@ -129,7 +129,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         "model_spec": spec.model_dump(mode="json"),
         "data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, Path(folds_csv)),
         "init": sha256sum(init) if init else None,  # the pretrained weights it starts from
-        "cache": sampled_digest(prepared.root / CACHE),
+        "cache": sampled_digest(prepared.cache),
         "code": code_digest(stage_modules("train")),
     }
     run_key = json.dumps(run_config, sort_keys=True)

@@ -253,7 +253,7 @@ def make_feed(cfg: Train, rt: Runtime, backend: str, aug: Augment, images: Image
     from ..data.loaders import AlbumentationsFeed, CachedImages, train_loader
     from ..data.transforms import train_transform
 
-    dataset = CachedImages(images.cache, rows, labels, train_transform(aug, size, cfg.seed))
+    dataset = CachedImages(images.host(), rows, labels, train_transform(aug, size, cfg.seed))
     loader = train_loader(dataset, per_rank, loader_workers(cfg, rt), rt.device.type == "cuda",
                           rt.rank, rt.world, weights)
     return AlbumentationsFeed(loader, DevicePrep(rt.device, mean, std, size, rt.channels_last))

@@ -1,0 +1,178 @@
+"""The prepared cache on disk: `images.npy` (memory-mapped) or `images.u8z` (compressed).
+
+`prepare.compress_cache: true` (the default) stores the uint8 cache losslessly compressed, so
+a competition's data costs 1.75x its archive instead of 2.19x (`make bench`, footprint):
+rows are cut into chunks of about 4 MB; each chunk is filtered (every pixel minus its left
+neighbour, mod 256, as PNG's "Sub" filter) and deflated with zlib. A reader gets the exact
+bytes back. Decompression runs in threads (zlib and numpy release the GIL), about 100 MB/s
+per core (measured on a 2-core CPU), once per process: onto the GPU chunk by chunk when the cache is device-resident
+(no host copy), otherwise into RAM. `false` keeps `images.npy`, memory-mapped: nothing is
+held in RAM, for a cache larger than RAM.
+
+Container (`images.u8z`): MAGIC, the chunks, a JSON footer (`shape`, `chunk_rows`, `codec`,
+`filter`, `offsets`: the chunks' byte offsets after MAGIC, one more than there are chunks),
+then the footer's length as a little-endian uint64.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import UserError
+
+NPY, U8Z = "images.npy", "images.u8z"
+MAGIC = b"IMGCOMP-U8Z\x01"
+CHUNK_BYTES = 4 << 20
+LEVEL = 1  # zlib level: 1 is 3x faster than 6 for 1.06x larger files (measured on photos)
+
+
+def locate(root: str | Path) -> Path:
+    """The cache file of a prepared folder (exactly one of the two forms)."""
+    root = Path(root)
+    found = [root / name for name in (NPY, U8Z) if (root / name).is_file()]
+    if len(found) != 1:
+        what = "no cache" if not found else "two caches"
+        raise UserError(f"{root}: {what} ({NPY} or {U8Z}); run `dvc repro prepare`")
+    return found[0]
+
+
+def _threads() -> int:
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def _filter(rows: np.ndarray) -> bytes:
+    d = rows.copy()
+    d[:, :, 1:] -= rows[:, :, :-1]  # uint8: wraps mod 256, exactly invertible
+    return d.tobytes()
+
+
+def compress(src: Path, dst: Path, level: int = LEVEL) -> None:
+    """`src` (.npy) -> `dst` (.u8z), chunk by chunk: memory stays at a few chunks."""
+    images = np.load(src, mmap_mode="r")
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"{src}: expected uint8 N x H x W x C, got {images.dtype} {images.shape}")
+    row = max(1, images[0].nbytes if len(images) else 1)
+    chunk_rows = max(1, CHUNK_BYTES // row)
+    starts = range(0, len(images), chunk_rows)
+
+    def pack(s: int) -> bytes:
+        return zlib.compress(_filter(np.asarray(images[s:s + chunk_rows])), level)
+
+    tmp = dst.with_name(dst.name + ".part")
+    with ThreadPoolExecutor(_threads()) as pool, open(tmp, "wb") as f:
+        f.write(MAGIC)
+        offsets = [0]
+        for blob in pool.map(pack, starts):  # in order; the pool compresses ahead
+            f.write(blob)
+            offsets.append(offsets[-1] + len(blob))
+        footer = json.dumps({"shape": list(images.shape), "dtype": "uint8",
+                             "chunk_rows": chunk_rows, "codec": "zlib", "filter": "sub",
+                             "offsets": offsets}).encode()
+        f.write(footer + struct.pack("<Q", len(footer)))
+    tmp.replace(dst)
+
+
+class Compressed:
+    """An `images.u8z` file: its shape, and its rows decompressed chunk by chunk."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                raise UserError(f"{self.path}: not an imgcomp compressed cache; "
+                                "run `dvc repro prepare`")
+            f.seek(-8, os.SEEK_END)
+            (n,) = struct.unpack("<Q", f.read(8))
+            f.seek(-8 - n, os.SEEK_END)
+            head = json.loads(f.read(n))
+        self.base = len(MAGIC)
+        self.shape = tuple(head["shape"])
+        self.chunk_rows = int(head["chunk_rows"])
+        self.offsets = head["offsets"]
+        self.nbytes = int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _chunk(self, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        with open(self.path, "rb") as f:
+            f.seek(self.base + self.offsets[k])
+            raw = f.read(self.offsets[k + 1] - self.offsets[k])
+        s = k * self.chunk_rows
+        shape = (min(self.chunk_rows, self.shape[0] - s),) + self.shape[1:]
+        d = np.frombuffer(zlib.decompress(raw), dtype=np.uint8).reshape(shape)
+        return np.cumsum(d, axis=2, dtype=np.uint8, out=out)  # undo the filter, mod 256
+
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows) in order, decompressed a few chunks ahead in threads."""
+        n = len(self.offsets) - 1
+        with ThreadPoolExecutor(_threads()) as pool:
+            ahead = 2 * _threads()
+            futures = [pool.submit(self._chunk, k) for k in range(min(n, ahead))]
+            for k in range(n):
+                if k + ahead < n:
+                    futures.append(pool.submit(self._chunk, k + ahead))
+                yield k * self.chunk_rows, futures[k].result()
+                futures[k] = None
+
+    def load(self) -> np.ndarray:
+        """The whole cache in RAM (checked against the memory available first)."""
+        check_ram(self.nbytes, self.path)
+        out = np.empty(self.shape, dtype=np.uint8)
+        n = len(self.offsets) - 1
+        with ThreadPoolExecutor(_threads()) as pool:
+            list(pool.map(lambda k: self._chunk(k, out[k * self.chunk_rows:
+                                                       (k + 1) * self.chunk_rows]), range(n)))
+        return out
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Only the rows asked for (the chunks that hold them are decompressed)."""
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty((len(index),) + self.shape[1:], dtype=np.uint8)
+        for k in np.unique(index // self.chunk_rows):
+            chunk = self._chunk(int(k))
+            here = np.flatnonzero(index // self.chunk_rows == k)
+            out[here] = chunk[index[here] - k * self.chunk_rows]
+        return out
+
+
+def available_ram() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_ram(nbytes: int, path: Path) -> None:
+    free = available_ram()
+    if free is not None and nbytes > free:
+        raise UserError(f"{path}: the compressed cache needs {nbytes / 1e9:.1f} GB of RAM and "
+                        f"{free / 1e9:.1f} GB is available; set prepare.compress_cache: false "
+                        "(memory-mapped, nothing held in RAM) and rerun prepare")
+
+
+def load(path: str | Path) -> np.ndarray:
+    """The cache as an array: a read-only memory map (.npy) or decompressed into RAM (.u8z)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    return Compressed(path).load()
+
+
+def rows(path: str | Path, index) -> np.ndarray:
+    """A few rows of the cache, without reading the rest."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.asarray(np.load(path, mmap_mode="r")[np.asarray(index)])
+    return Compressed(path).rows(np.asarray(index))

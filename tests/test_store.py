@@ -1,0 +1,113 @@
+"""The compressed cache (`images.u8z`): exact bytes back, and every reader sees the same rows
+as from the memory-mapped `images.npy`."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import REPO, merge
+
+from imgcomp.data import store
+from imgcomp.data.feed import Images
+from imgcomp.errors import UserError
+
+
+def photo_rows(n=23, side=19, channels=3, seed=0):
+    """Smooth images with noise: like photos, compressible but not trivially."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.integers(-3, 4, (n, side, side, channels)), axis=2) + 128
+    return np.clip(base + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(store, "CHUNK_BYTES", 3 * 19 * 19 * 3 + 1)  # 3 rows a chunk: 23 -> 8
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_round_trip_is_exact_in_every_reader(tmp_path, small_chunks, channels):
+    rows = photo_rows(channels=channels)
+    rows[0] = 255  # wraps in the filter
+    rows[1, :, ::2] = 0
+    np.save(tmp_path / "images.npy", rows)
+    store.compress(tmp_path / "images.npy", tmp_path / "images.u8z")
+    packed = store.Compressed(tmp_path / "images.u8z")
+    per = max(1, store.CHUNK_BYTES // rows[0].nbytes)  # 3 rows a chunk in RGB, 9 in gray
+    assert packed.shape == rows.shape and len(packed.offsets) - 1 == -(-23 // per) > 1
+    assert (tmp_path / "images.u8z").stat().st_size < rows.nbytes
+    assert np.array_equal(store.load(tmp_path / "images.u8z"), rows)
+    assert np.array_equal(np.concatenate([c for _, c in packed.chunks()]), rows)
+    assert [s for s, _ in packed.chunks()] == list(range(0, 23, per))
+    pick = np.array([22, 0, 5, 5, 13])
+    assert np.array_equal(store.rows(tmp_path / "images.u8z", pick), rows[pick])
+    assert np.array_equal(store.rows(tmp_path / "images.npy", pick), rows[pick])
+
+
+def test_an_empty_cache_round_trips(tmp_path):
+    np.save(tmp_path / "e.npy", np.zeros((0, 4, 4, 3), np.uint8))
+    store.compress(tmp_path / "e.npy", tmp_path / "e.u8z")
+    assert store.load(tmp_path / "e.u8z").shape == (0, 4, 4, 3)
+
+
+def test_compression_is_deterministic(tmp_path, small_chunks):
+    np.save(tmp_path / "images.npy", photo_rows())
+    store.compress(tmp_path / "images.npy", tmp_path / "a.u8z")
+    store.compress(tmp_path / "images.npy", tmp_path / "b.u8z")
+    assert (tmp_path / "a.u8z").read_bytes() == (tmp_path / "b.u8z").read_bytes()
+
+
+def test_bad_caches_are_one_line(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="no cache"):
+        store.locate(tmp_path)
+    np.save(tmp_path / "images.npy", photo_rows())
+    store.compress(tmp_path / "images.npy", tmp_path / "images.u8z")
+    with pytest.raises(UserError, match="two caches"):
+        store.locate(tmp_path)
+    (tmp_path / "other.u8z").write_bytes(b"PK\x03\x04 not ours")
+    with pytest.raises(UserError, match="not an imgcomp compressed cache"):
+        store.Compressed(tmp_path / "other.u8z")
+    monkeypatch.setattr(store, "available_ram", lambda: 1000)
+    with pytest.raises(UserError, match="compress_cache: false") as e:
+        store.load(tmp_path / "images.u8z")
+    assert "\n" not in str(e.value)
+
+
+def test_the_feed_gathers_the_same_rows_from_either_form(tmp_path, small_chunks):
+    rows = photo_rows()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    np.save(tmp_path / "a/images.npy", rows)
+    np.save(tmp_path / "b/images.npy", rows)
+    store.compress(tmp_path / "b/images.npy", tmp_path / "b/images.u8z")
+    (tmp_path / "b/images.npy").unlink()
+    cpu = torch.device("cpu")
+    mapped, packed = Images(store.locate(tmp_path / "a"), cpu), Images(store.locate(tmp_path / "b"), cpu)
+    assert len(mapped) == len(packed) == 23 and packed.resident
+    pick = np.array([4, 22, 0, 9])
+    assert torch.equal(mapped.gather(pick), packed.gather(pick))
+    batches = [pick, np.array([1, 2])]
+    assert all(torch.equal(x, y) for x, y in zip(mapped.batches(batches), packed.batches(batches)))
+    assert isinstance(mapped.host(), type(tmp_path)) and np.array_equal(packed.host(), rows)
+
+
+def test_prepare_writes_the_form_asked_for_with_the_same_pixels(tmp_path):
+    import yaml
+
+    from helpers import food11_archive
+    from imgcomp.params import parse_params
+    from imgcomp.stages import prepare
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    food11_archive(tmp_path / "raw")
+    out = {}
+    for compressed in (True, False):
+        out[compressed] = tmp_path / f"prepared-{compressed}"
+        params = parse_params(merge(base, {"competition": "food11", "image_size": 32,
+                                           "prepare": {"workers": 1,
+                                                       "compress_cache": compressed}}))
+        prepare.main(params, tmp_path / "raw", out[compressed])
+    assert store.locate(out[True]).name == "images.u8z"
+    assert store.locate(out[False]).name == "images.npy"
+    assert np.array_equal(store.load(store.locate(out[True])),
+                          np.load(out[False] / "images.npy"))
+    for name in ("manifest.csv", "stats.json"):
+        assert (out[True] / name).read_bytes() == (out[False] / name).read_bytes()
