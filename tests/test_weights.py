@@ -201,6 +201,11 @@ def test_pretrained_model_from_the_hub_end_to_end(project, hub, tmp_path):
     outs = lock["stages"]["weights@tr"]["outs"]
     assert outs[0]["path"] == "models/pretrained/tr" and outs[0]["md5"]
     assert any(d["path"] == "models/pretrained/tr" for d in lock["stages"]["train@tr-0"]["deps"])
+    sha = json.loads((project / "models/pretrained/tr/source.json").read_text())["sha256"]
+    assert sha == hashlib.sha256((project / "models/pretrained/tr/weights.safetensors")
+                                 .read_bytes()).hexdigest()
+    assert lock["stages"]["train@tr-0"]["params"]["models/pretrained/tr/source.json"] == {
+        "sha256": sha}  # the weights' sha256 itself is in dvc.lock
     from imgcomp import checkpoint
 
     info = checkpoint.load(project / "models/digits/tr-f0.safetensors")

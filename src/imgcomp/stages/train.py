@@ -50,7 +50,9 @@ DVC = {
                "train.freeze_epochs", "train.layer_decay", "train.seed",
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
-               "train.nnodes", "train.deterministic"],
+               "train.nnodes", "train.deterministic",
+               # the weights' sha256 (weights@<model>'s source.json): dvc.lock records it
+               {"models/pretrained/${item.model}/source.json": ["sha256"]}],
     "outs": ["models/${competition}/${item.model}-f${item.fold}.safetensors"],
     "metrics": ["dvclive/${competition}/${item.model}-f${item.fold}/metrics.json"],
     "plots": [{"dvclive/${competition}/${item.model}-f${item.fold}/plots/metrics": {"x": "step"}}],

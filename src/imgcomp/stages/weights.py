@@ -135,7 +135,10 @@ def main(params: Params, model_name: str, out_dir: Path) -> None:
     check_arch(arch)  # a misspelt name stops here, before anything is written
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        source: dict = {"model": model_name, "arch": arch, "pretrained": spec.pretrained}
+        # sha256 is always there (null from scratch): each train item declares it as a DVC
+        # param, so dvc.lock records the weights' sha256 beside the folder's md5.
+        source: dict = {"model": model_name, "arch": arch, "pretrained": spec.pretrained,
+                        "sha256": None}
         if spec.pretrained:
             if arch in CUSTOM:
                 raise UserError(f"models: {arch} is a custom model with no pretrained weights; "
