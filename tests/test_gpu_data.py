@@ -29,6 +29,23 @@ def test_cache_on_the_gpu_and_streamed_give_the_same_batches(tmp_path):
         assert torch.equal(a, b) and np.array_equal(a.cpu().numpy(), arr[rows])
 
 
+def test_a_compressed_cache_on_the_gpu_or_in_ram_gives_the_same_batches(tmp_path):
+    from imgcomp.data import store
+
+    path, arr = random_cache(tmp_path, 300, 40)
+    store.compress(path, tmp_path / "images.u8z")
+    uploaded = Images(tmp_path / "images.u8z", CUDA, "auto")  # chunk by chunk onto the GPU
+    in_ram = Images(tmp_path / "images.u8z", CUDA, 0)  # decompressed into RAM, streamed
+    assert uploaded.resident and uploaded.tensor.is_cuda and uploaded.map is None
+    assert not in_ram.resident
+    batches = [np.array([5, 299, 0, 5]), np.arange(100, 164)]
+    for rows, a, b in zip(batches, uploaded.batches(batches), in_ram.batches(iter(batches))):
+        assert torch.equal(a, b) and np.array_equal(a.cpu().numpy(), arr[rows])
+    assert np.array_equal(uploaded.host(), arr)  # the albumentations workers' copy
+    few, at = Images.rows_of(tmp_path / "images.u8z", np.array([3, 1]), CUDA)
+    assert np.array_equal(next(few.batches([at])).cpu().numpy(), arr[[3, 1]])
+
+
 def test_device_feed_on_cuda_is_seeded_and_identical_resident_or_streamed(tmp_path):
     path, _ = random_cache(tmp_path, 300, 40)
     rows = np.arange(256)

@@ -65,10 +65,27 @@ def test_bad_caches_are_one_line(tmp_path, monkeypatch):
     (tmp_path / "other.u8z").write_bytes(b"PK\x03\x04 not ours")
     with pytest.raises(UserError, match="not an imgcomp compressed cache"):
         store.Compressed(tmp_path / "other.u8z")
-    monkeypatch.setattr(store, "available_ram", lambda: 1000)
+    good = (tmp_path / "images.u8z").read_bytes()
+    (tmp_path / "cut.u8z").write_bytes(good[:-40])  # truncated: the index is gone
+    with pytest.raises(UserError, match="damaged compressed cache"):
+        store.Compressed(tmp_path / "cut.u8z")
+    flipped = bytearray(good)
+    flipped[len(store.MAGIC) + 5] ^= 0xFF  # a chunk's bytes: zlib refuses them
+    (tmp_path / "flip.u8z").write_bytes(bytes(flipped))
+    with pytest.raises(UserError, match="chunk 0 does not decompress"):
+        store.load(tmp_path / "flip.u8z")
+    need = photo_rows().nbytes
+    monkeypatch.setattr(store, "available_ram", lambda: need)  # fits, but not with headroom
     with pytest.raises(UserError, match="compress_cache: false") as e:
         store.load(tmp_path / "images.u8z")
     assert "\n" not in str(e.value)
+    monkeypatch.setattr(store, "available_ram", lambda: 3 * need)
+    assert len(store.load(tmp_path / "images.u8z")) == 23
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four ranks, a copy each: 4x does not fit
+    with pytest.raises(UserError, match="4 processes, one copy each"):
+        store.load(tmp_path / "images.u8z")
+    with pytest.raises(IndexError):
+        store.Compressed(tmp_path / "images.u8z").rows(np.array([23]))
 
 
 def test_the_feed_gathers_the_same_rows_from_either_form(tmp_path, small_chunks):
@@ -87,6 +104,13 @@ def test_the_feed_gathers_the_same_rows_from_either_form(tmp_path, small_chunks)
     batches = [pick, np.array([1, 2])]
     assert all(torch.equal(x, y) for x, y in zip(mapped.batches(batches), packed.batches(batches)))
     assert isinstance(mapped.host(), type(tmp_path)) and np.array_equal(packed.host(), rows)
+    # predict's reader: only the rows it needs (-1 as numpy reads it), at their new places
+    want = np.array([7, 0, 22, -1])
+    for cache in (store.locate(tmp_path / "a"), store.locate(tmp_path / "b")):
+        few, at = Images.rows_of(cache, want, cpu)
+        assert torch.equal(few.gather(at), torch.from_numpy(rows[want]))
+    few, _ = Images.rows_of(store.locate(tmp_path / "b"), want, cpu)
+    assert len(few) == 4  # the rest of the cache is not held
 
 
 def test_prepare_writes_the_form_asked_for_with_the_same_pixels(tmp_path):

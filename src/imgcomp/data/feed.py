@@ -74,6 +74,23 @@ class Images:
             if fits_on_device(self.map.nbytes, free, share):
                 self.tensor = _upload(self.map, device)
 
+    @classmethod
+    def rows_of(cls, cache: Path, rows: np.ndarray, device: torch.device) -> tuple["Images", np.ndarray]:
+        """For reading a few rows once (predict): (images, where each of `rows` is in them).
+        A memory-mapped cache is used as it is; a compressed one is decompressed only where
+        it holds `rows`, and those rows alone are kept, in RAM."""
+        cache, rows = Path(cache), np.asarray(rows)
+        if cache.suffix == ".npy":
+            return cls(cache, device, share=0), rows
+        from .store import Compressed
+
+        self = cls.__new__(cls)
+        self.cache, self.device, self.prefetch = cache, device, 4
+        self.map = Compressed(cache).rows(rows)
+        self.tensor = torch.from_numpy(self.map) if device.type == "cpu" else None
+        self._len = len(self.map)
+        return self, np.arange(len(rows))
+
     def host(self) -> Path | np.ndarray:
         """What per-image loader processes read: the .npy file (each maps it), or the
         decompressed array (inherited by the forked workers, not copied)."""

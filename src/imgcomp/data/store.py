@@ -6,7 +6,8 @@ rows are cut into chunks of about 4 MB; each chunk is filtered (every pixel minu
 neighbour, mod 256, as PNG's "Sub" filter) and deflated with zlib. A reader gets the exact
 bytes back. Decompression runs in threads (zlib and numpy release the GIL), about 100 MB/s
 per core (measured on a 2-core CPU), once per process: onto the GPU chunk by chunk when the cache is device-resident
-(no host copy), otherwise into RAM. `false` keeps `images.npy`, memory-mapped: nothing is
+(no host copy), otherwise into RAM; predict decompresses only the chunks that hold its rows.
+`false` keeps `images.npy`, memory-mapped: nothing is
 held in RAM, for a cache larger than RAM.
 
 Container (`images.u8z`): MAGIC, the chunks, a JSON footer (`shape`, `chunk_rows`, `codec`,
@@ -54,6 +55,17 @@ def _filter(rows: np.ndarray) -> bytes:
     return d.tobytes()
 
 
+def _ahead(pool: ThreadPoolExecutor, fn, items: list, depth: int) -> Iterator:
+    """fn(item) for each item, in order, at most `depth` running or done ahead of the
+    consumer: memory stays at a few chunks however slow the consumer is."""
+    futures = [pool.submit(fn, x) for x in items[:depth]]
+    for k in range(len(items)):
+        if k + depth < len(items):
+            futures.append(pool.submit(fn, items[k + depth]))
+        yield futures[k].result()
+        futures[k] = None
+
+
 def compress(src: Path, dst: Path, level: int = LEVEL) -> None:
     """`src` (.npy) -> `dst` (.u8z), chunk by chunk: memory stays at a few chunks."""
     images = np.load(src, mmap_mode="r")
@@ -70,7 +82,7 @@ def compress(src: Path, dst: Path, level: int = LEVEL) -> None:
     with ThreadPoolExecutor(_threads()) as pool, open(tmp, "wb") as f:
         f.write(MAGIC)
         offsets = [0]
-        for blob in pool.map(pack, starts):  # in order; the pool compresses ahead
+        for blob in _ahead(pool, pack, list(starts), 2 * _threads()):  # in order
             f.write(blob)
             offsets.append(offsets[-1] + len(blob))
         footer = json.dumps({"shape": list(images.shape), "dtype": "uint8",
@@ -89,14 +101,23 @@ class Compressed:
             if f.read(len(MAGIC)) != MAGIC:
                 raise UserError(f"{self.path}: not an imgcomp compressed cache; "
                                 "run `dvc repro prepare`")
-            f.seek(-8, os.SEEK_END)
-            (n,) = struct.unpack("<Q", f.read(8))
-            f.seek(-8 - n, os.SEEK_END)
-            head = json.loads(f.read(n))
+            try:
+                f.seek(-8, os.SEEK_END)
+                (n,) = struct.unpack("<Q", f.read(8))
+                f.seek(-8 - n, os.SEEK_END)
+                head = json.loads(f.read(n))
+                self.shape = tuple(int(d) for d in head["shape"])
+                self.chunk_rows = int(head["chunk_rows"])
+                self.offsets = [int(o) for o in head["offsets"]]
+                ok = (head["codec"], head["filter"], head["dtype"]) == ("zlib", "sub", "uint8") \
+                    and len(self.shape) == 4 and self.chunk_rows >= 1 \
+                    and len(self.offsets) == -(-self.shape[0] // self.chunk_rows) + 1
+            except (OSError, ValueError, KeyError, TypeError, struct.error):
+                ok = False
+            if not ok:
+                raise UserError(f"{self.path}: damaged compressed cache (its index is unreadable); "
+                                "rerun `dvc repro prepare` (or `dvc checkout` it)")
         self.base = len(MAGIC)
-        self.shape = tuple(head["shape"])
-        self.chunk_rows = int(head["chunk_rows"])
-        self.offsets = head["offsets"]
         self.nbytes = int(np.prod(self.shape))
 
     def __len__(self) -> int:
@@ -108,20 +129,19 @@ class Compressed:
             raw = f.read(self.offsets[k + 1] - self.offsets[k])
         s = k * self.chunk_rows
         shape = (min(self.chunk_rows, self.shape[0] - s),) + self.shape[1:]
-        d = np.frombuffer(zlib.decompress(raw), dtype=np.uint8).reshape(shape)
+        try:
+            d = np.frombuffer(zlib.decompress(raw), dtype=np.uint8).reshape(shape)
+        except (zlib.error, ValueError):
+            raise UserError(f"{self.path}: damaged compressed cache (chunk {k} does not "
+                            "decompress); rerun `dvc repro prepare` (or `dvc checkout` it)") from None
         return np.cumsum(d, axis=2, dtype=np.uint8, out=out)  # undo the filter, mod 256
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, rows) in order, decompressed a few chunks ahead in threads."""
-        n = len(self.offsets) - 1
+        ks = list(range(len(self.offsets) - 1))
         with ThreadPoolExecutor(_threads()) as pool:
-            ahead = 2 * _threads()
-            futures = [pool.submit(self._chunk, k) for k in range(min(n, ahead))]
-            for k in range(n):
-                if k + ahead < n:
-                    futures.append(pool.submit(self._chunk, k + ahead))
-                yield k * self.chunk_rows, futures[k].result()
-                futures[k] = None
+            for k, rows in zip(ks, _ahead(pool, self._chunk, ks, 2 * _threads())):
+                yield k * self.chunk_rows, rows
 
     def load(self) -> np.ndarray:
         """The whole cache in RAM (checked against the memory available first)."""
@@ -136,30 +156,53 @@ class Compressed:
     def rows(self, index: np.ndarray) -> np.ndarray:
         """Only the rows asked for (the chunks that hold them are decompressed)."""
         index = np.asarray(index, dtype=np.int64)
+        index = np.where(index < 0, index + self.shape[0], index)  # -1: the last, as numpy
+        if len(index) and (index.min() < 0 or index.max() >= self.shape[0]):
+            raise IndexError(f"{self.path}: rows outside 0..{self.shape[0] - 1}")
+        check_ram(len(index) * int(np.prod(self.shape[1:])), self.path)
         out = np.empty((len(index),) + self.shape[1:], dtype=np.uint8)
-        for k in np.unique(index // self.chunk_rows):
-            chunk = self._chunk(int(k))
-            here = np.flatnonzero(index // self.chunk_rows == k)
-            out[here] = chunk[index[here] - k * self.chunk_rows]
+        which = index // self.chunk_rows
+        ks = [int(k) for k in np.unique(which)]
+        with ThreadPoolExecutor(_threads()) as pool:
+            for k, chunk in zip(ks, _ahead(pool, self._chunk, ks, 2 * _threads())):
+                here = np.flatnonzero(which == k)
+                out[here] = chunk[index[here] - k * self.chunk_rows]
         return out
 
 
+HEADROOM = 0.8  # the decompressed cache may take this share of the available RAM
+
+
 def available_ram() -> int | None:
+    """MemAvailable, or less where a cgroup (a container, a Slurm job) caps this process."""
+    free = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
+                free = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
         pass
-    return None
+    try:
+        cap = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if cap != "max":
+            free = min(free if free is not None else 1 << 62, int(cap) - used)
+    except (OSError, ValueError):
+        pass
+    return free
 
 
 def check_ram(nbytes: int, path: Path) -> None:
+    """One line, before anything is allocated, if the decompressed cache will not fit: one copy
+    per process on this machine (torchrun's LOCAL_WORLD_SIZE), at most HEADROOM of what is free."""
+    copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     free = available_ram()
-    if free is not None and nbytes > free:
-        raise UserError(f"{path}: the compressed cache needs {nbytes / 1e9:.1f} GB of RAM and "
-                        f"{free / 1e9:.1f} GB is available; set prepare.compress_cache: false "
-                        "(memory-mapped, nothing held in RAM) and rerun prepare")
+    if free is not None and nbytes * copies > HEADROOM * free:
+        each = f" ({copies} processes, one copy each)" if copies > 1 else ""
+        raise UserError(f"{path}: the compressed cache needs {nbytes * copies / 1e9:.1f} GB of "
+                        f"RAM{each} and {free / 1e9:.1f} GB is available; set "
+                        "prepare.compress_cache: false (memory-mapped, nothing held in RAM) and "
+                        "rerun prepare")
 
 
 def load(path: str | Path) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import checkpoint
@@ -57,11 +58,12 @@ def main(params: Params, ckpt_path: Path, prepared_dir: Path, folds_csv: Path, o
         model.to(memory_format=torch.channels_last)
     prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last,
                       ckpt["interpolation"])
-    images = Images(prepared.cache, rt.device, share=0)  # each row is read once
+    # each row is read once: from a compressed cache, only the chunks that hold these rows
+    images, at = Images.rows_of(prepared.cache, np.concatenate([valid_rows, test_rows]), rt.device)
     name = f"predict {ckpt['config']['model']} fold {fold}"
     run = lambda rows, part: predict_probs(  # noqa: E731
         model, images, rows, prep, rt, params.tta, params.predict.batch_size, f"{name} {part}")
-    oof, test = run(valid_rows, "oof"), run(test_rows, "test")
+    oof, test = run(at[:len(valid_rows)], "oof"), run(at[len(valid_rows):], "test")
     ids = prepared.manifest["id"].to_numpy()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
