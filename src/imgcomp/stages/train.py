@@ -28,7 +28,7 @@ from ..training.device import runtime, seed_everything
 from ..training.launch import check_launch, needs_torchrun, relaunch
 from ..training.loop import fit, make_feed
 from .common import file_digest, fold_rows, read_folds, sampled_digest
-from .weights import checked_weights, sha256sum
+from .weights import checked_weights
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
@@ -105,12 +105,12 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
 
     rt = runtime(cfg)
     seed_everything(cfg.seed)
-    init = None
+    init = init_sha = None
     if spec.pretrained:  # from the weights stage's file, never from the network
         if init_dir is None:
             raise UserError(f"train: {model_name} is pretrained: pass --init "
                             f"models/pretrained/{model_name} (the weights stage's folder)")
-        init = checked_weights(Path(init_dir), model_name, spec.sha256)
+        init, init_sha = checked_weights(Path(init_dir), model_name, spec.sha256)
     model = create_model(arch, prepared.num_classes, comp.channels, params.image_size,
                          spec.pretrained, str(init) if init else None, spec.args)
     mean, std, interpolation = preprocessing(model, spec.pretrained, comp.channels,
@@ -130,7 +130,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
         "model_spec": spec.model_dump(mode="json"),
         "data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, Path(folds_csv)),
-        "init": sha256sum(init) if init else None,  # the pretrained weights it starts from
+        "init": init_sha,  # the pretrained weights' sha256 it starts from (None: scratch)
         "cache": sampled_digest(prepared.cache),
         "code": code_digest(stage_modules("train")),
     }

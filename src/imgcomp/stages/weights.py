@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..archives import sha256sum
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..params import Params
@@ -35,16 +36,6 @@ DVC = {
 # Read, but no params of the stage (tests/test_params_audit.py checks it):
 READS_UNTRACKED = ["train.models"]  # the matrix: is this model one of the run's
 WEIGHTS, SOURCE = "weights.safetensors", "source.json"
-
-
-def weights_file(folder: Path) -> Path:
-    return Path(folder) / WEIGHTS
-
-
-def sha256sum(path: Path) -> str:
-    from ..archives import sha256sum as digest
-
-    return digest(path)
 
 
 def _unreachable(name: str, arch: str, where: str, why: str) -> UserError:
@@ -161,13 +152,15 @@ def main(params: Params, model_name: str, out_dir: Path) -> None:
                                         if spec.pretrained else "trained from scratch"))
 
 
-def checked_weights(folder: Path, model_name: str, pin: str | None) -> Path:
-    """The weights file train builds a pretrained model from, verified against the pin."""
-    path = weights_file(folder)
+def checked_weights(folder: Path, model_name: str, pin: str | None) -> tuple[Path, str]:
+    """(the weights file train builds a pretrained model from, its sha256), verified against
+    the pin: the file is hashed once, for the check and for the run's record."""
+    path = Path(folder) / WEIGHTS
     if not path.is_file():
         raise UserError(f"{path}: missing; run `dvc repro weights@{model_name}` (it fetches "
                         f"the pretrained weights once) or `make all`")
-    if pin and sha256sum(path) != pin:
+    sha = sha256sum(path)
+    if pin and sha != pin:
         raise UserError(f"{path}: sha256 differs from models.{model_name}.sha256 ({pin}); rerun "
                         f"`dvc repro -f weights@{model_name}`")
-    return path
+    return path, sha
