@@ -52,27 +52,20 @@ class Images:
 
         self.cache, self.device, self.prefetch = Path(cache), device, prefetch
         self.tensor: torch.Tensor | None = None
-        if self.cache.suffix != ".npy":  # compressed: decompressed once, onto the GPU if it fits
-            packed = Compressed(self.cache)
-            if device.type == "cuda" and fits_on_device(packed.nbytes,
-                                                        torch.cuda.mem_get_info(device)[0], share):
-                self.map = None
-                self.tensor = _upload_chunks(packed, device)
-                self._len = len(packed)
-                return
-            self.map = packed.load()  # in RAM: the "memory map" below is this array
-            if device.type == "cpu":
-                self.tensor = torch.from_numpy(self.map)
-            self._len = len(self.map)
+        packed = None if self.cache.suffix == ".npy" else Compressed(self.cache)
+        # The memory map; for a compressed cache, its rows in RAM (made only if not on the GPU).
+        self.map = np.load(self.cache, mmap_mode="r") if packed is None else None
+        shape = packed.shape if packed is not None else self.map.shape
+        if device.type == "cuda" and fits_on_device(int(np.prod(shape)),
+                                                    torch.cuda.mem_get_info(device)[0], share):
+            self.tensor = _upload(shape, packed.chunks() if packed is not None
+                                  else _slices(self.map), device)
             return
-        self.map = np.load(self.cache, mmap_mode="r")
-        self._len = len(self.map)
-        if device.type == "cpu":
-            self.tensor = torch.from_numpy(np.load(self.cache, mmap_mode="c"))
-        elif device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if fits_on_device(self.map.nbytes, free, share):
-                self.tensor = _upload(self.map, device)
+        if packed is not None:
+            self.map = packed.load()
+        if device.type == "cpu":  # the map seen as a tensor (copy-on-write: nothing copied)
+            self.tensor = torch.from_numpy(self.map if packed is not None
+                                           else np.load(self.cache, mmap_mode="c"))
 
     @classmethod
     def rows_of(cls, cache: Path, rows: np.ndarray, device: torch.device) -> tuple["Images", np.ndarray]:
@@ -88,7 +81,6 @@ class Images:
         self.cache, self.device, self.prefetch = cache, device, 4
         self.map = Compressed(cache).rows(rows)
         self.tensor = torch.from_numpy(self.map) if device.type == "cpu" else None
-        self._len = len(self.map)
         return self, np.arange(len(rows))
 
     def host(self) -> Path | np.ndarray:
@@ -108,7 +100,7 @@ class Images:
         return self.tensor is not None
 
     def __len__(self) -> int:
-        return self._len
+        return len(self.map if self.map is not None else self.tensor)
 
     def gather(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Rows of the cache, in the order given, as a uint8 NHWC tensor on the device."""
@@ -134,18 +126,19 @@ class Images:
             yield host.to(self.device, non_blocking=True)
 
 
-def _upload(arr: np.ndarray, device: torch.device, chunk_bytes: int = 256 << 20) -> torch.Tensor:
-    out = torch.empty(arr.shape, dtype=torch.uint8, device=device)
+def _slices(arr: np.ndarray, chunk_bytes: int = 256 << 20) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of `arr`, about `chunk_bytes` at a time."""
     step = max(1, chunk_bytes // max(1, arr[0].nbytes))
     for s in range(0, len(arr), step):
-        out[s:s + step].copy_(torch.from_numpy(np.ascontiguousarray(arr[s:s + step])))
-    return out
+        yield s, np.ascontiguousarray(arr[s:s + step])
 
 
-def _upload_chunks(packed, device: torch.device) -> torch.Tensor:
-    """A compressed cache onto the GPU as it decompresses: no host copy of the whole."""
-    out = torch.empty(packed.shape, dtype=torch.uint8, device=device)
-    for start, rows in packed.chunks():
+def _upload(shape: tuple, chunks: Iterable[tuple[int, np.ndarray]],
+            device: torch.device) -> torch.Tensor:
+    """Chunks of rows into one uint8 tensor on `device`: no host copy of the whole (a memory
+    map read, or a compressed cache decompressed, a chunk at a time)."""
+    out = torch.empty(shape, dtype=torch.uint8, device=device)
+    for start, rows in chunks:
         out[start:start + len(rows)].copy_(torch.from_numpy(rows))
     return out
 
