@@ -348,22 +348,26 @@ def project_root(given: str | None = None) -> Path:
                      f"not found at {', '.join(map(str, candidates))}; pass --project")
 
 
+def _files(*paths: Path) -> dict:
+    """{(device, inode): size} of the regular files under `paths` (and `paths` themselves):
+    a file hardlinked in several places is one entry."""
+    out = {}
+    for root in paths:
+        for p in [root, *root.rglob("*")] if root.exists() else []:
+            if p.is_file() and not p.is_symlink():
+                st = p.lstat()
+                out[(st.st_dev, st.st_ino)] = st.st_size
+    return out
+
+
 def inodes(*paths: Path) -> set:
-    return {(p.lstat().st_dev, p.lstat().st_ino) for root in paths if root.exists()
-            for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+    return set(_files(*paths))
 
 
 def disk_bytes(*paths: Path, exclude: set = frozenset()) -> int:
     """Bytes on disk under `paths`, each inode once (a hardlinked cache costs nothing twice),
     leaving out the inodes in `exclude`."""
-    seen, total = set(exclude), 0
-    for root in paths:
-        for p in [root, *root.rglob("*")] if root.exists() else []:
-            st = p.lstat()
-            if p.is_file() and not p.is_symlink() and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+    return sum(size for key, size in _files(*paths).items() if key not in exclude)
 
 
 def bench_footprint(tmp: Path, repo: Path) -> dict:
