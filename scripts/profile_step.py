@@ -12,7 +12,7 @@ import torch
 
 from imgcomp.bench import food11_augment, user_train
 from imgcomp.data.batch_aug import BatchAugment
-from imgcomp.data.feed import DeviceFeed, Images, generator
+from imgcomp.data.feed import DeviceFeed, Images
 from imgcomp.models import create_model
 from imgcomp.training.device import runtime
 from imgcomp.training.loop import Stepper
@@ -28,7 +28,7 @@ np.save(cache, rng.integers(0, 256, (N, 147, 147, 3), dtype=np.uint8))
 aug = food11_augment()
 images = Images(cache, dev, "auto")
 augment = BatchAugment(aug, 128, [0.5] * 3, [0.25] * 3, True)
-gen = generator(dev, 0)
+gen = np.random.default_rng(0)
 rows = torch.arange(256, device=dev)
 
 

@@ -19,6 +19,10 @@ CPU = torch.device("cpu")
 SIDE, OUT = 64, 32  # cache side, model input
 
 
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -58,7 +62,7 @@ def describe(maps):
 
 def device_outputs(aug, n, seed=0):
     images = torch.from_numpy(np.repeat(coordinate_image()[None], n, axis=0))
-    x = BatchAugment(aug, OUT, [0, 0, 0], [1, 1, 1], False)(images, gen(seed))
+    x = BatchAugment(aug, OUT, [0, 0, 0], [1, 1, 1], False)(images, rng(seed))
     return (x.permute(0, 2, 3, 1).numpy() * 255).clip(0, 255)
 
 
@@ -101,21 +105,21 @@ def test_identity_augmentation_is_a_plain_resize():
 
 
 def test_flips_and_rotation_follow_their_params():
-    p = affine_params(2000, augment(hflip=0.3, vflip=1.0, rotate=30), gen(), CPU)
-    assert abs((p["fx"] < 0).float().mean() - 0.3) < 0.04
+    p = affine_params(2000, augment(hflip=0.3, vflip=1.0, rotate=30), rng())
+    assert abs((p["fx"] < 0).mean() - 0.3) < 0.04
     assert (p["fy"] < 0).all()
     deg = p["angle"] * 180 / math.pi
-    assert deg.abs().max() <= 30 and deg.min() < -28 and deg.max() > 28
+    assert abs(deg).max() <= 30 and deg.min() < -28 and deg.max() > 28
 
 
 def test_crop_boxes_fit_and_fall_back():
-    w, h, cx, cy = crop_boxes(5000, (0.08, 1.0), (0.75, 1.333), gen(), CPU)
+    w, h, cx, cy = crop_boxes(5000, (0.08, 1.0), (0.75, 1.333), rng())
     assert ((w <= 1) & (h <= 1)).all()
     assert ((cx - w / 2) >= -1e-6).all() and ((cx + w / 2) <= 1 + 1e-6).all()
     assert ((cy - h / 2) >= -1e-6).all() and ((cy + h / 2) <= 1 + 1e-6).all()
     # No try can fit (area share above 1): the whole image at the nearest allowed aspect.
-    w, h, _, _ = crop_boxes(10, (1.5, 2.0), (2.0, 3.0), gen(), CPU)
-    assert torch.allclose(w, torch.ones(10)) and torch.allclose(h, torch.full((10,), 0.5))
+    w, h, _, _ = crop_boxes(10, (1.5, 2.0), (2.0, 3.0), rng())
+    assert np.allclose(w, 1.0) and np.allclose(h, 0.5)
 
 
 def test_same_generator_seed_same_batch_other_seed_other_batch():
@@ -123,21 +127,21 @@ def test_same_generator_seed_same_batch_other_seed_other_batch():
                                                                    dtype=np.uint8))
     aug = BatchAugment(augment(hflip=0.5, rotate=10, color_jitter=0.3), OUT, [0.5] * 3,
                        [0.2] * 3, True)
-    a, b, c = aug(images, gen(1)), aug(images, gen(1)), aug(images, gen(2))
+    a, b, c = aug(images, rng(1)), aug(images, rng(1)), aug(images, rng(2))
     assert a.shape == (8, 3, OUT, OUT) and a.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_grayscale_batches():
     images = torch.randint(0, 255, (4, SIDE, SIDE, 1), dtype=torch.uint8)
-    x = BatchAugment(augment(color_jitter=0.5), OUT, [0.5], [0.2], False)(images, gen())
+    x = BatchAugment(augment(color_jitter=0.5), OUT, [0.5], [0.2], False)(images, rng())
     assert x.shape == (4, 1, OUT, OUT) and torch.isfinite(x).all()
 
 
 def test_color_jitter_zero_strength_is_identity_and_stays_in_range():
     x = torch.rand(16, 3, 8, 8, generator=gen())
-    assert torch.allclose(color_jitter(x.clone(), 0.0, gen()), x, atol=1e-5)
-    y = color_jitter(x.clone(), 0.8, gen())
+    assert torch.allclose(color_jitter(x.clone(), 0.0, rng()), x, atol=1e-5)
+    y = color_jitter(x.clone(), 0.8, rng())
     assert y.min() >= 0 and y.max() <= 1
     changed = (y - x).abs().amax(dim=(1, 2, 3)) > 1e-4
     assert 0.5 < changed.float().mean() < 1.0  # jittered with p=0.8, per image
@@ -145,7 +149,7 @@ def test_color_jitter_zero_strength_is_identity_and_stays_in_range():
 
 def test_random_erase_is_one_solid_box_per_image():
     x = torch.zeros(64, 3, 32, 32)
-    out = random_erase(x, 1.0, gen())
+    out = random_erase(x, 1.0, rng(), gen())
     erased = 0
     for img in out:
         changed = (img != 0).any(0)
@@ -158,12 +162,12 @@ def test_random_erase_is_one_solid_box_per_image():
         share = box.numel() / (32 * 32)
         assert 0.015 < share < 0.4
     assert erased >= 60
-    assert torch.equal(random_erase(x, 0.0, gen()), x)
+    assert torch.equal(random_erase(x, 0.0, rng(), gen()), x)
 
 
 def test_erase_rate_follows_probability():
-    *_, on = erase_boxes(4000, 32, 32, 0.25, gen(), CPU)
-    assert abs(on.float().mean() - 0.25) < 0.03
+    *_, on = erase_boxes(4000, 32, 32, 0.25, rng())
+    assert abs(on.mean() - 0.25) < 0.03
 
 
 def test_images_on_cpu_are_the_memory_map_and_gather_in_order(tmp_path):

@@ -60,10 +60,10 @@ def test_device_feed_on_cuda_is_seeded_and_identical_resident_or_streamed(tmp_pa
 
 def test_erasing_and_augmentation_run_on_the_gpu_generator():
     g = generator(CUDA, 1)
-    x = random_erase(torch.zeros(32, 3, 16, 16, device=CUDA), 1.0, g)
+    x = random_erase(torch.zeros(32, 3, 16, 16, device=CUDA), 1.0, np.random.default_rng(1), g)
     assert x.is_cuda and (x != 0).any()
     images = torch.randint(0, 255, (16, 40, 40, 3), dtype=torch.uint8, device=CUDA)
-    out = BatchAugment(augment(), 32, [0.5] * 3, [0.25] * 3, False)(images, generator(CUDA, 0))
+    out = BatchAugment(augment(), 32, [0.5] * 3, [0.25] * 3, False)(images, np.random.default_rng(0))
     assert out.shape == (16, 3, 32, 32) and out.is_cuda and torch.isfinite(out).all()
 
 

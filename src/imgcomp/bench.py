@@ -217,13 +217,34 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
     for _ in range(3):
         bare_ips = max(bare_ips, run(bare, ((xs, ys) for _ in range(steps + 3))))
         pipeline_ips = max(pipeline_ips, run(stepper, batches))
+    ops = dispatched_ops(lambda: stepper.update(stepper.loss(*next(batches)), steps))
+    bare_ops = dispatched_ops(lambda: bare.update(bare.loss(xs, ys), steps))
     batches.close()
     return {"model": arch, "args": args, "size": size, "batch": feed.batch_size,
             "backend": backend, "device": str(rt.device), "precision": rt.precision,
             "channels_last": rt.channels_last, "workers": feed.num_workers, "steps": steps,
             "pipeline_images_per_s": round(pipeline_ips, 1),
             "bare_images_per_s": round(bare_ips, 1),
-            "ratio": round(pipeline_ips / bare_ips, 3)}
+            "ratio": round(pipeline_ips / bare_ips, 3),
+            "ops_per_step": ops, "bare_ops_per_step": bare_ops}
+
+
+def dispatched_ops(fn) -> int:
+    """How many tensor operations `fn` dispatches: each is a kernel launch on a GPU, or host-side
+    work such as a view. When a GPU step is short, the host issuing them is the limit, so the
+    pipeline's count beside the bare step's says what its extras cost there, on any device."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
 
 
 def bench_augment(cache: Path, size: int, batch: int, device: str, aug) -> dict:
@@ -231,21 +252,21 @@ def bench_augment(cache: Path, size: int, batch: int, device: str, aug) -> dict:
     import torch
 
     from .data.batch_aug import BatchAugment
-    from .data.feed import Images, generator
+    from .data.feed import Images
 
     dev = torch.device("cuda" if device == "cuda" else "cpu")
     images = Images(Path(cache), dev)
     augment = BatchAugment(aug, size, [0.5] * 3, [0.25] * 3, dev.type == "cuda")
-    gen = generator(dev, 0)
+    rng = np.random.default_rng(0)
     rows = torch.arange(batch, device=dev) % len(images)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     best = 0.0
     for _ in range(3):
-        augment(images.gather(rows), gen)
+        augment(images.gather(rows), rng)
         sync()
         start, reps = time.perf_counter(), 20
         for _ in range(reps):
-            augment(images.gather(rows), gen)
+            augment(images.gather(rows), rng)
         sync()
         best = max(best, reps * batch / (time.perf_counter() - start))
     return {"size": size, "batch": batch, "images_per_s": round(best, 1)}
@@ -597,6 +618,8 @@ def print_table(r: dict, section: str) -> None:
         t = r["train"][-1]
         row(f"train {t['model']} {t['size']}px {t['precision']} {t['backend']} vs bare step",
             t["pipeline_images_per_s"], t["bare_images_per_s"], t["ratio"], goal)
+        row("  tensor ops per step, the same two", t["ops_per_step"], t["bare_ops_per_step"],
+            round(t["ops_per_step"] / t["bare_ops_per_step"], 2))
     elif section == "determinism":
         d = r["determinism"]
         row("train.deterministic on vs off (device backend)", d["deterministic_images_per_s"],

@@ -14,9 +14,15 @@ resolution comes out, in a handful of kernels whatever the batch size:
 
 The crop follows torchvision's and albumentations' rule: an area share from `scale` and a
 log-uniform aspect from `ratio`, up to ten tries for a box that fits, else the whole image at
-the nearest allowed aspect. Every draw comes from the generator passed in, which the caller
-seeds from (train.seed, epoch, rank): a run is a function of its params, and a resumed run
-sees the same batches. The same code runs on CPU tensors (the tests use it there).
+the nearest allowed aspect.
+
+The per-image draws (boxes, angles, flips, jitter factors) are a few numbers per image. They
+are drawn on the host with numpy from the generator passed in, which the caller seeds from
+(train.seed, epoch, rank), and go to the device in one copy per batch. Drawn there instead, they
+cost about a hundred tiny kernels per batch, and a small model's step on a GPU is limited by
+how fast the host can launch kernels, not by the GPU (README, Performance). Host draws also make
+the augmentation of a run the same on every device. A run is a function of its params, and a
+resumed run sees the same batches. The same code runs on CPU tensors (the tests use it there).
 
 Why hand-written rather than `kornia.augmentation`: the fused form is one sampling pass per
 batch instead of one per transform, needs no extra dependency, and its random draws are
@@ -25,9 +31,9 @@ ours to seed; the same fused sampling was measured at 150-170k images/s on an H1
 
 from __future__ import annotations
 
-import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,126 +42,141 @@ from ..params import Augment
 _TRIES = 10
 # ITU-R 601 luma weights, and RGB <-> YIQ for the hue rotation.
 _LUMA = (0.299, 0.587, 0.114)
-_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114],
-                         [0.596, -0.274, -0.322],
-                         [0.211, -0.523, 0.312]])
-_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+_RGB2YIQ = np.array([[0.299, 0.587, 0.114],
+                     [0.596, -0.274, -0.322],
+                     [0.211, -0.523, 0.312]])
+_YIQ2RGB = np.linalg.inv(_RGB2YIQ)
+JITTER_COLUMNS = 12  # brightness, contrast, saturation, then the 3x3 hue matrix
 
 
-@functools.lru_cache(maxsize=None)
-def _on(device: torch.device, name: str) -> torch.Tensor:
-    """A constant, copied to `device` once. A host tensor copied in the hot loop is a pageable
-    copy that makes the CPU wait for the GPU's queue: the CPU could no longer run ahead."""
-    value = {"luma": torch.tensor(_LUMA).view(1, 3, 1, 1), "rgb2yiq": _RGB2YIQ,
-             "yiq2rgb": _YIQ2RGB}[name]
-    return value.to(device)
+def to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host array on `device` without making the host wait: on CUDA it is copied into
+    pinned memory (torch's caching host allocator reuses the block only after the copy is done)
+    and sent asynchronously. A pageable copy would make the CPU wait for the GPU's queue."""
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    if device.type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
 
 
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device, tries: int = 0):
-    shape = (n, tries) if tries else (n,)
-    return lo + (hi - lo) * torch.rand(shape, generator=gen, device=device)
+def _uniform(rng: np.random.Generator, shape, lo: float, hi: float) -> np.ndarray:
+    return lo + (hi - lo) * rng.random(shape)
 
 
 def crop_boxes(n: int, scale: tuple[float, float], ratio: tuple[float, float],
-               gen: torch.Generator, device) -> tuple[torch.Tensor, ...]:
+               rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """(w, h, cx, cy) of n random resized crops as fractions of a square image's side."""
-    area = _uniform(n, scale[0], scale[1], gen, device, _TRIES)
-    log_r = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), gen, device, _TRIES)
-    r = torch.exp(log_r)
-    w, h = torch.sqrt(area * r), torch.sqrt(area / r)
+    area = _uniform(rng, (n, _TRIES), scale[0], scale[1])
+    r = np.exp(_uniform(rng, (n, _TRIES), math.log(ratio[0]), math.log(ratio[1])))
+    w, h = np.sqrt(area * r), np.sqrt(area / r)
     fits = (w <= 1) & (h <= 1)
-    first = fits.float().argmax(dim=1, keepdim=True)  # the first try that fits (0 if none)
-    w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+    first = fits.argmax(axis=1)  # the first try that fits (0 if none)
+    w, h = w[np.arange(n), first], h[np.arange(n), first]
     # No try fits: the whole image at the allowed aspect nearest to the source's (1: square).
     r_fb = min(max(1.0, ratio[0]), ratio[1])
     w_fb, h_fb = (1.0, 1.0 / r_fb) if r_fb >= 1 else (r_fb, 1.0)
-    any_fit = fits.any(dim=1)
-    w = torch.where(any_fit, w, torch.full_like(w, w_fb))
-    h = torch.where(any_fit, h, torch.full_like(h, h_fb))
-    cx = w / 2 + torch.rand(n, generator=gen, device=device) * (1 - w)
-    cy = h / 2 + torch.rand(n, generator=gen, device=device) * (1 - h)
+    any_fit = fits.any(axis=1)
+    w, h = np.where(any_fit, w, w_fb), np.where(any_fit, h, h_fb)
+    cx = w / 2 + rng.random(n) * (1 - w)
+    cy = h / 2 + rng.random(n) * (1 - h)
     return w, h, cx, cy
 
 
-def affine_params(n: int, aug: Augment, gen: torch.Generator, device) -> dict[str, torch.Tensor]:
+def affine_params(n: int, aug: Augment, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-image crop box, rotation (radians) and flip signs; what `affine_theta` turns into maps."""
-    w, h, cx, cy = crop_boxes(n, aug.scale, aug.ratio, gen, device)
-    angle = _uniform(n, -aug.rotate, aug.rotate, gen, device) * (math.pi / 180)
-    hflip = torch.rand(n, generator=gen, device=device) < aug.hflip
-    vflip = torch.rand(n, generator=gen, device=device) < aug.vflip
+    w, h, cx, cy = crop_boxes(n, aug.scale, aug.ratio, rng)
+    angle = _uniform(rng, n, -aug.rotate, aug.rotate) * (math.pi / 180)
+    flips = rng.random((n, 2)) < (aug.hflip, aug.vflip)
     return {"w": w, "h": h, "cx": cx, "cy": cy, "angle": angle,
-            "fx": 1 - 2 * hflip.float(), "fy": 1 - 2 * vflip.float()}
+            "fx": 1.0 - 2 * flips[:, 0], "fy": 1.0 - 2 * flips[:, 1]}
 
 
-def affine_theta(p: dict[str, torch.Tensor]) -> torch.Tensor:
+def affine_theta(p: dict[str, np.ndarray]) -> np.ndarray:
     """(n, 2, 3) maps from output to source in `affine_grid`'s normalised coordinates."""
-    cos, sin = torch.cos(p["angle"]), torch.sin(p["angle"])
+    cos, sin = np.cos(p["angle"]), np.sin(p["angle"])
     sx, sy = p["w"] * p["fx"], p["h"] * p["fy"]
-    return torch.stack([
-        torch.stack([cos * sx, -sin * sy, 2 * p["cx"] - 1], dim=1),
-        torch.stack([sin * sx, cos * sy, 2 * p["cy"] - 1], dim=1),
-    ], dim=1)
+    return np.stack([np.stack([cos * sx, -sin * sy, 2 * p["cx"] - 1], axis=1),
+                     np.stack([sin * sx, cos * sy, 2 * p["cy"] - 1], axis=1)], axis=1)
 
 
-def _gray(x: torch.Tensor) -> torch.Tensor:
+def jitter_params(n: int, strength: float, rng: np.random.Generator,
+                  p: float = 0.8) -> np.ndarray:
+    """(n, 12): per-image brightness, contrast and saturation factors and the 3x3 hue rotation
+    (in YIQ space), each image jittered with probability `p` (factors 1 and the identity if not)."""
+    on = rng.random(n) < p
+    f = _uniform(rng, (n, 3), max(0.0, 1 - strength), 1 + strength)
+    f = np.where(on[:, None], f, 1.0)
+    hue = min(strength / 4, 0.5)
+    turn = _uniform(rng, n, -hue, hue) * (2 * math.pi) * on
+    cos, sin = np.cos(turn), np.sin(turn)
+    rot = np.zeros((n, 3, 3))
+    rot[:, 0, 0], rot[:, 1, 1], rot[:, 2, 2] = 1.0, cos, cos
+    rot[:, 1, 2], rot[:, 2, 1] = -sin, sin
+    m = _YIQ2RGB @ rot @ _RGB2YIQ  # (n, 3, 3)
+    return np.concatenate([f, m.reshape(n, 9)], axis=1)
+
+
+def _gray(x: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    return (x * _on(x.device, "luma").to(x.dtype)).sum(dim=1, keepdim=True)
+    return (x * luma).sum(dim=1, keepdim=True)
 
 
-def color_jitter(x: torch.Tensor, strength: float, gen: torch.Generator,
-                 p: float = 0.8) -> torch.Tensor:
-    """Brightness, contrast, saturation and hue jitter of a [0, 1] NCHW batch, per image."""
-    n, dev = x.shape[0], x.device
-    on = (torch.rand(n, generator=gen, device=dev) < p).float().view(n, 1, 1, 1)
-
-    def factor():  # 1 where the image is not jittered
-        f = _uniform(n, max(0.0, 1 - strength), 1 + strength, gen, dev).view(n, 1, 1, 1)
-        return 1 + (f - 1) * on
-
-    x = (x * factor()).clamp_(0, 1)
-    mean = _gray(x).mean(dim=(2, 3), keepdim=True)
-    x = ((x - mean) * factor() + mean).clamp_(0, 1)
+def apply_jitter(x: torch.Tensor, q: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
+    """Colour jitter of a [0, 1] NCHW batch by `jitter_params`' rows `q` (on x's device)."""
+    n = x.shape[0]
+    b, c, s = (q[:, k].view(n, 1, 1, 1) for k in range(3))
+    x = (x * b).clamp_(0, 1)
+    mean = _gray(x, luma).mean(dim=(2, 3), keepdim=True)
+    x = torch.lerp(mean, x, c).clamp_(0, 1)  # mean + c * (x - mean)
     if x.shape[1] == 3:
-        g = _gray(x)
-        x = ((x - g) * factor() + g).clamp_(0, 1)
-        hue = min(strength / 4, 0.5)
-        turn = _uniform(n, -hue, hue, gen, dev) * (2 * math.pi) * on.view(n)
-        cos, sin = torch.cos(turn), torch.sin(turn)
-        one, zero = torch.ones_like(cos), torch.zeros_like(cos)
-        rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(n, 3, 3)
-        m = _on(dev, "yiq2rgb") @ rot @ _on(dev, "rgb2yiq")  # (n, 3, 3)
-        x = torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
+        x = torch.lerp(_gray(x, luma), x, s).clamp_(0, 1)
+        x = torch.einsum("nij,njhw->nihw", q[:, 3:].reshape(n, 3, 3), x).clamp_(0, 1)
     return x
 
 
-def erase_boxes(n: int, height: int, width: int, prob: float, gen: torch.Generator, device,
-                area: tuple[float, float] = (0.02, 1 / 3), aspect: tuple[float, float] = (0.3, 1 / 0.3)):
+def color_jitter(x: torch.Tensor, strength: float, rng: np.random.Generator,
+                 p: float = 0.8) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue jitter of a [0, 1] NCHW batch, per image."""
+    q = to_device(jitter_params(x.shape[0], strength, rng, p).astype(np.float32), x.device)
+    luma = torch.tensor(_LUMA, device=x.device).view(1, 3, 1, 1)
+    return apply_jitter(x, q.to(x.dtype), luma.to(x.dtype))
+
+
+def erase_boxes(n: int, height: int, width: int, prob: float, rng: np.random.Generator,
+                area: tuple[float, float] = (0.02, 1 / 3),
+                aspect: tuple[float, float] = (0.3, 1 / 0.3)) -> tuple[np.ndarray, ...]:
     """Per-image erasing box (top, left, h, w) and whether it applies: timm's draw, batched."""
-    on = torch.rand(n, generator=gen, device=device) < prob
-    target = _uniform(n, area[0], area[1], gen, device, _TRIES) * (height * width)
-    r = torch.exp(_uniform(n, math.log(aspect[0]), math.log(aspect[1]), gen, device, _TRIES))
-    h = torch.sqrt(target * r).round().long()
-    w = torch.sqrt(target / r).round().long()
+    on = rng.random(n) < prob
+    target = _uniform(rng, (n, _TRIES), area[0], area[1]) * (height * width)
+    r = np.exp(_uniform(rng, (n, _TRIES), math.log(aspect[0]), math.log(aspect[1])))
+    h = np.round(np.sqrt(target * r)).astype(np.int64)
+    w = np.round(np.sqrt(target / r)).astype(np.int64)
     fits = (h < height) & (w < width)
-    first = fits.float().argmax(dim=1, keepdim=True)
-    h, w = h.gather(1, first).squeeze(1), w.gather(1, first).squeeze(1)
-    on = on & fits.any(dim=1)
-    top = (torch.rand(n, generator=gen, device=device) * (height - h + 1)).long()
-    left = (torch.rand(n, generator=gen, device=device) * (width - w + 1)).long()
+    first = fits.argmax(axis=1)
+    h, w = h[np.arange(n), first], w[np.arange(n), first]
+    on &= fits.any(axis=1)
+    top = (rng.random(n) * (height - h + 1)).astype(np.int64)
+    left = (rng.random(n) * (width - w + 1)).astype(np.int64)
     return top, left, h, w, on
 
 
-def random_erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
-    """Erase one random box per image (with probability `prob`) with per-pixel normal noise."""
+def random_erase(x: torch.Tensor, prob: float, rng: np.random.Generator,
+                 gen: torch.Generator) -> torch.Tensor:
+    """Erase one random box per image (with probability `prob`) with per-pixel normal noise.
+    The boxes come from `rng` on the host, as a row mask and a column mask per image (one small
+    copy); the noise from `gen` on x's device."""
     n, c, height, width = x.shape
-    top, left, h, w, on = erase_boxes(n, height, width, prob, gen, x.device)
-    rows = torch.arange(height, device=x.device).view(1, height, 1)
-    cols = torch.arange(width, device=x.device).view(1, 1, width)
-    box = ((rows >= top.view(n, 1, 1)) & (rows < (top + h).view(n, 1, 1))
-           & (cols >= left.view(n, 1, 1)) & (cols < (left + w).view(n, 1, 1)) & on.view(n, 1, 1))
+    top, left, h, w, on = erase_boxes(n, height, width, prob, rng)
+    if not on.any():
+        return x
+    ys, xs = np.arange(height), np.arange(width)
+    in_rows = (ys >= top[:, None]) & (ys < (top + h)[:, None]) & on[:, None]
+    in_cols = (xs >= left[:, None]) & (xs < (left + w)[:, None])
+    masks = to_device(np.concatenate([in_rows, in_cols], axis=1), x.device)
+    box = masks[:, None, :height, None] & masks[:, None, None, height:]  # (n, 1, H, W)
     noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-    return torch.where(box.unsqueeze(1), noise, x)
+    return torch.where(box, noise, x)
 
 
 class BatchAugment:
@@ -164,22 +185,42 @@ class BatchAugment:
     def __init__(self, aug: Augment, size: int, mean: list[float], std: list[float],
                  channels_last: bool):
         self.aug, self.size = aug, size
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        std = np.asarray(std, dtype=np.float64)
+        # (x / 255 - mean) / std as one multiply-add; 1/255 folded in when there is no jitter
+        # (which works on [0, 1]).
+        self._host = {"scale": torch.tensor(1 / std, dtype=torch.float32).view(1, -1, 1, 1),
+                      "scale255": torch.tensor(1 / (255 * std), dtype=torch.float32).view(1, -1, 1, 1),
+                      "shift": torch.tensor(-np.asarray(mean) / std, dtype=torch.float32).view(1, -1, 1, 1),
+                      "luma": torch.tensor(_LUMA).view(1, 3, 1, 1)}
+        self._on: dict[torch.device, dict[str, torch.Tensor]] = {}
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-    def __call__(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        n, c, dev = images.shape[0], images.shape[-1], images.device
-        if self.mean.device != dev:  # once: never a host copy per batch
-            self.mean, self.std = self.mean.to(dev), self.std.to(dev)
-        x = images.permute(0, 3, 1, 2).float()
-        theta = affine_theta(affine_params(n, self.aug, gen, dev))
-        grid = F.affine_grid(theta, [n, c, self.size, self.size], align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=False).div_(255.0)
+    def _constants(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The normalisation constants on `device`, copied once (never a host copy per batch)."""
+        if device not in self._on:
+            self._on[device] = {k: v.to(device) for k, v in self._host.items()}
+        return self._on[device]
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, 6 [+ 12]) float32: each image's affine map, then its jitter row if jittering."""
+        parts = [affine_theta(affine_params(n, self.aug, rng)).reshape(n, 6)]
         if self.aug.color_jitter:
-            x = color_jitter(x, self.aug.color_jitter, gen)
-        x = (x - self.mean) / self.std
+            parts.append(jitter_params(n, self.aug.color_jitter, rng))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        n, c, dev = images.shape[0], images.shape[-1], images.device
+        k = self._constants(dev)
+        q = to_device(self.draw(n, rng), dev)
+        x = images.permute(0, 3, 1, 2).float()
+        grid = F.affine_grid(q[:, :6].view(n, 2, 3), [n, c, self.size, self.size],
+                             align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.aug.color_jitter:
+            x = apply_jitter(x.div_(255.0), q[:, 6:], k["luma"])
+            x = torch.addcmul(k["shift"], x, k["scale"])
+        else:
+            x = torch.addcmul(k["shift"], x, k["scale255"])
         return x.contiguous(memory_format=self.memory_format)
 
 

@@ -12,8 +12,9 @@ it fits there, otherwise into RAM, where it stands in for the memory map.
 
 `DeviceFeed` is the `device` augmentation backend's training feed: the epoch's rows are a
 permutation seeded by (train.seed, epoch), this rank's share of it is cut into batches, and
-each batch is augmented on the device by `BatchAugment` with a generator seeded by
-(train.seed, epoch, rank). Evaluation and predict read row slices through the same `Images`.
+each batch is augmented on the device by `BatchAugment`, whose per-image draws come from a
+host generator seeded by (train.seed, epoch, rank). Evaluation and predict read row slices
+through the same `Images`.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class DeviceFeed:
     """Training batches for the `device` backend: (augmented float batch, labels) on the device."""
 
     def __init__(self, images: Images, rows: np.ndarray, labels: np.ndarray, batch_size: int,
-                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                 augment: Callable[[torch.Tensor, np.random.Generator], torch.Tensor],
                  rank: int = 0, world: int = 1, weights: np.ndarray | None = None):
         self.images, self.augment, self.weights = images, augment, weights
         self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
@@ -227,10 +228,10 @@ class DeviceFeed:
         dev = self.images.device
         order = epoch_order(len(self.rows), seed, self.rank, self.world, self.weights)
         order = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
-        gen = generator(dev, stream_seed(seed, self.rank))
+        rng = np.random.default_rng(stream_seed(seed, self.rank))
         rows, labels = self.rows[order], self.labels[order].to(dev)
         # Resident cache: the epoch's rows go to the device once, so a batch is a gather with no
         # host copy in the loop (a per-batch copy would make the CPU wait for the GPU each step).
         batches = rows.to(dev) if self.images.resident else (r.numpy() for r in rows)
         for k, images in enumerate(self.images.batches(batches)):
-            yield self.augment(images, gen), labels[k]
+            yield self.augment(images, rng), labels[k]

@@ -102,23 +102,55 @@ class TrainingDiverged(UserError):
     pass
 
 
-class Divergence:
-    """The first non-finite loss of an epoch, noted on the device and read once at its end.
-    Testing each step's loss on the host would make the CPU wait for the GPU every step; the
-    steps after a divergence are wasted, but no checkpoint is written from them."""
+class EpochLoss:
+    """Each step's loss, kept on the device and read once at the epoch's end: the epoch's mean,
+    and the first non-finite one. Reading the loss on the host every step would make the CPU wait
+    for the GPU every step; the steps after a divergence are wasted, but no checkpoint is
+    written from them."""
 
-    def __init__(self, device: torch.device):
-        self.step = torch.full((), -1, dtype=torch.long, device=device)
-        self.value = torch.zeros((), device=device)
+    def __init__(self, steps: int, device: torch.device):
+        self.values = torch.zeros(max(1, steps), device=device)
+        self.sizes: list[int] = []
 
-    def note(self, loss: torch.Tensor, step: int) -> None:
-        new = torch.logical_and(self.step < 0, ~torch.isfinite(loss.detach()))
-        self.step = torch.where(new, step, self.step)
-        self.value = torch.where(new, loss.detach().float(), self.value)
+    def add(self, loss: torch.Tensor, size: int) -> None:
+        if len(self.sizes) == len(self.values):  # more batches than announced: grow
+            self.values = torch.cat([self.values, torch.zeros_like(self.values)])
+        self.values[len(self.sizes)] = loss.detach()
+        self.sizes.append(size)
 
-    def first(self) -> tuple[float, int] | None:
-        step = int(self.step)
-        return None if step < 0 else (float(self.value), step)
+    def read(self) -> tuple[float, tuple[float, int] | None]:
+        """(mean loss over the images, (value, step) of the first non-finite loss or None)."""
+        values = self.values[:len(self.sizes)].double().cpu().numpy()
+        bad = np.flatnonzero(~np.isfinite(values))
+        sizes = np.asarray(self.sizes, dtype=np.float64)
+        mean = float((values * sizes).sum() / sizes.sum())
+        return mean, (float(values[bad[0]]), int(bad[0])) if len(bad) else None
+
+
+class Ema(nn.Module):
+    """An exponential moving average of a model's floating state (parameters and buffers such
+    as BatchNorm's running statistics; integer buffers are copied): timm's `ModelEmaV3`
+    update, with the same decay rule and state-dict keys, whose tensor lists are made once. timm's
+    walks both models' `state_dict()` every step: about 250 tensor ops on the host for a ResNet-18,
+    where a small model's GPU step is limited by the host. Here an update is two ops."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__()
+        self.module = copy.deepcopy(model).eval()
+        self.decay = decay
+        pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
+        floats = [(e, m) for e, m in pairs if e.is_floating_point()]
+        others = [(e, m) for e, m in pairs if not e.is_floating_point()]
+        self._lerp = ([e for e, _ in floats], [m for _, m in floats])
+        self._copy = ([e for e, _ in others], [m for _, m in others])
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        decay = self.decay if step > 1 else 0.0  # timm: a copy for the first two steps
+        if self._lerp[0]:
+            torch._foreach_lerp_(*self._lerp, weight=1.0 - decay)
+        if self._copy[0]:
+            torch._foreach_copy_(*self._copy)
 
 
 def head_parameters(model: nn.Module) -> set[int]:
@@ -143,7 +175,6 @@ class Stepper:
         from timm.data import Mixup
         from timm.loss import SoftTargetCrossEntropy
         from timm.optim import create_optimizer_v2
-        from timm.utils import ModelEmaV3
 
         self.cfg, self.model, self.rt = cfg, model, rt
         model.to(rt.device)
@@ -159,7 +190,7 @@ class Stepper:
         self.frozen = False
         self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
-        self.ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema else None
+        self.ema = Ema(model, cfg.ema) if cfg.ema else None
         mixing = cfg.mixup > 0 or cfg.cutmix > 0
         self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
                            label_smoothing=cfg.label_smoothing,
@@ -170,7 +201,8 @@ class Stepper:
             self.loss_fn = SoftTargetCrossEntropy() if weight is None else WeightedSoftTargetCE(weight)
         else:
             self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-        self.gen = generator(rt.device, 0)
+        self.gen = generator(rt.device, 0)  # random erasing's noise, on the device
+        self.rng = np.random.default_rng(0)  # its boxes, on the host
         self.start_epoch(cfg.seed)
         self.wrap()
 
@@ -197,8 +229,10 @@ class Stepper:
             self.wrap()
 
     def start_epoch(self, seed: int) -> None:
-        """Seed this rank's device draws (random erasing) for the epoch."""
-        self.gen.manual_seed(stream_seed(seed, self.rt.rank) + 1)
+        """Seed this rank's random erasing (boxes and noise) for the epoch."""
+        s = stream_seed(seed, self.rt.rank) + 1
+        self.gen.manual_seed(s)
+        self.rng = np.random.default_rng(s)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -208,7 +242,7 @@ class Stepper:
         if self.mixup is not None:
             x, y = self.mixup(x, y)
         if self.cfg.erasing:
-            x = random_erase(x, self.cfg.erasing, self.gen)
+            x = random_erase(x, self.cfg.erasing, self.rng, self.gen)
         with self.rt.autocast():
             return combined_loss(self.net(x), y, self.loss_fn)
 
@@ -222,7 +256,7 @@ class Stepper:
         self.scaler.update()
         self.sched.step()
         if self.ema is not None:
-            self.ema.update(self.model, step=global_step)
+            self.ema.update(global_step)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -295,8 +329,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
         stepper.start_epoch(seed)
         stepper.freeze_body(epoch < cfg.freeze_epochs)
         stepper.net.train()
-        total_loss, seen = torch.zeros((), device=rt.device), 0
-        diverged = Divergence(rt.device)
+        losses, seen = EpochLoss(steps, rt.device), 0
         start = time.perf_counter()
         bar = progress_bar(steps * feed.batch_size * rt.world,
                            f"epoch {epoch + 1}/{cfg.epochs}", "img") if rt.is_main else None
@@ -307,7 +340,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                 loss = stepper.loss(x, y)
                 if _fault("NAN_AT_EPOCH") == epoch + 1:  # tests: a diverging step
                     loss = loss * float("nan")
-                diverged.note(loss, step)
+                losses.add(loss, len(x))
                 if _fault("OOM_IN_BACKWARD_AT_EPOCH") == epoch + 1:  # tests: OOM in backward
                     raise torch.cuda.OutOfMemoryError("simulated")
                 stepper.update(loss, epoch * steps + step)
@@ -318,12 +351,11 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                 first_step = False
                 print(f"{name}: first step {since_process_start():.1f} s after the process "
                       "started", flush=True)
-            total_loss += loss.detach() * len(x)
             seen += len(x)
             if bar is not None:
                 bar.update(len(x) * rt.world)
-        train_loss = float(total_loss) / seen  # waits for the device: the epoch's work is done
-        if (bad := diverged.first()) is not None:
+        train_loss, bad = losses.read()  # waits for the device: the epoch's work is done
+        if bad is not None:
             raise TrainingDiverged(
                 f"{name}: loss became {bad[0]} at epoch {epoch + 1} step {bad[1] + 1}; "
                 f"lower train.lr (now {cfg.lr}) or set train.grad_clip; the last good "
