@@ -108,19 +108,17 @@ class EpochLoss:
     for the GPU every step; the steps after a divergence are wasted, but no checkpoint is
     written from them."""
 
-    def __init__(self, steps: int, device: torch.device):
-        self.values = torch.zeros(max(1, steps), device=device)
+    def __init__(self):
+        self.values: list[torch.Tensor] = []
         self.sizes: list[int] = []
 
     def add(self, loss: torch.Tensor, size: int) -> None:
-        if len(self.sizes) == len(self.values):  # more batches than announced: grow
-            self.values = torch.cat([self.values, torch.zeros_like(self.values)])
-        self.values[len(self.sizes)] = loss.detach()
+        self.values.append(loss.detach())
         self.sizes.append(size)
 
     def read(self) -> tuple[float, tuple[float, int] | None]:
         """(mean loss over the images, (value, step) of the first non-finite loss or None)."""
-        values = self.values[:len(self.sizes)].double().cpu().numpy()
+        values = torch.stack(self.values).double().cpu().numpy()
         bad = np.flatnonzero(~np.isfinite(values))
         sizes = np.asarray(self.sizes, dtype=np.float64)
         mean = float((values * sizes).sum() / sizes.sum())
@@ -329,7 +327,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
         stepper.start_epoch(seed)
         stepper.freeze_body(epoch < cfg.freeze_epochs)
         stepper.net.train()
-        losses, seen = EpochLoss(steps, rt.device), 0
+        losses, seen = EpochLoss(), 0
         start = time.perf_counter()
         bar = progress_bar(steps * feed.batch_size * rt.world,
                            f"epoch {epoch + 1}/{cfg.epochs}", "img") if rt.is_main else None
