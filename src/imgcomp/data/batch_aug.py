@@ -63,19 +63,24 @@ def _uniform(rng: np.random.Generator, shape, lo: float, hi: float) -> np.ndarra
     return lo + (hi - lo) * rng.random(shape)
 
 
+def _first_fit(fits: np.ndarray, *tries: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row, each of `tries` (n, _TRIES) at the first try that `fits` (the first try if none
+    does), then whether any did."""
+    first = fits.argmax(axis=1)
+    rows = np.arange(len(fits))
+    return (*(t[rows, first] for t in tries), fits.any(axis=1))
+
+
 def crop_boxes(n: int, scale: tuple[float, float], ratio: tuple[float, float],
                rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """(w, h, cx, cy) of n random resized crops as fractions of a square image's side."""
     area = _uniform(rng, (n, _TRIES), scale[0], scale[1])
     r = np.exp(_uniform(rng, (n, _TRIES), math.log(ratio[0]), math.log(ratio[1])))
     w, h = np.sqrt(area * r), np.sqrt(area / r)
-    fits = (w <= 1) & (h <= 1)
-    first = fits.argmax(axis=1)  # the first try that fits (0 if none)
-    w, h = w[np.arange(n), first], h[np.arange(n), first]
+    w, h, any_fit = _first_fit((w <= 1) & (h <= 1), w, h)
     # No try fits: the whole image at the allowed aspect nearest to the source's (1: square).
     r_fb = min(max(1.0, ratio[0]), ratio[1])
     w_fb, h_fb = (1.0, 1.0 / r_fb) if r_fb >= 1 else (r_fb, 1.0)
-    any_fit = fits.any(axis=1)
     w, h = np.where(any_fit, w, w_fb), np.where(any_fit, h, h_fb)
     cx = w / 2 + rng.random(n) * (1 - w)
     cy = h / 2 + rng.random(n) * (1 - h)
@@ -152,10 +157,8 @@ def erase_boxes(n: int, height: int, width: int, prob: float, rng: np.random.Gen
     r = np.exp(_uniform(rng, (n, _TRIES), math.log(aspect[0]), math.log(aspect[1])))
     h = np.round(np.sqrt(target * r)).astype(np.int64)
     w = np.round(np.sqrt(target / r)).astype(np.int64)
-    fits = (h < height) & (w < width)
-    first = fits.argmax(axis=1)
-    h, w = h[np.arange(n), first], w[np.arange(n), first]
-    on &= fits.any(axis=1)
+    h, w, any_fit = _first_fit((h < height) & (w < width), h, w)
+    on &= any_fit
     top = (rng.random(n) * (height - h + 1)).astype(np.int64)
     left = (rng.random(n) * (width - w + 1)).astype(np.int64)
     return top, left, h, w, on
