@@ -89,10 +89,11 @@ class Images:
         decompressed array (inherited by the forked workers, not copied)."""
         if self.cache.suffix == ".npy":
             return self.cache
-        if self.map is None:  # on the GPU only: the host copy is made on first need
-            from .store import Compressed
+        if self.map is None:  # on the GPU only: copied back once, on first need (a copy from
+            from .store import check_ram  # the GPU is faster than decompressing a second time)
 
-            self.map = Compressed(self.cache).load()
+            check_ram(self.tensor.numel(), self.cache)
+            self.map = self.tensor.cpu().numpy()
         return self.map
 
     @property
