@@ -1,4 +1,5 @@
-"""Every CUDA path of training and predict: precision, channels_last, compile, exactness, DDP.
+"""Every CUDA path of training, predict and infer: precision (and the fp16 fallback), channels_last,
+compile, exactness and autotuning, both augmentation backends, both cache forms, DDP.
 
 Marked `gpu`, skipped where CUDA is absent; `make test-gpu` runs them (and tests/test_gpu_data.py)
 on a GPU machine. What they check on CPU is in tests/test_training.py.
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import merge, prepared_digits
+from helpers import REPO, merge, prepared_digits
 from test_training import BASE, TINY, _state, train_cli
 
 pytestmark = [pytest.mark.gpu,
@@ -56,16 +57,18 @@ def test_compile_on_cuda(digits_cuda):
     assert ", compiled" in proc.stdout
 
 
-def test_two_fresh_runs_and_a_resumed_run_are_bit_identical(digits_cuda):
+@pytest.mark.parametrize("precision", ["auto", "fp16"])  # fp16: the grad scaler's state resumes too
+def test_two_fresh_runs_and_a_resumed_run_are_bit_identical(digits_cuda, precision):
     root = digits_cuda
-    a = cuda_train(root, root / "a.pt")
-    b = cuda_train(root, root / "b.pt")
-    killed = cuda_train(root, root / "r.pt", {"IMGCOMP_FAULT_AFTER_EPOCH": "1"})
+    a = cuda_train(root, root / f"a-{precision}.pt", precision=precision)
+    b = cuda_train(root, root / f"b-{precision}.pt", precision=precision)
+    killed = cuda_train(root, root / f"r-{precision}.pt", {"IMGCOMP_FAULT_AFTER_EPOCH": "1"},
+                        precision=precision)
     assert killed.returncode == 137
-    resumed = cuda_train(root, root / "r.pt")
+    resumed = cuda_train(root, root / f"r-{precision}.pt", precision=precision)
     assert a.returncode == b.returncode == resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch 1" in resumed.stdout
-    sa, sb, sr = (_state(root / f"{n}.pt")["state_dict"] for n in "abr")
+    sa, sb, sr = (_state(root / f"{n}-{precision}.pt")["state_dict"] for n in "abr")
     for k in sa:
         assert torch.equal(sa[k], sb[k]) and torch.equal(sa[k], sr[k]), k
 
@@ -89,6 +92,128 @@ def test_predict_with_tta_on_cuda_agrees_with_cpu(digits_cuda):
         assert run.returncode == 0, run.stderr[-3000:]
         outs[device] = pd.read_csv(root / f"preds-{device}/test.csv").iloc[:, 1:].to_numpy()
     assert np.allclose(outs["cuda"], outs["cpu"], atol=1e-4)
+
+
+def test_albumentations_backend_on_cuda_resident_or_streamed_gives_the_same_weights(digits_cuda):
+    """Per-image albumentations in loader processes, batches copied to the GPU; the workers read
+    the host copy of a cache that is on the GPU (copied back) or in RAM (decompressed)."""
+    runs = {}
+    for share in ("auto", 0):
+        out = digits_cuda / f"alb-{share}.pt"
+        proc = cuda_train(digits_cuda, out, augment_backend="albumentations", device_cache=share)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "albumentations augmentation" in proc.stdout
+        assert ("cache on the device" if share == "auto" else "streamed") in proc.stdout
+        runs[share] = _state(out)["state_dict"]
+    for k in runs["auto"]:
+        assert torch.equal(runs["auto"][k], runs[0][k]), k
+
+
+def test_autotuned_run_on_a_pinned_gpu(digits_cuda):
+    """train.deterministic: false lets cuDNN autotune; train.gpu: 0 names the GPU."""
+    from imgcomp.params import parse_params
+    from imgcomp.training.device import runtime
+
+    proc = cuda_train(digits_cuda, digits_cuda / "tuned.pt", epochs=1, deterministic=False, gpu=0)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cuda:0 " in proc.stdout
+    before = torch.backends.cudnn.benchmark
+    try:
+        runtime(parse_params(merge(BASE, {"train": {"device": "cuda", "deterministic": False}})).train)
+        assert torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def test_precision_auto_falls_back_to_fp16_without_bf16(monkeypatch):
+    from imgcomp.params import parse_params
+    from imgcomp.training.device import runtime
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    cfg = parse_params(merge(BASE, {"train": {"device": "cuda", "precision": "auto"}})).train
+    assert runtime(cfg).amp_dtype is torch.float16
+
+
+def test_predict_on_cuda_reads_a_memory_mapped_cache_as_a_compressed_one(digits_cuda):
+    """predict on the GPU from `images.npy` (prepare.compress_cache: false) and from the
+    default `images.u8z`: the same probabilities."""
+    import shutil
+    import subprocess
+    import sys
+
+    from imgcomp.data import store
+
+    root = digits_cuda
+    proc = cuda_train(root, root / "n.pt", epochs=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shutil.copytree(root / "prepared", root / "prepared-npy", dirs_exist_ok=True)
+    packed = store.locate(root / "prepared-npy")
+    assert packed.suffix == ".u8z"  # the default form; the copy becomes the memory-mapped one
+    np.save(root / "prepared-npy/images.npy", store.load(packed))
+    packed.unlink()
+    params = merge(merge(BASE, TINY), {"train": {"device": "cuda"}})
+    (root / "pn.yaml").write_text(yaml.safe_dump(params))
+    outs = {}
+    for prepared in ("prepared", "prepared-npy"):
+        run = subprocess.run([sys.executable, "-m", "imgcomp", "--params", "pn.yaml", "predict",
+                              "--checkpoint", "n.pt", "--prepared", prepared, "--folds",
+                              "folds.csv", "--out", f"preds-{prepared}"], cwd=root,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        outs[prepared] = pd.read_csv(root / f"preds-{prepared}/test.csv").iloc[:, 1:].to_numpy()
+    assert np.allclose(outs["prepared"], outs["prepared-npy"], atol=1e-6)
+
+
+def test_infer_on_cuda_agrees_with_cpu(digits_cuda, tmp_path):
+    """`imgcomp infer` (a package on a folder of images) on the GPU and on the CPU."""
+    import hashlib
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import env_for
+    from PIL import Image
+
+    from imgcomp import checkpoint
+    from imgcomp.stages.package import FORMAT
+
+    root = digits_cuda
+    proc = cuda_train(root, root / "i.pt", epochs=1, precision="fp32")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = checkpoint.load(root / "i.pt")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    shutil.copyfile(root / "i.pt", pkg / "lenet-f0.safetensors")
+    item = {k: ckpt[k] for k in ("arch", "args", "num_classes", "in_chans", "image_size", "mean",
+                                 "std", "interpolation")}
+    spec = {"format": FORMAT, "imgcomp": "0.1.0", "competition": "digits", "metric": "accuracy",
+            "classes": ckpt["classes"], "channels": 1, "image_size": ckpt["image_size"],
+            "cache_side": 37, "competition_params": {"test_size": 0.25, "seed": 0},
+            "max_extract_gb": 1, "tta": ["identity", "hflip"],
+            "ensemble": {"method": "mean", "weights": {"lenet": 1.0}},
+            "predict": {"batch_size": 8, "precision": "fp32", "channels_last": True,
+                        "deterministic": True},
+            "items": [{"model": "lenet", "fold": 0, "file": "lenet-f0.safetensors",
+                       "sha256": hashlib.sha256((pkg / "lenet-f0.safetensors").read_bytes()).hexdigest(),
+                       "cv_score": ckpt["score"], **item}]}
+    (pkg / "package.json").write_text(json.dumps(spec))
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 17, (8, 8), dtype=np.uint8) * 15).save(images / f"{i}.png")
+    outs = {}
+    for device in ("cuda", "cpu"):
+        run = subprocess.run([sys.executable, "-m", "imgcomp", "infer", "--package", str(pkg),
+                              "--images", str(images), "--out", str(tmp_path / f"{device}.csv"),
+                              "--device", device], cwd=tmp_path, capture_output=True, text=True,
+                             env=env_for(REPO), timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"{device} fp32" in run.stdout + run.stderr
+        outs[device] = pd.read_csv(tmp_path / f"{device}.csv").filter(like="p_").to_numpy()
+    assert outs["cuda"].shape == (20, 10)
+    assert np.allclose(outs["cuda"], outs["cpu"], atol=1e-3)  # cuDNN's TF32 convolutions
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")

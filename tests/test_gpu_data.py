@@ -27,6 +27,7 @@ def test_cache_on_the_gpu_and_streamed_give_the_same_batches(tmp_path):
     for rows, a, b in zip(batches, resident.batches(batches), streamed.batches(iter(batches))):
         assert a.is_cuda and b.is_cuda
         assert torch.equal(a, b) and np.array_equal(a.cpu().numpy(), arr[rows])
+        assert torch.equal(streamed.gather(rows), a)  # one batch read at once (make bench's)
 
 
 def test_a_compressed_cache_on_the_gpu_or_in_ram_gives_the_same_batches(tmp_path):
