@@ -34,8 +34,20 @@ def train_cli(root, out, extra_env=None, params_over=None, fold=0):
          "--live", f"live-{out.stem}"], cwd=root, capture_output=True, text=True, env=env, timeout=600)
 
 
+def test_a_custom_models_train_item_imports_no_timm(digits_small):
+    """timm imports torchvision: start-up that a custom model (mixup, AdamW) does not need."""
+    root = digits_small
+    proc = train_cli(root, root / "imports.pt", {"PYTHONPROFILEIMPORTTIME": "1"},
+                     params_over={"train": {"epochs": 1, "mixup": 0.2, "cutmix": 1.0}})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert {"torch", "imgcomp.training.mixup"} <= imported
+    assert not imported & {"timm", "torchvision"}
+
+
 def test_mixup_targets_are_distributions():
-    from timm.data import Mixup
+    from imgcomp.training.mixup import Mixup
 
     torch.manual_seed(0)
     np.random.seed(0)

@@ -30,6 +30,7 @@ from ..inference.probs import predict_probs, progress_bar
 from ..metrics import log_loss
 from ..params import Augment, Train
 from .device import Runtime, loader_workers, seed_everything
+from .mixup import Mixup, SoftTargetCE
 
 
 @dataclass
@@ -58,6 +59,38 @@ def lr_lambda(cfg: Train, steps_per_epoch: int) -> Callable[[int], float]:
         return 1.0
 
     return factor
+
+
+def make_optimizer(cfg: Train, model: nn.Module) -> torch.optim.Optimizer:
+    """timm's `create_optimizer_v2` for `adamw` and `sgd` (Nesterov): biases, 1-D weights and the
+    model's `no_weight_decay()` names are not decayed. Written out (tests/test_mixup.py checks it
+    gives timm's groups and steps) so that a custom model's train item never imports timm; with
+    `layer_decay`, timm groups a timm model's layers, so timm makes it. Each group's lr is
+    `cfg.lr` times its layer-decay scale (timm's schedulers apply that scale; ours start here)."""
+    extra = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    if cfg.layer_decay is not None:
+        from timm.optim import create_optimizer_v2
+
+        opt = create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  layer_decay=cfg.layer_decay, **extra)
+    else:
+        from fnmatch import fnmatch
+
+        skip = getattr(model, "no_weight_decay", lambda: set())()
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            exempt = (not cfg.weight_decay or p.ndim <= 1 or name.endswith(".bias")
+                      or any(fnmatch(name, pattern) for pattern in skip))
+            (no_decay if exempt else decay).append(p)
+        groups = ([{"params": no_decay, "weight_decay": 0.0}] if no_decay else []) + (
+            [{"params": decay, "weight_decay": cfg.weight_decay}] if decay else [])
+        opt = (torch.optim.SGD(groups, lr=cfg.lr, weight_decay=0.0, nesterov=True, **extra)
+               if cfg.optimizer == "sgd" else torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0))
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
+    return opt
 
 
 def make_scheduler(cfg: Train, opt: torch.optim.Optimizer, steps_per_epoch: int):
@@ -170,20 +203,11 @@ class Stepper:
 
     def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
                  steps_per_epoch: int, class_weight: np.ndarray | None = None):
-        from timm.data import Mixup
-        from timm.loss import SoftTargetCrossEntropy
-        from timm.optim import create_optimizer_v2
-
         self.cfg, self.model, self.rt = cfg, model, rt
         model.to(rt.device)
         if rt.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.opt = create_optimizer_v2(
-            model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-            layer_decay=cfg.layer_decay,
-            **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
-        for group in self.opt.param_groups:  # timm's groups carry the layer's scale; its own
-            group["lr"] = cfg.lr * group.get("lr_scale", 1.0)  # schedulers apply it, ours start here
+        self.opt = make_optimizer(cfg, model)
         self.head = head_parameters(model) if cfg.freeze_epochs else set()
         self.frozen = False
         self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
@@ -196,7 +220,7 @@ class Stepper:
         weight = (None if class_weight is None
                   else torch.as_tensor(class_weight, dtype=torch.float32, device=rt.device))
         if mixing:  # targets arrive soft (mixed and smoothed)
-            self.loss_fn = SoftTargetCrossEntropy() if weight is None else WeightedSoftTargetCE(weight)
+            self.loss_fn = SoftTargetCE() if weight is None else WeightedSoftTargetCE(weight)
         else:
             self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.gen = generator(rt.device, 0)  # random erasing's noise, on the device

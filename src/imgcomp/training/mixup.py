@@ -1,0 +1,80 @@
+"""Mixup/cutmix on a device batch, and the cross-entropy on the soft targets it makes.
+
+These are timm's `Mixup` (its `batch` mode: one mixing factor per batch, the batch mixed with
+itself reversed) and `SoftTargetCrossEntropy`, written out so that training a custom model
+never imports timm: importing any part of timm imports torchvision, and with it
+`torch._dynamo`, about 2 s of a train item's start-up on a laptop CPU. They make the same
+draws as timm's, from numpy's global generator (seeded each epoch by `seed_everything`), and
+the same arithmetic, so batches, targets and losses equal timm's bit for bit
+(tests/test_mixup.py compares them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Mixup:
+    """Mix a float batch with itself reversed: mixup (a blend) or cutmix (a pasted box), with
+    probability `prob` per batch; `switch_prob` chooses cutmix when both are on. The targets
+    come back as label-smoothed class distributions, mixed by the same factor."""
+
+    def __init__(self, mixup_alpha: float, cutmix_alpha: float, prob: float,
+                 label_smoothing: float, num_classes: int, switch_prob: float = 0.5):
+        if mixup_alpha <= 0 and cutmix_alpha <= 0:
+            raise ValueError("Mixup: mixup_alpha or cutmix_alpha must be > 0")
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.prob, self.switch_prob = prob, switch_prob
+        self.label_smoothing, self.num_classes = label_smoothing, num_classes
+
+    def draw(self) -> tuple[float, bool]:
+        """(mixing factor, cutmix?) for one batch; a factor of 1 leaves it as it is."""
+        if not np.random.rand() < self.prob:
+            return 1.0, False
+        use_cutmix = self.mixup_alpha <= 0
+        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
+            use_cutmix = np.random.rand() < self.switch_prob
+        alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
+        return float(np.random.beta(alpha, alpha)), use_cutmix
+
+    def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixes `x` (N, C, H, W) in place; returns it and the (N, classes) soft targets."""
+        lam, use_cutmix = self.draw()
+        if lam != 1.0:
+            if use_cutmix:
+                (yl, yh, xl, xh), lam = cutmix_box(x.shape, lam)
+                x[:, :, yl:yh, xl:xh] = x.flip(0)[:, :, yl:yh, xl:xh]
+            else:
+                flipped = x.flip(0).mul_(1.0 - lam)
+                x.mul_(lam).add_(flipped)
+        return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing)
+
+
+def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], float]:
+    """A box covering about 1 - lam of the image, centred anywhere in it (clipped at the
+    borders), and the factor corrected to the area it really covers."""
+    h, w = shape[-2:]
+    ratio = np.sqrt(1 - lam)
+    cut_h, cut_w = int(h * ratio), int(w * ratio)
+    cy, cx = np.random.randint(0, h), np.random.randint(0, w)
+    yl, yh = np.clip(cy - cut_h // 2, 0, h), np.clip(cy + (cut_h + 1) // 2, 0, h)
+    xl, xh = np.clip(cx - cut_w // 2, 0, w), np.clip(cx + (cut_w + 1) // 2, 0, w)
+    return (yl, yh, xl, xh), 1.0 - (yh - yl) * (xh - xl) / float(h * w)
+
+
+def mixed_targets(target: torch.Tensor, num_classes: int, lam: float,
+                  smoothing: float) -> torch.Tensor:
+    off = smoothing / num_classes
+    y = torch.full((len(target), num_classes), off, device=target.device).scatter_(
+        1, target.long().view(-1, 1), 1.0 - smoothing + off)
+    return y * lam + y.flip(0) * (1.0 - lam)
+
+
+class SoftTargetCE(nn.Module):
+    """Cross-entropy against class distributions (mixed, smoothed targets), batch mean."""
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.sum(-target * F.log_softmax(x, dim=-1), dim=-1).mean()
