@@ -1,5 +1,5 @@
 """Our Mixup, soft-target cross-entropy and optimizer groups are timm's, bit for bit: they stand
-in for timm so that a custom model's train item never imports it (2 s of start-up)."""
+in for timm so that a custom model's train item never imports it (nor torchvision)."""
 
 import copy
 
