@@ -149,6 +149,11 @@ class EpochLoss:
         self.values.append(loss.detach())
         self.sizes.append(size)
 
+    @property
+    def images(self) -> int:
+        """Images stepped on so far this epoch (this rank's)."""
+        return sum(self.sizes)
+
     def read(self) -> tuple[float, tuple[float, int] | None]:
         """(mean loss over the images, (value, step) of the first non-finite loss or None)."""
         values = torch.stack(self.values).double().cpu().numpy()
@@ -351,7 +356,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
         stepper.start_epoch(seed)
         stepper.freeze_body(epoch < cfg.freeze_epochs)
         stepper.net.train()
-        losses, seen = EpochLoss(), 0
+        losses = EpochLoss()
         start = time.perf_counter()
         bar = progress_bar(steps * feed.batch_size * rt.world,
                            f"epoch {epoch + 1}/{cfg.epochs}", "img") if rt.is_main else None
@@ -373,7 +378,6 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                 first_step = False
                 print(f"{name}: first step {since_process_start():.1f} s after the process "
                       "started", flush=True)
-            seen += len(x)
             if bar is not None:
                 bar.update(len(x) * rt.world)
         train_loss, bad = losses.read()  # waits for the device: the epoch's work is done
@@ -395,7 +399,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                    f"val/{metric}": score, "val/loss": log_loss(valid_labels, probs),
                    "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
                    "time/epoch_s": round(epoch_s, 3),
-                   "time/train_images_per_s": round(seen * rt.world / train_s, 1)}
+                   "time/train_images_per_s": round(losses.images * rt.world / train_s, 1)}
             progress.history.append(row)
             # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
             best = progress.best_score
