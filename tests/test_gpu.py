@@ -94,21 +94,6 @@ def test_predict_with_tta_on_cuda_agrees_with_cpu(digits_cuda):
     assert np.allclose(outs["cuda"], outs["cpu"], atol=1e-4)
 
 
-def test_albumentations_backend_on_cuda_resident_or_streamed_gives_the_same_weights(digits_cuda):
-    """Per-image albumentations in loader processes, batches copied to the GPU; the workers read
-    the host copy of a cache that is on the GPU (copied back) or in RAM (decompressed)."""
-    runs = {}
-    for share in ("auto", 0):
-        out = digits_cuda / f"alb-{share}.pt"
-        proc = cuda_train(digits_cuda, out, augment_backend="albumentations", device_cache=share)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "albumentations augmentation" in proc.stdout
-        assert ("cache on the device" if share == "auto" else "streamed") in proc.stdout
-        runs[share] = _state(out)["state_dict"]
-    for k in runs["auto"]:
-        assert torch.equal(runs["auto"][k], runs[0][k]), k
-
-
 def test_autotuned_run_on_a_pinned_gpu(digits_cuda):
     """train.deterministic: false lets cuDNN autotune; train.gpu: 0 names the GPU."""
     from imgcomp.params import parse_params

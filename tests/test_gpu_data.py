@@ -68,9 +68,11 @@ def test_erasing_and_augmentation_run_on_the_gpu_generator():
     assert out.shape == (16, 3, 32, 32) and out.is_cuda and torch.isfinite(out).all()
 
 
-def test_train_item_on_cuda_resident_and_streamed_agree(tmp_path_factory):
+@pytest.mark.parametrize("backend", ["device", "albumentations"])
+def test_train_item_on_cuda_resident_and_streamed_agree(tmp_path_factory, backend):
     """A whole train item on the GPU: the cache on the device and the cache streamed from the
-    memory map give the same checkpoint (deterministic CUDA, the default)."""
+    memory map give the same checkpoint (deterministic CUDA, the default). With albumentations,
+    loader processes read the host copy of the cache: copied back from the GPU, or in RAM."""
     from helpers import merge, prepared_digits
     from test_training import BASE, TINY, _state, train_cli
 
@@ -78,8 +80,10 @@ def test_train_item_on_cuda_resident_and_streamed_agree(tmp_path_factory):
     runs = {}
     for share in ("auto", 0):
         out = root / f"m-{share}.pt"
-        proc = train_cli(root, out, params_over={"train": {"device": "cuda", "device_cache": share}})
+        proc = train_cli(root, out, params_over={"train": {
+            "device": "cuda", "device_cache": share, "augment_backend": backend}})
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{backend} augmentation" in proc.stdout
         assert ("cache on the device" if share == "auto" else "streamed") in proc.stdout
         runs[share] = _state(out)["state_dict"]
     for k in runs["auto"]:
