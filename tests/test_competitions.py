@@ -63,10 +63,11 @@ def test_palm_nested_zip_and_xlsx(tmp_path):
     prepare.main(params_for("palm"), raw, out)
     m = manifest(out)
     train = m[m.source == "train"]
-    assert all(p.startswith("files/training/PALM-Training400/PALM-Training400/") for p in train.path)
-    assert (train.label.astype(int) == train.id.str.startswith("P").astype(int)).all()
+    assert all(p.startswith("PALM-Training400/PALM-Training400/") for p in train.path)
+    assert (train.label.astype(int) == train.id.str.startswith("train/P").astype(int)).all()
     valid = m[m.source == "valid"]
-    assert valid.set_index("id").label.astype(int).to_dict() == {f"V{i:04d}.jpg": i % 2 for i in range(1, 9)}
+    assert valid.set_index("id").label.astype(int).to_dict() == {
+        f"valid/V{i:04d}.jpg": i % 2 for i in range(1, 9)}
     assert m[m.split == "test"].id.tolist() == [f"T{i:04d}.jpg" for i in range(1, 7)]
 
 
@@ -74,9 +75,10 @@ def test_palm_without_test_folder(tmp_path):
     raw = tmp_path / "raw"
     palm_archives(raw)
     (raw / "PALM-Testing400-Images.zip").unlink()
-    p = params_for("palm", competitions={"palm": {"archives": [
-        {"name": "training.zip"}, {"name": "validation.zip"}, {"name": "valid_gt.zip"}]}})
-    with pytest.raises(UserError, match="no PALM-Testing400 folder"):
+    p = params_for("palm", competitions={"palm": {"fetch": {"archives": [
+        {"name": "training.zip"}, {"name": "validation.zip"}, {"name": "valid_gt.zip"}]}}})
+    with pytest.raises(UserError, match="competitions.palm.test: no folder 'PALM-Testing400' or "
+                                        "'PALM-Testing400-Images' holding images in the data"):
         prepare.main(p, raw, tmp_path / "prepared")
     assert not (tmp_path / "prepared").exists()
 
@@ -86,7 +88,8 @@ def test_cat_dog_bad_name(tmp_path):
     from helpers import write_rar4
     write_rar4(raw / "cat_dog.rar", {"cat_dog/train/cow.1.jpg": jpeg_bytes(0), "cat_dog/train/cat.2.jpg": jpeg_bytes(0),
                                      "cat_dog/test/0.jpg": jpeg_bytes(1)})
-    with pytest.raises(UserError, match="neither 'cat' nor 'dog' .*label_prefix_len: 3.*\\['cow.1.jpg'\\]"):
+    with pytest.raises(UserError, match="train labels \\['cow'\\] are not among the classes "
+                                        "\\['cat', 'dog'\\]"):
         prepare.main(params_for("cat_dog"), raw, tmp_path / "prepared")
 
 
@@ -109,8 +112,8 @@ def test_fetch_downloads_listed_archive(tmp_path):
     data = food11_archive(tmp_path / "src").read_bytes()
     with LocalServer() as srv:
         url = srv.serve("/food11.zip", data, cut_first_after=len(data) // 3)
-        p = params_for("food11", competitions={"food11": {"archives": [
-            {"name": "food11.zip", "url": url, "sha256": hashlib.sha256(data).hexdigest()}]}})
+        p = params_for("food11", competitions={"food11": {"fetch": {"archives": [
+            {"name": "food11.zip", "url": url, "sha256": hashlib.sha256(data).hexdigest()}]}}})
         fetch.main(p, tmp_path / "raw")
     assert (tmp_path / "raw/food11.zip").read_bytes() == data
 
@@ -119,7 +122,8 @@ def test_fetch_verifies_hand_placed_archive(tmp_path):
     from imgcomp.stages import fetch
 
     food11_archive(tmp_path / "raw")
-    p = params_for("food11", competitions={"food11": {"archives": [{"name": "food11.zip", "sha256": "1" * 64}]}})
+    p = params_for("food11", competitions={"food11": {"fetch": {"archives": [
+        {"name": "food11.zip", "sha256": "1" * 64}]}}})
     with pytest.raises(UserError, match="sha256 mismatch"):
         fetch.main(p, tmp_path / "raw")
     assert (tmp_path / "raw/food11.zip").exists()  # a hand-placed file is never deleted
@@ -153,20 +157,22 @@ def test_extracted_files_are_kept_only_when_asked(tmp_path):
         prepare.main(params_for("food11", prepare={"keep_files": keep}), raw, out)
         assert (out / "files").is_dir() is keep
         frame = manifest(out)
-        assert frame["path"].str.startswith("files/food11/").all()
+        assert frame["path"].str.startswith("food11/").all()  # where it is inside food11.zip
         if keep:
-            assert all((out / p).is_file() for p in frame["path"])
+            assert all((out / "files/0-food11" / p).is_file() for p in frame["path"])
 
 
-def test_label_prefix_len_is_the_letters_that_name_the_class(tmp_path):
+def test_the_file_name_pattern_and_lowercase_name_the_class(tmp_path):
+    """cat_dog's rule is data: the first 3 letters, lower-cased (Cat.1.jpg is a cat)."""
     raw = tmp_path / "raw"
-    cat_dog_archive(raw)
-    for n in (1, 2, 3):
-        out = tmp_path / f"p{n}"
-        prepare.main(params_for("cat_dog", competitions={"cat_dog": {"label_prefix_len": n}}),
-                     raw, out)
-        labels = manifest(out).query("split == 'train'")["label"].astype(int).tolist()
-        assert labels == manifest(tmp_path / "p1").query("split == 'train'")["label"].astype(int).tolist()
-    with pytest.raises(UserError, match="label_prefix_len: 4 letters, but the class names"):
-        prepare.main(params_for("cat_dog", competitions={"cat_dog": {"label_prefix_len": 4}}),
-                     raw, tmp_path / "p4")
+    from helpers import write_rar4
+    write_rar4(raw / "cat_dog.rar", {"cat_dog/train/Cat.1.jpg": jpeg_bytes(0),
+                                     "cat_dog/train/DOG_2.jpg": jpeg_bytes(1),
+                                     "cat_dog/test/0.jpg": jpeg_bytes(1)})
+    prepare.main(params_for("cat_dog"), raw, tmp_path / "lower")
+    assert manifest(tmp_path / "lower").query("split == 'train'")["label"].tolist() == ["0", "1"]
+    block = yaml.safe_load((REPO / "params.yaml").read_text())["competitions"]["cat_dog"]
+    train = [dict(s, labels={**s["labels"], "lowercase": False}) for s in block["train"]]
+    with pytest.raises(UserError, match=r"train labels \['Cat', 'DOG'\] are not among"):
+        prepare.main(params_for("cat_dog", competitions={"cat_dog": {"train": train}}), raw,
+                     tmp_path / "kept")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from imgcomp.metrics import accuracy, auc
+from imgcomp.metrics import accuracy, roc_auc
 from imgcomp.stages.ensemble import combine, fit_weights, rank_normalise, roc_points
 
 
@@ -17,10 +17,10 @@ def noisy_models(seed, n=400, c=3, noise=(0.5, 1.0, 2.0)):
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("metric", ["accuracy", "auc"])
+@pytest.mark.parametrize("metric", ["accuracy", "roc_auc"])
 def test_weighted_never_below_best_single_model(seed, metric):
-    stack, y = noisy_models(seed, c=2 if metric == "auc" else 3)
-    fn = accuracy if metric == "accuracy" else auc
+    stack, y = noisy_models(seed, c=2 if metric == "roc_auc" else 3)
+    fn = accuracy if metric == "accuracy" else roc_auc
     w = fit_weights(stack, y, metric)
     assert (w >= 0).all() and w.sum() == pytest.approx(1.0)
     best_single = max(fn(y, p) for p in stack)

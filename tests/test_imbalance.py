@@ -77,7 +77,7 @@ def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
 
     raw = merge(yaml.safe_load((REPO / "params.yaml").read_text()), {
         "image_size": 32, "prepare": {"workers": 1}, "folds": {"n_splits": 2, "run": [0, 1]},
-        "competitions": {"digits": {"test_size": 0.25}},
+        "competitions": {"digits": {"fetch": {"test_size": 0.25}}},
         "train": {"epochs": 5, "batch_size": 32, "models": ["lenet"], "device": "cpu"}})
     root = prepared_digits(tmp_path, raw)
     prep = root / "prepared"

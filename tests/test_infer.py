@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+import kaggle_layouts
 from helpers import REPO, cat_dog_archive, env_for, food11_archive, merge, palm_archives
 
 from imgcomp.data import store
 from imgcomp.data.cache import build_cache
 from imgcomp.inference.infer import raw_test_images
+from imgcomp.manifest import cache_side
 from imgcomp.params import parse_params
 from imgcomp.stages import fetch, prepare
 
@@ -36,24 +38,36 @@ BUILDERS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BUILDERS))
+def spec_of(params) -> dict:
+    return {"competition": params.competition, "max_extract_gb": 1,
+            "competition_block": params.competition_block().model_dump(mode="json",
+                                                                      by_alias=True)}
+
+
+CASES = sorted(BUILDERS) + [f"{slug}{form}" for slug in sorted(kaggle_layouts.LAYOUTS)
+                            for form in ("", ":unpacked")]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_raw_test_listing_and_decoding_are_prepares(tmp_path, case):
-    """For each competition's raw layout (the fixture archives, desktop junk included):
+    """For each competition's raw layout (the presets' fixture archives, desktop junk included;
+    each Kaggle layout zipped as the CLI ships it and unpacked as a notebook mounts it):
     infer --raw lists the same test ids in the same order as prepare's manifest, and decodes
     them to the same cache bytes."""
-    comp = case.split("_rar")[0]
-    params = params_for(comp)
     raw = tmp_path / "raw"
-    BUILDERS[case](raw, params)
+    if case in BUILDERS:
+        params = params_for(case.split("_rar")[0])
+        BUILDERS[case](raw, params)
+    else:
+        slug, _, form = case.partition(":")
+        _, params = kaggle_layouts.with_block(tmp_path, slug, zipped=not form)
     prepare.main(params, raw, tmp_path / "prepared")
     manifest = pd.read_csv(tmp_path / "prepared/manifest.csv", dtype={"id": str},
                            keep_default_na=False)
     test = np.flatnonzero((manifest["split"] == "test").to_numpy())
-    spec = {"competition": comp, "max_extract_gb": 1,
-            "competition_params": params.competition_params().model_dump(mode="json")}
-    ids, paths = raw_test_images(spec, raw, tmp_path / "work")
+    ids, paths = raw_test_images(spec_of(params), raw, tmp_path / "work")
     assert ids == manifest["id"].iloc[test].tolist() and len(ids) > 0
-    side = prepare.cache_side(params)
+    side = cache_side(params.image_size, params.prepare.cache_margin)
     channels = json.loads((tmp_path / "prepared/stats.json").read_text())["channels"]
     ok, _ = build_cache(paths, tmp_path / "ours.npy", side, channels, workers=0, progress=False)
     assert ok.all()
@@ -67,10 +81,8 @@ def test_raw_listing_names_missing_archives(tmp_path):
     params = params_for("palm")
     palm_archives(tmp_path / "raw")
     (tmp_path / "raw/valid_gt.zip").unlink()
-    spec = {"competition": "palm", "max_extract_gb": 1,
-            "competition_params": params.competition_params().model_dump(mode="json")}
     with pytest.raises(UserError, match="missing valid_gt.zip"):
-        raw_test_images(spec, tmp_path / "raw", tmp_path / "work")
+        raw_test_images(spec_of(params), tmp_path / "raw", tmp_path / "work")
 
 
 class _Touch:

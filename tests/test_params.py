@@ -6,6 +6,7 @@ from imgcomp.errors import UserError
 from imgcomp.params import load_params, parse_params
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+SOURCE = {"source": "train", "images": "train", "required": True}
 
 
 def test_repository_params_are_valid():
@@ -17,20 +18,44 @@ def test_repository_params_are_valid():
     ({"train": {"lrr": 0.1}}, "train.lrr: unknown key"),
     ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
     ({"train": {"optimizer": "adam"}}, "train.optimizer"),
-    ({"competition": "mnist"}, "competition"),
+    ({"competition": "mnist"}, "competition: 'mnist' has no block under competitions: (write one "
+                               "with `python -m imgcomp new mnist`"),
+    ({"competition": "a b"}, "competition: String should match pattern"),
     ({"image_size": 8}, "image_size"),
     ({"train": {"models": ["nope"]}}, "train.models: ['nope'] not defined under models"),
     ({"folds": {"run": [0, 7]}}, "folds.run"),
-    ({"tta": ["identity", "hflip"]}, "digits must not be flipped"),
-    ({"augment": {"digits": {"hflip": 0.5}}}, "digits must not be flipped"),
+    ({"tta": ["identity", "hflip"]}, "digits's images must not be flipped or turned"),
+    ({"augment": {"digits": {"hflip": 0.5}}}, "digits's images must not be flipped or turned"),
+    ({"rules": {"upright": []}, "augment": {"digits": {"hflip": 0.5}}}, None),
     ({"augment": {"palm": {"scale": [0.9, 0.2]}}}, "augment.palm.scale"),
     ({"prepare": {"on_bad_image": "ignore"}}, "prepare.on_bad_image"),
     ({"train": {"sampler": "oversample"}}, "train.sampler"),
     ({"train": {"class_weights": "inverse"}}, "train.class_weights"),
-    ({"competitions": {"cat_dog": {"archives": [{"name": "a/b.rar"}]}}}, "archives.0.name"),
-    ({"competitions": {"cat_dog": {"archives": [{"name": "a.rar", "sha256": "xyz"}]}}}, "sha256"),
+    ({"competitions": {"cat_dog": {"fetch": {"archives": [{"name": "a/b.rar"}]}}}},
+     "competitions.cat_dog.fetch.files.archives.0.name"),
+    ({"competitions": {"cat_dog": {"fetch": {"archives": [{"name": "a", "sha256": "xyz"}]}}}},
+     "competitions.cat_dog.fetch.files.archives.0.sha256"),
+    ({"competitions": {"palm": {"metric": "auc"}}},
+     "competitions.palm.metric: unknown metric 'auc'; choose one of accuracy, log_loss"),
+    ({"competitions": {"palm": {"metric": "map@0"}}}, "unknown metric 'map@0'"),
+    ({"competitions": {"palm": {"submission": {"kind": "top_k"}}}}, "kind top_k needs k"),
+    ({"competitions": {"palm": {"submission": {"columns": None}}}},
+     "set exactly one of sample (the organisers' sample_submission) and columns"),
+    ({"competitions": {"digits": {"metric": "map@3"}}},
+     "metric map@3 scores the top 3 labels: set submission.kind: top_k and submission.k: 3"),
+    ({"competitions": {"cat_dog": {"train": [{**SOURCE, "labels": {
+        "from": "filename", "pattern": "^cat", "lowercase": True}}]}}}, "needs a group"),
+    ({"competitions": {"cat_dog": {"train": [{**SOURCE, "labels": {"from": "csv"}}]}}},
+     "competitions.cat_dog.train.0.labels.from: 'csv' is not one of 'folder', 'filename', "
+     "'table', 'onehot'"),
+    ({"competitions": {"cat_dog": {"train": [{**SOURCE, "labels": {}}]}}},
+     "competitions.cat_dog.train.0.labels.from: required key is missing"),
+    ({"competitions": {"My Comp": BASE["competitions"]["digits"]}}, "competitions: names"),
 ])
 def test_bad_params_name_the_key(override, needle):
+    if needle is None:  # the rule is data: without it, the same params load
+        parse_params(merge(BASE, override))
+        return
     with pytest.raises(UserError) as e:
         parse_params(merge(BASE, override))
     msg = str(e.value)
@@ -59,7 +84,8 @@ def test_cli_bad_yaml(tmp_path):
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
 
 
-OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("ModelSpec", "arch"),
+OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_map"),
+            ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
             ("ModelSpec", "args"),
             ("Augment", "albumentations")}
@@ -70,12 +96,14 @@ def test_params_yaml_is_the_only_place_defaults_live():
     parts of an entry may be left out."""
     import inspect
 
+    import imgcomp.competitions.block as block
     import imgcomp.params as mod
     from pydantic import BaseModel
 
     defaults = []
-    for name, cls in inspect.getmembers(mod, inspect.isclass):
-        if issubclass(cls, BaseModel) and cls.__module__ == mod.__name__:
+    for name, cls in [*inspect.getmembers(mod, inspect.isclass),
+                      *inspect.getmembers(block, inspect.isclass)]:
+        if issubclass(cls, BaseModel) and cls.__module__ in (mod.__name__, block.__name__):
             for field, info in cls.model_fields.items():
                 if not info.is_required() and (name, field) not in OPTIONAL:
                     defaults.append(f"{name}.{field}")
@@ -85,15 +113,37 @@ def test_params_yaml_is_the_only_place_defaults_live():
 def test_every_key_left_out_of_params_yaml_is_named():
     import copy
 
-    for section in ("prepare", "train", "predict", "folds", "kaggle"):
+    for path in ("prepare", "train", "predict", "folds", "competitions.palm",
+                 "competitions.palm.submission", "competitions.palm.test"):
         raw = copy.deepcopy(BASE)
-        key = next(iter(raw[section]))
-        del raw[section][key]
-        with pytest.raises(UserError, match=f"{section}.{key}: required key is missing"):
+        node = raw
+        for part in path.split("."):
+            node = node[part]
+        key = next(iter(node))
+        del node[key]
+        with pytest.raises(UserError, match=f"{path}.{key}: required key is missing"):
             parse_params(raw)
+    raw = copy.deepcopy(BASE)
+    del raw["augment"]["digits"]
+    with pytest.raises(UserError, match="augment.digits: missing; every competition run needs"):
+        parse_params(raw)
 
 
 def test_setting_a_kaggle_slug_is_not_a_competition_param():
     p = parse_params(merge(BASE, {"kaggle": {"digits": "digit-recognizer"}}))
     assert p.kaggle_slug() == "digit-recognizer"
-    assert "kaggle" not in p.competition_params().model_dump()
+    assert "kaggle" not in p.competition_block().model_dump()
+    assert parse_params(merge(BASE, {"kaggle": {"digits": None}})).kaggle_slug() is None
+
+
+def test_a_competition_is_a_block_of_data():
+    """A block under a new name (a Kaggle slug, hyphens and all) with its augment entry is a
+    competition: nothing else is edited."""
+    import copy
+
+    raw = copy.deepcopy(BASE)
+    raw["competitions"]["some-kaggle-slug"] = copy.deepcopy(raw["competitions"]["cat_dog"])
+    raw["augment"]["some-kaggle-slug"] = raw["augment"]["cat_dog"]
+    p = parse_params({**raw, "competition": "some-kaggle-slug"})
+    assert p.competition_block() == p.competitions["cat_dog"]
+    assert p.kaggle_slug() is None

@@ -31,6 +31,9 @@ def _paths(node, prefix: str, out: dict) -> None:
         for key, value in node.items():
             if isinstance(value, BaseModel):
                 _paths(value, f"{prefix}.{key}", out)
+    elif isinstance(node, list):
+        for k, value in enumerate(node):
+            _paths(value, f"{prefix}.{k}", out)
 
 
 @pytest.fixture
@@ -46,7 +49,9 @@ def record_reads(monkeypatch):
         return p
 
     monkeypatch.setattr(params_module, "load_params", load)
-    classes = {c for c in vars(params_module).values()
+    from imgcomp.competitions import block as block_module
+
+    classes = {c for m in (params_module, block_module) for c in vars(m).values()
                if isinstance(c, type) and issubclass(c, BaseModel) and c is not BaseModel}
     for cls in classes:
         real = cls.__getattribute__

@@ -103,7 +103,7 @@ def test_the_package_alone_reproduces_the_submission_from_the_raw_data(digits_pr
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no images" in error("--images", str(empty))
-    assert "train: missing" in error("--raw", str(empty))
+    assert "no file 'sample_submission.csv'" in error("--raw", str(empty))
     (here / "pkg" / spec["items"][1]["file"]).write_bytes(b"not the weights")
     assert "sha256 differs" in error("--raw", raw)
     shutil.rmtree(here / "pkg")
@@ -165,7 +165,7 @@ def test_real_competition_layouts_end_to_end(tmp_path, competition, build, heade
     if competition == "palm":
         assert "classification_results.csv" in proc.stdout
         cv = json.loads((project / "metrics/cv.json").read_text())
-        assert "auc" in cv["ensemble"] and "accuracy" in cv["ensemble"]
+        assert "roc_auc" in cv["ensemble"] and "accuracy" in cv["ensemble"]
 
 
 @pytest.mark.slow
@@ -258,6 +258,9 @@ def fake_food11_run(root):
     rows = [f"{i},files/test/{i}.jpg,,test,test" for i in ids] + ["t0,files/t0.jpg,1,train,train"]
     (prepared / "manifest.csv").write_text("id,path,label,split,source\n" + "\n".join(rows) + "\n")
     (prepared / "classes.json").write_text(json.dumps({str(k): f"c{k}" for k in range(11)}))
+    fmt = {"header": ["Id", "Category"], "kind": "label", "labels": "index", "positive": None,
+           "k": None, "decimals": 6, "value_classes": None, "upload_as": None}
+    (prepared / "submission.json").write_text(json.dumps(fmt))
     (root / "submissions").mkdir()
     (root / "submissions/food11.csv").write_text("Id,Category\n" + "".join(f"{i},3\n" for i in ids))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -327,8 +330,9 @@ def test_make_all_checks_params_before_dvc_reads_them(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = imgcomp(["check"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "competition: Input should be 'digits', 'cat_dog', 'food11' or 'palm'" in proc.stderr
-    assert "(got 'catdog')" in proc.stderr and not (tmp_path / "data").exists()
+    assert ("competition: 'catdog' has no block under competitions: (write one with `python -m "
+            "imgcomp new catdog`, or choose one of ['cat_dog', 'digits', 'food11', 'palm'])"
+            in proc.stderr) and not (tmp_path / "data").exists()
 
 
 @pytest.mark.slow

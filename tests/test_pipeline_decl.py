@@ -74,6 +74,10 @@ def test_edits_make_exactly_the_stages_that_run_them_stale(tmp_path):
     assert {"train", "predict", "ensemble", "submit"} <= stale(project)
     (project / "src/imgcomp/manifest.py").write_text((REPO / "src/imgcomp/manifest.py").read_text())
     assert stale(project) == set()
-    (project / "src/imgcomp/competitions/food11.py").open("a").write("\n# an edit\n")
+    (project / "src/imgcomp/competitions/layout.py").open("a").write("\n# an edit\n")
+    assert stale(project) == {"prepare"}  # how data is listed: no stage after prepare runs it
+    (project / "src/imgcomp/competitions/layout.py").write_text(
+        (REPO / "src/imgcomp/competitions/layout.py").read_text())
+    (project / "src/imgcomp/metrics.py").open("a").write("\n# an edit\n")
     after = stale(project)
-    assert {"train", "ensemble"} <= after and "predict" not in after and "folds" not in after
+    assert {"train", "ensemble", "submit"} <= after and not after & {"fetch", "prepare", "folds"}

@@ -112,16 +112,20 @@ def test_label_row_without_image(digits_raw, tmp_path):
     p, raw = digits_raw
     first = sorted(raw.glob("train/*.png"))[0]
     first.unlink()
-    with pytest.raises(UserError, match=f"train.csv lists ids with no image in train/: \\['{first.stem}'\\]"):
+    with pytest.raises(UserError, match=f"train.csv\\): 1 id\\(s\\) with no image in train/: "
+                                        f"\\['{first.stem}'\\]"):
         prepare.main(p, raw, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-def test_image_without_label(digits_raw, tmp_path):
+def test_image_without_label_is_left_out_and_said(digits_raw, tmp_path, capsys):
     p, raw = digits_raw
     Image.new("L", (8, 8)).save(raw / "train/99999.png")
-    with pytest.raises(UserError, match="images in train/ not listed in train.csv: \\['99999'\\]"):
-        prepare.main(p, raw, tmp_path / "out")
+    prepare.main(p, raw, tmp_path / "out")
+    assert "1 image(s) in train/ that train.csv does not list, left out: ['99999.png']" in \
+        capsys.readouterr().out
+    m = pd.read_csv(tmp_path / "out/manifest.csv", dtype={"id": str})
+    assert "99999" not in set(m.id)
 
 
 def test_duplicate_ids_named(digits_raw, tmp_path):
@@ -129,12 +133,12 @@ def test_duplicate_ids_named(digits_raw, tmp_path):
     labels = pd.read_csv(raw / "train.csv")
     pd.concat([labels, labels.head(2)]).to_csv(raw / "train.csv", index=False)
     first_two = labels.id.head(2).astype(str).tolist()
-    with pytest.raises(UserError, match=re.escape(f"duplicate ids {first_two}")):
+    with pytest.raises(UserError, match=re.escape(f"duplicate ids in column 'id': {first_two}")):
         prepare.main(p, raw, tmp_path / "out")
 
 
 def test_folds_refuse_classes_smaller_than_k(tmp_path):
-    p = parse_params(merge(BASE, {"competitions": {"digits": {"test_size": 0.96}},
+    p = parse_params(merge(BASE, {"competitions": {"digits": {"fetch": {"test_size": 0.96}}},
                                   "folds": {"n_splits": 10, "run": [0]}}))
     fetch.main(p, tmp_path / "raw")
     prepare.main(p, tmp_path / "raw", tmp_path / "out")

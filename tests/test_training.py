@@ -15,7 +15,7 @@ from imgcomp.training.loop import lr_lambda
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
 TINY = {"image_size": 32, "prepare": {"workers": 1}, "folds": {"n_splits": 2, "run": [0, 1]},
         "train": {"epochs": 2, "batch_size": 32, "models": ["lenet"], "device": "cpu"},
-        "competitions": {"digits": {"test_size": 0.9}}}
+        "competitions": {"digits": {"fetch": {"test_size": 0.9}}}}
 
 
 @pytest.fixture(scope="module")

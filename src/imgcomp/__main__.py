@@ -31,10 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=Path, help="the weights stage's folder (pretrained models)")
     add("predict", "OOF and test probabilities with TTA", "checkpoint", "prepared", "folds", "out")
     add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv", "plots")
-    add("submit", "write, validate and score the CSV", "prepared", "raw", "probs", "out",
-        "leaderboard")
+    add("submit", "write, validate and score the CSV", "prepared", "probs", "out", "leaderboard")
     add("package", "the trained ensemble as safetensors + package.json (make package)",
-        "models", "cv", "out")
+        "models", "cv", "format", "out")
     i = sub.add_parser("infer", help="a package on the competition's raw test data -> the "
                                      "validated submission, or on any folder of images -> "
                                      "per-class probabilities (no params.yaml, DVC or prepared "
@@ -54,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
     v.add_argument("--competition", help="the competition the file is for (default: the one its "
                    "name names, e.g. submissions/food11.csv, else params.yaml's)")
+    n = sub.add_parser("new", help="write the params block of any Kaggle competition from the "
+                                   "files Kaggle ships (data/raw/<name>/)")
+    n.add_argument("name", help="the competition's Kaggle slug, e.g. dog-breed-identification")
+    n.add_argument("--metric", required=True,
+                   help="accuracy | log_loss | roc_auc | f1_micro | f1_macro | qwk | map@K "
+                        "(the competition's Evaluation page says which)")
+    n.add_argument("--raw", type=Path, help="where the files are (default data/raw/<name>)")
+    n.add_argument("--force", action="store_true", help="rewrite the block if it exists")
+    n.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="decide or override a key of the block (a YAML value; train.* is the "
+                        "first train source), e.g. --set train.labels.label=breed")
     sub.add_parser("check", help="validate params.yaml (make all runs it before DVC reads it)")
     sub.add_parser("prune", help="remove prediction items of models or folds no longer run "
                                  "(make all runs it before dvc repro)")
@@ -70,6 +80,10 @@ def run(argv: list[str]) -> None:
     if args.stage == "infer":  # a package carries all it needs: no params.yaml
         from .inference.infer import infer
         infer(args.package, args.out, args.raw, args.images, args.device, args.batch_size)
+        return
+    if args.stage == "new":  # writes params.yaml: it reads the file itself
+        from .competitions.new import main as new
+        new(args.name, args.metric, args.params, args.raw, args.force, args.set)
         return
     from .params import load_params
 
@@ -101,11 +115,11 @@ def run(argv: list[str]) -> None:
                       Path(args.plots))
     elif s == "submit":
         from .stages import submit
-        submit.main(params, Path(args.prepared), Path(args.raw), Path(args.probs), Path(args.out),
+        submit.main(params, Path(args.prepared), Path(args.probs), Path(args.out),
                     Path(args.leaderboard))
     elif s == "package":
         from .stages import package
-        package.main(params, Path(args.models), Path(args.cv), Path(args.out))
+        package.main(params, Path(args.models), Path(args.cv), Path(args.format), Path(args.out))
     elif s == "validate":
         from .tools import validate_file
         validate_file(params, args.file, args.prepared, args.competition)

@@ -50,9 +50,9 @@ _TRUNCATED = re.compile(r"truncat|unexpected end|more data than|premature|damage
 
 def not_data(rel: str | PurePosixPath) -> bool:
     """The one rule for desktop junk: True for what a desktop adds and no organiser ships."""
-    parts = PurePosixPath(str(rel).replace("\\", "/")).parts
-    return any(p == "__MACOSX" for p in parts) or any(
-        p.startswith(".") or p.lower() in DESKTOP_FILES for p in parts)
+    parts = str(rel).replace("\\", "/").split("/")
+    return any(p == "__MACOSX" or (p.startswith(".") and p not in (".", ".."))
+               or p.lower() in DESKTOP_FILES for p in parts if p)
 
 
 @contextmanager
@@ -78,21 +78,25 @@ def clean_error(e: BaseException) -> str:
     return re.sub(r"\s+", " ", text) or type(e).__name__
 
 
-def is_archive(path: Path) -> bool:
-    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+def is_archive(path: Path | str) -> bool:
+    return str(path).rpartition("/")[2].lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def safe_member_name(name: str, archive: Path) -> str:
+    """The relative posix path an entry may be written to; an error for anything that escapes."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise UserError(f"{archive}: entry {name!r} has an absolute path; refusing to extract")
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise UserError(f"{archive}: entry {name!r} points outside the target (..); refusing")
+    clean = "/".join(p for p in parts if p not in ("", "."))
+    if not clean:
+        raise UserError(f"{archive}: entry {name!r} has an empty path")
+    return clean
 
 
 def safe_member_path(name: str, archive: Path) -> PurePosixPath:
-    """The relative path an entry may be written to; an error for anything that escapes."""
-    parts = PurePosixPath(name.replace("\\", "/"))
-    if parts.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise UserError(f"{archive}: entry {name!r} has an absolute path; refusing to extract")
-    if ".." in parts.parts:
-        raise UserError(f"{archive}: entry {name!r} points outside the target (..); refusing")
-    clean = PurePosixPath(*[p for p in parts.parts if p not in ("", ".")])
-    if not clean.parts:
-        raise UserError(f"{archive}: entry {name!r} has an empty path")
-    return clean
+    return PurePosixPath(safe_member_name(name, archive))
 
 
 def rar4_is_solid(path: Path) -> bool:

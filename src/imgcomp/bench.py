@@ -274,7 +274,7 @@ def bench_augment(cache: Path, size: int, batch: int, device: str, aug) -> dict:
 
 def food11_augment():
     """food-11's `augment` as params.yaml states it (the recipe a user runs)."""
-    return repo_params().augment.food11
+    return repo_params().augment["food11"]
 
 
 def cache_at(tmp: Path, size: int) -> Path:

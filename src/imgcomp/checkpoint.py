@@ -22,6 +22,13 @@ SUFFIX = ".safetensors"
 PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip format, a bare pickle
 
 
+def is_pickle(head: bytes) -> bool:
+    """A torch.save file or a bare pickle, told from safetensors by its first 9 bytes: a
+    safetensors file starts with its header's length (8 bytes, little-endian, whose first may
+    well be 0x80) and then the header's `{`."""
+    return head[8:9] != b"{" and head.startswith(PICKLE_MAGIC)
+
+
 def save(path: Path, info: dict, state_dict: dict[str, torch.Tensor]) -> None:
     """Write atomically; the same tensors and info give the same bytes (keys sorted)."""
     from safetensors.torch import save_file
@@ -39,8 +46,8 @@ def load(path: Path, what: str = "checkpoint") -> dict:
     if not path.is_file():
         raise UserError(f"{path}: missing; run `dvc repro` to train it")
     with open(path, "rb") as f:
-        head = f.read(4)
-    if head.startswith(PICKLE_MAGIC):
+        head = f.read(9)
+    if is_pickle(head):
         raise UserError(f"{path}: refused: a pickle (torch.save) file, and loading one could run "
                         f"code; an imgcomp {what} is a .safetensors file (tensors and JSON only)")
     try:

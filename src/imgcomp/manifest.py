@@ -1,7 +1,7 @@
 """The one contract between `prepare` and everything after it.
 
 `manifest.csv`: one row per image; `id` (exactly as it goes into the submission), `path`
-(relative to the manifest's folder), `label` (int class index, empty for test), `split`
+(where the image is in the competition's data: inside its archive, or its folder), `label` (int class index, empty for test), `split`
 (`train` | `test`), `source` (the organisers' split it came from). `classes.json`: index → name.
 """
 
@@ -22,6 +22,14 @@ MANIFEST = "manifest.csv"
 CLASSES = "classes.json"
 CACHE = "images.npy"  # uncompressed; compressed: images.u8z (data/store.py)
 STATS = "stats.json"
+FORMAT = "submission.json"  # the resolved submission format (submission.Format)
+SOLUTION = "solution.csv"  # test answers (id, label index), where the competition ships them
+POST = "post.json"  # ensemble's output: the OOF-fitted post-processing submit applies (or null)
+
+
+def cache_side(image_size: int, margin: float) -> int:
+    """The cache's side: the training size plus room for random crops (the one formula)."""
+    return int(round(image_size * (1 + margin)))
 
 
 def check_manifest(frame: pd.DataFrame, classes: list[str], where: str) -> pd.DataFrame:

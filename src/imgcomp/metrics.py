@@ -1,38 +1,289 @@
-"""Competition metrics on class probabilities (N, C): pure functions."""
+"""Competition metrics and their post-processing, as pure functions of class probabilities.
+
+Every metric takes `labels`, int class indices (N,), and `probs`, class probabilities (N, C)
+whose rows sum to 1; where order matters (qwk) the class index is the grade. Each is scored the
+way Kaggle scores it, so a CV number means the same as a leaderboard number. `METRICS` and
+`get_metric` say which way is better, so no caller has to assume higher wins.
+
+Some metrics reward a step after the model: a temperature for log loss (over-confident networks
+lose a lot on a few wrong rows) and cut-points on the expected grade for quadratic weighted kappa
+(argmax ignores how far apart grades are). Such a step is fitted on OOF predictions, and only
+kept when its cross-fitted score (each fold post-processed by a fit on the other folds) is at
+least as good as the raw one: a fit scored on its own rows always looks better than it is.
+
+sklearn and scipy are imported inside the functions that use them: the CLI starts faster.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Literal
+
 import numpy as np
 
+from .errors import UserError
+
+EPS = 1e-15  # Kaggle's log-loss clipping
+VALID = "accuracy, log_loss, roc_auc, f1_micro, f1_macro, qwk, map@K"
+
+
+# --- metrics: (labels, probs) -> float ----------------------------------------------------
+
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    return float((probs.argmax(axis=1) == np.asarray(labels)).mean())
-
-
-def auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, probs[:, 1]))
+    """The share of rows whose argmax is the true class."""
+    return float((np.asarray(probs).argmax(axis=1) == np.asarray(labels)).mean())
 
 
 def log_loss(labels: np.ndarray, probs: np.ndarray) -> float:
-    p = np.clip(probs[np.arange(len(labels)), np.asarray(labels)], 1e-15, 1.0)
-    return float(-np.log(p).mean())
+    """Mean -log p(true class), as Kaggle scores it: clipped to [1e-15, 1 - 1e-15], each row
+    renormalised, so one confident mistake costs about 34.5, not infinity."""
+    p = np.clip(np.asarray(probs, dtype=float), EPS, 1 - EPS)
+    p = p / p.sum(axis=1, keepdims=True)
+    return float(-np.log(p[np.arange(len(p)), np.asarray(labels)]).mean())
 
 
-METRICS = {"accuracy": accuracy, "auc": auc}
+def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Binary: the AUC of column 1. More classes: Kaggle's mean column-wise AUC, each column
+    one-vs-rest, over the columns where both outcomes occur. NaN when no column has both."""
+    from sklearn.metrics import roc_auc_score
+
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    cols = [1] if probs.shape[1] == 2 else range(probs.shape[1])
+    aucs = [roc_auc_score(labels == k, probs[:, k]) for k in cols
+            if 0 < (labels == k).sum() < len(labels)]
+    return float(np.mean(aucs)) if aucs else math.nan
 
 
-def score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
-    return METRICS[metric](labels, probs)
+def _f1(labels: np.ndarray, probs: np.ndarray, average: str) -> float:
+    from sklearn.metrics import f1_score
 
+    pred = np.asarray(probs).argmax(axis=1)
+    return float(f1_score(np.asarray(labels), pred, average=average, zero_division=0))
+
+
+def f1_micro(labels: np.ndarray, probs: np.ndarray) -> float:
+    """F1 over all rows pooled (equals accuracy for single-label predictions)."""
+    return _f1(labels, probs, "micro")
+
+
+def f1_macro(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The unweighted mean of per-class F1 over the classes in the labels or the predictions."""
+    return _f1(labels, probs, "macro")
+
+
+def qwk(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Quadratic weighted kappa of the argmax grade: far-off grades cost more than near ones.
+    The weights are grade distances over all C grades, as Kaggle's, even if one is missing."""
+    from sklearn.metrics import cohen_kappa_score
+
+    probs = np.asarray(probs)
+    return float(cohen_kappa_score(np.asarray(labels), probs.argmax(axis=1),
+                                   labels=np.arange(probs.shape[1]), weights="quadratic"))
+
+
+def _kappa(labels: np.ndarray, pred: np.ndarray, c: int) -> float:
+    """qwk of predicted labels without sklearn's per-call cost: the cut-point search calls it
+    hundreds of times."""
+    seen = np.bincount(labels * c + pred, minlength=c * c).reshape(c, c)
+    expected = np.outer(seen.sum(axis=1), seen.sum(axis=0)) / len(labels)
+    w = (np.arange(c)[:, None] - np.arange(c)[None]) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(1 - (w * seen).sum() / (w * expected).sum())
+
+
+def map_at_k(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
+    """Mean over rows of 1/rank of the true class among the k most probable (0 if not among
+    them); equal probabilities rank the lower class index first."""
+    top = np.argsort(-np.asarray(probs), axis=1, kind="stable")[:, :k]
+    hit = top == np.asarray(labels)[:, None]
+    return float(np.where(hit.any(axis=1), 1.0 / (hit.argmax(axis=1) + 1), 0.0).mean())
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric by name: which way is better, and whether the submission carries labels or
+    probabilities. `fn(labels, probs)` scores either way (label metrics take the argmax)."""
+    name: str
+    higher_is_better: bool
+    needs: Literal["label", "probability"]
+    fn: Callable[[np.ndarray, np.ndarray], float]
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("accuracy", True, "label", accuracy),
+    Metric("log_loss", False, "probability", log_loss),
+    Metric("roc_auc", True, "probability", roc_auc),
+    Metric("f1_micro", True, "label", f1_micro),
+    Metric("f1_macro", True, "label", f1_macro),
+    Metric("qwk", True, "label", qwk),
+]}
+
+
+def get_metric(name: str) -> Metric:
+    """The metric called `name`: one of METRICS, or `map@K` for an integer K >= 1."""
+    if name in METRICS:
+        return METRICS[name]
+    found = re.fullmatch(r"map@([1-9][0-9]*)", str(name))
+    if found:
+        k = int(found.group(1))
+        return Metric(name, True, "label", lambda labels, probs: map_at_k(labels, probs, k))
+    raise UserError(f"unknown metric {name!r}; valid metrics: {VALID} (K an integer >= 1)")
+
+
+def check_metric(name: str) -> str:
+    """`name` if it is a metric, else the UserError get_metric raises."""
+    get_metric(name)
+    return name
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether score `a` is strictly better than `b`: NaN is never better, anything beats NaN."""
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    return a > b if get_metric(metric).higher_is_better else a < b
+
+
+def worst(metric: str) -> float:
+    """A score every real score beats: -inf, or +inf where lower is better."""
+    return -math.inf if get_metric(metric).higher_is_better else math.inf
+
+
+# --- post-processing: fitted on OOF rows, a JSON-able dict or None ------------------------
+
+def apply_post(post: dict | None, probs: np.ndarray) -> np.ndarray:
+    """Probabilities after `post`: a temperature T gives p**(1/T) renormalised per row (logits
+    divided by T); cut-points and None leave them as they are."""
+    probs = np.asarray(probs, dtype=float)
+    if not post or "temperature" not in post:
+        return probs
+    with np.errstate(divide="ignore"):
+        z = np.log(probs) / float(post["temperature"])  # in logs: p**20 would underflow
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def expected_grade(probs: np.ndarray) -> np.ndarray:
+    """sum_k p_k * k per row: the grade the probabilities expect."""
+    probs = np.asarray(probs, dtype=float)
+    return probs @ np.arange(probs.shape[1])
+
+
+def predict_labels(post: dict | None, probs: np.ndarray) -> np.ndarray:
+    """Int labels: the number of cut-points below the expected grade if `post` has them, else
+    the argmax of the post-processed probabilities."""
+    if post and "cutpoints" in post:
+        return np.searchsorted(np.asarray(post["cutpoints"]), expected_grade(probs), side="left")
+    return apply_post(post, probs).argmax(axis=1)
+
+
+def _one_hot(pred: np.ndarray, c: int) -> np.ndarray:
+    return np.eye(c)[pred]
+
+
+def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None = None) -> float:
+    """`metric` on (labels, probs) with `post` applied: a temperature changes the
+    probabilities, cut-points change the predicted labels of a label metric."""
+    m, probs = get_metric(metric), np.asarray(probs, dtype=float)
+    if post and "cutpoints" in post and m.needs == "label":
+        probs = _one_hot(predict_labels(post, probs), probs.shape[1])
+    return float(m.fn(np.asarray(labels), apply_post(post, probs)))
+
+
+def _fit_temperature(labels: np.ndarray, probs: np.ndarray) -> dict:
+    from scipy.optimize import minimize_scalar
+
+    def loss(log_t: float) -> float:
+        return log_loss(labels, apply_post({"temperature": math.exp(log_t)}, probs))
+
+    res = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return {"temperature": float(math.exp(res.x))}
+
+
+def _fit_cutpoints(labels: np.ndarray, probs: np.ndarray, rounds: int = 3,
+                   grid: int = 41) -> dict:
+    """Coordinate search from k + 0.5: each cut-point in turn moves to the best of a grid
+    strictly between its neighbours (only when strictly better), so they stay sorted."""
+    c, e = probs.shape[1], expected_grade(probs)
+    cuts = np.arange(c - 1) + 0.5
+
+    def kappa(cs: np.ndarray) -> float:
+        return _kappa(labels, np.searchsorted(cs, e, side="left"), c)
+
+    best = kappa(cuts)
+    for _ in range(rounds):
+        for i in range(c - 1):
+            lo = cuts[i - 1] if i > 0 else min(0.0, e.min())
+            hi = cuts[i + 1] if i < c - 2 else max(c - 1.0, e.max())
+            for x in np.linspace(lo, hi, grid + 2)[1:-1]:
+                trial = cuts.copy()
+                trial[i] = x
+                s = kappa(trial)
+                if better("qwk", s, best):
+                    cuts, best = trial, s
+    return {"cutpoints": [float(x) for x in cuts]}
+
+
+POST_FITS = {"log_loss": _fit_temperature, "qwk": _fit_cutpoints}
+
+
+def fit_post(metric: str, labels: np.ndarray, probs: np.ndarray) -> dict | None:
+    """The post-processing `metric` rewards, fitted on these rows: {"temperature": T} for
+    log_loss, {"cutpoints": [...]} (C - 1, increasing) for qwk, None for every other metric."""
+    fit = POST_FITS.get(check_metric(metric))
+    return fit(np.asarray(labels), np.asarray(probs, dtype=float)) if fit else None
+
+
+def cross_fitted(metric: str, labels: np.ndarray, probs: np.ndarray,
+                 fold_of: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """The honest CV score: each fold's rows post-processed by a fit on the other folds' rows
+    only. Returns (score over all rows, the cross-fitted labels for qwk / probabilities for
+    log_loss, or None where the metric has no post-processing)."""
+    labels, probs, fold_of = np.asarray(labels), np.asarray(probs, dtype=float), np.asarray(fold_of)
+    if check_metric(metric) not in POST_FITS:
+        return score(metric, labels, probs), None
+    if len(np.unique(fold_of)) < 2:
+        raise ValueError("cross-fitting needs at least two folds")
+    labels_out = get_metric(metric).needs == "label"
+    out = np.empty(len(labels), dtype=int) if labels_out else np.empty_like(probs)
+    for k in np.unique(fold_of):
+        inside = fold_of == k
+        post = fit_post(metric, labels[~inside], probs[~inside])
+        out[inside] = (predict_labels(post, probs[inside]) if labels_out
+                       else apply_post(post, probs[inside]))
+    shown = _one_hot(out, probs.shape[1]) if labels_out else out
+    return score(metric, labels, shown), out
+
+
+def choose_post(metric: str, labels: np.ndarray, probs: np.ndarray, fold_of: np.ndarray) -> dict:
+    """The post-processing to keep, fitted on all rows, and the honest score of what is kept:
+    kept only if its cross-fitted score is at least as good as the raw one. With one fold it
+    cannot be cross-fitted; then it is kept and a "note" says the score is in-sample."""
+    raw = score(metric, labels, probs)
+    post = fit_post(metric, labels, probs)
+    record = {"post": None, "score": raw, "raw_score": raw, "cross_fitted_score": None}
+    if post is None:
+        return record
+    if len(np.unique(fold_of)) < 2:
+        return {**record, "post": post, "score": score(metric, labels, probs, post),
+                "note": "one fold: post-processing fitted and scored on the same rows, "
+                        "so the score is in-sample (optimistic)"}
+    honest, _ = cross_fitted(metric, labels, probs, fold_of)
+    record["cross_fitted_score"] = honest
+    if not math.isnan(honest) and not better(metric, raw, honest):
+        record.update(post=post, score=honest)
+    return record
+
+
+# --- what cv.json shows --------------------------------------------------------------------
 
 def recall(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, float | None]:
     """Per class: the share of its images predicted as it (None for a class with no images
     here). What an overall accuracy hides on imbalanced classes."""
-    labels, pred = np.asarray(labels), probs.argmax(axis=1)
+    labels, pred = np.asarray(labels), np.asarray(probs).argmax(axis=1)
     out: dict[str, float | None] = {}
     for k, name in enumerate(classes):
         mine = labels == k
@@ -41,14 +292,17 @@ def recall(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[st
 
 
 def report(metric: str, labels: np.ndarray, probs: np.ndarray,
-           classes: list[str] | None = None) -> dict:
-    """The competition's metric first, then what a competitor reads beside it (with `classes`,
-    the per-class recall too)."""
-    out = {metric: score(metric, labels, probs)}
-    if metric != "accuracy":
-        out["accuracy"] = accuracy(labels, probs)
-    out["log_loss"] = log_loss(labels, probs)
+           classes: list[str] | None = None, post: dict | None = None) -> dict:
+    """The competition's metric first, then accuracy and log loss beside it (unless it is one
+    of them), all with `post` applied as a submission would be; with `classes`, the per-class
+    recall of the predicted labels too."""
+    out = {metric: score(metric, labels, probs, post)}
+    for extra in ("accuracy", "log_loss"):
+        if extra != metric:
+            out[extra] = score(extra, labels, probs, post)
     out = {k: round(v, 6) for k, v in out.items()}
     if classes is not None:
-        out["recall"] = recall(labels, probs, classes)
+        probs = np.asarray(probs)
+        out["recall"] = recall(labels, _one_hot(predict_labels(post, probs), probs.shape[1]),
+                               classes)
     return out

@@ -9,28 +9,21 @@ archive's url, a model's args, extra albumentations transforms) may be left out.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .competitions.block import NAME, CompetitionBlock
 from .errors import UserError
 
-CompetitionName = Literal["digits", "cat_dog", "food11", "palm"]
 TtaName = Literal["identity", "hflip", "vflip", "rot90", "rot180", "rot270", "zoom", "fivecrop"]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Archive(Strict):
-    """One raw file as the organisers distribute it."""
-
-    name: str = Field(pattern=r"^[^/\\]+$", description="file name in data/raw/<competition>/")
-    url: str | None = Field(None, pattern=r"^https?://", description="direct download URL")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class Augment(Strict):
@@ -62,56 +55,6 @@ class Augment(Strict):
         if not 0 < v[0] <= v[1]:
             raise ValueError(f"needs 0 < low <= high, got {list(v)}")
         return v
-
-
-class CompetitionParams(Strict):
-    """What fetch and prepare read about a competition's raw files (and nothing else)."""
-
-    archives: list[Archive]
-
-
-class DigitsParams(Strict):
-    test_size: float = Field(gt=0.0, lt=1.0)
-    seed: int
-
-
-class CatDogParams(CompetitionParams):
-    label_prefix_len: int = Field(ge=1, description="file-name letters that name the class")
-
-
-class Food11Params(CompetitionParams):
-    pass
-
-
-class PalmParams(CompetitionParams):
-    xlsx_name_column: str
-    xlsx_label_column: str
-
-
-class Competitions(Strict):
-    digits: DigitsParams
-    cat_dog: CatDogParams
-    food11: Food11Params
-    palm: PalmParams
-
-
-class Augments(Strict):
-    """Train augmentation per competition (digits must not flip; fundus photos may turn)."""
-
-    digits: Augment
-    cat_dog: Augment
-    food11: Augment
-    palm: Augment
-
-
-class Kaggle(Strict):
-    """Kaggle competition slugs, read by `make submit` alone (no stage: changing one reruns
-    nothing)."""
-
-    digits: str | None
-    cat_dog: str | None
-    food11: str | None
-    palm: str | None
 
 
 class Prepare(Strict):
@@ -220,16 +163,19 @@ class Ensemble(Strict):
 class Rules(Strict):
     """Competition rules checked whenever params load."""
 
-    no_pretrained: list[CompetitionName] = Field(
+    no_pretrained: list[str] = Field(
         description="competitions whose rules forbid pretrained weights")
+    upright: list[str] = Field(
+        description="competitions whose images must not be flipped or turned (digits)")
 
 
 class Params(Strict):
-    competition: CompetitionName
+    competition: str = Field(pattern=NAME)
     image_size: int = Field(ge=16, le=2048)
-    competitions: Competitions
-    kaggle: Kaggle
-    augment: Augments
+    competitions: dict[str, CompetitionBlock] = Field(
+        description="name -> block; a competition owns its block (imgcomp new writes one)")
+    kaggle: dict[str, str | None] = Field(description="name -> Kaggle slug, for make submit")
+    augment: dict[str, Augment] = Field(description="name -> train augmentation")
     prepare: Prepare
     folds: Folds
     models: dict[str, ModelSpec]
@@ -241,6 +187,7 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
+        self._check_competition()
         missing = [m for m in self.train.models if m not in self.models]
         if missing:
             raise ValueError(
@@ -264,16 +211,32 @@ class Params(Strict):
             raise ValueError(
                 f"augment.{self.competition}.albumentations names transforms that only the "
                 "albumentations backend runs: set train.augment_backend to auto or albumentations")
-        if self.competition == "digits":
-            aug = self.augment.digits
-            flips = [t for t in self.tta if t != "identity" and t not in ("zoom", "fivecrop")]
-            if aug.hflip or aug.vflip or flips or aug.rotate > 45:
-                raise ValueError(
-                    "digits must not be flipped or turned (a flipped 2 is no digit): set "
-                    "augment.digits.hflip/vflip to 0, rotate <= 45, and use tta "
-                    f"from [identity, zoom, fivecrop] (tta is {self.tta})"
-                )
+        if self.competition in self.rules.upright:
+            self._check_upright()
         return self
+
+    def _check_competition(self) -> None:
+        c = self.competition
+        bad = [n for n in self.competitions if not re.fullmatch(NAME, n)]
+        if bad:
+            raise ValueError(f"competitions: names {bad} must be letters, digits, '-', '_' or "
+                             "'.' (a Kaggle slug)")
+        if c not in self.competitions:
+            raise ValueError(f"competition: {c!r} has no block under competitions: (write one "
+                             f"with `python -m imgcomp new {c}`, or choose one of "
+                             f"{sorted(self.competitions)})")
+        if c not in self.augment:
+            raise ValueError(f"augment.{c}: missing; every competition run needs its train "
+                             "augmentation (python -m imgcomp new writes one)")
+
+    def _check_upright(self) -> None:
+        c, aug = self.competition, self.competition_augment()
+        flips = [t for t in self.tta if t not in ("identity", "zoom", "fivecrop")]
+        if aug.hflip or aug.vflip or flips or aug.rotate > 45:
+            raise ValueError(
+                f"{c}'s images must not be flipped or turned (rules.upright; a flipped 2 is no "
+                f"digit): set augment.{c}.hflip/vflip to 0, rotate <= 45, and use tta from "
+                f"[identity, zoom, fivecrop] (tta is {self.tta})")
 
     def augment_backend(self) -> str:
         """The backend that runs this competition's train augmentation."""
@@ -282,13 +245,13 @@ class Params(Strict):
         return "albumentations" if self.competition_augment().albumentations else "device"
 
     def kaggle_slug(self) -> str | None:
-        return getattr(self.kaggle, self.competition)
+        return self.kaggle.get(self.competition)
 
-    def competition_params(self) -> CompetitionParams | DigitsParams:
-        return getattr(self.competitions, self.competition)
+    def competition_block(self) -> CompetitionBlock:
+        return self.competitions[self.competition]
 
     def competition_augment(self) -> Augment:
-        return getattr(self.augment, self.competition)
+        return self.augment[self.competition]
 
     def model_spec(self, name: str) -> ModelSpec:
         return self.models[name]
@@ -300,6 +263,11 @@ def _describe(err: dict) -> str:
         return f"{loc}: unknown key (check the spelling against params.yaml's documented keys)"
     if err["type"] == "missing":
         return f"{loc}: required key is missing"
+    if err["type"] == "union_tag_invalid":  # a `from:` that names no kind
+        ctx = err.get("ctx", {})
+        return f"{loc}.from: {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+    if err["type"] == "union_tag_not_found":
+        return f"{loc}.from: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     if "input" in err and not isinstance(err["input"], (dict, list)):
         msg += f" (got {err['input']!r})"

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .competitions import get_competition
 from .errors import UserError
 from .fileio import write_text
 from .manifest import Prepared
@@ -231,8 +230,7 @@ max-height:30em}img{max-width:100%}h2{margin-top:1.6em}"""
 
 
 def main(params: Params, params_path: Path, out: str | None = None) -> Path:
-    comp = get_competition(params.competition)
-    name = comp.name
+    name = params.competition
     cv_path, lb_path = stage_path("ensemble", "cv", name), stage_path("submit", "leaderboard", name)
     oof_path = stage_path("ensemble", "out", name) / "oof.csv"
     if not cv_path.is_file() or not oof_path.is_file():

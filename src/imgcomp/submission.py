@@ -1,72 +1,150 @@
-"""Submission CSVs: build them from probabilities, and validate any CSV against the test ids.
+"""Submission CSVs in the leaderboard's exact format: build them from probabilities, and
+validate any CSV against the test ids and the format.
 
-A CSV is checked before it is written (all ids, once each, in manifest order; the header;
-the value range) and written atomically, so a failed run never replaces a good submission.
+`Format` is the submission as `prepare` resolved it from the competition's block and its
+sample_submission.csv: the header (copied byte for byte: spaces, hyphens, case), the kind of
+value, how a label is written, the class behind each probability column. The ids and their
+order are the manifest's test rows, which are the sample's, as strings (`0001` stays `0001`).
+A CSV is checked before it is written and written atomically, so a failed run never replaces
+a good submission. Kinds:
+- `label`: id + the predicted class (its name as in train, or its index);
+- `probability`: id + the probability of the positive class;
+- `probabilities`: id + one probability per class; each row is rounded so that the printed
+  values sum to exactly 1 (largest remainders), none below one unit of the last digit (a
+  printed 0 would cost a log loss the whole of Kaggle's 1e-15 clip);
+- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k).
 """
 
 from __future__ import annotations
 
+import csv
 import io
+import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from .competitions import Competition
 from .errors import UserError
 from .fileio import write_text
+from .formats import Format, load_format  # noqa: F401  (the format, as prepare resolved it)
 
 
-def build(comp: Competition, test_ids: list[str], probs: np.ndarray) -> pd.DataFrame:
-    fmt = comp.submission
-    cols = list(fmt.header or ("id", "value"))
-    if fmt.value == "label":
-        values = probs.argmax(axis=1).astype(int)
-    else:
-        values = np.clip(probs[:, 1], 0.0, 1.0).round(6)
-    return pd.DataFrame({cols[0]: list(test_ids), cols[1]: values})
+def _label_text(fmt: Format, classes: list[str], index: np.ndarray) -> list[str]:
+    names = np.asarray(classes, dtype=object)
+    return [str(int(i)) for i in index] if fmt.labels == "index" else list(names[index])
 
 
-def to_text(comp: Competition, frame: pd.DataFrame) -> str:
+def exact_rows(p: np.ndarray, decimals: int) -> list[list[str]]:
+    """Rows of probabilities printed with `decimals` digits that sum to exactly 1: each row's
+    units of the last digit are apportioned by largest remainders (ties to the first column),
+    then a column left at 0 gets one unit, taken from the row's largest."""
+    scale = 10 ** decimals
+    n, c = p.shape
+    if c * c > scale:
+        raise UserError(f"submission.decimals: {decimals} digits are too few for {c} columns "
+                        f"that each keep one unit; use {min_decimals(c)}")
+    p = np.clip(np.nan_to_num(p, nan=0.0), 0.0, None)
+    total = p.sum(axis=1, keepdims=True)
+    p = np.where(total > 0, p / np.where(total > 0, total, 1), 1.0 / c)
+    share = p * scale
+    units = np.floor(share).astype(np.int64)
+    left = scale - units.sum(axis=1)
+    order = np.argsort(-(share - units), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(c)[None].repeat(n, 0), axis=1)
+    units += ranks < left[:, None]
+    zeros = units == 0
+    top = units.argmax(axis=1)
+    units[zeros] = 1
+    units[np.arange(n), top] -= zeros.sum(axis=1)
+    return [[f"{u // scale}.{u % scale:0{decimals}d}" for u in row] for row in units.tolist()]
+
+
+def min_decimals(classes: int) -> int:
+    """The fewest digits with which every one of `classes` columns can keep one unit."""
+    return max(6, len(str(classes * classes)))
+
+
+def values(fmt: Format, probs: np.ndarray, classes: list[str],
+           post: dict | None = None) -> list[list[str]]:
+    """The value cells of each row (everything after the id), as text."""
+    from .metrics import apply_post, predict_labels
+
+    probs = apply_post(post, probs)
+    if fmt.kind == "label":
+        return [[t] for t in _label_text(fmt, classes, predict_labels(post, probs))]
+    if fmt.kind == "top_k":
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :fmt.k]
+        return [[" ".join(_label_text(fmt, classes, row))] for row in top]
+    if fmt.kind == "probability":
+        p = np.clip(probs[:, fmt.positive], 0.0, 1.0).round(fmt.decimals)
+        return [[f"{v:.{fmt.decimals}f}"] for v in p]
+    return exact_rows(probs[:, list(fmt.value_classes)], fmt.decimals)
+
+
+def to_text(fmt: Format, ids: list[str], cells: list[list[str]]) -> str:
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=comp.submission.header is not None, lineterminator="\n",
-                 float_format="%.6f")
+    writer = csv.writer(buf, lineterminator="\n")
+    if fmt.header is not None:
+        writer.writerow(fmt.header)
+    writer.writerows([i, *row] for i, row in zip(ids, cells))
     return buf.getvalue()
 
 
-def parse(comp: Competition, text: str, where: str) -> pd.DataFrame:
-    fmt = comp.submission
+def build(fmt: Format, ids: list[str], probs: np.ndarray, classes: list[str],
+          post: dict | None = None) -> str:
+    if len(ids) != len(probs):
+        raise ValueError(f"{len(ids)} ids for {len(probs)} rows of probabilities")
+    return to_text(fmt, ids, values(fmt, probs, classes, post))
+
+
+def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[str]]:
+    """The data rows of a CSV, its header checked."""
     try:
-        frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
         raise UserError(f"{where}: not a readable CSV ({e})") from None
-    if frame.shape[1] != 2:
-        raise UserError(f"{where}: expected 2 columns, found {frame.shape[1]}")
     if fmt.header is not None:
-        first = tuple(frame.iloc[0]) if len(frame) else ()
+        first = tuple(rows[0]) if rows else ()
         if first != fmt.header:
-            raise UserError(f"{where}: header must be {','.join(fmt.header)}, found {','.join(first)}")
-        frame = frame.iloc[1:]
-    elif len(frame) and not _is_value(frame.iloc[0, 1], fmt.value, comp):
-        raise UserError(f"{where}: {comp.name} submissions have no header line; found "
-                        f"{','.join(frame.iloc[0])}")
-    return frame.reset_index(drop=True)
+            raise UserError(f"{where}: header must be {','.join(fmt.header)} (as in "
+                            f"sample_submission), found {','.join(first)[:200]}")
+        rows = rows[1:]
+    elif rows and len(rows[0]) == fmt.width and _bad_value(fmt, rows[0][1:], classes):
+        raise UserError(f"{where}: this competition's submissions have no header line; found "
+                        f"{','.join(rows[0])}")
+    widths = sorted({len(r) for r in rows})
+    if widths and widths != [fmt.width]:
+        raise UserError(f"{where}: expected {fmt.width} columns, found {widths}")
+    return rows
 
 
-def _is_value(text: str, kind: str, comp: Competition) -> bool:
+def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
+    """Why `cells` are no valid value of the format, or None."""
+    if fmt.kind in ("label", "top_k"):
+        allowed = ([str(i) for i in range(len(classes))] if fmt.labels == "index" else classes)
+        tokens = cells[0].split(" ") if fmt.kind == "top_k" else [cells[0]]
+        if fmt.kind == "top_k" and not 1 <= len(tokens) <= fmt.k:
+            return f"{cells[0]!r} is not 1 to {fmt.k} labels"
+        if len(set(tokens)) != len(tokens):
+            return f"{cells[0]!r} repeats a label"
+        unknown = [t for t in tokens if t not in set(allowed)]
+        return f"{unknown[0]!r} is no class" if unknown else None
     try:
-        v = float(text)
+        nums = [float(c) for c in cells]
     except ValueError:
-        return False
-    if kind == "label":
-        return text.strip().isdigit() and 0 <= int(text) < len(comp.classes)
-    return 0.0 <= v <= 1.0 and np.isfinite(v)
+        return f"{','.join(cells)[:80]!r} is not a number"
+    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in nums):
+        return f"{','.join(cells)[:80]!r} is outside [0, 1]"
+    if fmt.kind == "probabilities" and abs(sum(nums) - 1.0) > 1e-6:
+        return f"a row sums to {sum(nums):.9f}, not 1"
+    return None
 
 
-def validate(comp: Competition, text: str, test_ids: list[str], where: str) -> None:
+def validate(fmt: Format, text: str, test_ids: list[str], classes: list[str], where: str) -> None:
     """Raise a UserError naming what is wrong; return quietly for a CSV the leaderboard takes."""
-    frame = parse(comp, text, where)
-    ids = frame.iloc[:, 0].tolist()
+    rows = parse(fmt, text, classes, where)
+    ids = [r[0] for r in rows]
     expected = list(test_ids)
     if ids != expected:
         seen, have, want = set(), set(ids), set(expected)
@@ -82,14 +160,11 @@ def validate(comp: Competition, text: str, test_ids: list[str], where: str) -> N
             first = next(k for k, (a, b) in enumerate(zip(ids, expected)) if a != b)
             detail = f"rows out of order (first at data row {first + 1}: {ids[first]!r})"
         raise UserError(f"{where}: ids do not match the {len(expected)} test ids: {detail}")
-    bad = [v for v in frame.iloc[:, 1] if not _is_value(v, comp.submission.value, comp)]
-    if bad:
-        allowed = (f"class indices 0..{len(comp.classes) - 1}" if comp.submission.value == "label"
-                   else "probabilities in [0, 1]")
-        raise UserError(f"{where}: values must be {allowed}, found {bad[:5]}")
+    for n, row in enumerate(rows, start=1):
+        if why := _bad_value(fmt, row[1:], classes):
+            raise UserError(f"{where}: data row {n} (id {row[0]!r}): {why}")
 
 
-def write(comp: Competition, frame: pd.DataFrame, test_ids: list[str], path: Path) -> None:
-    text = to_text(comp, frame)
-    validate(comp, text, test_ids, str(path))
+def write(fmt: Format, text: str, test_ids: list[str], classes: list[str], path: Path) -> None:
+    validate(fmt, text, test_ids, classes, str(path))
     write_text(path, text)

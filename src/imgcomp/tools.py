@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 from . import submission
-from .competitions import get_competition
 from .errors import UserError
-from .manifest import Prepared
+from .manifest import FORMAT, Prepared
 from .params import Params
 from .pipeline import stage_path
 
@@ -24,23 +23,26 @@ def leaderboard_path(competition: str) -> Path:
 
 def validate_file(params: Params, file: Path, prepared_dir: str | None,
                   competition: str | None = None) -> None:
-    """Check a CSV against a competition's test ids and format: `competition`, else the one its
-    file name names (submissions/<competition>.csv), else params.yaml's."""
-    from .competitions import REGISTRY
-
-    name = competition or (Path(file).stem if Path(file).stem in REGISTRY else params.competition)
-    comp = get_competition(name)
-    prepared_dir = prepared_dir or str(stage_path("prepare", "out", comp.name))
+    """Check a CSV against a competition's sample_submission (its header, id strings and
+    order, as prepare resolved them) and its classes: `competition`, else the one its file
+    name names (submissions/<competition>.csv), else params.yaml's."""
+    stem = Path(file).stem
+    name = competition or (stem if stem in params.competitions else params.competition)
+    if name not in params.competitions:
+        raise UserError(f"--competition {name}: no such block in params.yaml (blocks: "
+                        f"{sorted(params.competitions)})")
+    prepared_dir = prepared_dir or str(stage_path("prepare", "out", name))
     if not Path(file).is_file():
         raise UserError(f"{file}: not found")
     prepared = Prepared.load(prepared_dir)
+    fmt = submission.load_format(Path(prepared_dir) / FORMAT)
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
     try:
-        submission.validate(comp, Path(file).read_text(), test_ids, str(file))
+        submission.validate(fmt, Path(file).read_text(), test_ids, prepared.classes, str(file))
     except UserError as e:
-        raise UserError(f"{e} (checked as a {comp.name} submission against {prepared_dir}; "
+        raise UserError(f"{e} (checked as a {name} submission against {prepared_dir}; "
                         "--competition picks another)") from None
-    print(f"{file}: valid {comp.name} submission ({len(test_ids)} rows)")
+    print(f"{file}: valid {name} submission ({len(test_ids)} rows, {fmt.describe()})")
 
 
 def summary(params: Params) -> None:
@@ -85,25 +87,26 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     import shlex
     import subprocess
 
-    comp = get_competition(params.competition)
-    csv = stage_path("submit", "out", comp.name)
+    comp = params.competition_block()
+    csv = stage_path("submit", "out", params.competition)
     if not csv.is_file():
         raise UserError(f"{csv}: missing; run `make all` first")
     validate_file(params, csv, None)
     if not comp.leaderboard:
-        print(f"submit: {comp.name} has no leaderboard: nothing to upload; {csv} was scored on "
-              f"its held-out split ({leaderboard_path(comp.name)}, `python -m imgcomp summary`)")
+        print(f"submit: {params.competition} has no leaderboard: nothing to upload; {csv} was scored on "
+              f"its held-out split ({leaderboard_path(params.competition)}, `python -m imgcomp summary`)")
         return None
     slug = params.kaggle_slug()
+    upload_as = comp.submission.upload_as
     by_hand = f"upload {csv} by hand at {comp.where_to_get}" + (
-        f", named {comp.upload_as}" if comp.upload_as else "")
+        f", named {upload_as}" if upload_as else "")
     if not slug:
-        print(f"submit: no Kaggle slug (kaggle.{comp.name} in params.yaml); {by_hand}")
+        print(f"submit: no Kaggle slug (kaggle.{params.competition} in params.yaml); {by_hand}")
         return None
     if kaggle_credentials() is None and not dry_run:
         raise UserError("submit: no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
                         f"and KAGGLE_KEY); nothing was sent. Add them, or {by_hand}")
-    cv_file = cv_path(comp.name)
+    cv_file = cv_path(params.competition)
     message = "imgcomp"
     if cv_file.is_file():
         cv = json.loads(cv_file.read_text())
@@ -128,7 +131,7 @@ def prune_stale(params: Params) -> list[Path]:
     submit as changed. `make all` prunes before `dvc repro`. DVC's cache keeps the files."""
     import shutil
 
-    name = get_competition(params.competition).name
+    name = params.competition
     wanted = {f"{m}-f{f}" for m in params.train.models for f in params.folds.run}
     stale = []
     # predictions inside ensemble's dependency, checkpoints inside package's

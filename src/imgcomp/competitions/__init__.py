@@ -1,22 +1,8 @@
-"""Competitions by name: the only place that knows a competition's raw layout and CSV format."""
+"""The competition engine: a competition is its params block (block.py), applied to its data.
 
-from __future__ import annotations
-
-from ..errors import UserError
-from .base import Competition, SubmissionFormat
-from .cat_dog import CatDog
-from .food11 import Food11
-from .digits import Digits
-from .palm import Palm
-
-REGISTRY: dict[str, type[Competition]] = {c.name: c for c in (Digits, CatDog, Food11, Palm)}
-
-
-def get_competition(name: str) -> Competition:
-    try:
-        return REGISTRY[name]()
-    except KeyError:
-        raise UserError(f"unknown competition {name!r}; choose one of {sorted(REGISTRY)}") from None
-
-
-__all__ = ["Competition", "SubmissionFormat", "get_competition", "REGISTRY"]
+`Competition` fetches the raw files (downloads what has a URL, verifies what the user placed,
+or builds digits from scikit-learn), extracts them safely, and lists them through the block
+(layout.py) into the manifest's rows, the classes and the submission format. Nothing here
+names a competition: digits, cat_dog, food11 and palm are preset blocks in params.yaml, and
+`python -m imgcomp new <slug>` writes the block of any other (new.py).
+"""

@@ -48,7 +48,7 @@ def load_package(package: Path) -> dict:
 def image_files(folder: Path) -> list[Path]:
     """Every image under `folder` (desktop junk left out), in natural order of the path."""
     from ..archives import not_data
-    from ..competitions.base import IMAGE_SUFFIXES, natural_key
+    from ..competitions.tree import IMAGE_SUFFIXES, natural_key
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -61,31 +61,26 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def raw_test_images(spec: dict, raw_dir: Path, work: Path) -> tuple[list[str], list[Path]]:
-    """The competition's test ids and image files, in submission order, from its raw folder:
-    extracted under `work` and listed by the competition module exactly as `prepare` does."""
+    """The competition's test ids and image files, in submission order, from its raw folder
+    (zipped or unpacked): extracted under `work` and listed by the competition's block exactly
+    as `prepare` lists them."""
     from ..archives import verify
-    from ..competitions import get_competition
-    from ..manifest import check_manifest
-    from ..params import Competitions
+    from ..competitions.engine import from_block
+    from ..competitions.block import FilesFetch
+    from ..competitions.layout import test_only
 
-    comp = get_competition(spec["competition"])
-    cp = Competitions.model_fields[comp.name].annotation.model_validate(spec["competition_params"])
+    comp = from_block(spec["competition"], spec["competition_block"])
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: not a folder; --raw is the folder holding {comp.name}'s "
                         "data as the organisers ship it (what data/raw/<competition>/ holds)")
-    archives = getattr(cp, "archives", [])
-    if missing := [a.name for a in archives if not (raw_dir / a.name).is_file()]:
-        raise UserError(f"{raw_dir}: missing {', '.join(missing)} ({comp.name}'s archives, "
-                        f"under exactly these names)")
-    for arch in archives:
-        verify(raw_dir / arch.name, arch.sha256)
-    files = Path(work) / "files"
-    comp.extract_raw(cp, raw_dir, files, int(spec["max_extract_gb"] * 1e9))
-    frame = check_manifest(comp.manifest_rows(cp, raw_dir, files), list(comp.classes),
-                           f"{comp.name} listing of {raw_dir}")
-    test = frame[frame["split"] == "test"]
-    return test["id"].tolist(), [files / p for p in test["path"]]
+    fetch = comp.block.fetch
+    for arch in fetch.archives if isinstance(fetch, FilesFetch) else []:
+        if (raw_dir / arch.name).is_file():
+            verify(raw_dir / arch.name, arch.sha256)
+    tree, _ = comp.extract(raw_dir, Path(work) / "files", int(spec["max_extract_gb"] * 1e9))
+    test = test_only(comp.block, tree, comp.name)
+    return test["id"].tolist(), [tree.real(p) for p in test["path"]]
 
 
 def stored(probs: np.ndarray, classes: list[str], work: Path) -> np.ndarray:
@@ -101,14 +96,13 @@ def stored(probs: np.ndarray, classes: list[str], work: Path) -> np.ndarray:
 def infer(package: Path, out_csv: Path, raw: Path | None = None, images: Path | None = None,
           device: str = "auto", batch_size: int | None = None) -> Path:
     from .. import submission
-    from ..competitions import get_competition
     from ..fileio import write_csv
 
     if (raw is None) == (images is None):
         raise UserError("infer: give exactly one of --raw (the competition's test data) and "
                         "--images (any folder of images)")
     spec = load_package(package)
-    comp = get_competition(spec["competition"])
+    comp_name = spec["competition"]
     classes = list(spec["classes"])
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
         work = Path(tmp)
@@ -119,9 +113,10 @@ def infer(package: Path, out_csv: Path, raw: Path | None = None, images: Path | 
             ids = [p.relative_to(images).as_posix() for p in paths]
         probs, where = ensemble_probs(spec, Path(package), paths, work, device, batch_size)
     if raw is not None:
-        frame = submission.build(comp, ids, probs)
-        submission.write(comp, frame, ids, Path(out_csv))
-        what = f"{comp.name} submission, validated: {len(ids)} test ids from {raw}"
+        fmt = submission.Format.from_json(spec["submission"])
+        text = submission.build(fmt, ids, probs, classes, spec["post"])
+        submission.write(fmt, text, ids, classes, Path(out_csv))
+        what = f"{comp_name} submission, validated: {len(ids)} test ids from {raw}"
     else:
         import pandas as pd
 

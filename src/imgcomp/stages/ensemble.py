@@ -8,6 +8,11 @@ test probabilities are the mean over those folds. Models are then combined by
 log loss minimised by scipy's SLSQP as the smooth surrogate, then kept only if it beats every
 single model and the mean on the competition's own metric, so it never scores below the best
 single model on OOF), or `rank` (per-class rank averaging, for AUC).
+
+Then the post-processing the metric rewards (a temperature for log loss, cut-points on the
+expected grade for qwk; metrics.py) is fitted on the ensemble's OOF predictions and written to
+`post.json` for submit; it is kept only if it helps when cross-fitted, and the CV score reported
+is the cross-fitted one: each fold's rows post-processed by a fit on the other folds alone.
 """
 
 from __future__ import annotations
@@ -17,11 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..competitions import get_competition
 from ..errors import UserError
 from ..fileio import atomic_path, write_json
-from ..manifest import Prepared
-from ..metrics import log_loss, report, score
+from ..manifest import POST, Prepared
+from ..metrics import better, choose_post, log_loss, report, score
 from ..params import Params
 from .common import read_probs, write_probs
 
@@ -33,7 +37,8 @@ DVC = {
            "--cv metrics/cv.json --plots plots/${competition}",
     "deps": ["data/prepared/${competition}/manifest.csv",
              "data/prepared/${competition}/classes.json", "preds/${competition}/items"],
-    "params": ["competition", "train.models", "folds.run", "ensemble"],
+    "params": ["competition", "competitions.${competition}.metric", "train.models", "folds.run",
+               "ensemble"],
     "outs": ["preds/${competition}/ensemble"],
     "metrics": ["metrics/cv.json"],
     "plots": [{"plots/${competition}/confusion.csv": {"template": "confusion", "x": "predicted",
@@ -80,7 +85,10 @@ def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
         w = np.clip(res.x, 0.0, None)
         candidates.append(w / w.sum())
     scores = [score(metric, labels, combine(oof, w, "mean")) for w in candidates]
-    best = int(np.argmax(scores))  # ties go to the earliest: a single model before a blend
+    best = 0  # ties go to the earliest: a single model before a blend
+    for i, s in enumerate(scores):
+        if better(metric, s, scores[best]):
+            best = i
     return candidates[best]
 
 
@@ -122,7 +130,7 @@ def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes:
 
 def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
          plots_dir: Path | None = None) -> None:
-    comp = get_competition(params.competition)
+    comp = params.competition_block()
     prepared = Prepared.load(prepared_dir)
     labels_by_id = prepared.manifest.set_index("id")["label"]
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
@@ -171,21 +179,29 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         weights = np.full(len(models), 1.0 / len(models))
         oof_ens = combine(oof_all, weights, method)
     test_ens = combine(test_all, weights, method)
-    ensemble = {**report(comp.metric, y, oof_ens, prepared.classes), "method": method,
-                "weights": recorded_weights(models, weights),
+    fold_of = np.array([fold_by_id[i] for i in oof_ids])
+    post = choose_post(comp.metric, y, oof_ens, fold_of)  # fitted on OOF; its score cross-fitted
+    ensemble = {**report(comp.metric, y, oof_ens, prepared.classes, post["post"]),
+                comp.metric: round(post["score"], 6), "method": method,
+                "weights": recorded_weights(models, weights), "post": post,
                 **({"note": note} if note else {})}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_probs(tmp / "oof.csv", oof_ids, oof_ens, prepared.classes)
         write_probs(tmp / "test.csv", test_ids, test_ens, prepared.classes)
+        write_json(tmp / POST, post["post"])
     if plots_dir is not None:
         write_plots(plots_dir, y, oof_ens, prepared.classes)
-    write_json(cv_json, {"competition": comp.name, "metric": comp.metric,
+    write_json(cv_json, {"competition": params.competition, "metric": comp.metric,
                          "images": len(oof_ids), "folds": list(folds),
                          "ensemble": ensemble, "models": per_model})
     print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
           f"CV {comp.metric} {ensemble[comp.metric]:.4f} on {len(oof_ids)} OOF images"
           + (f" ({note})" if note else ""))
+    if post["post"] is not None:
+        print(f"  post-processing {post['post']} fitted on OOF; its CV score "
+              + ("is in-sample (one fold)" if post.get("note") else
+                 f"cross-fitted on the other folds (without it: {post['raw_score']:.4f})"))
     known = {c: r for c, r in ensemble["recall"].items() if r is not None}
     low = min(known, key=known.get)
     print(f"  lowest OOF recall: class {low} {known[low]:.4f} (every class's: ensemble.recall in "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..competitions import get_competition
+from ..competitions.fetch import fetch
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -23,6 +23,5 @@ DVC = {
 
 
 def main(params: Params, raw_dir: Path) -> None:
-    comp = get_competition(params.competition)
     Path(raw_dir).mkdir(parents=True, exist_ok=True)
-    comp.fetch(params.competition_params(), Path(raw_dir))
+    fetch(params.competition, params.competition_block(), Path(raw_dir))

@@ -20,17 +20,18 @@ from pathlib import Path
 
 from .. import __version__, checkpoint
 from ..archives import sha256sum
-from ..competitions import get_competition
 from ..errors import UserError
 from ..fileio import atomic_path
+from ..manifest import cache_side
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "cmd": "python -m imgcomp package --models models/${competition} --cv metrics/cv.json "
-           "--out packages/${competition}",
-    "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock"],
+           "--format data/prepared/${competition}/submission.json --out packages/${competition}",
+    "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock",
+             "data/prepared/${competition}/submission.json"],
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
                "prepare.cache_margin", "ensemble", "predict.batch_size",
                "train.precision", "train.channels_last", "train.deterministic"],
@@ -39,14 +40,15 @@ DVC = {
 # Read, but no params of the stage: infer --raw's cap on bytes extracted per archive, recorded
 # for it as prepare's safety cap is (the same output or an error), so changing it reruns nothing.
 READS_UNTRACKED = ["prepare.max_extract_gb"]
-FORMAT = 2  # package.json's layout version; infer refuses others
+FORMAT = 3  # package.json's layout version; infer refuses others
 
 
-def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None:
-    comp = get_competition(params.competition)
+def main(params: Params, models_dir: Path, cv_json: Path, submission_json: Path,
+         out_dir: Path) -> None:
+    comp = params.competition_block()
     cv = json.loads(Path(cv_json).read_text())
     models, folds = params.train.models, params.folds.run
-    if cv.get("competition") != comp.name or list(cv["models"]) != list(models) \
+    if cv.get("competition") != params.competition or list(cv["models"]) != list(models) \
             or [int(f) for f in cv["folds"]] != list(folds):
         raise UserError(f"{cv_json}: not this run's ensemble ({models} x folds {folds}); "
                         "run `dvc repro ensemble` first")
@@ -74,11 +76,14 @@ def main(params: Params, models_dir: Path, cv_json: Path, out_dir: Path) -> None
         if len(sizes) != 1:
             raise UserError(f"package: the run's models differ in image_size {sorted(sizes)}")
         image_size = sizes.pop()
-        spec = {"format": FORMAT, "imgcomp": __version__, "competition": comp.name,
+        spec = {"format": FORMAT, "imgcomp": __version__, "competition": params.competition,
                 "metric": comp.metric, "classes": classes, "channels": comp.channels,
                 "image_size": image_size,
-                "cache_side": int(round(image_size * (1 + params.prepare.cache_margin))),
-                "competition_params": params.competition_params().model_dump(mode="json"),
+                "cache_side": cache_side(image_size, params.prepare.cache_margin),
+                "competition_block": params.competition_block().model_dump(mode="json",
+                                                                          by_alias=True),
+                "submission": json.loads(Path(submission_json).read_text()),
+                "post": cv["ensemble"]["post"]["post"],
                 "max_extract_gb": params.prepare.max_extract_gb,
                 "tta": list(params.tta), "ensemble": {"method": method, "weights": weights},
                 # predict's settings: infer computes what predict computed, on either device

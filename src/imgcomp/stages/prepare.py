@@ -1,15 +1,17 @@
-"""prepare: extract safely, write the manifest, and decode every image once into the cache.
+"""prepare: extract safely, list the data through the competition's block, and decode every
+image once into the cache.
 
 Output folder (written under a temporary name, renamed into place when whole):
-`files/` (the extracted images, only with `prepare.keep_files`: nothing after prepare reads
-them, and each copy costs the data's size in the workspace and again in DVC's cache; the
-manifest's `path` says where each image is under `files/`, or inside the raw archives),
-`manifest.csv`, `classes.json`, `stats.json` (per-channel
-mean/std of the training images) and the cache: uint8, N x S x S x C, S = image_size *
-(1 + prepare.cache_margin), rows in manifest order; `images.u8z` (losslessly compressed, with
-`prepare.compress_cache`, the default) or `images.npy` (read memory-mapped). See data/store.py.
+`manifest.csv` (its `path`: where each image is in the competition's data, inside its archive
+or its folder), `classes.json`, `stats.json` (per-channel mean/std of the training images),
+`submission.json` (the submission's format, resolved from the block and sample_submission:
+header, kind, classes of its columns), `solution.csv` (the test answers, where the competition
+ships them), and the cache: uint8, N x S x S x C, S = image_size * (1 + prepare.cache_margin),
+rows in manifest order; `images.u8z` (losslessly compressed, with `prepare.compress_cache`, the
+default) or `images.npy` (read memory-mapped). See data/store.py. `files/` keeps the extracted
+archives only with `prepare.keep_files`: nothing after prepare reads them, and each copy costs
+the data's size in the workspace and again in DVC's cache.
 """
-
 from __future__ import annotations
 
 import json
@@ -18,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..competitions import get_competition
+from ..competitions.engine import get_competition
 from ..data.cache import build_cache, channel_stats
 from ..data.store import U8Z, compress
 from ..errors import UserError
 from ..fileio import atomic_path
-from ..manifest import CACHE, CLASSES, MANIFEST, STATS, check_manifest
+from ..manifest import (CACHE, CLASSES, FORMAT, MANIFEST, SOLUTION, STATS, cache_side,
+                        check_manifest)
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -43,56 +46,48 @@ READS_UNTRACKED = ["prepare.workers",          # how many decode processes
                    "prepare.max_extract_gb"]   # a safety cap: output is the same or an error
 
 
-def cache_side(params: Params) -> int:
-    return int(round(params.image_size * (1 + params.prepare.cache_margin)))
-
-
 def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
-    comp = get_competition(params.competition)
-    cp = params.competition_params()
+    comp = get_competition(params)
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    size = cache_side(params)
+    size = cache_side(params.image_size, params.prepare.cache_margin)
     max_bytes = int(params.prepare.max_extract_gb * 1e9)
     with atomic_path(out_dir) as tmp:
-        files = tmp / "files"
-        junk = comp.extract_raw(cp, raw_dir, files, max_bytes)
-        rows = comp.manifest_rows(cp, raw_dir, files)
-        rows["path"] = "files/" + rows["path"]
-        frame = check_manifest(rows, list(comp.classes), f"{comp.name} manifest")
-        ok, errors = build_cache([tmp / p for p in frame["path"]], tmp / CACHE, size,
+        tree, junk = comp.extract(raw_dir, tmp / "files", max_bytes)
+        listing = comp.listing(tree)
+        frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest")
+        ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / CACHE, size,
                                  comp.channels, params.prepare.workers)
         if not ok.all():  # named where the user can find them: the path inside the archive
-            errors = [f"{_origin(path, cp, raw_dir)}: {err.partition(': ')[2]}"
+            errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
-            frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / CACHE, comp)
+            frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / CACHE,
+                              listing.classes, comp.name)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
-            shutil.rmtree(files)
+            shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
         stats = channel_stats(np.load(tmp / CACHE, mmap_mode="r"), train_rows)
         frame.to_csv(tmp / MANIFEST, index=False)
-        (tmp / CLASSES).write_text(json.dumps(dict(enumerate(comp.classes)), indent=2) + "\n")
+        (tmp / CLASSES).write_text(json.dumps(dict(enumerate(listing.classes)), indent=2) + "\n")
         (tmp / STATS).write_text(json.dumps({**stats, "cache_side": size,
                                              "channels": comp.channels}, indent=2) + "\n")
+        (tmp / FORMAT).write_text(json.dumps(listing.format.to_json(), indent=1) + "\n")
+        if listing.solution is not None:
+            listing.solution.to_csv(tmp / SOLUTION, index=False)
         if params.prepare.compress_cache:  # lossless, 0.63-0.71x measured: data/store.py
             compress(tmp / CACHE, tmp / U8Z)
             (tmp / CACHE).unlink()
     counts = frame.groupby(["split", "source"]).size().to_dict()
+    for note in listing.notes:
+        print(f"prepare: {comp.name}: {note}")
     print(f"prepare: {comp.name}: {len(frame)} images {counts}, cache {size}px -> {out_dir}"
           + (f"; skipped {junk} desktop files (__MACOSX, ._*, .DS_Store, Thumbs.db, ...)"
-             if junk else ""))
+             if junk else "")
+          + (f"; {tree.shadowed} files both unpacked and in an archive: the unpacked used"
+             if tree.shadowed else ""))
 
 
-def _origin(path: str, cp, raw_dir: Path) -> str:
-    """Where a prepared file came from, for messages: `food11/test/0003.jpg in food11.zip`
-    (its path inside the archive), or the raw folder's file (digits)."""
-    folder, _, inside = path.removeprefix("files/").partition("/")
-    for arch in getattr(cp, "archives", []):
-        if Path(arch.name).stem.split(".")[0] == folder:
-            return f"{inside} in {arch.name}"
-    return str(raw_dir / folder / inside)
-
-
-def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path, comp):
+def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path,
+              classes: list[str], name: str):
     bad = frame[~ok]
     bad_test = bad[bad["split"] == "test"]
     listing = "; ".join(errors[:5]) + (f"; ... {len(errors) - 5} more" if len(errors) > 5 else "")
@@ -114,4 +109,4 @@ def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path
     del out, images
     compact.replace(cache)
     return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
-                          list(comp.classes), f"{comp.name} manifest after skipping bad images")
+                          classes, f"{name} manifest after skipping bad images")

@@ -1,15 +1,21 @@
-"""submit: the CSV in the competition's exact format, validated before it is written; scored
-against the organisers' answer where it is known locally (digits' solution.csv)."""
+"""submit: the CSV in the competition's exact format (prepare's submission.json: the sample's
+header, ids and order), with the ensemble's OOF-fitted post-processing applied, validated before
+it is written; scored against the organisers' answers where they are known locally (digits'
+solution.csv)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import json
+from pathlib import Path
+
+import pandas as pd
+
 from .. import submission
-from ..competitions import get_competition
 from ..errors import UserError
 from ..fileio import write_json
-from ..manifest import Prepared
+from ..manifest import FORMAT, POST, SOLUTION, Prepared
 from ..metrics import report
 from ..params import Params
 from .common import read_probs
@@ -18,12 +24,13 @@ from .common import read_probs
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "cmd": "python -m imgcomp submit --prepared data/prepared/${competition} "
-           "--raw data/raw/${competition} --probs preds/${competition}/ensemble/test.csv "
-           "--out submissions/${competition}.csv --leaderboard metrics/leaderboard.json",
+           "--probs preds/${competition}/ensemble --out submissions/${competition}.csv "
+           "--leaderboard metrics/leaderboard.json",
     "deps": ["data/prepared/${competition}/manifest.csv",
-             "data/prepared/${competition}/classes.json", "data/raw/${competition}",
-             "preds/${competition}/ensemble/test.csv"],
-    "params": ["competition"],
+             "data/prepared/${competition}/classes.json",
+             "data/prepared/${competition}/submission.json",
+             "preds/${competition}/ensemble/test.csv", "preds/${competition}/ensemble/post.json"],
+    "params": ["competition", "competitions.${competition}.metric"],
     # persist: a failed run never deletes the last good submission; cached: each experiment's
     # submission is kept by DVC, so `dvc exp apply` brings it back (written by atomic rename,
     # never in place, so the cache's copy is never touched)
@@ -32,23 +39,27 @@ DVC = {
 }
 
 
-def main(params: Params, prepared_dir: Path, raw_dir: Path, ensemble_test: Path, out_csv: Path,
+def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
          leaderboard_json: Path) -> None:
-    comp = get_competition(params.competition)
+    comp = params.competition_block()
     prepared = Prepared.load(prepared_dir)
+    fmt = submission.load_format(Path(prepared_dir) / FORMAT)
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
-    ids, probs = read_probs(ensemble_test)
+    ids, probs = read_probs(Path(ensemble_dir) / "test.csv")
     if ids != test_ids:
-        raise UserError(f"{ensemble_test}: ids differ from the manifest's test ids; rerun `dvc repro`")
-    frame = submission.build(comp, test_ids, probs)
-    submission.write(comp, frame, test_ids, Path(out_csv))
-    result = {"competition": comp.name, "metric": comp.metric, "submission": str(out_csv)}
-    solution = comp.solution(Path(raw_dir))
-    if solution is not None:
-        truth = solution.set_index("id").loc[test_ids, "label"].astype(int).to_numpy()
-        result["test"] = report(comp.metric, truth, probs)
+        raise UserError(f"{ensemble_dir}/test.csv: ids differ from the manifest's test ids; "
+                        "rerun `dvc repro`")
+    post = json.loads((Path(ensemble_dir) / POST).read_text())
+    text = submission.build(fmt, test_ids, probs, prepared.classes, post)
+    submission.write(fmt, text, test_ids, prepared.classes, Path(out_csv))
+    result = {"competition": params.competition, "metric": comp.metric, "submission": str(out_csv)}
+    answers = Path(prepared_dir) / SOLUTION
+    if answers.is_file():
+        truth = pd.read_csv(answers, dtype={"id": str}).set_index("id").loc[test_ids, "label"]
+        result["test"] = report(comp.metric, truth.astype(int).to_numpy(), probs, post=post)
         print(f"submit: held-out test {comp.metric} {result['test'][comp.metric]:.4f} "
-              f"({len(test_ids)} images, scored against {Path(raw_dir) / 'solution.csv'})")
+              f"({len(test_ids)} images, scored against {answers})")
     write_json(leaderboard_json, result)
-    upload = f" (upload it as {comp.upload_as})" if comp.upload_as else ""
-    print(f"submit: {out_csv} written and validated: {len(test_ids)} rows{upload}")
+    upload = f" (upload it as {fmt.upload_as})" if fmt.upload_as else ""
+    print(f"submit: {out_csv} written and validated: {len(test_ids)} rows, "
+          f"{fmt.describe()}{upload}")

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint
-from ..competitions import get_competition
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
@@ -41,7 +40,9 @@ DVC = {
            "--init models/pretrained/${item.model}",
     "deps": ["data/prepared/${competition}", "data/folds/${competition}.csv",
              "models/pretrained/${item.model}"],
-    "params": ["competition", "image_size", "models.${item.model}", "augment.${competition}",
+    "params": ["competition", "competitions.${competition}.metric",  # the best epoch's
+               "competitions.${competition}.channels", "image_size", "models.${item.model}",
+               "augment.${competition}",
                "train.epochs", "train.batch_size", "train.lr", "train.weight_decay",
                "train.optimizer", "train.momentum", "train.schedule", "train.warmup_epochs",
                "train.step_epochs", "train.step_gamma", "train.min_lr_ratio",
@@ -93,7 +94,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         raise UserError(f"train: model {model_name!r} is not in train.models {params.train.models}")
     if fold not in params.folds.run:
         raise UserError(f"train: fold {fold} is not in folds.run {params.folds.run}")
-    comp = get_competition(params.competition)
+    comp = params.competition_block()
     prepared = Prepared.load(prepared_dir)
     folds = read_folds(folds_csv, prepared)
     train_rows, valid_rows = fold_rows(prepared, folds, fold)
@@ -122,7 +123,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
     feed = make_feed(cfg, rt, backend, aug, images, train_rows, labels[train_rows],
                      params.image_size, mean, std)
     run_config = {
-        "competition": comp.name, "model": model_name, "fold": fold,
+        "competition": params.competition, "model": model_name, "fold": fold,
         "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
         # Where and how fast it ran is no part of what it is: a checkpoint (a DVC output) and
         # the resume key leave out the knobs that change no weights (READS_UNTRACKED).
@@ -135,7 +136,7 @@ def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_c
         "code": code_digest(stage_modules("train")),
     }
     run_key = json.dumps(run_config, sort_keys=True)
-    resume_file = Path(resume_dir) / comp.name / f"{model_name}-f{fold}.last.pt"
+    resume_file = Path(resume_dir) / params.competition / f"{model_name}-f{fold}.last.pt"
 
     live = None
     if rt.is_main:

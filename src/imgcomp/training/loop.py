@@ -27,7 +27,7 @@ from ..data.feed import DeviceFeed, Images, generator, sample_weights, stream_se
 from ..errors import UserError
 from ..fileio import load_torch
 from ..inference.probs import predict_probs, progress_bar
-from ..metrics import log_loss
+from ..metrics import better, log_loss
 from ..params import Augment, Train
 from .device import Runtime, loader_workers, seed_everything
 from .mixup import Mixup, SoftTargetCE
@@ -402,9 +402,7 @@ def fit(cfg: Train, model: nn.Module, rt: Runtime, feed, images: Images, prep: D
                    "time/train_images_per_s": round(losses.images * rt.world / train_s, 1)}
             progress.history.append(row)
             # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
-            best = progress.best_score
-            improved = best_state is None or (
-                not math.isnan(score) and (math.isnan(best) or score > best))
+            improved = best_state is None or better(metric, score, progress.best_score)
             if improved:
                 progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch + 1, 0
                 best_state = {k: v.detach().cpu().clone()

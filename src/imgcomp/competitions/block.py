@@ -1,0 +1,241 @@
+"""A competition as data: the typed `competitions.<name>` block of params.yaml.
+
+Every competition, the four built-ins included, is one of these blocks: where its files come
+from (`fetch`), which folder and rule give each train image its label (`train`, one entry per
+labelled source), where the test images are and which ids they carry (`test`), and the CSV the
+leaderboard takes (`submission`). `python -m imgcomp new <slug>` writes one from the files
+Kaggle ships; nothing here names a competition. Paths inside a block are matched against the
+competition's data wherever they sit in it (`train` finds `food11/train/`), so the folder an
+archive wraps its files in never matters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a Kaggle slug (hyphens), or cat_dog
+# The metric names metrics.py scores (a test holds the two together); named here so that
+# validating params never imports the metrics' code.
+METRIC_NAMES = ("accuracy", "log_loss", "roc_auc", "f1_micro", "f1_macro", "qwk", "map@K")
+
+
+def check_metric_name(name: str) -> str:
+    if name in METRIC_NAMES[:-1] or re.fullmatch(r"map@[1-9][0-9]*", name):
+        return name
+    raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_NAMES)} "
+                     "(K a whole number, e.g. map@5)")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Archive(Strict):
+    """One raw file as the organisers distribute it."""
+
+    name: str = Field(pattern=r"^[^/\\]+$", description="file name in data/raw/<competition>/")
+    url: str | None = Field(None, pattern=r"^https?://", description="direct download URL")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class FilesFetch(Strict):
+    """The files the user (or a URL) puts in data/raw/<name>/: the listed archives, verified;
+    with `archives: []`, whatever the folder holds (Kaggle's zip, or its files unpacked)."""
+
+    from_: Literal["files"] = Field(alias="from")
+    archives: list[Archive]
+    where: str = Field(description="where a user gets the files, for the message when missing")
+
+
+class DigitsFetch(Strict):
+    """The embedded default: a Kaggle-shaped folder built from scikit-learn's digits."""
+
+    from_: Literal["sklearn_digits"] = Field(alias="from")
+    test_size: float = Field(gt=0.0, lt=1.0)
+    seed: int
+
+
+Fetch = Annotated[FilesFetch | DigitsFetch, Field(discriminator="from_")]
+
+
+class FolderLabels(Strict):
+    """The first folder below `images` names the class: `train/Common Chickweed/x.png`."""
+
+    from_: Literal["folder"] = Field(alias="from")
+
+
+class FilenameLabels(Strict):
+    """The label in the file name: the first group of `pattern` (matched at its start)."""
+
+    from_: Literal["filename"] = Field(alias="from")
+    pattern: str = Field(description="regex; its first group is the label, e.g. ^([^._]+)")
+    lowercase: bool = Field(description="compare labels lower-cased (Cat.1.jpg is a cat)")
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            groups = re.compile(v).groups
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e})") from None
+        if groups < 1:
+            raise ValueError("needs a group, (...), holding the label")
+        return v
+
+
+class TableLabels(Strict):
+    """A table (CSV or xlsx) mapping an image id to its label (a class name or an integer)."""
+
+    from_: Literal["table"] = Field(alias="from")
+    table: str = Field(description="file name or glob, found anywhere in the data")
+    id: str = Field(description="the column whose values name the images (with or without "
+                                "their extension)")
+    label: str = Field(description="the column holding the label")
+
+
+class OneHotLabels(Strict):
+    """A table with one 0/1 column per class, exactly one 1 per row."""
+
+    from_: Literal["onehot"] = Field(alias="from")
+    table: str
+    id: str
+    columns: list[str] = Field(min_length=2)
+
+
+Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels,
+                   Field(discriminator="from_")]
+
+
+class TrainSource(Strict):
+    """One labelled part of the train data (the organisers' train, valid, ...)."""
+
+    source: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the manifest's source")
+    images: list[str] = Field(min_length=1, description="the folder holding the images, found "
+                              "anywhere in the data (`.` = the top); several: alternatives, "
+                              "exactly one of which exists")
+    required: bool = Field(description="false: the folder may be absent (then no rows)")
+    labels: Labels
+    label_map: dict[str, str] | None = Field(
+        None, description="raw label -> class name (P -> PM, 0 -> Bread); every raw label must "
+                          "be mapped")
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _text_keys(cls, v: Any) -> Any:  # YAML reads `0: Bread` with an int key
+        return {str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
+class SampleIds(Strict):
+    """The test ids, their order and the header: sample_submission's."""
+
+    from_: Literal["sample"] = Field(alias="from")
+
+
+class FileIds(Strict):
+    """The test images' file names, in natural order (2 before 10)."""
+
+    from_: Literal["files"] = Field(alias="from")
+    id: Literal["stem", "name"] = Field(description="the id: the name without or with its "
+                                                    "extension")
+
+
+class TableIds(Strict):
+    """A table listing the test ids (test.csv), in its order."""
+
+    from_: Literal["table"] = Field(alias="from")
+    table: str
+    id: str
+
+
+TestIds = Annotated[SampleIds | FileIds | TableIds, Field(discriminator="from_")]
+
+
+class Test(Strict):
+    images: list[str] = Field(min_length=1)
+    ids: TestIds
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class Submission(Strict):
+    """The CSV the leaderboard takes. With a `sample`, its header, id strings and row order
+    are the submission's; without one, `columns` is the header."""
+
+    sample: str | None = Field(description="sample_submission.csv (found anywhere in the data)")
+    columns: list[str] | None = Field(description="without a sample: the header to write")
+    header_line: bool = Field(description="false: the CSV has no header line")
+    kind: Literal["label", "probability", "probabilities", "top_k"] = Field(
+        description="label: id + class; probability: id + P(positive); probabilities: id + one "
+                    "column per class; top_k: id + the k best labels, space-separated")
+    labels: Literal["name", "index"] = Field(description="a label written as the class's name "
+                                                         "(as in train) or its index")
+    positive: str | None = Field(description="kind probability: the positive class (null: the "
+                                             "class that sorts second)")
+    k: int | None = Field(ge=1, description="kind top_k: how many labels")
+    decimals: int = Field(ge=1, le=12, description="digits after the point of a probability")
+    upload_as: str | None = Field(description="the file name the organisers want, if not ours")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Submission":
+        if (self.sample is None) == (self.columns is None):
+            raise ValueError("set exactly one of sample (the organisers' sample_submission) "
+                             "and columns (the header to write without one)")
+        if self.sample is not None and not self.header_line:
+            raise ValueError("header_line: false, but a sample's header is the submission's")
+        if self.kind == "top_k" and self.k is None:
+            raise ValueError("kind top_k needs k (how many labels per row)")
+        if self.columns is not None and self.kind != "probabilities" and len(self.columns) != 2:
+            raise ValueError(f"columns: kind {self.kind} writes two columns (id and value), "
+                             f"got {self.columns}")
+        return self
+
+
+class CompetitionBlock(Strict):
+    """Everything the engine knows about one competition."""
+
+    fetch: Fetch
+    metric: str = Field(description="accuracy | log_loss | roc_auc | f1_micro | f1_macro | qwk "
+                                    "| map@K")
+    channels: Literal[1, 3]
+    classes: list[str] | None = Field(description="class names in index order; null: from the "
+                                                  "sample's header, else the train labels sorted")
+    train: list[TrainSource] = Field(min_length=1)
+    test: Test
+    submission: Submission
+    solution: str | None = Field(description="a table of the test answers (id, label: the first "
+                                             "two columns), scored locally where it exists")
+    leaderboard: bool = Field(description="false: nowhere to upload (scored locally)")
+
+    @property
+    def where_to_get(self) -> str:
+        return "scikit-learn (built in)" if isinstance(self.fetch, DigitsFetch) else self.fetch.where
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        return check_metric_name(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CompetitionBlock":
+        sources = [s.source for s in self.train]
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"train: source names must differ, got {sources}")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes: duplicates in {self.classes}")
+        k = self.metric.partition("@")[2]
+        sub = self.submission
+        if k and (sub.kind != "top_k" or sub.k != int(k)):
+            raise ValueError(f"metric {self.metric} scores the top {k} labels: set submission."
+                             f"kind: top_k and submission.k: {k}")
+        return self

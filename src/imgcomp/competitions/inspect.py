@@ -1,0 +1,452 @@
+"""What `imgcomp new` infers from the files Kaggle ships: a competition block, with a note on
+each key saying why, or one line naming the key to set where the files do not decide it.
+
+The rules, in order:
+- **sample_submission** (a CSV whose name says sample or submission) gives the test ids, their
+  order and the header; its shape gives the kind: more than one value column is one probability
+  per class (the header names the classes); fractions are one probability; anything else is a
+  label (the top k labels where the metric is MAP@k). A sample whose values say
+  nothing (all `0`, or empty) leaves the kind to the metric (AUC and log loss need
+  probabilities; accuracy, F1 and kappa need labels).
+- **train labels**: a table (CSV or xlsx) whose id column's values name image files (with or
+  without extension); its label column is the one named like the sample's value column, or
+  whose values are the sample header's classes, or the only column that looks like a label; one
+  0/1 column per sample class is one-hot. Without such a table: a folder whose folders hold the
+  images (a folder per class), else the label in the file names.
+- **test images**: the folder holding the sample's ids (shared with train or not).
+Images are never opened: the tree is a listing, and only tables are read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..errors import UserError
+from ..submission import min_decimals
+from .tree import IMAGE_SUFFIXES, Tree
+
+SEPARATED = re.compile(r"^([^._\-\s]+)[._\-\s]")  # the label before the first separator
+LETTERS = re.compile(r"^([A-Za-z]+)")  # the letters before the first digit
+MAX_CLASSES = 5000
+
+
+@dataclass
+class Inferred:
+    """The block as plain data, a comment per key path, and what `new` prints."""
+
+    block: dict
+    comments: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Stop(UserError):
+    """`new` cannot decide: the message names the key to set (`--set KEY=VALUE`)."""
+
+
+def _fmt(items, n: int = 5) -> str:
+    items = list(items)
+    return f"{items[:n]}" + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+class Index:
+    """Every image of the tree by file name and by name without extension."""
+
+    def __init__(self, tree: Tree):
+        table = tree.images
+        self.by_name = dict(zip(table["name"], table["path"]))
+        self.by_stem = dict(zip(table["stem"], table["path"]))
+
+    def names(self, v: str) -> bool:
+        return v in self.by_name or v in self.by_stem
+
+    def share(self, values: pd.Series) -> float:
+        """The share of `values` that name an image."""
+        values = values.tolist()
+        return sum(map(self.names, values)) / len(values) if values else 0.0
+
+    def paths(self, values) -> list[str]:
+        found = (self.by_name.get(v) or self.by_stem.get(v) for v in list(values))
+        return [p for p in found if p]
+
+
+def common_folder(paths: list[str]) -> str:
+    """The deepest folder holding all `paths` ("" for the top)."""
+    parts = [d.split("/") if d else [] for d in {p.rpartition("/")[0] for p in paths}]
+    common = parts[0] if parts else []
+    for ps in parts[1:]:
+        k = 0
+        while k < min(len(common), len(ps)) and common[k] == ps[k]:
+            k += 1
+        common = common[:k]
+    return "/".join(common)
+
+
+def _shown(folder: str) -> str:
+    return folder if folder else "."
+
+
+def out_of_scope(tree: Tree) -> None:
+    """One line for data this engine does not read."""
+    exts = Counter(p.rpartition(".")[2].lower() for p in tree.files if "." in p)
+    images = sum(exts[e.lstrip(".")] for e in IMAGE_SUFFIXES)
+    if images == 0:
+        if exts["dcm"]:
+            what = "DICOM-only data (convert the .dcm files to PNG first)"
+        elif exts["tfrec"] or exts["tfrecord"]:
+            what = "TFRecord-only data"
+        elif exts["csv"]:
+            what = "pixels stored in CSV (no image files)"
+        else:
+            what = "no image files"
+        raise UserError(f"out of scope: {what}; imgcomp reads one image file per sample "
+                        f"({', '.join(IMAGE_SUFFIXES)})")
+
+
+def several_files_per_sample(ids: list[str], index: Index) -> bool:
+    """True when ids name no image but prefix several (HPA's <id>_green.png, _red, ...)."""
+    prefixes = Counter(s.rsplit("_", 1)[0] for s in index.by_stem if "_" in s)
+    sample = ids[:1000]
+    hits = sum(1 for i in sample if prefixes.get(i, 0) >= 2)
+    return bool(sample) and hits >= 0.5 * len(sample)
+
+
+# -- the sample ---------------------------------------------------------------------------
+
+def find_sample(tree: Tree, hints: dict) -> str | None:
+    if "submission.sample" in hints:
+        return hints["submission.sample"]
+    found = [p for p in tree.files if p.lower().endswith(".csv")
+             and re.search(r"sample|submission", p.rpartition("/")[2], re.I)]
+    if not found:
+        return None
+    depth = min(p.count("/") for p in found)
+    tied = sorted(p for p in found if p.count("/") == depth)
+    if len(tied) > 1:
+        raise Stop(f"several sample submissions {tied}: set submission.sample (--set "
+                   f"submission.sample={tied[0]})")
+    return tied[0]
+
+
+def _numbers(values: pd.Series) -> pd.Series | None:
+    try:
+        return values.astype(float)
+    except ValueError:
+        return None
+
+
+def sample_kind(sample: pd.DataFrame, metric: str) -> tuple[str, int | None, str]:
+    """(kind, k, why) from the sample's header and values, the metric where they say nothing."""
+    needs_probs = metric in ("log_loss", "roc_auc")
+    if metric.startswith("map@"):
+        return "top_k", int(metric.partition("@")[2]), f"metric {metric} scores the top labels"
+    if sample.shape[1] > 2:
+        return "probabilities", None, "the sample has one column per class"
+    values = sample.iloc[:, 1]
+    nums = _numbers(values[values != ""])
+    informative = len(set(values)) > 1
+    if nums is not None and len(nums) and ((nums > 0) & (nums < 1)).any():
+        return "probability", None, "the sample's values are fractions"
+    if not informative:
+        kind = "probability" if needs_probs else "label"
+        return kind, None, f"the sample's values say nothing; {metric} needs " + (
+            "probabilities" if needs_probs else "labels")
+    return ("probability" if needs_probs else "label"), None, "the sample's values are labels"
+
+
+# -- train labels -------------------------------------------------------------------------
+
+@dataclass
+class TrainGuess:
+    source: dict
+    classes: list[str]  # raw labels seen
+    why: str
+    folder: str
+    count: int
+    extra: list[str] = field(default_factory=list)
+    table: str | None = None
+
+
+def _id_column(frame: pd.DataFrame, index: Index, hint: str | None) -> tuple[str | None, float]:
+    if hint:
+        return hint, index.share(frame[hint]) if hint in frame.columns else 0.0
+    best, share = None, 0.0
+    for col in frame.columns:
+        s = index.share(frame[col])
+        if s > share:
+            best, share = col, s
+    return best, share
+
+
+def _label_column(frame: pd.DataFrame, id_col: str, sample: pd.DataFrame | None,
+                  kind: str, hints: dict, where: str) -> tuple[str | list[str], str]:
+    """(column, or the one-hot columns; why)."""
+    if "train.labels.label" in hints:
+        return hints["train.labels.label"], "--set"
+    others = [c for c in frame.columns if c != id_col]
+    if sample is not None and kind == "probabilities":
+        classes = list(sample.columns[1:])
+        if set(classes) <= set(frame.columns):
+            return classes, "one 0/1 column per class of the sample's header"
+        fits = [c for c in others if set(frame[c]) <= set(classes)]
+        why = "its values are the sample header's classes"
+    elif sample is not None and sample.columns[1] in others:
+        return sample.columns[1], "named like the sample's value column"
+    else:
+        sample_values = set(sample.iloc[:, 1]) - {""} if sample is not None else set()
+        fits = [c for c in others if len(sample_values) > 1 and set(frame[c]) & sample_values]
+        why = "its values are the sample's"
+        if not fits:
+            fits = [c for c in others if _labelish(frame[c])]
+            why = "the only column that looks like a label"
+    if len(fits) == 1:
+        return fits[0], why
+    if not fits:
+        raise Stop(f"{where}: no column looks like the label (columns {list(frame.columns)}): "
+                   f"set train.labels.label (--set train.labels.label=<column>)")
+    raise Stop(f"{where}: several candidate label columns {fits}: set train.labels.label "
+               f"(--set train.labels.label={fits[0]})")
+
+
+def _labelish(values: pd.Series) -> bool:
+    n, k = len(values), values.nunique()
+    if k < 2 or k > min(MAX_CLASSES, max(2, n // 2)) or (values == "").any():
+        return False
+    nums = _numbers(values)
+    return nums is None or bool((nums == nums.round()).all())  # classes, not measurements
+
+
+def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: str,
+                 test_ids: set[str], hints: dict) -> TrainGuess | None:
+    tables = [p for p in tree.files if p.lower().endswith((".csv", ".xlsx", ".xls"))]
+    if "train.labels.table" in hints:
+        tables = [tree.find_file(hints["train.labels.table"], "train", "train.labels.table")]
+    candidates = []
+    for path in tables:
+        if path == hints.get("_sample"):
+            continue
+        frame = tree.read_table(path)
+        id_col, share = _id_column(frame, index, hints.get("train.labels.id"))
+        if id_col is None or share < 0.5 or frame.shape[1] < 2:
+            continue
+        ids = frame[id_col]
+        if test_ids and ids.isin(test_ids).mean() > 0.5:
+            continue  # the test listing (test.csv), not labels
+        candidates.append((path, frame, id_col))
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        named = [c for c in candidates if re.search(r"train|label", c[0].rpartition("/")[2], re.I)]
+        if len(named) != 1:
+            raise Stop(f"several tables could label the train images {[c[0] for c in candidates]}:"
+                       f" set train.labels.table (--set train.labels.table={candidates[0][0]})")
+        candidates = named
+    path, frame, id_col = candidates[0]
+    name = path.rpartition("/")[2]
+    label, why = _label_column(frame, id_col, sample, kind, hints, name)
+    ids = frame[id_col]
+    missing = [i for i in ids.tolist() if not index.names(i)]
+    if missing:
+        raise UserError(f"{name}: {len(missing)} id(s) in column {id_col!r} with no image: "
+                        f"{_fmt(missing)}")
+    folder = common_folder(index.paths(ids))
+    used = [id_col, *(label if isinstance(label, list) else [label])]
+    extra = [c for c in frame.columns if c not in used]
+    if isinstance(label, list):
+        src = {"from": "onehot", "table": path, "id": id_col, "columns": label}
+        raw = label
+        why_text = f"{name} ({id_col} -> one-hot {len(label)} columns: {why})"
+    else:
+        src = {"from": "table", "table": path, "id": id_col, "label": label}
+        raw = sorted(set(frame[label]))
+        why_text = f"{name} ({id_col} -> {label}: {why})"
+    return TrainGuess(src, raw, why_text, folder, len(frame), extra, table=name)
+
+
+def _train_dirs(tree: Tree, holders: set[str], test_folder: str | None) -> list[str]:
+    dirs = [d for d in holders if d != test_folder and not (
+        test_folder is not None and d.startswith(test_folder + "/"))]
+    named = [d for d in dirs if re.search(r"train", d.rpartition("/")[2], re.I)]
+    return sorted(named or dirs, key=lambda d: (d.count("/"), d))
+
+
+def folder_labels(tree: Tree, test_folder: str | None, hints: dict) -> TrainGuess | None:
+    """A folder with at least two folders of images (and not the one above the test folder)."""
+    def above_test(p: str) -> bool:
+        return test_folder is not None and (p == "" or test_folder.startswith(p + "/"))
+
+    parents = {p for p in tree._class_parents() if not above_test(p) and len(
+        {d for d in tree._image_dirs() if d.rpartition("/")[0] == p}) >= 2}
+    dirs = _train_dirs(tree, parents, test_folder)
+    if "train.images" in hints:
+        dirs = [hints["train.images"]]
+    if not dirs:
+        return None
+    folder = dirs[0]
+    paths = tree.images_below(folder)
+    below = [p[len(folder) + 1:] if folder else p for p in paths]
+    classes = sorted({b.partition("/")[0] for b in below if "/" in b})
+    return TrainGuess({"from": "folder"}, classes, "a folder per class", folder,
+                      sum("/" in b for b in below))
+
+
+def filename_labels(tree: Tree, test_folder: str | None, hints: dict) -> TrainGuess | None:
+    dirs = _train_dirs(tree, tree._image_dirs(), test_folder)
+    if "train.images" in hints:
+        dirs = [hints["train.images"]]
+    for folder in dirs:
+        names = [p.rpartition("/")[2] for p in tree.images_below(folder)]
+        for rx in (SEPARATED, LETTERS):
+            found = [rx.match(n) for n in names]
+            if all(found):
+                labels = {m.group(1) for m in found}
+                if 2 <= len(labels) <= min(MAX_CLASSES, max(2, len(names) // 2)):
+                    return TrainGuess({"from": "filename", "pattern": rx.pattern,
+                                       "lowercase": False}, sorted(labels),
+                                      f"the file names ({rx.pattern})", folder, len(names))
+    return None
+
+
+# -- the whole block ----------------------------------------------------------------------
+
+def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
+    out_of_scope(tree)
+    index = Index(tree)
+    sample_path = find_sample(tree, hints)
+    sample = tree.read_table(tree.find_file(sample_path, "sample", "submission.sample")) \
+        if sample_path else None
+    hints = {**hints, "_sample": sample_path}
+    comments: dict[str, str] = {}
+    notes: list[str] = []
+
+    test_ids: list[str] = []
+    test_folder = None
+    if sample is not None:
+        if sample.shape[1] < 2:
+            raise Stop(f"{sample_path}: a sample submission has an id column and a value column, "
+                       f"found {list(sample.columns)}")
+        kind, k, why = sample_kind(sample, metric)
+        test_ids = sample.iloc[:, 0].tolist()
+        found = index.paths(test_ids)
+        if len(found) < len(test_ids):
+            if not found and several_files_per_sample(test_ids, index):
+                raise UserError("out of scope: several files per sample (each id names more "
+                                "than one image, e.g. <id>_green.png, <id>_red.png); imgcomp "
+                                "reads one image per sample")
+            missing = [i for i in test_ids if not (i in index.by_name or i in index.by_stem)]
+            raise UserError(f"{sample_path}: {len(missing)} sample id(s) with no image: "
+                            f"{_fmt(missing)}")
+        test_folder = hints.get("test.images") or common_folder(found)
+        test_rule = {"from": "sample"}
+        comments["test.ids"] = f"{sample_path}'s ids, in its order"
+    else:
+        kind, k, why = _no_sample_kind(metric)
+        test_folder, test_rule = _test_without_sample(tree, index, hints)
+        comments["test.ids"] = "no sample_submission: " + (
+            f"{test_rule['table']}'s ids" if test_rule["from"] == "table"
+            else "the test images' names, in natural order")
+
+    guess = (table_labels(tree, index, sample, kind, set(test_ids), hints)
+             or folder_labels(tree, test_folder, hints)
+             or filename_labels(tree, test_folder, hints))
+    if guess is None:
+        raise Stop("found no train labels (a table of id -> label, a folder per class, or labels "
+                   "in the file names): set train.labels (--set 'train.labels={from: table, "
+                   "table: train.csv, id: <column>, label: <column>}') and train.images")
+    header = list(sample.columns) if sample is not None else None
+    sub, sub_why = _submission(sample_path, header, kind, k, guess, sample, hints)
+    comments.update(sub_why)
+    comments["submission.kind"] = why
+    block = {
+        "fetch": {"from": "files", "archives": [],
+                  "where": f"https://www.kaggle.com/competitions/{name}/data"},
+        "metric": metric,
+        "channels": 3,
+        "classes": None,
+        "train": [{"source": "train", "images": _shown(guess.folder), "required": True,
+                   "labels": guess.source, "label_map": None}],
+        "test": {"images": _shown(test_folder), "ids": test_rule},
+        "submission": sub,
+        "solution": None,
+        "leaderboard": True,
+    }
+    comments.update({
+        "fetch": "archives []: whatever data/raw/<name>/ holds (Kaggle's zip, or its files)",
+        "metric": "--metric (the competition's Evaluation page)",
+        "channels": "RGB; grayscale images are converted (1: decode as grayscale)",
+        "classes": "from the sample's header" if kind == "probabilities"
+                   else "the train labels, in natural order",
+        "train.labels": guess.why,
+        "train.images": f"{guess.count:,} images",
+        "solution": "Kaggle keeps the test answers",
+    })
+    if guess.extra:
+        notes.append(f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the id or "
+                     "the label: metadata the images do not need)")
+    return Inferred(block, comments, notes)
+
+
+def _no_sample_kind(metric: str) -> tuple[str, int | None, str]:
+    if metric.startswith("map@"):
+        return "top_k", int(metric.partition("@")[2]), f"metric {metric}"
+    if metric in ("log_loss", "roc_auc"):
+        return "probabilities" if metric == "log_loss" else "probability", None, \
+            f"no sample: {metric} needs probabilities"
+    return "label", None, f"no sample: {metric} needs labels"
+
+
+def _test_without_sample(tree: Tree, index: Index, hints: dict) -> tuple[str, dict]:
+    for path in [p for p in tree.files if p.lower().endswith(".csv")
+                 and re.search(r"test", p.rpartition("/")[2], re.I)]:
+        frame = tree.read_table(path)
+        col, share = _id_column(frame, index, None)
+        if col is not None and share == 1.0:
+            return common_folder(index.paths(frame[col])), {"from": "table", "table": path,
+                                                             "id": col}
+    dirs = [d for d in tree._image_dirs() if re.search(r"test", d.rpartition("/")[2], re.I)]
+    if "test.images" in hints:
+        dirs = [hints["test.images"]]
+    if len(dirs) == 1:
+        return dirs[0], {"from": "files", "id": "stem"}
+    raise UserError("no sample_submission.csv, and no other source of test ids (a test.csv "
+                    "naming the test images, or one folder of test images): add the sample "
+                    "Kaggle ships, or --set submission.sample=<file>" + (
+                        f" (test folders: {dirs[:5]}; --set test.images=<one>)" if dirs else ""))
+
+
+def _submission(sample_path, header, kind, k, guess: TrainGuess, sample, hints) -> tuple[dict, dict]:
+    why: dict[str, str] = {}
+    labels = "name"
+    if kind in ("label", "top_k") and sample is not None:
+        tokens = set(sample.iloc[:, 1]) - {""}
+        if kind == "top_k":
+            tokens = {t for v in tokens for t in v.split()}
+        raw = set(guess.classes)
+        if tokens and not tokens & raw and all(t.isdigit() for t in tokens) and not all(
+                r.isdigit() for r in raw):
+            labels = "index"
+            why["submission.labels"] = "the sample writes class indices, train names them"
+        else:
+            why["submission.labels"] = "labels written as in train"
+    positive = None
+    if kind == "probability":
+        named = header[1] if header and header[1] in guess.classes else None
+        positive = named
+        why["submission.positive"] = (f"the header names class {named}" if named else
+                                      "null: the class that sorts second")
+    columns = None
+    if sample is None:
+        columns = (["id", *sorted(guess.classes)] if kind == "probabilities"
+                   else ["id", "label"])
+        why["submission.columns"] = "no sample: a guess; check the competition's page"
+    else:
+        why["submission.sample"] = "its header, id strings and row order are the submission's"
+    n = len(header) - 1 if header and kind == "probabilities" else len(guess.classes)
+    decimals = min_decimals(n) if kind == "probabilities" else 6
+    return {"sample": sample_path, "columns": columns, "header_line": True, "kind": kind,
+            "labels": labels, "positive": positive, "k": k, "decimals": decimals,
+            "upload_as": None}, why

@@ -1,0 +1,376 @@
+"""A competition block applied to its data: the manifest's rows, the classes, the submission
+format and the local answers, with one line for each thing that does not fit.
+
+Train rows come from each `train` source in turn: its folder's images, labelled by their
+class folder, their file name, a table of id -> label, or a one-hot table. An id in a table
+finds its image by exact file name or by the name without its image extension (an id may
+hold dots: `1.2.826.0.1.3680043.8.498.1234` is an id, not a name with a `.1234` extension).
+Test rows are sample_submission's ids in its order (or the test folder's files in natural
+order, or a test table's ids). Train ids are the table's id, the file name, or the path below
+a class-folder root; with several sources, or a train id that is also a test id, a source's
+ids get its name in front (`valid/3_120.jpg`), so every id is unique. Rows listed from files
+come in path order; rows from a table, in the table's order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..formats import Format
+from .block import (CompetitionBlock, FileIds, FilenameLabels, FolderLabels, OneHotLabels,
+                    SampleIds, TableIds, TableLabels, TrainSource)
+from .tree import Tree, natural_key, stem
+
+
+# Where a source's images must sit in its folder: class folders, the folder itself, or anywhere
+# below it (a table names them).
+HOLDS = {"folder": "classes", "filename": "direct", "table": "below", "onehot": "below"}
+
+
+@dataclass
+class Listing:
+    """What `prepare` writes, before decoding: rows (`id, path, label, split, source`, label a
+    class index), the classes, the submission format, and the local answers if any."""
+
+    rows: pd.DataFrame
+    classes: list[str]
+    format: Format
+    solution: pd.DataFrame | None = None  # id, label (index)
+    notes: list[str] = field(default_factory=list)  # what was found, for the user
+
+
+class Images:
+    """The images under one folder, by exact file name and by name without extension."""
+
+    def __init__(self, tree: Tree, folder: str):
+        self.folder = folder
+        table = tree.images_frame_below(folder)
+        self.paths = table["path"].tolist()
+        self.by_name, self.by_stem = (_unique(table[key], table["path"]) for key in ("name", "stem"))
+
+    def find(self, ids: list[str]) -> tuple[list[str | None], list[str]]:
+        """(path per id, ambiguous ids): None for an id with no image."""
+        out, ambiguous = [], []
+        for i in list(ids):
+            p = self.by_name.get(i, "")
+            if p == "":
+                p = self.by_stem.get(i, "")
+            if p is None:
+                ambiguous.append(i)
+            out.append(p or None)
+        return out, ambiguous
+
+    def where(self) -> str:
+        return f"{self.folder}/" if self.folder else "the top of the data"
+
+
+def _unique(keys: pd.Series, paths: pd.Series) -> dict[str, str | None]:
+    """key -> its path; None for a key two images share (an id naming it is ambiguous)."""
+    twice = keys.duplicated(keep=False).to_numpy()
+    out = dict(zip(keys[~twice].tolist(), paths[~twice].tolist()))
+    out.update(dict.fromkeys(keys[twice].tolist()))
+    return out
+
+
+def _preview(items: list, n: int = 5) -> str:
+    return f"{items[:n]}" + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _match(images: Images, ids: list[str], what: str, key: str) -> list[str]:
+    paths, ambiguous = images.find(ids)
+    if ambiguous:
+        raise UserError(f"{what}: ids matching two images in {images.where()} (same name, "
+                        f"other extension or folder): {_preview(ambiguous)}")
+    missing = [i for i, p in zip(ids, paths) if p is None]
+    if missing:
+        raise UserError(f"{what}: {len(missing)} id(s) with no image in {images.where()}: "
+                        f"{_preview(missing)} (set {key} to the folder holding them)")
+    return paths
+
+
+def _table(tree: Tree, pattern: str, columns: list[str], what: str, key: str) -> pd.DataFrame:
+    path = tree.find_file(pattern, what, key)
+    frame = tree.read_table(path)
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise UserError(f"{tree.shown(path)}: no column {missing}; its columns are "
+                        f"{list(frame.columns)[:20]} (set {key})")
+    dupes = frame[columns[0]][frame[columns[0]].duplicated()].tolist()
+    if dupes:
+        raise UserError(f"{tree.shown(path)}: duplicate ids in column {columns[0]!r}: "
+                        f"{_preview(dupes)}")
+    return frame
+
+
+def _source_rows(tree: Tree, src: TrainSource, where: str) -> tuple[list[str], list[str], list[str]]:
+    """(ids, paths, raw labels) of one train source."""
+    lab = src.labels
+    key = f"{where}.images"
+    if isinstance(lab, FolderLabels):
+        folder = tree.find_dir(src.images, where, key, holds="classes")
+        paths = tree.images_below(folder)
+        below = [p[len(folder) + 1:] if folder else p for p in paths]
+        loose = [b for b in below if "/" not in b]
+        if loose:
+            raise UserError(f"{where}: images in {folder or 'the top'}/ outside any class "
+                            f"folder: {_preview(loose)} (move or delete them)")
+        return below, paths, [b.partition("/")[0] for b in below]
+    if isinstance(lab, FilenameLabels):
+        folder = tree.find_dir(src.images, where, key)
+        paths = tree.images_below(folder)
+        names = [p.rpartition("/")[2] for p in paths]
+        rx = re.compile(lab.pattern)
+        found = [rx.match(n) for n in names]
+        bad = [n for n, m in zip(names, found) if m is None or not m.group(1)]
+        if bad:
+            raise UserError(f"{where}: {len(bad)} file name(s) do not match labels.pattern "
+                            f"{lab.pattern!r}: {_preview(bad)}")
+        labels = [m.group(1).lower() if lab.lowercase else m.group(1) for m in found]
+        return names, paths, labels
+    folder = tree.find_dir(src.images, where, key, holds="below")
+    cols = [lab.id, lab.label] if isinstance(lab, TableLabels) else [lab.id, *lab.columns]
+    frame = _table(tree, lab.table, cols, where, f"{where}.labels")
+    ids = frame[lab.id].tolist()
+    paths = _match(Images(tree, folder), ids, f"{where} ({lab.table})", key)
+    if isinstance(lab, TableLabels):
+        labels = frame[lab.label].tolist()
+        if empty := [i for i, v in zip(ids, labels) if v.strip() == ""]:
+            raise UserError(f"{where}: {len(empty)} row(s) of {lab.table} without a label in "
+                            f"{lab.label!r}: {_preview(empty)}")
+        return ids, paths, labels
+    return ids, paths, _one_hot(frame, lab, where)
+
+
+def _one_hot(frame: pd.DataFrame, lab: OneHotLabels, where: str) -> list[str]:
+    try:
+        hot = frame[lab.columns].apply(pd.to_numeric).to_numpy(dtype=float)
+    except (ValueError, TypeError):
+        raise UserError(f"{where}: the one-hot columns {lab.columns} hold values that are not "
+                        "0 or 1") from None
+    ones = (hot == 1).sum(axis=1)
+    if not np.isin(hot, (0.0, 1.0)).all() or (ones != 1).any():
+        bad = frame[lab.id][ones != 1].tolist()
+        raise UserError(f"{where}: {len(bad)} row(s) of {lab.table} without exactly one 1 in "
+                        f"{lab.columns}: {_preview(bad)} (several 1s: a multi-label problem)")
+    return [lab.columns[j] for j in hot.argmax(axis=1)]
+
+
+def _mapped(labels: list[str], src: TrainSource, where: str) -> list[str]:
+    if src.label_map is None:
+        return labels
+    unmapped = sorted(set(labels) - set(src.label_map), key=natural_key)
+    if unmapped:
+        raise UserError(f"{where}: labels {_preview(unmapped)} are not in label_map "
+                        f"{sorted(src.label_map)}")
+    return [src.label_map[v] for v in labels]
+
+
+def train_rows(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
+    parts = []
+    for k, src in enumerate(block.train):
+        where = f"competitions.{name}.train[{k}]"
+        if not src.required and tree.find_dir(
+                src.images, where, "", HOLDS[src.labels.from_], required=False) is None:
+            continue
+        ids, paths, labels = _source_rows(tree, src, where)
+        parts.append(pd.DataFrame({"id": ids, "path": paths, "label": _mapped(labels, src, where),
+                                   "split": "train", "source": src.source}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def sample_table(block: CompetitionBlock, tree: Tree, name: str) -> tuple[str, pd.DataFrame] | None:
+    if block.submission.sample is None:
+        return None
+    key = f"competitions.{name}.submission.sample"
+    path = tree.find_file(block.submission.sample, f"competitions.{name}", key)
+    frame = tree.read_table(path)
+    if frame.shape[1] < 2:
+        raise UserError(f"{tree.shown(path)}: a sample submission needs an id column and a "
+                        f"value column, found {list(frame.columns)}")
+    return path, frame
+
+
+def test_rows(block: CompetitionBlock, tree: Tree, name: str,
+              sample: pd.DataFrame | None) -> pd.DataFrame:
+    where = f"competitions.{name}.test"
+    ids_rule = block.test.ids
+    folder = tree.find_dir(block.test.images, where, f"{where}.images",
+                           "direct" if isinstance(ids_rule, FileIds) else "below")
+    images = Images(tree, folder)
+    if isinstance(ids_rule, FileIds):
+        names = [p.rpartition("/")[2] for p in images.paths]
+        ids = [stem(n) if ids_rule.id == "stem" else n for n in names]
+        order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
+        ids, paths = [ids[i] for i in order], [images.paths[i] for i in order]
+        if len(set(ids)) < len(ids):
+            dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
+            raise UserError(f"{where}: test images share an id: {_preview(dupes)} (set "
+                            f"{where}.ids.id: name, or test.images to one folder)")
+    else:
+        if isinstance(ids_rule, SampleIds):
+            if sample is None:
+                raise UserError(f"{where}.ids: from sample, but there is no sample_submission "
+                                "(set submission.sample, or test.ids to files or table)")
+            frame, col, what = sample, sample.columns[0], "sample_submission"
+        else:
+            frame = _table(tree, ids_rule.table, [ids_rule.id], where, f"{where}.ids")
+            col, what = ids_rule.id, ids_rule.table
+        ids = frame[col].tolist()
+        if dupes := frame[col][frame[col].duplicated()].tolist():
+            raise UserError(f"{where}: {what} lists ids twice: {_preview(dupes)}")
+        paths = _match(images, ids, f"{where} ({what} ids)", f"{where}.images")
+    if not ids:
+        raise UserError(f"{where}: no test images in {images.where()}: nothing to predict")
+    return pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
+                         "source": "test"})
+
+
+def test_only(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
+    """The test rows alone (what `infer --raw` predicts): no train labels are read."""
+    found = sample_table(block, tree, name)
+    return test_rows(block, tree, name, found[1] if found else None)
+
+
+def class_list(block: CompetitionBlock, labels: list[str], sample: pd.DataFrame | None) -> list[str]:
+    if block.classes is not None:
+        return list(block.classes)
+    sub = block.submission
+    if sub.kind == "probabilities":
+        return list(sample.columns[1:]) if sample is not None else list(sub.columns[1:])
+    return sorted(set(labels), key=natural_key)
+
+
+def resolve_format(block: CompetitionBlock, classes: list[str], sample: pd.DataFrame | None,
+                   name: str, train_labels: set[str] | None = None) -> Format:
+    """The submission format, checked against the classes (and what train shows)."""
+    sub = block.submission
+    key = f"competitions.{name}.submission"
+    header = tuple(sample.columns) if sample is not None else (
+        tuple(sub.columns) if sub.header_line else None)
+    names = list(header) if header else list(sub.columns)
+    positive = value_classes = None
+    if sub.kind == "probabilities":
+        columns = names[1:]
+        unknown = [c for c in columns if c not in classes]
+        if unknown:
+            raise UserError(f"{key}: the header names classes {_preview(unknown)} that are not "
+                            f"among the classes {_preview(classes)}")
+        unseen = [c for c in columns if train_labels is not None and c not in train_labels]
+        if unseen:
+            raise UserError(f"{key}: the sample's header names class(es) {_preview(unseen)} "
+                            "that no train image shows")
+        if len(set(columns)) != len(columns) or set(columns) != set(classes):
+            raise UserError(f"{key}: the header's class columns {_preview(columns)} must name "
+                            f"each class {_preview(classes)} once")
+        value_classes = tuple(classes.index(c) for c in columns)
+    elif sub.kind == "probability":
+        if len(classes) != 2:
+            raise UserError(f"{key}.kind: probability is one column for two classes, and this "
+                            f"competition has {len(classes)}; use probabilities")
+        pick = sub.positive if sub.positive is not None else (
+            names[1] if names[1] in classes else sorted(classes, key=natural_key)[1])
+        if pick not in classes:
+            raise UserError(f"{key}.positive: {pick!r} is not a class ({classes})")
+        positive = classes.index(pick)
+    return Format(header=header, kind=sub.kind, labels=sub.labels, positive=positive, k=sub.k,
+                  decimals=sub.decimals, value_classes=value_classes, upload_as=sub.upload_as)
+
+
+def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.DataFrame:
+    for source in train["source"].unique():
+        mine = train["source"] == source
+        if several or train.loc[mine, "id"].isin(test_ids).any():
+            train.loc[mine, "id"] = source + "/" + train.loc[mine, "id"]
+    return train
+
+
+def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
+    """The whole listing: train and test rows, classes, format, local answers."""
+    found = sample_table(block, tree, name)
+    sample = found[1] if found else None
+    train = train_rows(block, tree, name)
+    test = test_rows(block, tree, name, sample)
+    classes = class_list(block, train["label"].tolist(), sample)
+    seen = set(train["label"])
+    if stray := sorted(seen - set(classes), key=natural_key):
+        raise UserError(f"competitions.{name}: train labels {_preview(stray)} are not among the "
+                        f"classes {_preview(classes)}")
+    fmt = resolve_format(block, classes, sample, name, seen)
+    if unseen := [c for c in classes if c not in seen]:
+        raise UserError(f"competitions.{name}: class(es) {_preview(unseen)} have no train image")
+    shared = set(train["path"]) & set(test["path"])
+    if shared:
+        raise UserError(f"competitions.{name}: images both labelled for train and listed for "
+                        f"test: {_preview(sorted(shared))}")
+    train = _unique_ids(train, set(test["id"]), len(block.train) > 1)
+    index = {c: i for i, c in enumerate(classes)}
+    train["label"] = train["label"].map(index)
+    rows = pd.concat([train, test], ignore_index=True)
+    solution = local_answers(block, tree, name, test["id"].tolist(), index)
+    notes = describe(block, tree, train, test, classes, fmt, found)
+    return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows))
+
+
+def unlisted(block: CompetitionBlock, tree: Tree, rows: pd.DataFrame) -> list[str]:
+    """A note for the images of a table's folder that neither the table nor the test lists."""
+    used, notes = set(rows["path"]), []
+    for src in block.train:
+        if not isinstance(src.labels, (TableLabels, OneHotLabels)):
+            continue
+        folder = tree.find_dir(src.images, "", "", holds="below", required=False)
+        if folder is None:
+            continue
+        left = [p for p in tree.images_below(folder) if p not in used]
+        if left:
+            names = [p.rpartition("/")[2] for p in left]
+            notes.append(f"train ({src.source}): {len(left):,} image(s) in {folder or '.'}/ that "
+                         f"{src.labels.table} does not list, left out: {_preview(names)}")
+    return notes
+
+
+def local_answers(block: CompetitionBlock, tree: Tree, name: str, test_ids: list[str],
+                  index: dict[str, int]) -> pd.DataFrame | None:
+    """The test answers where the competition ships them (digits' solution.csv)."""
+    if block.solution is None:
+        return None
+    key = f"competitions.{name}.solution"
+    path = tree.find_file(block.solution, f"competitions.{name}", key, required=False)
+    if path is None:
+        return None
+    frame = tree.read_table(path)
+    frame = frame.set_index(frame.columns[0])[frame.columns[1]]
+    if missing := [i for i in test_ids if i not in frame.index]:
+        raise UserError(f"{tree.shown(path)}: no answer for test ids {_preview(missing)}")
+    labels = frame.loc[test_ids]
+    if unknown := sorted(set(labels) - set(index)):
+        raise UserError(f"{tree.shown(path)}: answers {_preview(unknown)} are no class")
+    return pd.DataFrame({"id": test_ids, "label": labels.map(index).to_numpy()})
+
+
+def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.DataFrame,
+             classes: list[str], fmt: Format, sample) -> list[str]:
+    """What was found, one line each: the train labels, the test rows, the submission."""
+    lines = []
+    for src in block.train:
+        n = int((train["source"] == src.source).sum())
+        lab = src.labels
+        how = {"folder": "a folder per class", "filename": f"the file name ({lab.pattern})"
+               if isinstance(lab, FilenameLabels) else "",
+               "table": f"{lab.table} ({lab.id} -> {lab.label})" if isinstance(lab, TableLabels)
+               else "", "onehot": f"{lab.table}, one-hot columns" if isinstance(lab, OneHotLabels)
+               else ""}[lab.from_]
+        lines.append(f"train ({src.source}): {n:,} images, labels from {how}")
+    lines.append(f"classes: {len(classes)} ({', '.join(classes[:6])}"
+                 + (", ..." if len(classes) > 6 else "") + ")")
+    ids = block.test.ids
+    origin = ("sample_submission" if isinstance(ids, SampleIds) else
+              ids.table if isinstance(ids, TableIds) else "the file names")
+    folder = test["path"].iloc[0].rpartition("/")[0] if len(test) else ""
+    lines.append(f"test: {len(test):,} ids from {origin}, images {folder or '.'}/")
+    lines.append(f"submission: {fmt.describe()}")
+    return lines

@@ -1,0 +1,340 @@
+"""A competition's data as one tree of paths, whatever form it came in.
+
+Kaggle ships a competition as `<slug>.zip`, or (in a notebook) as the same files unpacked;
+archives may sit inside (`train.zip`, `train.csv.zip`). Either way the tree is the same: an
+archive's files count from its own top (as the Kaggle CLI's zip unpacks), an archive inside
+one unpacks beside itself, and files unpacked by hand sit where they are. `prepare` builds it
+from the extracted folders (`Tree.of`); `new` builds it by listing the archives, never
+extracting an image (`Tree.listing`), and reads only the tables. Desktop junk never enters it.
+
+One walk fills the tree; every lookup after it is a dict or one pass over the sorted paths,
+never a glob per id, so 200,000 images list and match in seconds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..archives import DESKTOP_FILES, is_archive, not_data, safe_member_name
+from ..errors import UserError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+TABLE_SUFFIXES = (".csv", ".xlsx", ".xls", ".json", ".txt")
+TABLE_LIMIT = 256 << 20  # a listed table is read into memory up to this size
+
+
+def natural_key(text: str):
+    """Sort key that puts 2 before 10 (numbers by value, the rest as text)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+
+
+def is_image(path: str) -> bool:
+    return path.lower().endswith(IMAGE_SUFFIXES)
+
+
+def stem(name: str) -> str:
+    """The name without an image extension: `1.2.826.1234` keeps its `.1234`."""
+    base, dot, ext = name.rpartition(".")
+    return base if dot and f".{ext.lower()}" in IMAGE_SUFFIXES else name
+
+
+@dataclass
+class Root:
+    """Where a part of the tree lives: a folder on disk (None: listed inside `where`)."""
+
+    base: Path | None
+    where: str  # for messages: `train.zip`, or the raw folder
+    archive: bool = False  # `where` is an archive (its files were extracted to `base`)
+    skip: frozenset[str] = frozenset()  # top-level names left out (the archives themselves)
+
+
+@dataclass
+class Tree:
+    files: dict[str, int] = field(default_factory=dict)  # path -> index into roots
+    roots: list[Root] = field(default_factory=list)
+    tables: dict[str, bytes] = field(default_factory=dict)  # listed tables' bytes
+    shadowed: int = 0  # files found twice (unpacked beside their archive): the first kept
+    _dirs: set[str] | None = field(default=None, repr=False)
+    _images: pd.DataFrame | None = field(default=None, repr=False)
+
+    def add(self, path: str, root: int) -> None:
+        if path in self.files:
+            self.shadowed += 1
+        else:
+            self.files[path] = root
+
+    @classmethod
+    def of(cls, roots: list[Root]) -> "Tree":
+        """The files under each root's folder (earlier roots win a path both hold)."""
+        tree = cls(roots=list(roots))
+        for i, root in enumerate(roots):
+            base = str(root.base)
+            for folder, dirs, names in os.walk(base):
+                rel_dir = os.path.relpath(folder, base).replace(os.sep, "/")
+                dirs[:] = sorted(d for d in dirs if not not_data(d)
+                                 and not (rel_dir == "." and d in root.skip))
+                for name in names:
+                    if not_data(name) or name.endswith(".part") or (
+                            rel_dir == "." and name in root.skip):
+                        continue
+                    tree.add(name if rel_dir == "." else f"{rel_dir}/{name}", i)
+        return tree
+
+    @classmethod
+    def listing(cls, raw_dir: Path) -> "Tree":
+        """The tree of `raw_dir` as `prepare` would extract it, from the archives' listings
+        (nested ones streamed, not written); only tables are read."""
+        raw_dir = Path(raw_dir)
+        tree = cls(roots=[Root(raw_dir, str(raw_dir))])
+        archives = []
+        for folder, dirs, names in os.walk(raw_dir):
+            rel_dir = os.path.relpath(folder, raw_dir).replace(os.sep, "/")
+            dirs[:] = sorted(d for d in dirs if not not_data(d))
+            for name in sorted(names):
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if not_data(name) or name.endswith(".part"):
+                    continue
+                if rel_dir == "." and is_archive(Path(name)):
+                    archives.append(raw_dir / name)
+                else:
+                    tree.add(rel, 0)
+        for archive in archives:
+            tree.roots.append(Root(None, archive.name, archive=True))
+            _list_archive(archive, tree, len(tree.roots) - 1)
+        return tree
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def where(self, path: str) -> str:
+        return self.roots[self.files[path]].where
+
+    def real(self, path: str) -> Path:
+        base = self.roots[self.files[path]].base
+        if base is None:
+            raise RuntimeError(f"{path} is listed, not extracted")
+        return base / path
+
+    def shown(self, path: str) -> str:
+        """A path as the user can find it: inside its archive, or in the raw folder."""
+        root = self.roots[self.files[path]]
+        return f"{path} in {root.where}" if root.archive else f"{root.where}/{path}"
+
+    def find_dir(self, patterns: list[str], what: str, key: str, holds: str = "direct",
+                 required: bool = True) -> str | None:
+        """The folder `patterns` names (each matched as the end of a folder's path, case
+        aside; `.` is the top): the shallowest that holds images `holds` = "direct"ly, in
+        "classes" (folders of its own), or anywhere "below". Ambiguity and absence are one
+        line."""
+        holders = {"direct": self._image_dirs, "classes": self._class_parents,
+                   "below": self._ancestors}[holds]()
+        class_folders = holds == "classes"
+        found = sorted({d for p in patterns for d in holders if _ends_with(d, p)},
+                       key=lambda d: (d.count("/") if d else -1, d))
+        if not found:
+            if not required:
+                return None
+            raise UserError(f"{what}: no folder {' or '.join(map(repr, patterns))} holding "
+                            f"{'class folders of ' if class_folders else ''}images in the data "
+                            f"(set {key})")
+        depth = found[0].count("/") if found[0] else -1
+        tied = [d for d in found if (d.count("/") if d else -1) == depth]
+        if len(tied) > 1:
+            raise UserError(f"{what}: several folders match {patterns}: {tied[:5]}; set {key} "
+                            "to the one meant (a longer path tells them apart)")
+        return found[0]
+
+    def find_file(self, pattern: str, what: str, key: str, required: bool = True) -> str | None:
+        """The file `pattern` names (a path's end, or a glob of its name), the shallowest."""
+        if any(c in pattern for c in "*?["):
+            found = [f for f in self.files if fnmatch.fnmatch(f.rpartition("/")[2], pattern)
+                     or fnmatch.fnmatch(f, pattern)]
+        else:
+            base = pattern.strip("/").rpartition("/")[2].lower()
+            found = [f for f in self.files if f.lower().endswith(base) and _ends_with(f, pattern)]
+        if not found:
+            if not required:
+                return None
+            raise UserError(f"{what}: no file {pattern!r} in the data (set {key})")
+        depth = min(f.count("/") for f in found)
+        tied = sorted(f for f in found if f.count("/") == depth)
+        if len(tied) > 1:
+            raise UserError(f"{what}: several files match {pattern!r}: {tied[:5]}; set {key} "
+                            "to the one meant")
+        return tied[0]
+
+    @property
+    def images(self) -> pd.DataFrame:
+        """Every image, one row each (path, dir, name, stem), sorted by path: made once."""
+        if self._images is None:
+            paths = pd.Series(sorted(f for f in self.files if is_image(f)), dtype=object)
+            parts = paths.str.rpartition("/")
+            names = parts[2]
+            self._images = pd.DataFrame({"path": paths, "dir": parts[0], "name": names,
+                                         "stem": names.str.rpartition(".")[0]})
+        return self._images
+
+    def images_below(self, folder: str) -> list[str]:
+        """Every image under `folder` (`""`: the top), sorted by path."""
+        return self.images_frame_below(folder)["path"].tolist()
+
+    def images_frame_below(self, folder: str) -> pd.DataFrame:
+        table = self.images
+        if not folder:
+            return table
+        return table[(table["dir"] == folder) | table["dir"].str.startswith(folder + "/")]
+
+    def read_table(self, path: str) -> pd.DataFrame:
+        """A CSV or xlsx as text cells: ids are never re-typed (`0001` stays `0001`)."""
+        data = self.tables.get(path)
+        source = io.BytesIO(data) if data is not None else self.real(path)
+        try:
+            if path.lower().endswith((".xlsx", ".xls")):
+                frame = _text_cells(pd.read_excel(source))
+            else:
+                frame = pd.read_csv(source, dtype=str, keep_default_na=False,
+                                    encoding="utf-8-sig")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise UserError(f"{self.shown(path)}: not a readable table ({str(e)[:160]})") from None
+        blank = (frame == "").all(axis=1) if len(frame.columns) else None
+        return frame[~blank].reset_index(drop=True) if blank is not None and blank.any() else frame
+
+    def _image_dirs(self) -> set[str]:
+        if self._dirs is None:
+            self._dirs = set(self.images["dir"].unique())
+        return self._dirs
+
+    def _class_parents(self) -> set[str]:
+        return {d.rpartition("/")[0] for d in self._image_dirs() if d}
+
+    def _ancestors(self) -> set[str]:
+        out = {""}
+        for d in self._image_dirs():
+            parts = d.split("/") if d else []
+            out.update("/".join(parts[:k]) for k in range(1, len(parts) + 1))
+        return out
+
+
+def _ends_with(path: str, pattern: str) -> bool:
+    p = pattern.strip("/").lower()
+    if p in ("", "."):
+        return path == ""
+    path = path.lower()
+    return path == p or path.endswith("/" + p)
+
+
+def _text_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """An xlsx read as text: integral floats as integers (a 1 stored as 1.0), empty as ''."""
+    def text(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    frame.columns = [str(c) for c in frame.columns]
+    return frame.map(text) if hasattr(frame, "map") else frame.applymap(text)
+
+
+class _Blocks(io.RawIOBase):
+    """A stream over an archive entry's blocks, for reading an archive inside an archive
+    without writing it out."""
+
+    def __init__(self, blocks):
+        self.blocks, self.buf = iter(blocks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self.buf:
+            try:
+                self.buf = bytes(next(self.blocks))
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self.buf))
+        b[:n], self.buf = self.buf[:n], self.buf[n:]
+        return n
+
+
+def _list_archive(archive: Path, tree: Tree, root: int) -> None:
+    import libarchive
+
+    try:
+        if archive.name.lower().endswith(".zip"):  # its central directory: no pass over data
+            return _list_zip(archive, tree, root)
+        with libarchive.file_reader(str(archive)) as reader:
+            _list_entries(reader, "", tree, root, archive, 0)
+    except (libarchive.ArchiveError, zipfile.BadZipFile, NotImplementedError):
+        _list_by_extracting(archive, tree, root)  # a solid RAR4, a zip inside that cannot stream
+
+
+def _plain(name: str) -> bool:
+    """A relative, clean, non-junk path (most names): the full checks would pass it as is."""
+    return not (name.startswith(("/", ".")) or "\\" in name or "/." in name or "//" in name
+                or ":" in name or "__MACOSX" in name
+                or name.rpartition("/")[2].lower() in DESKTOP_FILES)
+
+
+def _list_zip(archive: Path, tree: Tree, root: int) -> None:
+    import libarchive
+
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            if not _plain(name):  # the rare name that needs the full rules
+                name = safe_member_name(name, archive)
+                if not_data(name):
+                    continue
+            if is_archive(name):
+                with z.open(info) as f, libarchive.stream_reader(f) as inner:
+                    _list_entries(inner, name.rpartition("/")[0], tree, root, archive, 1)
+                continue
+            tree.add(name, root)
+            if name.lower().endswith(TABLE_SUFFIXES) and info.file_size <= TABLE_LIMIT:
+                tree.tables[name] = z.read(info)
+
+
+def _list_entries(reader, prefix: str, tree: Tree, root: int, archive: Path,
+                  depth: int) -> None:
+    import libarchive
+
+    for entry in reader:
+        if entry.isdir:
+            continue
+        rel = safe_member_name(entry.pathname, archive)
+        name = f"{prefix}/{rel}" if prefix else rel
+        if not_data(rel):
+            continue
+        if is_archive(name) and depth < 3:  # unpacked beside itself, as extract() does
+            with libarchive.stream_reader(_Blocks(entry.get_blocks())) as inner:
+                _list_entries(inner, name.rpartition("/")[0], tree, root, archive, depth + 1)
+            continue
+        tree.add(name, root)
+        if name.lower().endswith(TABLE_SUFFIXES) and (entry.size or 0) <= TABLE_LIMIT:
+            tree.tables[name] = b"".join(bytes(b) for b in entry.get_blocks())
+
+
+def _list_by_extracting(archive: Path, tree: Tree, root: int) -> None:
+    """The slow way, for what libarchive cannot stream: extract to a scratch folder, walk it,
+    keep its tables' bytes."""
+    from ..archives import extract
+
+    with tempfile.TemporaryDirectory(prefix="imgcomp-list-") as tmp:
+        dest = Path(tmp) / "x"
+        extract(archive, dest, 1 << 62)
+        sub = Tree.of([Root(dest, archive.name, archive=True)])
+        for path in sub.files:
+            tree.add(path, root)
+            if path.lower().endswith(TABLE_SUFFIXES):
+                tree.tables[path] = (dest / path).read_bytes()

@@ -1,0 +1,54 @@
+"""The submission's format as `prepare` resolves it from a competition's block and its
+sample_submission, and writes it (`submission.json`): what submit, validate, package and infer
+read. Plain data with no dependencies, so the stages that list data never import the code
+that scores or writes a submission."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+KINDS = ("label", "probability", "probabilities", "top_k")
+
+
+@dataclass(frozen=True)
+class Format:
+    header: tuple[str, ...] | None  # None: no header line
+    kind: str
+    labels: str  # "name" | "index"
+    positive: int | None  # kind probability: the positive class's index
+    k: int | None  # kind top_k
+    decimals: int
+    value_classes: tuple[int, ...] | None  # kind probabilities: class index of each column
+    upload_as: str | None = None
+
+    @property
+    def width(self) -> int:
+        return len(self.header) if self.header else (
+            1 + len(self.value_classes) if self.kind == "probabilities" else 2)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Format":
+        d = dict(d)
+        for key in ("header", "value_classes"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def describe(self) -> str:
+        return {"label": "id + class label" + (" (index)" if self.labels == "index" else ""),
+                "probability": "id + one probability (of the positive class)",
+                "probabilities": "id + one probability column per class",
+                "top_k": f"id + the top {self.k} labels, space-separated"}[self.kind]
+
+
+def load_format(path: Path) -> Format:
+    if not Path(path).is_file():
+        raise UserError(f"{path}: missing; run `dvc repro prepare` first")
+    return Format.from_json(json.loads(Path(path).read_text()))

@@ -1,0 +1,139 @@
+"""Kaggle competitions end to end, from the files Kaggle ships to a CSV a scorer that is not
+ours accepts: `new`, then every stage exactly as dvc.yaml runs it (in process, tiny params),
+then the CSV checked against sample_submission by hand and scored with scikit-learn."""
+
+import json
+import math
+import shlex
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from helpers import REPO, TINY, env_for, imgcomp, make_project, merge, ran_stages, run
+from kaggle_layouts import LAYOUTS, with_block
+
+from imgcomp import pipeline
+
+pytestmark = pytest.mark.e2e
+
+
+def run_stages(root, params) -> None:
+    """Each stage's dvc.yaml command, matrix items expanded, in this process."""
+    from imgcomp.__main__ import run as cli
+
+    c = params["competition"]
+    for stage in pipeline.STAGES:
+        d = pipeline.declaration(stage)
+        items = [{}] if "matrix" not in d else [
+            {"model": m, "fold": str(f)} for m in params["train"]["models"]
+            for f in params["folds"]["run"]]
+        for item in items:
+            cmd = d["cmd"].replace("${competition}", c)
+            for k, v in item.items():
+                cmd = cmd.replace(f"${{item.{k}}}", v)
+            cli(shlex.split(cmd)[3:])
+
+
+def score(built, sample: pd.DataFrame, sub: pd.DataFrame, kind: str) -> float:
+    """The leaderboard's number, computed here with scikit-learn from the CSV alone."""
+    from sklearn import metrics as m
+
+    truth = np.array([built.answers[i] for i in sub.iloc[:, 0]])
+    values = sub.iloc[:, 1:]
+    if built.metric == "log_loss":
+        if kind == "probability":
+            p = values.iloc[:, 0].astype(float).to_numpy()
+            return m.log_loss(truth == built.classes[1], p, labels=[False, True])
+        return m.log_loss(truth, values.astype(float).to_numpy(), labels=list(sample.columns[1:]))
+    if built.metric == "roc_auc":
+        if kind == "probability":
+            return m.roc_auc_score(truth == sorted(built.classes)[1], values.iloc[:, 0].astype(float))
+        return float(np.mean([m.roc_auc_score(truth == col, values[col].astype(float))
+                              for col in values.columns if 0 < (truth == col).sum() < len(truth)]))
+    if built.metric.startswith("map@"):
+        k = int(built.metric.partition("@")[2])
+        tops = [v.split()[:k] for v in values.iloc[:, 0]]
+        return float(np.mean([1 / (t.index(y) + 1) if y in t else 0.0 for t, y in zip(tops, truth)]))
+    pred = values.iloc[:, 0].to_numpy()
+    if built.metric == "qwk":
+        return m.cohen_kappa_score(truth.astype(int), pred.astype(int), weights="quadratic")
+    if built.metric == "f1_micro":
+        return m.f1_score(truth, pred, average="micro")
+    return m.accuracy_score(truth, pred)
+
+
+# every layout as the Kaggle CLI ships it; unpacked, the three whose zip differs most from its
+# files (a shared image folder, zips inside the zip)
+CASES = [(slug, True) for slug in sorted(LAYOUTS)] + [
+    (slug, False) for slug in ("dog-breed-identification", "plant-pathology-2020-fgvc7",
+                               "aerial-cactus-identification")]
+
+
+@pytest.mark.parametrize("slug, zipped", CASES,
+                         ids=[f"{s}-{'zip' if z else 'unpacked'}" for s, z in CASES])
+def test_a_kaggle_layout_runs_end_to_end(tmp_path, monkeypatch, slug, zipped):
+    root = tmp_path / "p"
+    root.mkdir()
+    built, _ = with_block(root, slug, zipped, raw=root / "data/raw" / slug)
+    params = merge(merge(yaml.safe_load((root / "params.yaml").read_text()), TINY),
+                   {"image_size": 16})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    monkeypatch.chdir(root)
+    run_stages(root, params)
+
+    csv = root / f"submissions/{slug}.csv"
+    sample = pd.read_csv(_sample(built.raw), dtype=str, keep_default_na=False)
+    sub = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    assert list(sub.columns) == list(sample.columns)  # the header, byte for byte
+    assert sub.iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()  # ids, as strings, in order
+    kind = params["competitions"][slug]["submission"]["kind"]
+    if kind == "probabilities":
+        p = sub.iloc[:, 1:].astype(float).to_numpy()
+        assert (p >= 0).all() and (p <= 1).all() and np.abs(p.sum(axis=1) - 1).max() <= 1e-6
+    got = score(built, sample, sub, kind)
+    assert math.isfinite(got), got
+    cv = json.loads((root / "metrics/cv.json").read_text())
+    assert cv["metric"] == built.metric and math.isfinite(cv["ensemble"][built.metric])
+    assert imgcomp(["validate", str(csv)], root).returncode == 0
+
+
+def _sample(raw):
+    """sample_submission.csv's text from the raw folder, zipped or not."""
+    import io
+    import zipfile
+
+    if (raw / "sample_submission.csv").is_file():
+        return raw / "sample_submission.csv"
+    (archive,) = raw.glob("*.zip")
+    with zipfile.ZipFile(archive) as z:
+        return io.BytesIO(z.read("sample_submission.csv"))
+
+
+def test_the_users_path_through_dvc(tmp_path):
+    """The README's three commands on a hyphenated slug as the Kaggle CLI ships it: `new`,
+    then `dvc repro` (what `make all` runs), a second repro that runs nothing, the CSV valid,
+    and the package's `infer --raw` on the same files unpacked (a notebook's
+    /kaggle/input/<slug>/) writing it byte for byte."""
+    from kaggle_layouts import dog_breed
+
+    slug = "dog-breed-identification"
+    project = make_project(tmp_path / "p", image_size=16)
+    dog_breed(project / "data/raw" / slug)
+    made = imgcomp(["new", slug, "--metric", "log_loss"], project, check=True)
+    assert "train (train): 24 images, labels from labels.csv (id -> breed)" in made.stdout
+    assert "submission: id + one probability column per class" in made.stdout
+    first = run(["dvc", "repro"], project)
+    assert "submit" in ran_stages(first)
+    assert ran_stages(run(["dvc", "repro"], project)) == []
+    csv = project / f"submissions/{slug}.csv"
+    assert imgcomp(["validate", str(csv)], project).returncode == 0
+    unpacked = tmp_path / "kaggle-input" / slug
+    dog_breed(unpacked, zipped=False)
+    out = tmp_path / "submission.csv"
+    run([sys.executable, "-m", "imgcomp", "infer", "--package", str(project / "packages" / slug),
+         "--raw", str(unpacked), "--out", str(out)], tmp_path, env=env_for(project))
+    assert out.read_bytes() == csv.read_bytes()

@@ -1,0 +1,239 @@
+"""`imgcomp new`: the block it infers from each Kaggle layout, how it edits params.yaml, and one
+line (exit 2, nothing written) for each input it cannot take."""
+
+import io
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import REPO, env_for, run
+from kaggle_layouts import LAYOUTS, csv_bytes, image, ship, with_block
+
+from imgcomp.errors import UserError
+
+EXPECTED = {  # what the files decide, per layout: (train labels, test images, submission kind)
+    "dog-breed-identification": (
+        {"from": "table", "table": "labels.csv", "id": "id", "label": "breed"}, "test",
+        "probabilities"),
+    "plant-seedlings-classification": ({"from": "folder"}, "test", "label"),
+    "plant-pathology-2020-fgvc7": (
+        {"from": "onehot", "table": "train.csv", "id": "image_id",
+         "columns": ["healthy", "multiple_diseases", "rust", "scab"]}, "images", "probabilities"),
+    "aerial-cactus-identification": (
+        {"from": "table", "table": "train.csv", "id": "id", "label": "has_cactus"}, "test",
+        "probability"),
+    "dogs-vs-cats-redux-kernels-edition": (
+        {"from": "filename", "pattern": r"^([^._\-\s]+)[._\-\s]", "lowercase": False}, "test",
+        "probability"),
+    "aptos2019-blindness-detection": (
+        {"from": "table", "table": "train.csv", "id": "id_code", "label": "diagnosis"},
+        "test_images", "label"),
+    "humpback-whale-identification": (
+        {"from": "table", "table": "train.csv", "id": "Image", "label": "Id"}, "test", "top_k"),
+    "state-farm-distracted-driver-detection": (
+        {"from": "table", "table": "driver_imgs_list.csv", "id": "img", "label": "classname"},
+        "imgs/test", "probabilities"),
+    "uid-competition": (
+        {"from": "table", "table": "train.csv", "id": "StudyInstanceUID", "label": "target"},
+        "test", "label"),
+}
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "unpacked"])
+@pytest.mark.parametrize("slug", sorted(LAYOUTS))
+def test_new_infers_each_layout(tmp_path, slug, zipped):
+    built, params = with_block(tmp_path, slug, zipped)
+    block = params.competitions[slug]
+    labels, test_images, kind = EXPECTED[slug]
+    assert block.train[0].labels.model_dump(by_alias=True) == labels
+    assert block.test.images == [test_images]
+    assert block.submission.kind == kind and block.metric == built.metric
+    assert params.competition == slug and params.kaggle[slug] == slug and slug in params.augment
+    assert block.submission.sample == "sample_submission.csv"
+
+
+def test_new_edits_params_yaml_and_keeps_every_other_byte(tmp_path):
+    before = (REPO / "params.yaml").read_text()
+    with_block(tmp_path, "dog-breed-identification")
+    after = (tmp_path / "params.yaml").read_text()
+    import difflib
+
+    old, new = before.splitlines(), after.splitlines()
+    ops = [op for op in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+           if op[0] != "equal"]
+    replaced = [op for op in ops if op[0] != "insert"]  # every other change only adds lines
+    assert len(replaced) == 1 and replaced[0][0] == "replace"
+    _, i1, i2, j1, j2 = replaced[0]
+    assert old[i1:i2] == [ln for ln in old if ln.startswith("competition:")]
+    assert new[j1].startswith("competition: dog-breed-identification ")
+    assert "# which block of competitions: runs" in new[j1]
+    added = [ln for op in ops if op[0] == "insert" for ln in new[op[3]:op[4]]]
+    assert all("#" in ln for ln in added if ln.strip().startswith(("metric", "kind", "classes")))
+    raw = yaml.safe_load(after)
+    assert list(raw["competitions"])[-1] == "dog-breed-identification"
+    assert set(raw["competitions"]["dog-breed-identification"]) == {
+        "fetch", "metric", "channels", "classes", "train", "test", "submission", "solution",
+        "leaderboard"}  # every key written
+
+
+def test_force_rewrites_the_block_in_place(tmp_path):
+    from imgcomp.competitions.new import main as new
+
+    _, params = with_block(tmp_path, "aptos2019-blindness-detection")
+    with pytest.raises(UserError, match="exists in .*: --force rewrites it"):
+        new("aptos2019-blindness-detection", "accuracy", tmp_path / "params.yaml",
+            tmp_path / "raw", False)
+    first = (tmp_path / "params.yaml").read_text()
+    new("aptos2019-blindness-detection", "accuracy", tmp_path / "params.yaml", tmp_path / "raw",
+        True)
+    text = (tmp_path / "params.yaml").read_text()
+    assert text.count("  aptos2019-blindness-detection:") == 3  # block, augment, kaggle
+    assert text == first.replace("metric: qwk     ", "metric: accuracy").replace(
+        "nothing; qwk needs", "nothing; accuracy needs")  # the same lines, in the same place
+    assert yaml.safe_load(text)["competitions"]["aptos2019-blindness-detection"]["metric"] == \
+        "accuracy"
+
+
+def cli(root: Path, *args):
+    return run([sys.executable, "-m", "imgcomp", "new", *args], root, check=False,
+               env=env_for(REPO))
+
+
+def stops(root: Path, slug: str, metric: str, *extra) -> str:
+    """`new` through the CLI: exit 2, one line, no traceback, params.yaml as it was."""
+    if not (root / "params.yaml").exists():
+        (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    before = (root / "params.yaml").read_text()
+    proc = cli(root, slug, "--metric", metric, "--raw", str(root / "raw"), *extra)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and "Traceback" not in err and "\n" not in err, err
+    assert (root / "params.yaml").read_text() == before
+    return err
+
+
+def layout(root: Path, members: dict) -> None:
+    ship(root / "raw", "x", members, zipped=True)
+
+
+def test_bad_inputs_are_one_line(tmp_path):
+    def case(name, members, metric="accuracy", *extra):
+        root = tmp_path / name
+        layout(root, members)
+        return stops(root, "some-comp", metric, *extra)
+
+    train = {f"train/{i}.jpg": image(i % 2, i) for i in range(6)}
+    test = {f"test/t{i}.jpg": image(i % 2, 50 + i) for i in range(3)}
+    labels = csv_bytes(pd.DataFrame({"id": [str(i) for i in range(6)],
+                                     "label": ["a", "b"] * 3}))
+    sample = csv_bytes(pd.DataFrame({"id": [f"t{i}" for i in range(3)], "label": "a"}))
+    assert "no sample_submission.csv, and no other source of test ids" in case(
+        "no-sample", {**train, "train.csv": labels,
+                      **{f"imgs_a/{i}.jpg": image(0, i) for i in range(2)},
+                      **{f"imgs_b/{i}.jpg": image(0, i) for i in range(2)}})
+    assert "1 sample id(s) with no image: ['t9']" in case(
+        "sample-id", {**train, **test, "train.csv": labels, "sample_submission.csv": csv_bytes(
+            pd.DataFrame({"id": ["t0", "t1", "t2", "t9"], "label": "a"}))})
+    assert "1 id(s) in column 'id' with no image: ['77']" in case(
+        "train-id", {**train, **test, "sample_submission.csv": sample, "train.csv": csv_bytes(
+            pd.DataFrame({"id": [str(i) for i in range(6)] + ["77"], "label": ["a", "b"] * 3 + ["a"]}))})
+    per_class = csv_bytes(pd.DataFrame({"id": [f"t{i}" for i in range(3)], "a": 0.3, "b": 0.3,
+                                        "c": 0.4}))
+    assert "header names class(es) ['c'] that no train image shows" in case(
+        "unseen-class", {**train, **test, "train.csv": labels, "sample_submission.csv": per_class},
+        "log_loss")
+    two = csv_bytes(pd.DataFrame({"id": [str(i) for i in range(6)], "kind": ["a", "b"] * 3,
+                                  "grade": ["x", "y", "z"] * 2}))
+    msg = case("two-labels", {**train, **test, "train.csv": two, "sample_submission.csv": csv_bytes(
+        pd.DataFrame({"id": [f"t{i}" for i in range(3)], "target": ""}))})
+    assert "several candidate label columns ['kind', 'grade']: set train.labels.label" in msg
+    assert "unknown metric 'auc'; choose one of accuracy, log_loss" in case(
+        "metric", {**train, **test, "train.csv": labels, "sample_submission.csv": sample}, "auc")
+
+
+def test_set_decides_what_the_files_do_not(tmp_path):
+    from imgcomp.competitions.new import main as new
+    from imgcomp.params import load_params
+
+    root = tmp_path
+    two = csv_bytes(pd.DataFrame({"id": [str(i) for i in range(6)], "kind": ["a", "b"] * 3,
+                                  "grade": ["x", "y", "z"] * 2}))
+    layout(root, {**{f"train/{i}.jpg": image(i % 2, i) for i in range(6)},
+                  **{f"test/t{i}.jpg": image(0, i) for i in range(3)}, "train.csv": two,
+                  "sample_submission.csv": csv_bytes(pd.DataFrame({"id": ["t0", "t1", "t2"],
+                                                                   "target": ""}))})
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    new("some-comp", "accuracy", root / "params.yaml", root / "raw", False,
+        ["train.labels.label=grade", "channels=1"])
+    block = load_params(root / "params.yaml").competitions["some-comp"]
+    assert block.train[0].labels.label == "grade" and block.channels == 1
+
+
+@pytest.mark.parametrize("what, members", [
+    ("several files per sample", {
+        **{f"train/{i}_{c}.png": image(0, i, "PNG") for i in range(4)
+           for c in ("red", "green", "blue", "yellow")},
+        **{f"test/t{i}_{c}.png": image(0, i, "PNG") for i in range(3)
+           for c in ("red", "green", "blue", "yellow")},
+        "train.csv": csv_bytes(pd.DataFrame({"Id": [str(i) for i in range(4)], "Target": "0 1"})),
+        "sample_submission.csv": csv_bytes(pd.DataFrame({"Id": ["t0", "t1", "t2"],
+                                                         "Predicted": "0"}))}),
+    ("DICOM-only data", {"train/a.dcm": b"DICM", "test/b.dcm": b"DICM",
+                         "sample_submission.csv": b"id,label\nb,0\n"}),
+    ("TFRecord-only data", {"train/00-100.tfrec": b"\x00", "sample_submission.csv": b"id,l\n1,0\n"}),
+    ("pixels stored in CSV", {"train.csv": b"label,pixel0,pixel1\n1,0,255\n",
+                              "test.csv": b"pixel0,pixel1\n0,3\n",
+                              "sample_submission.csv": b"ImageId,Label\n1,0\n"}),
+])
+def test_out_of_scope_data_says_so_in_one_line(tmp_path, what, members):
+    layout(tmp_path, members)
+    assert f"out of scope: {what}" in stops(tmp_path, "some-comp", "accuracy")
+
+
+def test_no_files_and_a_bad_name(tmp_path):
+    (tmp_path / "raw").mkdir()
+    assert "no files; put what Kaggle ships there first: `mkdir -p" in stops(
+        tmp_path, "some-comp", "accuracy")
+    assert "is no competition name" in stops(tmp_path, "../escape", "accuracy")
+
+
+@pytest.mark.parametrize("n", [200_000])
+def test_a_large_competition_lists_and_matches_in_seconds(tmp_path, monkeypatch, n):
+    """200,000 train ids (and 20,000 test ids) in a zip of empty image files: `new` lists the
+    zip (no image extracted or opened, no glob per id) and matches every id, within a bound
+    far above what it takes (seconds), so the test flakes on no machine but fails on a
+    per-id scan (minutes)."""
+    ids = [f"{i:07x}" for i in range(n)]
+    test = [f"t{i:06d}" for i in range(n // 10)]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for i in ids:
+            z.writestr(f"train/{i}.jpg", b"")
+        for i in test:
+            z.writestr(f"test/{i}.jpg", b"")
+        z.writestr("train.csv", pd.DataFrame({"id": ids, "label": [f"c{k % 50}" for k in
+                                                                   range(n)]}).to_csv(index=False))
+        z.writestr("sample_submission.csv",
+                   pd.DataFrame({"id": test, "label": "c0"}).to_csv(index=False))
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw/big.zip").write_bytes(buf.getvalue())
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    import PIL.Image
+
+    def no(*a, **k):
+        raise AssertionError("an image was opened, or a folder globbed")
+
+    monkeypatch.setattr(PIL.Image, "open", no)
+    monkeypatch.setattr(Path, "glob", no)
+    monkeypatch.setattr(Path, "rglob", no)
+    from imgcomp.competitions.new import main as new
+
+    start = time.perf_counter()
+    new("big", "accuracy", tmp_path / "params.yaml", tmp_path / "raw", False)
+    assert time.perf_counter() - start < 120
+    block = yaml.safe_load((tmp_path / "params.yaml").read_text())["competitions"]["big"]
+    assert block["train"][0]["labels"] == {"from": "table", "table": "train.csv", "id": "id",
+                                           "label": "label"}
