@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install all repro test test-fast test-slow test-gpu bench report submit package pipeline clean
+.PHONY: help install all repro test test-fast test-slow test-gpu gpu-check bench report submit package pipeline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,8 +43,11 @@ test-slow: $(STAMP) ## the minutes-long runs: the default pipeline against the S
 test-gpu: $(STAMP) ## the CUDA tests alone (on a GPU machine; they skip without CUDA)
 	python -m pytest -n 2 --dist loadgroup -m gpu
 
+gpu-check: ## on a CUDA machine after `source gpu/setup-on-gpu.sh`: gpu tests, e2e run, bench, suite: one log, one JSON (OUT=dir)
+	bash scripts/gpu_check.sh
+
 bench: $(STAMP) ## speed and accuracy benchmarks, side by side; writes metrics/bench.json
-	python -m imgcomp.bench
+	python benchmarks/bench.py
 
 report: $(STAMP) ## one self-contained HTML page of the last run: reports/<competition>.html
 	python -m imgcomp report

@@ -1,7 +1,8 @@
 """Where the device pipeline's time goes (on CUDA, else CPU): the augmentation alone with a
 profiler table, then the step with each extra (mixup, erasing, EMA) on one at a time, then the
 whole pipeline. Run from the project root: `python scripts/profile_step.py /tmp/prof`.
-The README's GPU notes quote one run of it on an H100."""
+The README's GPU notes quote one run of it on an H100. The recipe and the bare step's config
+come from tests/support.py, as the bench's do."""
 import copy
 import sys
 import time
@@ -10,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imgcomp.bench import food11_augment, user_train
-from imgcomp.data.batch_aug import BatchAugment
-from imgcomp.data.feed import DeviceFeed, Images
-from imgcomp.models import create_model
-from imgcomp.training.device import runtime
-from imgcomp.training.loop import Stepper
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support import bare_train, food11_augment, user_train  # noqa: E402
+
+from imgcomp.data.batch_aug import BatchAugment  # noqa: E402
+from imgcomp.data.feed import DeviceFeed, Images  # noqa: E402
+from imgcomp.models import create_model  # noqa: E402
+from imgcomp.training.device import runtime  # noqa: E402
+from imgcomp.training.step import Stepper  # noqa: E402
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
@@ -61,8 +64,7 @@ print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=10, max_name
 
 # the step, with each extra on its own
 base = user_train(dev.type, batch_size=256, precision="auto", augment_backend="device")
-bare = base.model_copy(update={"mixup": 0.0, "cutmix": 0.0, "erasing": 0.0, "ema": 0.0,
-                               "label_smoothing": 0.0})
+bare = bare_train(base)
 variants = {"bare": bare, "+mixup": bare.model_copy(update={"mixup": base.mixup, "cutmix": base.cutmix,
                                                             "mix_prob": base.mix_prob}),
             "+erasing": bare.model_copy(update={"erasing": base.erasing}),

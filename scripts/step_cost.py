@@ -12,7 +12,7 @@ import yaml
 from imgcomp.models import create_model
 from imgcomp.params import parse_params
 from imgcomp.training.device import runtime
-from imgcomp.training.loop import Stepper
+from imgcomp.training.step import Stepper
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 frozen = "--frozen" in sys.argv

@@ -21,12 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def augment(**over):
-    """An Augment that changes nothing but what `over` sets (params.py has no defaults)."""
-    from imgcomp.params import Augment
+    """An augmentation that changes nothing but what `over` sets."""
+    from imgcomp.data.augment import AugmentSpec
 
     neutral = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, vflip=0.0, rotate=0.0,
                    color_jitter=0.0)
-    return Augment(**{**neutral, **over})
+    return AugmentSpec.of({**neutral, **over})
 
 
 def random_cache(folder: Path, n: int, side: int) -> tuple[Path, np.ndarray]:
@@ -354,3 +354,23 @@ def write_rar5(path: Path, members: dict[str, bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(out))
     return path
+
+
+# A model card and a package spec as imgcomp writes them (inference/cards.py), for tests that
+# need one without a pipeline run.
+CARD = dict(card=1, model="lenet", fold=0, arch="lenet", args={"width": 4}, num_classes=10,
+            in_chans=1, image_size=32, mean=[0.5], std=[0.25], interpolation="bilinear",
+            classes=[str(d) for d in range(10)], metric="accuracy", score=0.9, best_epoch=3,
+            epochs_run=3, config={"fold": 0}, history=[{"epoch": 1, "train/loss": 1.0}])
+
+
+def package_spec(**over) -> dict:
+    from imgcomp.inference.cards import PACKAGE_FORMAT
+
+    return {"format": PACKAGE_FORMAT, "imgcomp": "0.1.0", "competition": "digits",
+            "competition_block": {}, "submission": {}, "post": None, "classes": CARD["classes"],
+            "channels": 1, "image_size": 32, "cache_side": 37, "max_extract_gb": 1.0,
+            "tta": ["identity"], "ensemble": {"method": "mean", "weights": {"lenet": 1.0}},
+            "predict": {"batch_size": 8, "precision": "auto", "channels_last": True,
+                        "deterministic": True}, "cv": {"accuracy": 0.9},
+            "items": [{"file": "lenet-f0.safetensors", "sha256": "0" * 64, "card": CARD}], **over}

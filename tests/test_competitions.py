@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, cat_dog_archive, food11_archive, jpeg_bytes, merge, palm_archives
+from helpers import (
+    REPO,
+    cat_dog_archive,
+    food11_archive,
+    jpeg_bytes,
+    merge,
+    palm_archives,
+)
 
 from imgcomp.data import store
 from imgcomp.errors import UserError

@@ -11,9 +11,21 @@ import pytest
 import torch
 from helpers import augment, random_cache
 
-from imgcomp.data.batch_aug import (BatchAugment, affine_params, color_jitter, crop_boxes,
-                                    erase_boxes, random_erase)
-from imgcomp.data.feed import DeviceFeed, Images, _read_ahead, epoch_order, fits_on_device
+from imgcomp.data.batch_aug import (
+    BatchAugment,
+    affine_params,
+    color_jitter,
+    crop_boxes,
+    erase_boxes,
+    random_erase,
+)
+from imgcomp.data.feed import (
+    DeviceFeed,
+    Images,
+    _read_ahead,
+    epoch_order,
+    fits_on_device,
+)
 
 CPU = torch.device("cpu")
 SIDE, OUT = 64, 32  # cache side, model input

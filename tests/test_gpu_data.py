@@ -74,17 +74,17 @@ def test_train_item_on_cuda_resident_and_streamed_agree(tmp_path_factory, backen
     memory map give the same checkpoint (deterministic CUDA, the default). With albumentations,
     loader processes read the host copy of the cache: copied back from the GPU, or in RAM."""
     from helpers import merge, prepared_digits
-    from test_training import BASE, TINY, _state, train_cli
+    from test_training import BASE, TINY, _state, fold_file, train_cli
 
     root = prepared_digits(tmp_path_factory.mktemp("digits-cuda"), merge(BASE, TINY))
     runs = {}
     for share in ("auto", 0):
-        out = root / f"m-{share}.pt"
+        out = root / f"m-{share}"
         proc = train_cli(root, out, params_over={"train": {
             "device": "cuda", "device_cache": share, "augment_backend": backend}})
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"{backend} augmentation" in proc.stdout
         assert ("cache on the device" if share == "auto" else "streamed") in proc.stdout
-        runs[share] = _state(out)["state_dict"]
+        runs[share] = _state(fold_file(out))[1]
     for k in runs["auto"]:
         assert torch.equal(runs["auto"][k], runs[0][k]), k

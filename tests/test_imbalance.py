@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from test_training import _state, digits_small, fold_file, train_cli  # noqa: F401 (a fixture)
 from timm.loss import SoftTargetCrossEntropy
-from test_training import _state, digits_small, train_cli  # noqa: F401 (a fixture)
 
 from imgcomp.data import store
 from imgcomp.data.feed import class_weights, epoch_order, sample_weights
-from imgcomp.training.loop import WeightedSoftTargetCE
+from imgcomp.training.step import WeightedSoftTargetCE
 
 LABELS = np.array([0] * 90 + [1] * 9 + [3] * 1)  # class 2 absent
 
@@ -47,19 +47,19 @@ def test_weighted_soft_ce_matches_torch_on_hard_targets_and_timm_unweighted():
 
 
 @pytest.mark.parametrize("backend", ["device", "albumentations"])
-def test_training_with_balanced_weights_and_sampler(digits_small, backend):
-    out = digits_small / f"balanced-{backend}.pt"
-    proc = train_cli(digits_small, out, params_over={"train": {
+def test_training_with_balanced_weights_and_sampler(digits_small, backend, tmp_path):
+    out = tmp_path / f"balanced-{backend}"
+    proc = train_cli(digits_small, out, cwd=tmp_path, params_over={"train": {
         "class_weights": "balanced", "sampler": "balanced", "augment_backend": backend}})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    state = _state(out)
-    assert state["config"]["train"]["sampler"] == "balanced"
-    assert state["config"]["train"]["class_weights"] == "balanced"
-    plain = digits_small / f"plain-{backend}.pt"
-    assert train_cli(digits_small, plain, params_over={"train": {"augment_backend": backend}}
-                     ).returncode == 0
-    other = _state(plain)["state_dict"]  # the knobs change what is trained
-    assert any(not torch.equal(v, other[k]) for k, v in state["state_dict"].items())
+    card, weights = _state(fold_file(out))
+    assert card.config["train"]["sampler"] == "balanced"
+    assert card.config["train"]["class_weights"] == "balanced"
+    plain = tmp_path / f"plain-{backend}"
+    assert train_cli(digits_small, plain, cwd=tmp_path,
+                     params_over={"train": {"augment_backend": backend}}).returncode == 0
+    _, other = _state(fold_file(plain))  # the knobs change what is trained
+    assert any(not torch.equal(v, other[k]) for k, v in weights.items())
 
 
 def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
@@ -95,11 +95,9 @@ def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
     for mode, over in {"none": {}, "class_weights": {"class_weights": "balanced"},
                        "sampler": {"sampler": "balanced"}}.items():
         params, out = parse_params(merge(raw, {"train": over})), root / mode
-        for k in (0, 1):
-            train.main(params, "lenet", k, prep, root / "folds.csv", out / f"lenet-f{k}.pt",
-                       out / f"live{k}", out / "resume")
-            predict.main(params, out / f"lenet-f{k}.pt", prep, root / "folds.csv",
-                         out / "items" / f"lenet-f{k}")
+        train.main(params, "lenet", prep, root / "folds.csv", out / "models" / "lenet",
+                   out / "live", out / "resume")
+        predict.main(params, out / "models", prep, root / "folds.csv", out / "items")
         ensemble.main(params, prep, out / "items", out / "ens", out / "cv.json")
         cv = json.loads((out / "cv.json").read_text())
         assert set(cv["ensemble"]["recall"]) == {str(d) for d in range(10)}

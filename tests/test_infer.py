@@ -7,16 +7,26 @@ import pickle
 import subprocess
 import sys
 
+import kaggle_layouts
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-import kaggle_layouts
-from helpers import REPO, cat_dog_archive, env_for, food11_archive, merge, palm_archives
+from helpers import (
+    CARD,
+    REPO,
+    cat_dog_archive,
+    env_for,
+    food11_archive,
+    merge,
+    package_spec,
+    palm_archives,
+)
 
 from imgcomp.data import store
 from imgcomp.data.cache import build_cache
-from imgcomp.inference.infer import raw_test_images
+from imgcomp.infer import raw_test_images
+from imgcomp.inference.cards import PackageSpec
 from imgcomp.manifest import cache_side
 from imgcomp.params import parse_params
 from imgcomp.stages import fetch, prepare
@@ -38,10 +48,10 @@ BUILDERS = {
 }
 
 
-def spec_of(params) -> dict:
-    return {"competition": params.competition, "max_extract_gb": 1,
-            "competition_block": params.competition_block().model_dump(mode="json",
-                                                                      by_alias=True)}
+def spec_of(params) -> PackageSpec:
+    return PackageSpec.model_validate(package_spec(
+        competition=params.competition, max_extract_gb=1,
+        competition_block=params.competition_block().model_dump(mode="json", by_alias=True)))
 
 
 CASES = sorted(BUILDERS) + [f"{slug}{form}" for slug in sorted(kaggle_layouts.LAYOUTS)
@@ -112,19 +122,8 @@ def test_a_package_item_that_would_run_code_is_refused(tmp_path):
                    check=True, env=env_for(tmp_path))
     assert marker.is_file()
     marker.unlink()
-    from imgcomp.stages.package import FORMAT
-
-    spec = {"format": FORMAT, "imgcomp": "0.1.0", "competition": "digits", "metric": "accuracy",
-            "classes": [str(d) for d in range(10)], "channels": 1, "image_size": 32,
-            "cache_side": 37, "competition_params": {"test_size": 0.25, "seed": 0},
-            "max_extract_gb": 1, "tta": ["identity"],
-            "ensemble": {"method": "mean", "weights": {"lenet": 1.0}},
-            "predict": {"batch_size": 8, "precision": "auto", "channels_last": True,
-                        "deterministic": True},
-            "items": [{"model": "lenet", "fold": 0, "file": "lenet-f0.safetensors",
-                       "sha256": hashlib.sha256(evil).hexdigest(), "arch": "lenet",
-                       "args": {}, "num_classes": 10, "in_chans": 1, "image_size": 32,
-                       "mean": [0.5], "std": [0.25], "cv_score": 0.9}]}
+    spec = package_spec(items=[{"file": "lenet-f0.safetensors",
+                                "sha256": hashlib.sha256(evil).hexdigest(), "card": CARD}])
     (pkg / "package.json").write_text(json.dumps(spec))
     images = tmp_path / "images"
     images.mkdir()

@@ -59,14 +59,15 @@ def test_train_stage_checks_before_anything_starts(monkeypatch, tmp_path):
     monkeypatch.setattr(launch.subprocess, "call", lambda *a, **k: pytest.fail("launched"))
     params = parse_params(merge(BASE, {"train": {"nproc": 2}}))
     with pytest.raises(UserError, match="train.nproc: 2 processes, but this machine shows 1 GPU"):
-        train.main(params, "lenet", 0, tmp_path / "nope", tmp_path / "nope.csv",
-                   tmp_path / "m.pt", tmp_path / "live")
+        train.main(params, "lenet", tmp_path / "nope", tmp_path / "nope.csv", tmp_path / "m",
+                   tmp_path / "live")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "live").exists()
 
 
 def test_cli_cuda_without_cuda_is_one_line_exit_2(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(merge(BASE, {"train": {"device": "cuda"}})))
     proc = subprocess.run([sys.executable, "-m", "imgcomp", "train", "--model", "lenet", "--fold", "0",
-                           "--prepared", "p", "--folds", "f.csv", "--out", "m.pt", "--live", "l"],
+                           "--prepared", "p", "--folds", "f.csv", "--out", "m", "--live", "l"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})  # none, on any machine
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -135,7 +136,7 @@ def test_two_machines_form_one_job(tmp_path):
                       "device": "cpu"}}
     (root / "p.yaml").write_text(yaml.safe_dump(merge(base, over)))
     argv = [sys.executable, "-m", "imgcomp", "--params", "p.yaml", "train", "--model", "lenet",
-            "--fold", "0", "--prepared", "prepared", "--folds", "folds.csv", "--out", "m.pt",
+            "--fold", "0", "--prepared", "prepared", "--folds", "folds.csv", "--out", "m",
             "--live", "live"]
     nodes = [subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
@@ -145,4 +146,4 @@ def test_two_machines_form_one_job(tmp_path):
     stdout = "".join(out for out, _ in outs)
     assert stdout.count("x2 DDP") == 1 and stdout.count("best val accuracy") == 1
     assert "on each of 2 machines via 127.0.0.1" in stdout
-    assert (root / "m.pt").is_file()
+    assert (root / "m/f0.safetensors").is_file() and not (root / "m/f1.safetensors").exists()

@@ -15,8 +15,8 @@ from timm.optim import create_optimizer_v2
 
 from imgcomp.models import create_model
 from imgcomp.params import parse_params
-from imgcomp.training.loop import make_optimizer
 from imgcomp.training.mixup import Mixup, SoftTargetCE
+from imgcomp.training.optim import make_optimizer
 
 
 @pytest.mark.parametrize("mixup,cutmix,prob", [(0.2, 0.0, 0.5), (0.0, 1.0, 1.0), (0.4, 1.0, 0.8)])

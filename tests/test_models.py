@@ -4,7 +4,7 @@ import torch.nn as nn
 
 from imgcomp.errors import UserError
 from imgcomp.models import CUSTOM, create_model
-from imgcomp.training.loop import combined_loss
+from imgcomp.training.step import combined_loss
 
 VARIANTS = [
     ("lenet", {}), ("lenet", {"width": 2, "batch_norm": True}), ("alexnet", {"width": 0.25}),
@@ -115,3 +115,10 @@ def test_pretrained_weights_are_never_downloaded_at_run_time(tmp_path):
         proc.stderr[-2000:]
     assert "pretrained_file" in proc.stdout
     assert asked == []  # nothing was asked of the hub
+
+
+def test_the_custom_names_read_from_the_code_are_the_registrys():
+    from imgcomp.models import CUSTOM
+    from imgcomp.model_names import custom_names
+
+    assert custom_names() == set(CUSTOM) and "lenet" in custom_names()

@@ -96,9 +96,10 @@ def test_params_yaml_is_the_only_place_defaults_live():
     parts of an entry may be left out."""
     import inspect
 
+    from pydantic import BaseModel
+
     import imgcomp.competitions.block as block
     import imgcomp.params as mod
-    from pydantic import BaseModel
 
     defaults = []
     for name, cls in [*inspect.getmembers(mod, inspect.isclass),
@@ -127,6 +128,10 @@ def test_every_key_left_out_of_params_yaml_is_named():
     del raw["augment"]["digits"]
     with pytest.raises(UserError, match="augment.digits: missing; every competition run needs"):
         parse_params(raw)
+    raw = copy.deepcopy(BASE)
+    del raw["kaggle"]["digits"]
+    with pytest.raises(UserError, match="kaggle.digits: missing; set it to the competition's"):
+        parse_params(raw)
 
 
 def test_setting_a_kaggle_slug_is_not_a_competition_param():
@@ -137,13 +142,14 @@ def test_setting_a_kaggle_slug_is_not_a_competition_param():
 
 
 def test_a_competition_is_a_block_of_data():
-    """A block under a new name (a Kaggle slug, hyphens and all) with its augment entry is a
-    competition: nothing else is edited."""
+    """A block under a new name (a Kaggle slug, hyphens and all) with its augment and kaggle
+    entries is a competition: nothing else is edited."""
     import copy
 
     raw = copy.deepcopy(BASE)
     raw["competitions"]["some-kaggle-slug"] = copy.deepcopy(raw["competitions"]["cat_dog"])
     raw["augment"]["some-kaggle-slug"] = raw["augment"]["cat_dog"]
+    raw["kaggle"]["some-kaggle-slug"] = "some-kaggle-slug"
     p = parse_params({**raw, "competition": "some-kaggle-slug"})
     assert p.competition_block() == p.competitions["cat_dog"]
-    assert p.kaggle_slug() is None
+    assert p.kaggle_slug() == "some-kaggle-slug"

@@ -7,13 +7,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import (REPO, cat_dog_archive, food11_archive, env_for, imgcomp, make_project, palm_archives,
-                     ran_stages, run, set_params)
+from helpers import (
+    REPO,
+    cat_dog_archive,
+    env_for,
+    food11_archive,
+    imgcomp,
+    make_project,
+    palm_archives,
+    ran_stages,
+    run,
+    set_params,
+)
 
 pytestmark = pytest.mark.e2e
 
-TRAIN_ITEMS = ["train@lenet-0", "train@lenet-1"]
-PREDICT_ITEMS = ["predict@lenet-0", "predict@lenet-1"]
+TRAIN_ITEMS = ["train@lenet"]  # one process per model trains its folds
+PREDICT_ITEMS = ["predict"]  # one process predicts every (model, fold)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +57,9 @@ def test_digits_end_to_end(digits_project):
     assert "held-out test accuracy" in first.stdout
     manifest = (project / "data/prepared/digits/manifest.csv").read_text().splitlines()
     assert manifest[0] == "id,path,label,split,source"
-    assert (project / "dvclive/digits/lenet-f0/metrics.json").is_file()
+    assert {"f0", "f1"} <= set(json.loads((project / "dvclive/digits/lenet/metrics.json")
+                                         .read_text()))  # each fold's curves under one logger
+    assert (project / "dvclive/digits/lenet/plots/metrics/f1/val/accuracy.tsv").is_file()
     summary = imgcomp(["summary"], project, check=True)
     assert "CV accuracy" in summary.stdout and "held-out test accuracy" in summary.stdout
 
@@ -65,7 +77,8 @@ def test_the_package_alone_reproduces_the_submission_from_the_raw_data(digits_pr
     here.mkdir()
     shutil.copytree(project / "packages/digits", here / "pkg")
     spec = json.loads((here / "pkg/package.json").read_text())
-    assert [(i["model"], i["fold"]) for i in spec["items"]] == [("lenet", 0), ("lenet", 1)]
+    assert [(i["card"]["model"], i["card"]["fold"]) for i in spec["items"]] == [("lenet", 0),
+                                                                            ("lenet", 1)]
     env = env_for(project)  # this checkout's imgcomp; the cwd holds the package alone
 
     def infer(*args, check=True):
@@ -123,6 +136,24 @@ def test_second_repro_runs_nothing_then_tta_and_epochs_rerun_only_downstream(dig
     # one model: weighted equals mean, the ensemble's output is unchanged, so submit is skipped;
     # the package records the method, so it is rebuilt
     assert ran_stages(run(["dvc", "repro"], project)) == ["ensemble", "package"]
+
+
+def test_a_changed_fold_list_trains_only_the_new_fold(digits_project):
+    """folds.run is a param of the model's train item, which reruns when it changes; a fold
+    already trained for this very run is kept (the models folder persists), the others go or
+    are trained, and a fold trained again is byte for byte what it was."""
+    project, _ = digits_project
+    models = project / "models/digits/lenet"
+    before = {k: (models / f"f{k}.safetensors").read_bytes() for k in (0, 1)}
+    set_params(project, folds={"run": [1]})
+    proc = run(["dvc", "repro"], project)
+    assert "train lenet fold 1: kept" in proc.stdout and "fold 1: epoch" not in proc.stdout
+    assert sorted(p.name for p in models.iterdir()) == ["f1.safetensors"]
+    set_params(project, folds={"run": [0, 1]})
+    proc = run(["dvc", "repro"], project)
+    assert "train lenet fold 1: kept" in proc.stdout and "train lenet fold 0: epoch 1/" in proc.stdout
+    assert {k: (models / f"f{k}.safetensors").read_bytes() for k in (0, 1)} == before
+    assert ran_stages(run(["dvc", "repro"], project)) == []
 
 
 def test_same_params_give_byte_identical_submission(digits_project, tmp_path):
@@ -342,8 +373,7 @@ def test_default_pipeline_beats_the_svm_anchor(tmp_path):
     import shutil
 
     import yaml
-
-    from imgcomp.bench import svm_anchor
+    from support import svm_anchor
 
     project = make_project(tmp_path / "default")
     shutil.copy(REPO / "params.yaml", project / "params.yaml")  # no tiny overrides
@@ -396,12 +426,12 @@ def test_a_teammate_pulls_the_run_and_reproduces_nothing(tmp_path):
 
     project = make_project(tmp_path / "p", scm=True)
     run(["dvc", "repro"], project)
-    stale = project / "preds/digits/items/gone-f0"  # what a model since removed left behind
+    stale = project / "models/digits/gone"  # what a model since removed left behind
     stale.mkdir()
-    (stale / "test.csv").write_text("id\n")
+    (stale / "f0.safetensors").write_text("x")
     proc = imgcomp(["prune"], project, check=True)
-    assert "removed preds/digits/items/gone-f0" in proc.stdout and not stale.exists()
-    assert (project / "preds/digits/items/lenet-f0").is_dir()  # the run's own items stay
+    assert "removed models/digits/gone" in proc.stdout and not stale.exists()
+    assert (project / "models/digits/lenet/f0.safetensors").is_file()  # the run's own stay
     run(["dvc", "repro"], project)
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], project)
     run(["git", "add", "-A"], project)
@@ -421,15 +451,15 @@ def test_a_teammate_pulls_the_run_and_reproduces_nothing(tmp_path):
 def test_the_package_ships_the_checkpoints_own_bytes(digits_project):
     """One model, one blob: the package's item is byte for byte the checkpoint train wrote, so
     DVC's content-addressed cache (and the relinked workspace) holds it once, not twice."""
-    from imgcomp import checkpoint
+    from imgcomp.inference import checkpoint
 
     project, _ = digits_project
     for fold in (0, 1):
-        model = project / f"models/digits/lenet-f{fold}.safetensors"
+        model = project / f"models/digits/lenet/f{fold}.safetensors"
         shipped = project / f"packages/digits/lenet-f{fold}.safetensors"
         assert model.read_bytes() == shipped.read_bytes()
-        info = checkpoint.load(model)
-        assert info["arch"] == "lenet" and info["config"]["fold"] == fold
+        card = checkpoint.read_card(model)
+        assert card.arch == "lenet" and card.fold == fold and card.config["fold"] == fold
 
 
 @pytest.mark.slow

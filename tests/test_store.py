@@ -120,8 +120,8 @@ def test_the_feed_gathers_the_same_rows_from_either_form(tmp_path, small_chunks)
 
 def test_prepare_writes_the_form_asked_for_with_the_same_pixels(tmp_path):
     import yaml
-
     from helpers import food11_archive
+
     from imgcomp.params import parse_params
     from imgcomp.stages import prepare
 

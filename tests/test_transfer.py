@@ -5,14 +5,14 @@ import pytest
 import torch
 import yaml
 from helpers import REPO, merge
-from test_training import _state, digits_small, train_cli  # noqa: F401 (a fixture)
+from test_training import _state, digits_small, fold_file, train_cli  # noqa: F401 (a fixture)
 
 from imgcomp.errors import UserError
+from imgcomp.inference.runtime import Runtime
 from imgcomp.models import create_model
 from imgcomp.params import parse_params
 from imgcomp.stages.train import preprocessing
-from imgcomp.training.device import Runtime
-from imgcomp.training.loop import Stepper, head_parameters
+from imgcomp.training.step import Stepper, head_parameters
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
 CPU = Runtime(torch.device("cpu"), None, False)
@@ -108,15 +108,16 @@ def test_training_with_the_recipe_and_predict_reads_its_preprocessing(digits_sma
     import subprocess
     import sys
 
-    out = digits_small / "recipe.pt"
-    proc = train_cli(digits_small, out, params_over={"train": {
-        "epochs": 3, "freeze_epochs": 1, "layer_decay": 0.7}})
+    out = tmp_path / "lenet"
+    over = {"train": {"epochs": 3, "freeze_epochs": 1, "layer_decay": 0.7}, "folds": {"run": [0]}}
+    proc = train_cli(digits_small, out, params_over=over, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    state = _state(out)
-    assert state["interpolation"] == "bilinear" and state["config"]["train"]["freeze_epochs"] == 1
+    card, _ = _state(fold_file(out))
+    assert card.interpolation == "bilinear" and card.config["train"]["freeze_epochs"] == 1
     proc = subprocess.run(
-        [sys.executable, "-m", "imgcomp", "--params", "p.yaml", "predict", "--checkpoint",
-         str(out), "--prepared", "prepared", "--folds", "folds.csv", "--out", str(tmp_path / "o")],
-        cwd=digits_small, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "imgcomp", "--params", str(tmp_path / "lenet.yaml"), "predict",
+         "--models", str(tmp_path), "--prepared", str(digits_small / "prepared"), "--folds",
+         str(digits_small / "folds.csv"), "--out", str(tmp_path / "o")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "o" / "oof.csv").is_file()
+    assert (tmp_path / "o" / "lenet-f0" / "oof.csv").is_file()

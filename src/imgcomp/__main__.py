@@ -26,10 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     add("folds", "stratified K-fold assignment", "prepared", "out")
     add("weights", "fetch a model's pretrained weights once (or note it has none)", "model",
         "out")
-    t = add("train", "train one (model, fold)", "model", "fold", "prepared", "folds", "out",
+    t = add("train", "train one model on the run's folds", "model", "prepared", "folds", "out",
             "live")
     t.add_argument("--init", type=Path, help="the weights stage's folder (pretrained models)")
-    add("predict", "OOF and test probabilities with TTA", "checkpoint", "prepared", "folds", "out")
+    t.add_argument("--fold", type=int, action="append", dest="only",
+                   help="train only this fold (repeatable; default: every fold of folds.run)")
+    add("predict", "OOF and test probabilities with TTA, every (model, fold) of the run",
+        "models", "prepared", "folds", "out")
     add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv", "plots")
     add("submit", "write, validate and score the CSV", "prepared", "probs", "out", "leaderboard")
     add("package", "the trained ensemble as safetensors + package.json (make package)",
@@ -78,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
     if args.stage == "infer":  # a package carries all it needs: no params.yaml
-        from .inference.infer import infer
+        from .infer import infer
         infer(args.package, args.out, args.raw, args.images, args.device, args.batch_size)
         return
     if args.stage == "new":  # writes params.yaml: it reads the file itself
@@ -100,14 +103,14 @@ def run(argv: list[str]) -> None:
         folds.main(params, Path(args.prepared), Path(args.out))
     elif s == "train":
         from .stages import train
-        train.main(params, args.model, args.fold, Path(args.prepared), Path(args.folds),
-                   Path(args.out), Path(args.live), init_dir=args.init)
+        train.main(params, args.model, Path(args.prepared), Path(args.folds), Path(args.out),
+                   Path(args.live), init_dir=args.init, only=args.only)
     elif s == "weights":
         from .stages import weights
         weights.main(params, args.model, Path(args.out))
     elif s == "predict":
         from .stages import predict
-        predict.main(params, Path(args.checkpoint), Path(args.prepared), Path(args.folds),
+        predict.main(params, Path(args.models), Path(args.prepared), Path(args.folds),
                      Path(args.out))
     elif s == "ensemble":
         from .stages import ensemble

@@ -20,7 +20,6 @@ from .errors import UserError
 COLUMNS = ["id", "path", "label", "split", "source"]
 MANIFEST = "manifest.csv"
 CLASSES = "classes.json"
-CACHE = "images.npy"  # uncompressed; compressed: images.u8z (data/store.py)
 STATS = "stats.json"
 FORMAT = "submission.json"  # the resolved submission format (submission.Format)
 SOLUTION = "solution.csv"  # test answers (id, label index), where the competition ships them

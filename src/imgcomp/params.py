@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .competitions.block import NAME, CompetitionBlock
 from .errors import UserError
@@ -174,7 +181,8 @@ class Params(Strict):
     image_size: int = Field(ge=16, le=2048)
     competitions: dict[str, CompetitionBlock] = Field(
         description="name -> block; a competition owns its block (imgcomp new writes one)")
-    kaggle: dict[str, str | None] = Field(description="name -> Kaggle slug, for make submit")
+    kaggle: dict[str, str | None] = Field(
+        description="name -> Kaggle slug: make submit uploads there, fetch downloads from it")
     augment: dict[str, Augment] = Field(description="name -> train augmentation")
     prepare: Prepare
     folds: Folds
@@ -228,6 +236,9 @@ class Params(Strict):
         if c not in self.augment:
             raise ValueError(f"augment.{c}: missing; every competition run needs its train "
                              "augmentation (python -m imgcomp new writes one)")
+        if c not in self.kaggle:  # fetch's DVC params name it
+            raise ValueError(f"kaggle.{c}: missing; set it to the competition's Kaggle slug, or "
+                             "null where it has none")
 
     def _check_upright(self) -> None:
         c, aug = self.competition, self.competition_augment()

@@ -20,10 +20,10 @@ import pandas as pd
 
 from .errors import UserError
 from .fileio import write_text
+from .inference.probfiles import read_probs
 from .manifest import Prepared
 from .params import Params
 from .pipeline import stage_path
-from .stages.common import read_probs
 from .stages.ensemble import roc_points
 
 
@@ -36,25 +36,31 @@ def _png(fig) -> str:
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def run_items(cv: dict) -> list[str]:
-    """The run's (model, fold) items as dvc.yaml names them: `<model>-f<fold>`."""
-    return [f"{model}-f{fold}" for model in cv["models"] for fold in cv["folds"]]
+def run_items(cv: dict) -> list[tuple[str, int]]:
+    """The run's (model, fold) items."""
+    return [(model, int(fold)) for model in cv["models"] for fold in cv["folds"]]
 
 
-def curves(live_root: Path, metric: str, items: list[str]) -> str:
+def _curve_dir(live_root: Path, model: str, fold: int) -> Path:
+    """Where train's logger puts one fold's curves: dvclive/<c>/<model>/plots/metrics/f<k>/."""
+    return live_root / model / "plots" / "metrics" / f"f{fold}"
+
+
+def curves(live_root: Path, metric: str, items: list[tuple[str, int]]) -> str:
     """Per-epoch curves of the run's items only (dvclive folders of other models are left out)."""
     import matplotlib.pyplot as plt
 
     keys = ["train/loss", "val/loss", f"val/{metric}", "lr"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2))
     found = False
-    for item in (live_root / i for i in items):
+    for model, fold in items:
         for ax, key in zip(axes, keys):
-            tsv = item / "plots" / "metrics" / f"{key}.tsv"
+            tsv = _curve_dir(live_root, model, fold) / f"{key}.tsv"
             if tsv.is_file():
                 found = True
                 frame = pd.read_csv(tsv, sep="\t")
-                ax.plot(frame["step"] + 1, frame[key.split("/")[-1]], label=item.name, lw=1.2)
+                ax.plot(frame["step"] + 1, frame[key.split("/")[-1]], label=f"{model}-f{fold}",
+                        lw=1.2)
     for ax, key in zip(axes, keys):
         ax.set_title(key)
         ax.set_xlabel("epoch")
@@ -63,7 +69,7 @@ def curves(live_root: Path, metric: str, items: list[str]) -> str:
         axes[0].legend(fontsize=7)
     if not found:
         return "<p>No dvclive curves found.</p>"
-    shown = [i for i in items if (live_root / i / "plots" / "metrics").is_dir()]
+    shown = [f"{m}-f{k}" for m, k in items if _curve_dir(live_root, m, k).is_dir()]
     return f"<p>Items: {html.escape(', '.join(shown))}</p>" + _png(fig)
 
 
@@ -185,9 +191,8 @@ def recorded_params(lock_path: Path, competition: str, cv: dict) -> dict | None:
     if stages.get("ensemble", {}).get("params", {}).get("params.yaml", {}).get(
             "competition") != competition:
         return None
-    names = ["fetch", "prepare", "folds",  # matrix items are named <stage>@<model>-<fold>
-             *(f"{stage}@{model}-{fold}" for stage in ("train", "predict")
-               for model in cv["models"] for fold in cv["folds"]), "ensemble", "submit"]
+    names = ["fetch", "prepare", "folds",  # train's matrix items are named train@<model>
+             *(f"train@{model}" for model in cv["models"]), "predict", "ensemble", "submit"]
     out: dict[str, dict[str, list[str]]] = {}
     for name in names:
         for key, value in stages.get(name, {}).get("params", {}).get("params.yaml", {}).items():

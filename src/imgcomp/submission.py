@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import write_text
-from .formats import Format, load_format  # noqa: F401  (the format, as prepare resolved it)
+from .formats import Format
 
 
 def _label_text(fmt: Format, classes: list[str], index: np.ndarray) -> list[str]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from . import submission
 from .errors import UserError
+from .formats import load_format
 from .manifest import FORMAT, Prepared
 from .params import Params
 from .pipeline import stage_path
-
 
 
 def cv_path(competition: str) -> Path:
@@ -35,7 +35,7 @@ def validate_file(params: Params, file: Path, prepared_dir: str | None,
     if not Path(file).is_file():
         raise UserError(f"{file}: not found")
     prepared = Prepared.load(prepared_dir)
-    fmt = submission.load_format(Path(prepared_dir) / FORMAT)
+    fmt = load_format(Path(prepared_dir) / FORMAT)
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
     try:
         submission.validate(fmt, Path(file).read_text(), test_ids, prepared.classes, str(file))
@@ -65,17 +65,10 @@ def summary(params: Params) -> None:
 
 
 def kaggle_credentials() -> Path | str | None:
-    """Where the official kaggle CLI would find credentials, or None."""
-    import os
+    """Where the official kaggle CLI would find credentials, or None (as `fetch` looks)."""
+    from .competitions.kaggle import credentials
 
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return "KAGGLE_USERNAME/KAGGLE_KEY"
-    dirs = [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle",
-            Path.home() / ".config" / "kaggle"]
-    for d in dirs:
-        if d and (Path(d) / "kaggle.json").is_file():
-            return Path(d) / "kaggle.json"
-    return None
+    return credentials()
 
 
 def upload_command(slug: str, csv: Path, message: str) -> list[str]:
@@ -122,24 +115,20 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
 
 
 def prune_stale(params: Params) -> list[Path]:
-    """Remove the prediction items and checkpoints of (model, fold) pairs no longer in
-    train.models x folds.run.
+    """Remove the checkpoints of models no longer in train.models (and anything else in the
+    models folder that no train item writes).
 
-    Each item is a DVC output of a matrix item that no longer exists, so DVC leaves it in place,
-    inside ensemble's directory dependency: it changes that dependency's hash, and a teammate
-    who pulls the run (the item is no output any more, so it is not pushed) sees ensemble and
-    submit as changed. `make all` prunes before `dvc repro`. DVC's cache keeps the files."""
+    Each model's folder is a DVC output of a matrix item that no longer exists, so DVC leaves it
+    in place, inside predict's and package's directory dependency: it changes that dependency's
+    hash, and a teammate who pulls the run (the folder is no output any more, so it is not
+    pushed) sees predict and what follows as changed. `make all` prunes before `dvc repro`.
+    DVC's cache keeps the files. (A model's folds are the train item's own business: it keeps
+    exactly the run's.)"""
     import shutil
 
-    name = params.competition
-    wanted = {f"{m}-f{f}" for m in params.train.models for f in params.folds.run}
-    stale = []
-    # predictions inside ensemble's dependency, checkpoints inside package's
-    for folder, suffix in ((stage_path("predict", "out", name).parent, ""),
-                           (stage_path("train", "out", name).parent, ".safetensors")):
-        if folder.is_dir():
-            stale += sorted(p for p in folder.iterdir() if not (
-                p.name.endswith(suffix) and p.name.removesuffix(suffix) in wanted))
+    folder = stage_path("train", "out", params.competition).parent
+    stale = sorted(p for p in folder.iterdir() if p.name not in set(params.train.models)) \
+        if folder.is_dir() else []
     for path in stale:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         print(f"prune: removed {path} (not in train.models x folds.run; DVC's cache keeps it)")

@@ -23,10 +23,18 @@ import pandas as pd
 
 from ..errors import UserError
 from ..formats import Format
-from .block import (CompetitionBlock, FileIds, FilenameLabels, FolderLabels, OneHotLabels,
-                    SampleIds, TableIds, TableLabels, TrainSource)
+from .block import (
+    CompetitionBlock,
+    FileIds,
+    FilenameLabels,
+    FolderLabels,
+    OneHotLabels,
+    SampleIds,
+    TableIds,
+    TableLabels,
+    TrainSource,
+)
 from .tree import Tree, natural_key, stem
-
 
 # Where a source's images must sit in its folder: class folders, the folder itself, or anywhere
 # below it (a table names them).

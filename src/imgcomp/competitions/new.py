@@ -110,7 +110,7 @@ def edit(params_text: str, name: str, block_text: str, slug: str) -> str:
     key = yaml.safe_dump(name, default_flow_style=True).strip().removesuffix("...").strip()
     lines = _put(lines, "competitions", name, block_text.rstrip("\n").splitlines())
     lines = _put(lines, "augment", name, [f"  {key}: {AUGMENT}  # {AUGMENT_NOTE}"])
-    lines = _put(lines, "kaggle", name, [f"  {key}: {slug}  # the slug: make submit uploads there"])
+    lines = _put(lines, "kaggle", name, [f"  {key}: {slug}  # fetch downloads and make submit uploads there"])
     comp = [i for i, ln in enumerate(lines) if re.match(r"^competition\s*:", ln)]
     if len(comp) != 1:
         raise UserError("params.yaml: no top-level `competition:` line to set")

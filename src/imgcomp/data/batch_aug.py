@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..params import Augment
+from .augment import AugmentSpec
 
 _TRIES = 10
 # ITU-R 601 luma weights, and RGB <-> YIQ for the hue rotation.
@@ -87,7 +87,7 @@ def crop_boxes(n: int, scale: tuple[float, float], ratio: tuple[float, float],
     return w, h, cx, cy
 
 
-def affine_params(n: int, aug: Augment, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def affine_params(n: int, aug: AugmentSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-image crop box, rotation (radians) and flip signs; what `affine_theta` turns into maps."""
     w, h, cx, cy = crop_boxes(n, aug.scale, aug.ratio, rng)
     angle = _uniform(rng, n, -aug.rotate, aug.rotate) * (math.pi / 180)
@@ -185,7 +185,7 @@ def random_erase(x: torch.Tensor, prob: float, rng: np.random.Generator,
 class BatchAugment:
     """uint8 NHWC cache batch on the device -> augmented, normalised float NCHW batch."""
 
-    def __init__(self, aug: Augment, size: int, mean: list[float], std: list[float],
+    def __init__(self, aug: AugmentSpec, size: int, mean: list[float], std: list[float],
                  channels_last: bool):
         self.aug, self.size = aug, size
         std = np.asarray(std, dtype=np.float64)

@@ -34,9 +34,24 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed % (2**63 - 1))
 
 
+# Every random stream of a run is derived from train.seed by these three (defined once here):
+# far apart for neighbouring inputs, the same on any machine.
+SPREAD, STRIDE = 1_000_003, 7_919
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of an epoch: its permutation, and the streams below."""
+    return seed * SPREAD + epoch
+
+
 def stream_seed(seed: int, rank: int) -> int:
-    """One seed per (epoch seed, rank), far apart for neighbouring inputs."""
-    return (seed * 1_000_003 + rank * 7_919 + 1) % (2**63 - 1)
+    """One seed per (epoch seed, rank): the per-image augmentation draws on the host."""
+    return (seed * SPREAD + rank * STRIDE + 1) % (2**63 - 1)
+
+
+def batch_seed(seed: int, batch: int, rank: int) -> int:
+    """One seed per (epoch seed, batch, rank): the albumentations backend's batch."""
+    return (seed * SPREAD + batch * STRIDE + rank) % 2**32
 
 
 def fits_on_device(nbytes: int, free_bytes: int, share: float | str) -> bool:
@@ -90,7 +105,9 @@ class Images:
         if self.cache.suffix == ".npy":
             return self.cache
         if self.map is None:  # on the GPU only: copied back once, on first need (a copy from
-            from .store import check_ram  # the GPU is faster than decompressing a second time)
+            from .store import (
+                check_ram,  # the GPU is faster than decompressing a second time)
+            )
 
             check_ram(self.tensor.numel(), self.cache)
             self.map = self.tensor.cpu().numpy()

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .batch_aug import DevicePrep
-from .feed import epoch_order
+from .feed import batch_seed, epoch_order
 
 
 class EpochBatches(Sampler):
@@ -40,8 +40,8 @@ class EpochBatches(Sampler):
     def __iter__(self):
         order = epoch_order(self.n, self.seed, self.rank, self.world, self.weights).tolist()
         b = self.batch_size
-        return iter([(order[k * b:(k + 1) * b], (self.seed * 1_000_003 + k * 7_919 + self.rank)
-                      % 2**32) for k in range(len(self))])
+        return iter([(order[k * b:(k + 1) * b], batch_seed(self.seed, k, self.rank))
+                     for k in range(len(self))])
 
 
 class BatchImages(Dataset):

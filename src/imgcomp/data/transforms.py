@@ -10,7 +10,7 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 
-from ..params import Augment
+from .augment import AugmentSpec
 from .extra_transforms import build_extra
 
 # OpenCV's own thread pool fights the loader workers and torch for the same cores; each
@@ -18,7 +18,7 @@ from .extra_transforms import build_extra
 cv2.setNumThreads(0)
 
 
-def train_transform(aug: Augment, size: int, seed: int) -> A.Compose:
+def train_transform(aug: AugmentSpec, size: int, seed: int) -> A.Compose:
     steps: list = []
     if aug.rotate:
         steps.append(A.Rotate(limit=aug.rotate, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0))

@@ -16,6 +16,26 @@ import torch.nn.functional as F
 from ..data import tta as tta_views
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, slices
+from ..errors import UserError
+from .cards import ModelCard
+
+
+def rebuild(card: ModelCard, state: dict, rt, where: str = "") -> tuple[nn.Module, ModelCard]:
+    """The network a card describes, with `state`'s weights, on `rt`'s device: ready to
+    predict. Weights that do not fit the card are one line."""
+    from ..models import create_model
+
+    model = create_model(card.arch, card.num_classes, card.in_chans, card.image_size,
+                         pretrained=False, args=card.args)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"{where or card.model}: its weights do not fit {card.arch} "
+                        f"({str(e).splitlines()[0][:160]})") from None
+    model.to(rt.device)
+    if rt.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, card
 
 
 @torch.no_grad()

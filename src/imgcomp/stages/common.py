@@ -1,4 +1,4 @@
-"""What train and predict share: the fold's rows, the probabilities file format."""
+"""What train and predict share: the fold's rows, the digests of their inputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..fileio import write_csv
 from ..manifest import Prepared
 
 
@@ -51,16 +50,3 @@ def sampled_digest(path: Path, blocks: int = 256, block: int = 1 << 16) -> str:
             f.seek(min(size - block, k * max(0, size - block) // max(1, blocks - 1)) if size > block else 0)
             h.update(f.read(block))
     return h.hexdigest()[:16]
-
-
-def write_probs(path: Path, ids, probs: np.ndarray, classes: list[str]) -> None:
-    frame = pd.DataFrame(probs, columns=list(classes))
-    frame.insert(0, "id", list(ids))
-    write_csv(path, frame, float_format="%.8f", lineterminator="\n")
-
-
-def read_probs(path: Path) -> tuple[list[str], np.ndarray]:
-    if not Path(path).is_file():
-        raise UserError(f"{path}: missing; run `dvc repro` to make it")
-    frame = pd.read_csv(path, dtype={"id": str})
-    return frame["id"].tolist(), frame.iloc[:, 1:].to_numpy(dtype=np.float64)

@@ -24,10 +24,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..fileio import atomic_path, write_json
+from ..inference.ensemble import combine
+from ..inference.probfiles import read_probs, write_probs
 from ..manifest import POST, Prepared
 from ..metrics import better, choose_post, log_loss, report, score
 from ..params import Params
-from .common import read_probs, write_probs
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
@@ -49,21 +50,6 @@ DVC = {
 
 def item_dir(preds_dir: Path, model: str, fold: int) -> Path:
     return Path(preds_dir) / f"{model}-f{fold}"
-
-
-def rank_normalise(p: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return np.column_stack([(rankdata(c) - 1) / max(len(c) - 1, 1) for c in p.T])
-
-
-def combine(stack: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
-    """stack: (models, N, C) probabilities -> (N, C)."""
-    if method == "rank":
-        stack = np.stack([rank_normalise(p) for p in stack])
-        out = np.tensordot(weights, stack, axes=1)
-        return out / out.sum(axis=1, keepdims=True).clip(1e-12)
-    return np.tensordot(weights, stack, axes=1)
 
 
 def recorded_weights(models: list[str], weights: np.ndarray) -> dict[str, float]:
@@ -105,15 +91,22 @@ def cross_fitted(oof: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.DataFrame:
-    """ROC of class 1 (binary) or micro-averaged one-vs-rest (multi-class)."""
-    from sklearn.metrics import roc_curve
-
+    """ROC of class 1 (binary) or micro-averaged one-vs-rest (multi-class): a point per
+    distinct score, as scikit-learn's `roc_curve` without dropping collinear points (tested
+    equal on its points; written out because importing scikit-learn's metrics takes a second,
+    a third of this stage's run)."""
     if probs.shape[1] == 2:
         truth, score_ = labels == 1, probs[:, 1]
     else:
         truth = (labels[:, None] == np.arange(probs.shape[1])[None]).ravel()
         score_ = probs.ravel()
-    fpr, tpr, _ = roc_curve(truth, score_)
+    order = np.argsort(-score_, kind="mergesort")
+    s, t = score_[order], truth[order].astype(np.int64)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the end of each run of equal scores
+    tps = np.cumsum(t)[last]
+    fps = last + 1 - tps
+    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
+    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).round().astype(int))
     return pd.DataFrame({"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6)})
 

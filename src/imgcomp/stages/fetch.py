@@ -1,13 +1,16 @@
 """fetch: the raw archives exactly as the organisers distribute them, verified.
 
 Downloads (resume, retries, sha256) what has a URL, verifies what the user placed by hand in
-`data/raw/<competition>/`, and for digits builds the raw folder from scikit-learn.
+`data/raw/<competition>/`, and for digits builds the raw folder from scikit-learn. A Kaggle
+competition (`archives: []`) whose folder is still empty is downloaded by the Kaggle client from
+the slug in `kaggle.<competition>`, which is why that key is this stage's param.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..competitions.block import FilesFetch
 from ..competitions.fetch import fetch
 from ..params import Params
 
@@ -16,7 +19,7 @@ from ..params import Params
 DVC = {
     "cmd": "python -m imgcomp fetch --raw data/raw/${competition}",
     "deps": [],
-    "params": ["competition", "competitions.${competition}"],
+    "params": ["competition", "competitions.${competition}", "kaggle.${competition}"],
     # persist: archives placed by hand are never deleted
     "outs": [{"data/raw/${competition}": {"persist": True, "cache": False}}],
 }
@@ -24,4 +27,7 @@ DVC = {
 
 def main(params: Params, raw_dir: Path) -> None:
     Path(raw_dir).mkdir(parents=True, exist_ok=True)
-    fetch(params.competition, params.competition_block(), Path(raw_dir))
+    block = params.competition_block()
+    # only a competition fetched as Kaggle ships it reads its slug
+    as_shipped = isinstance(block.fetch, FilesFetch) and not block.fetch.archives
+    fetch(params.competition, block, Path(raw_dir), params.kaggle_slug() if as_shipped else None)

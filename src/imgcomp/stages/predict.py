@@ -1,7 +1,11 @@
-"""predict: one (model, fold) item: out-of-fold and test probabilities, averaged over `tta`.
+"""predict: out-of-fold and test probabilities of every (model, fold) of the run, averaged over
+`tta`, in one process.
 
-The model is rebuilt from the checkpoint alone. Changing `tta` reruns this stage (and what
-follows), never training.
+Each model is rebuilt from its checkpoint's card alone. One process for all items shares the
+start-up and reads the cache's rows once: the union of every fold's validation rows and the
+test rows (from a compressed cache, only the chunks holding them). Changing `tta` or
+`predict.*` reruns this stage (and what follows), never training; its output keeps one folder
+per item, `items/<model>-f<fold>/{oof,test}.csv`.
 """
 
 from __future__ import annotations
@@ -9,66 +13,86 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .. import checkpoint
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images
 from ..fileio import atomic_path
+from ..inference import checkpoint
+from ..inference.probfiles import write_probs
+from ..inference.probs import predict_probs, rebuild
+from ..inference.runtime import make_runtime
 from ..manifest import Prepared
 from ..metrics import score
-from ..models import create_model
 from ..params import Params
-from ..training.device import runtime
-from ..inference.probs import predict_probs
-from .common import fold_rows, read_folds, write_probs
+from .common import fold_rows, read_folds
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
-    "matrix": {"model": "${train.models}", "fold": "${folds.run}"},
-    "cmd": "python -m imgcomp predict --checkpoint models/${competition}/${item.model}-f${item.fold}.safetensors "
+    "cmd": "python -m imgcomp predict --models models/${competition} "
            "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
-           "--out preds/${competition}/items/${item.model}-f${item.fold}",
-    "deps": ["models/${competition}/${item.model}-f${item.fold}.safetensors",
-             "data/prepared/${competition}", "data/folds/${competition}.csv"],
+           "--out preds/${competition}/items",
+    "deps": ["models/${competition}", "data/prepared/${competition}",
+             "data/folds/${competition}.csv"],
     "params": ["tta", "predict.batch_size", "train.device", "train.precision",
-               "train.channels_last", "train.deterministic"],
-    "outs": ["preds/${competition}/items/${item.model}-f${item.fold}"],
+               "train.channels_last", "train.deterministic", "train.models", "folds.run"],
+    "outs": ["preds/${competition}/items"],
 }
+# Read, but no params of the stage (tests/test_params_audit.py checks it):
+READS_UNTRACKED = ["train.gpu"]  # which GPU
 
 
-def load_model(ckpt_path: Path) -> tuple[torch.nn.Module, dict]:
-    ckpt = checkpoint.load(ckpt_path)
-    model = create_model(ckpt["arch"], ckpt["num_classes"], ckpt["in_chans"], ckpt["image_size"],
-                         pretrained=False, args=ckpt["args"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model, ckpt
+def item_name(model: str, fold: int) -> str:
+    return f"{model}-f{fold}"
 
 
-def main(params: Params, ckpt_path: Path, prepared_dir: Path, folds_csv: Path, out_dir: Path) -> None:
-    model, ckpt = load_model(ckpt_path)
+def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
+         out_dir: Path) -> None:
     prepared = Prepared.load(prepared_dir)
-    fold = ckpt["config"]["fold"]
-    _, valid_rows = fold_rows(prepared, read_folds(folds_csv, prepared), fold)
+    folds = read_folds(folds_csv, prepared)
+    rt = _runtime(params)
+    valid = {k: fold_rows(prepared, folds, k)[1] for k in params.folds.run}
     test_rows = prepared.rows("test")
-    rt = runtime(params.train.model_copy(update={"nproc": 1}))
-    model.to(rt.device)
-    if rt.channels_last:
-        model.to(memory_format=torch.channels_last)
-    prep = DevicePrep(rt.device, ckpt["mean"], ckpt["std"], ckpt["image_size"], rt.channels_last,
-                      ckpt["interpolation"])
-    # each row is read once: from a compressed cache, only the chunks that hold these rows
-    images, at = Images.rows_of(prepared.cache, np.concatenate([valid_rows, test_rows]), rt.device)
-    name = f"predict {ckpt['config']['model']} fold {fold}"
-    run = lambda rows, part: predict_probs(  # noqa: E731
-        model, images, rows, prep, rt, params.tta, params.predict.batch_size, f"{name} {part}")
-    oof, test = run(at[:len(valid_rows)], "oof"), run(at[len(valid_rows):], "test")
+    needed = np.unique(np.concatenate([*valid.values(), test_rows]))
+    images, at = Images.rows_of(prepared.cache, needed, rt.device)  # each row read once
+    where = dict(zip(needed.tolist(), at.tolist()))
     ids = prepared.manifest["id"].to_numpy()
+    labels = prepared.manifest["label"].to_numpy()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_probs(tmp / "oof.csv", ids[valid_rows], oof, prepared.classes)
-        write_probs(tmp / "test.csv", ids[test_rows], test, prepared.classes)
-    labels = prepared.manifest["label"].to_numpy()[valid_rows].astype(int)
-    print(f"{name}: OOF {ckpt['metric']} "
-          f"{score(ckpt['metric'], labels, oof):.4f} with tta {params.tta} -> {out_dir}")
+        for model in params.train.models:
+            for k in params.folds.run:
+                path = Path(models_dir) / model / f"f{k}{checkpoint.SUFFIX}"
+                net, card = rebuild(*checkpoint.load(path), rt)
+                prep = DevicePrep(rt.device, card.mean, card.std, card.image_size,
+                                  rt.channels_last, card.interpolation)
+                name = f"predict {model} fold {k}"
+
+                def run(rows, part):
+                    return predict_probs(net, images, np.array([where[r] for r in rows]), prep,
+                                         rt, params.tta, params.predict.batch_size,
+                                         f"{name} {part}")
+
+                oof, test = run(valid[k], "oof"), run(test_rows, "test")
+                item = tmp / item_name(model, k)
+                item.mkdir()
+                write_probs(item / "oof.csv", ids[valid[k]], oof, prepared.classes)
+                write_probs(item / "test.csv", ids[test_rows], test, prepared.classes)
+                print(f"{name}: OOF {card.metric} "
+                      f"{score(card.metric, labels[valid[k]].astype(int), oof):.4f} with tta "
+                      f"{params.tta}")
+    print(f"predict: {len(params.train.models)} model(s) x {len(params.folds.run)} fold(s) "
+          f"-> {out_dir}")
+
+
+def _runtime(params: Params):
+    """predict's runtime: train.*'s device and precision, one process (never DDP)."""
+    import torch
+
+    from ..training.launch import check_launch, pick_gpu, uses_cuda
+
+    cfg = params.train
+    check_launch(cfg.model_copy(update={"nproc": 1}), torch.cuda.is_available(), 1)
+    cuda = uses_cuda(cfg, torch.cuda.is_available())
+    device = torch.device(f"cuda:{pick_gpu(cfg)}" if cuda else "cpu")
+    return make_runtime(device, cfg.precision, cfg.channels_last, cfg.deterministic)

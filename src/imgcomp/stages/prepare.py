@@ -22,11 +22,18 @@ import numpy as np
 
 from ..competitions.engine import get_competition
 from ..data.cache import build_cache, channel_stats
-from ..data.store import U8Z, compress
+from ..data.store import NPY, U8Z, compress
 from ..errors import UserError
 from ..fileio import atomic_path
-from ..manifest import (CACHE, CLASSES, FORMAT, MANIFEST, SOLUTION, STATS, cache_side,
-                        check_manifest)
+from ..manifest import (
+    CLASSES,
+    FORMAT,
+    MANIFEST,
+    SOLUTION,
+    STATS,
+    cache_side,
+    check_manifest,
+)
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -55,17 +62,17 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         tree, junk = comp.extract(raw_dir, tmp / "files", max_bytes)
         listing = comp.listing(tree)
         frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest")
-        ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / CACHE, size,
+        ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / NPY, size,
                                  comp.channels, params.prepare.workers)
         if not ok.all():  # named where the user can find them: the path inside the archive
             errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
-            frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / CACHE,
+            frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / NPY,
                               listing.classes, comp.name)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
             shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
-        stats = channel_stats(np.load(tmp / CACHE, mmap_mode="r"), train_rows)
+        stats = channel_stats(np.load(tmp / NPY, mmap_mode="r"), train_rows)
         frame.to_csv(tmp / MANIFEST, index=False)
         (tmp / CLASSES).write_text(json.dumps(dict(enumerate(listing.classes)), indent=2) + "\n")
         (tmp / STATS).write_text(json.dumps({**stats, "cache_side": size,
@@ -74,8 +81,8 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         if listing.solution is not None:
             listing.solution.to_csv(tmp / SOLUTION, index=False)
         if params.prepare.compress_cache:  # lossless, 0.63-0.71x measured: data/store.py
-            compress(tmp / CACHE, tmp / U8Z)
-            (tmp / CACHE).unlink()
+            compress(tmp / NPY, tmp / U8Z)
+            (tmp / NPY).unlink()
     counts = frame.groupby(["split", "source"]).size().to_dict()
     for note in listing.notes:
         print(f"prepare: {comp.name}: {note}")

@@ -5,8 +5,6 @@ solution.csv)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 from pathlib import Path
 
@@ -15,10 +13,11 @@ import pandas as pd
 from .. import submission
 from ..errors import UserError
 from ..fileio import write_json
+from ..formats import load_format
+from ..inference.probfiles import read_probs
 from ..manifest import FORMAT, POST, SOLUTION, Prepared
 from ..metrics import report
 from ..params import Params
-from .common import read_probs
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
@@ -43,7 +42,7 @@ def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
          leaderboard_json: Path) -> None:
     comp = params.competition_block()
     prepared = Prepared.load(prepared_dir)
-    fmt = submission.load_format(Path(prepared_dir) / FORMAT)
+    fmt = load_format(Path(prepared_dir) / FORMAT)
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
     ids, probs = read_probs(Path(ensemble_dir) / "test.csv")
     if ids != test_ids:

@@ -1,42 +1,55 @@
-"""train: one (model, fold) item: the best checkpoint, dvclive curves, resumable per epoch.
+"""train: one model, all the run's folds in turn, in one process: a checkpoint per fold,
+dvclive curves, resumable per epoch.
 
-The checkpoint carries everything needed to rebuild the model (`predict` reads nothing
-else): architecture and args, classes, input size and channels, normalisation, and the
-resolved params that trained it. Out-of-fold probabilities come from `predict`, with TTA.
-With `train.nproc > 1` or `train.nnodes > 1` the item relaunches itself under torchrun (DDP;
-rank 0 writes); training/launch.py checks the launch first and says what cannot work.
+One process per model shares the start-up (torch, the CUDA context) and the cache, loaded onto
+the device once, across its folds. Each fold's checkpoint carries its model card (the card
+rebuilds the model alone: architecture and args, classes, input size and channels,
+normalisation, and the resolved run that trained it). A fold whose checkpoint already holds
+this very run (the same params, data, code and starting weights) is kept as it is: adding a
+fold to `folds.run` trains only the new one (the models folder is a persistent DVC output), and
+a killed run resumes its fold from the last finished epoch. `--fold` (repeatable) trains only
+the folds named (by hand: `python -m imgcomp train --model resnet18 --fold 2 ...`, then `dvc repro`
+keeps it and trains the rest); without it the run's folds are trained and other folds' files
+removed. Out-of-fold probabilities come from `predict`, with TTA. With `train.nproc > 1` or
+`train.nnodes > 1` the process relaunches itself under torchrun (DDP; rank 0 writes);
+training/launch.py checks the launch first and says what cannot work.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
-from .. import checkpoint
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
+from ..inference import checkpoint
+from ..inference.cards import ModelCard
+from ..inference.runtime import Runtime
 from ..manifest import MANIFEST, STATS, Prepared
-from ..metrics import score
 from ..models import create_model
 from ..params import Params
+from ..pretrained import checked_weights
 from ..sources import code_digest, stage_modules
 from ..training.device import runtime, seed_everything
+from ..training.feeds import make_feed
 from ..training.launch import check_launch, needs_torchrun, relaunch
-from ..training.loop import fit, make_feed
+from ..training.loop import FitConfig, Validation, fit
 from .common import file_digest, fold_rows, read_folds, sampled_digest
-from .weights import checked_weights
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
-    "matrix": {"model": "${train.models}", "fold": "${folds.run}"},
-    "cmd": "python -m imgcomp train --model ${item.model} --fold ${item.fold} "
+    "matrix": {"model": "${train.models}"},
+    "cmd": "python -m imgcomp train --model ${item.model} "
            "--prepared data/prepared/${competition} --folds data/folds/${competition}.csv "
-           "--out models/${competition}/${item.model}-f${item.fold}.safetensors "
-           "--live dvclive/${competition}/${item.model}-f${item.fold} "
+           "--out models/${competition}/${item.model} --live dvclive/${competition}/${item.model} "
            "--init models/pretrained/${item.model}",
     "deps": ["data/prepared/${competition}", "data/folds/${competition}.csv",
              "models/pretrained/${item.model}"],
@@ -51,16 +64,17 @@ DVC = {
                "train.freeze_epochs", "train.layer_decay", "train.seed",
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
-               "train.nnodes", "train.deterministic",
+               "train.nnodes", "train.deterministic", "folds.run",
                # the weights' sha256 (weights@<model>'s source.json): dvc.lock records it
                {"models/pretrained/${item.model}/source.json": ["sha256"]}],
-    "outs": ["models/${competition}/${item.model}-f${item.fold}.safetensors"],
-    "metrics": ["dvclive/${competition}/${item.model}-f${item.fold}/metrics.json"],
-    "plots": [{"dvclive/${competition}/${item.model}-f${item.fold}/plots/metrics": {"x": "step"}}],
+    # persist: a fold already trained for this very run is kept, not retrained (see above)
+    "outs": [{"models/${competition}/${item.model}": {"persist": True}}],
+    "metrics": ["dvclive/${competition}/${item.model}/metrics.json"],
+    "plots": [{"dvclive/${competition}/${item.model}/plots/metrics": {"x": "step"}}],
 }
 # Read, but no params of the stage: they change no weights (tests/test_params_audit.py checks
 # that every read is declared above or named here; the checkpoint's config leaves them out too).
-READS_UNTRACKED = ["train.models", "folds.run",  # the matrix: is this item one of the run's
+READS_UNTRACKED = ["train.models",               # the matrix: is this model one of the run's
                    "train.num_workers",          # loader processes (draws do not depend on it)
                    "train.device_cache",         # where the cache lives: same batches
                    "train.gpu",                  # which GPU
@@ -83,97 +97,184 @@ def preprocessing(model: torch.nn.Module, pretrained: bool, channels: int,
     return mean, std, interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
 
 
-def main(params: Params, model_name: str, fold: int, prepared_dir: Path, folds_csv: Path,
-         out_ckpt: Path, live_dir: Path, resume_dir: Path = Path("checkpoints"),
-         init_dir: Path | None = None) -> None:
-    """`init_dir`: the weights stage's folder of this model (needed when it is pretrained)."""
+@dataclass
+class Run:
+    """What every fold of one model's training shares, made once per process."""
+
+    params: Params
+    model_name: str
+    prepared: Prepared
+    folds: pd.Series  # fold per manifest row
+    folds_csv: Path
+    labels: np.ndarray
+    rt: Runtime
+    images: Images
+    init: Path | None  # the pretrained weights' file (None: from scratch)
+    init_sha: str | None
+    resume_dir: Path
+    digests: dict[str, str]  # what a fold's run key hashes of the data and code, once
+
+
+def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, out_dir: Path,
+         live_dir: Path, resume_dir: Path = Path("checkpoints"), init_dir: Path | None = None,
+         only: list[int] | None = None) -> None:
+    """Train `model_name` on the run's folds (`only`: those folds alone) into `out_dir`."""
     check_launch(params.train, torch.cuda.is_available(), torch.cuda.device_count())
     if needs_torchrun(params.train):
-        return relaunch(params.train, f"imgcomp-{params.competition}-{model_name}-f{fold}")
+        return relaunch(params.train, f"imgcomp-{params.competition}-{model_name}")
+    folds_to_train = _check_folds(params, model_name, only)
+    run = _setup(params, model_name, Path(prepared_dir), Path(folds_csv), Path(resume_dir),
+                 init_dir)
+    live = _live(live_dir) if run.rt.is_main else None
+    try:
+        for fold in folds_to_train:
+            train_fold(run, fold, Path(out_dir), live)
+    finally:
+        if live is not None:
+            live.end()
+    if run.rt.is_main and only is None:  # the output holds exactly the run's folds
+        keep = {fold_file(out_dir, k).name for k in folds_to_train}
+        for stale in Path(out_dir).glob(f"f*{checkpoint.SUFFIX}"):
+            if stale.name not in keep:
+                stale.unlink()
+
+
+def fold_file(out_dir: Path, fold: int) -> Path:
+    return Path(out_dir) / f"f{fold}{checkpoint.SUFFIX}"
+
+
+def _check_folds(params: Params, model_name: str, only: list[int] | None) -> list[int]:
     if model_name not in params.train.models:
         raise UserError(f"train: model {model_name!r} is not in train.models {params.train.models}")
-    if fold not in params.folds.run:
-        raise UserError(f"train: fold {fold} is not in folds.run {params.folds.run}")
-    comp = params.competition_block()
-    prepared = Prepared.load(prepared_dir)
-    folds = read_folds(folds_csv, prepared)
-    train_rows, valid_rows = fold_rows(prepared, folds, fold)
-    labels = prepared.manifest["label"].fillna(-1).astype(int).to_numpy()
-    spec = params.model_spec(model_name)
-    arch = spec.arch or model_name
-    cfg = params.train
-    name = f"train {model_name} fold {fold}"
+    folds = list(params.folds.run) if only is None else list(only)
+    if bad := [k for k in folds if k not in params.folds.run]:
+        raise UserError(f"train: folds {bad} are not in folds.run {params.folds.run}")
+    return folds
 
-    rt = runtime(cfg)
-    seed_everything(cfg.seed)
+
+def _setup(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path,
+           resume_dir: Path, init_dir: Path | None) -> Run:
+    prepared = Prepared.load(prepared_dir)
+    spec = params.model_spec(model_name)
+    rt = runtime(params.train)
     init = init_sha = None
     if spec.pretrained:  # from the weights stage's file, never from the network
         if init_dir is None:
             raise UserError(f"train: {model_name} is pretrained: pass --init "
                             f"models/pretrained/{model_name} (the weights stage's folder)")
         init, init_sha = checked_weights(Path(init_dir), model_name, spec.sha256)
-    model = create_model(arch, prepared.num_classes, comp.channels, params.image_size,
-                         spec.pretrained, str(init) if init else None, spec.args)
-    mean, std, interpolation = preprocessing(model, spec.pretrained, comp.channels,
-                                             prepared.stats)
-    prep = DevicePrep(rt.device, mean, std, params.image_size, rt.channels_last, interpolation)
-    aug = params.competition_augment()
-    backend = params.augment_backend()
-    images = Images(prepared.cache, rt.device, cfg.device_cache)
-    feed = make_feed(cfg, rt, backend, aug, images, train_rows, labels[train_rows],
-                     params.image_size, mean, std)
-    run_config = {
-        "competition": params.competition, "model": model_name, "fold": fold,
-        "image_size": params.image_size, "augment": aug.model_dump(mode="json"),
-        # Where and how fast it ran is no part of what it is: a checkpoint (a DVC output) and
-        # the resume key leave out the knobs that change no weights (READS_UNTRACKED).
-        "train": cfg.model_dump(mode="json", exclude={
+    if rt.is_main and (repo := git_without_commit()) is not None:
+        raise UserError(no_commit_message(repo))  # dvclive's logger fails there otherwise
+    labels = prepared.manifest["label"].fillna(-1).astype(int).to_numpy()
+    digests = {"data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, folds_csv),
+               "cache": sampled_digest(prepared.cache), "code": code_digest(stage_modules("train"))}
+    return Run(params, model_name, prepared, read_folds(folds_csv, prepared), folds_csv, labels,
+               rt, Images(prepared.cache, rt.device, params.train.device_cache), init, init_sha,
+               resume_dir, digests)
+
+
+def _live(live_dir: Path):
+    from dvclive import Live
+
+    return Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+
+
+def run_config(run: Run, fold: int) -> dict:
+    """The resolved run of one fold: what its checkpoint records and its resume key hashes.
+    Where and how fast it ran is no part of what it is: the knobs that change no weights
+    (READS_UNTRACKED) are left out."""
+    p = run.params
+    return {
+        "competition": p.competition, "model": run.model_name, "fold": fold,
+        "image_size": p.image_size, "augment": p.competition_augment().model_dump(mode="json"),
+        "metric": p.competition_block().metric,
+        "train": p.train.model_dump(mode="json", exclude={
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
-        "model_spec": spec.model_dump(mode="json"),
-        "data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, Path(folds_csv)),
-        "init": init_sha,  # the pretrained weights' sha256 it starts from (None: scratch)
-        "cache": sampled_digest(prepared.cache),
-        "code": code_digest(stage_modules("train")),
+        "model_spec": p.model_spec(run.model_name).model_dump(mode="json"),
+        "data": run.digests["data"],  # manifest, stats and folds
+        "init": run.init_sha,  # the pretrained weights' sha256 it starts from (None: scratch)
+        "cache": run.digests["cache"],
+        "code": run.digests["code"],  # the sources this stage runs
     }
-    run_key = json.dumps(run_config, sort_keys=True)
-    resume_file = Path(resume_dir) / params.competition / f"{model_name}-f{fold}.last.pt"
 
-    live = None
-    if rt.is_main:
-        from dvclive import Live
 
-        if (repo := git_without_commit()) is not None:
-            raise UserError(no_commit_message(repo))
-        live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        n_params = sum(p.numel() for p in model.parameters())
-        where = ("cache on the device" if images.resident and rt.device.type == "cuda" else
-                 "cache streamed from the memory map" if rt.device.type == "cuda" else "")
-        print(f"{name}: {arch} ({n_params / 1e6:.2f}M params), {len(train_rows)} train / "
-              f"{len(valid_rows)} valid images, {params.image_size}px, {rt.device} {rt.precision}"
-              f", {backend} augmentation" + (f", {where}" if where else "")
-              + (f" x{rt.world} DDP" if rt.world > 1 else "")
-              + (", channels_last" if rt.channels_last else "")
-              + (", compiled" if cfg.compile else ""), flush=True)
-    try:
-        result = fit(cfg, model, rt, feed, images, prep, valid_rows, labels[valid_rows],
-                     prepared.num_classes, lambda y, p: score(comp.metric, y, p), comp.metric,
-                     resume_file, run_key, live, name,
-                     class_weights(labels[train_rows], prepared.num_classes)
-                     if cfg.class_weights == "balanced" else None)
-    finally:
+def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
+    """One fold: kept if its checkpoint is this run's, else trained (resumed where killed)."""
+    name = f"train {run.model_name} fold {fold}"
+    config = run_config(run, fold)
+    out = fold_file(out_dir, fold)
+    if out.is_file() and checkpoint.read_card(out).config == config:
+        card = checkpoint.read_card(out)
         if live is not None:
-            live.end()
-    if not rt.is_main:
+            from ..training.loop import log_row
+
+            for row in card.history:
+                log_row(live, row, f"f{fold}/")
+        if run.rt.is_main:
+            print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
         return
-    info = {
-        "arch": arch, "args": dict(spec.args), "num_classes": prepared.num_classes,
-        "in_chans": comp.channels, "image_size": params.image_size, "mean": mean, "std": std,
-        "interpolation": interpolation,
-        "classes": prepared.classes, "metric": comp.metric, "score": result.best_score,
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "config": run_config,
-    }
-    checkpoint.save(out_ckpt, info, result.best_state)
-    resume_file.unlink(missing_ok=True)
-    print(f"{name}: best val {comp.metric} {result.best_score:.4f} at epoch {result.best_epoch}"
-          f" -> {out_ckpt}")
+    seed_everything(run.params.train.seed)
+    model, mean, std, interpolation = _build(run)
+    result = _fit(run, fold, name, config, model, mean, std, interpolation, live)
+    if not run.rt.is_main:
+        return
+    block, spec = run.params.competition_block(), run.params.model_spec(run.model_name)
+    card = ModelCard(
+        card=1, model=run.model_name, fold=fold, arch=spec.arch or run.model_name,
+        args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=block.channels,
+        image_size=run.params.image_size, mean=mean, std=std, interpolation=interpolation,
+        classes=run.prepared.classes, metric=block.metric,
+        score=None if math.isnan(result.best_score) else result.best_score,
+        best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
+        history=[{k: v for k, v in row.items() if not k.startswith("time/")}  # the same
+                 for row in result.history])  # bytes for the same run: no wall-clock figures
+    checkpoint.save(out, card, result.best_state)
+    _resume_file(run, fold).unlink(missing_ok=True)
+    print(f"{name}: best val {block.metric} {result.best_score:.4f} at epoch "
+          f"{result.best_epoch} -> {out}")
+
+
+def _resume_file(run: Run, fold: int) -> Path:
+    return run.resume_dir / run.params.competition / f"{run.model_name}-f{fold}.last.pt"
+
+
+def _build(run: Run):
+    """(model, mean, std, interpolation): the network, and the preprocessing it is fed."""
+    spec, block = run.params.model_spec(run.model_name), run.params.competition_block()
+    model = create_model(spec.arch or run.model_name, run.prepared.num_classes, block.channels,
+                         run.params.image_size, spec.pretrained,
+                         str(run.init) if run.init else None, spec.args)
+    return (model, *preprocessing(model, spec.pretrained, block.channels, run.prepared.stats))
+
+
+def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpolation, live):
+    p, rt = run.params, run.rt
+    cfg = p.train
+    train_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
+    backend = p.augment_backend()
+    feed = make_feed(cfg, rt, backend, p.competition_augment(), run.images, train_rows,
+                     run.labels[train_rows], p.image_size, mean, std)
+    prep = DevicePrep(rt.device, mean, std, p.image_size, rt.channels_last, interpolation)
+    if rt.is_main:
+        _describe(run, name, model, len(train_rows), len(valid_rows), backend)
+    fit_cfg = FitConfig(
+        cfg, run.prepared.num_classes, p.competition_block().metric, name,
+        _resume_file(run, fold), json.dumps(config, sort_keys=True),
+        class_weights(run.labels[train_rows], run.prepared.num_classes)
+        if cfg.class_weights == "balanced" else None, log_prefix=f"f{fold}/")
+    valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep)
+    return fit(fit_cfg, model, rt, feed, valid, live)
+
+
+def _describe(run: Run, name: str, model, n_train: int, n_valid: int, backend: str) -> None:
+    rt, cfg = run.rt, run.params.train
+    n_params = sum(q.numel() for q in model.parameters())
+    where = ("cache on the device" if run.images.resident and rt.device.type == "cuda" else
+             "cache streamed from the memory map" if rt.device.type == "cuda" else "")
+    arch = run.params.model_spec(run.model_name).arch or run.model_name
+    print(f"{name}: {arch} ({n_params / 1e6:.2f}M params), {n_train} train / {n_valid} valid "
+          f"images, {run.params.image_size}px, {rt.device} {rt.precision}, {backend} "
+          "augmentation" + (f", {where}" if where else "")
+          + (f" x{rt.world} DDP" if rt.world > 1 else "")
+          + (", channels_last" if rt.channels_last else "")
+          + (", compiled" if cfg.compile else ""), flush=True)

@@ -23,6 +23,7 @@ from ..archives import sha256sum
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..params import Params
+from ..pretrained import SOURCE, WEIGHTS
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
@@ -35,7 +36,6 @@ DVC = {
 }
 # Read, but no params of the stage (tests/test_params_audit.py checks it):
 READS_UNTRACKED = ["train.models"]  # the matrix: is this model one of the run's
-WEIGHTS, SOURCE = "weights.safetensors", "source.json"
 
 
 def _unreachable(name: str, arch: str, where: str, why: str) -> UserError:
@@ -76,8 +76,9 @@ def download(name: str, arch: str) -> tuple[Path, str]:
             except Exception as e:  # offline, refused, timeout, auth: many exception types
                 raise _unreachable(name, arch, where, type(e).__name__) from None
         raise _unreachable(name, arch, where, f"no weights file: {type(last).__name__}")
-    import torch
     from urllib.parse import urlparse
+
+    import torch
 
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
     if not target.is_file():
@@ -117,13 +118,13 @@ def as_safetensors(src: Path, dst: Path) -> None:
 
 
 def main(params: Params, model_name: str, out_dir: Path) -> None:
-    spec = params.model_spec(model_name)
-    arch = spec.arch or model_name
     if model_name not in params.train.models:
         raise UserError(f"weights: model {model_name!r} is not in train.models")
-    from ..models import CUSTOM, check_arch
+    spec = params.model_spec(model_name)
+    arch = spec.arch or model_name
+    from ..model_names import check_name, custom_names
 
-    check_arch(arch)  # a misspelt name stops here, before anything is written
+    check_name(arch)  # a misspelt name stops here, before anything is written
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         # sha256 is always there (null from scratch): each train item declares it as a DVC
@@ -131,7 +132,7 @@ def main(params: Params, model_name: str, out_dir: Path) -> None:
         source: dict = {"model": model_name, "arch": arch, "pretrained": spec.pretrained,
                         "sha256": None}
         if spec.pretrained:
-            if arch in CUSTOM:
+            if arch in custom_names():
                 raise UserError(f"models: {arch} is a custom model with no pretrained weights; "
                                 "set pretrained: false")
             if spec.pretrained_file:
@@ -150,17 +151,3 @@ def main(params: Params, model_name: str, out_dir: Path) -> None:
     print(f"weights {model_name}: " + (f"{arch} from {source['from']} (sha256 "
                                         f"{source['sha256'][:12]}...) -> {out_dir}"
                                         if spec.pretrained else "trained from scratch"))
-
-
-def checked_weights(folder: Path, model_name: str, pin: str | None) -> tuple[Path, str]:
-    """(the weights file train builds a pretrained model from, its sha256), verified against
-    the pin: the file is hashed once, for the check and for the run's record."""
-    path = Path(folder) / WEIGHTS
-    if not path.is_file():
-        raise UserError(f"{path}: missing; run `dvc repro weights@{model_name}` (it fetches "
-                        f"the pretrained weights once) or `make all`")
-    sha = sha256sum(path)
-    if pin and sha != pin:
-        raise UserError(f"{path}: sha256 differs from models.{model_name}.sha256 ({pin}); rerun "
-                        f"`dvc repro -f weights@{model_name}`")
-    return path, sha

@@ -10,16 +10,24 @@
 3. `prepare` decoding images/s of large photos: JPEG draft mode ÷ full decoding;
 4. peak memory and time per epoch of a training epoch at 1x, 2x and 4x the data (child
    processes), to show memory flat and time linear;
-5. digits: the pipeline's held-out test accuracy beside a grid-searched RBF SVM on the same split.
+5. the disk a competition's data costs (food-11-shaped zip), and what a full run adds;
+6. the run's shape: a whole `dvc repro -f` in a scratch copy (benchmarks/run_shape.py), the
+   share of its wall time spent inside training's epoch loops, and the largest costs outside
+   them by stage: the default digits pipeline on a CPU, a food-11-shaped zip on a GPU;
+7. digits: the pipeline's held-out test accuracy beside a grid-searched RBF SVM on the same split.
 
-It makes its own synthetic JPEGs (no network), runs on CPU here and on a GPU when there is one,
-prints a table and writes `metrics/bench.json`. `IMGCOMP_BENCH_SCALE` (default 1.0) shrinks or
-grows every data size, for a quick smoke run.
+    python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
+
+It lives beside the package, not in it (the wheel ships no benchmark), and runs from a checkout
+where imgcomp is installed. It makes its own synthetic JPEGs (no network), runs on CPU here and
+on a GPU when there is one, prints a table and writes `metrics/bench.json`.
+`IMGCOMP_BENCH_SCALE` (default 1.0) shrinks or grows every data size, for a quick smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -32,7 +40,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.loaders import BatchImages
+REPO = Path(__file__).resolve().parents[1]
+if importlib.util.find_spec("imgcomp") is None:  # a checkout without the install: its sources
+    sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests"))  # support.py: the instruments the tests check
+
+import run_shape  # noqa: E402  (benchmarks/, this script's folder)
+from support import (  # noqa: E402
+    bare_train,
+    dispatched_ops,
+    food11_augment,
+    repo_params,
+    svm_anchor,
+    user_train,
+)
+
+from imgcomp.data.loaders import BatchImages  # noqa: E402
 
 SCALE = float(os.environ.get("IMGCOMP_BENCH_SCALE", "1.0"))
 
@@ -44,8 +67,8 @@ def n(count: int) -> int:
 def synthetic_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0,
                     fundus: bool = False, noise: int = 4) -> list[Path]:
     """Photo-like JPEGs (quality 90): smooth random colour fields plus sensor-like noise of
-    +-`noise`, in two classes; `fundus` adds the black surround of a fundus photo. About 1.2
-    bits per pixel at the default noise; more noise, larger files (real photos: 2-3)."""
+    +-`noise`, in two classes; `fundus` adds the black surround of a fundus photo. More noise
+    makes larger files, nearer a real photo's bits per pixel (the row reports the mean size)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,25 +109,21 @@ class NaiveImageFolder(BatchImages):
                                                        Image.Resampling.BILINEAR))
 
 
-def images_per_second(loader) -> float:
+def images_per_second(loader) -> tuple[float, list[int]]:
+    """(images/s after the first batch, the first batch's shape): the shape says what was timed."""
     it = iter(loader)
-    next(it)  # start-up (worker spawn, first map) is not throughput
+    shape = list(next(it)[0].shape)  # start-up (worker spawn, first map) is not throughput
     seen, start = 0, time.perf_counter()
     for x, _ in it:
         seen += len(x)
-    return seen / (time.perf_counter() - start)
-
-
-def repo_params():
-    """params.yaml, as a user runs it: the bench measures that recipe, not one of its own."""
-    from .params import load_params
-
-    return load_params("params.yaml")
+    return seen / (time.perf_counter() - start), shape
 
 
 def cache_side(size: int) -> int:
     """The cache side `prepare` uses for `size` with params.yaml's prepare.cache_margin."""
-    return int(round(size * (1 + repo_params().prepare.cache_margin)))
+    from imgcomp.manifest import cache_side as side
+
+    return side(size, repo_params().prepare.cache_margin)
 
 
 def bench_photos(tmp: Path) -> list[Path]:
@@ -114,9 +133,9 @@ def bench_photos(tmp: Path) -> list[Path]:
 
 
 def bench_loader(tmp: Path, size: int, workers: int) -> dict:
-    from .data.cache import build_cache
-    from .data.loaders import CachedImages, train_loader
-    from .data.transforms import train_transform
+    from imgcomp.data.cache import build_cache
+    from imgcomp.data.loaders import CachedImages, train_loader
+    from imgcomp.data.transforms import train_transform
 
     paths = bench_photos(tmp)
     side = cache_side(size)
@@ -128,21 +147,12 @@ def bench_loader(tmp: Path, size: int, workers: int) -> dict:
     ours = CachedImages(tmp / f"cache{side}.npy", np.arange(len(paths)), labels, train_transform(aug, size, 0))
     naive = NaiveImageFolder(paths, side, train_transform(aug, size, 0))
     batch = min(64, max(2, len(paths) // 4))
-    ours_ips = images_per_second(train_loader(ours, batch, workers, False))
-    naive_ips = images_per_second(train_loader(naive, batch, workers, False))
+    ours_ips, ours_shape = images_per_second(train_loader(ours, batch, workers, False))
+    naive_ips, naive_shape = images_per_second(train_loader(naive, batch, workers, False))
     return {"images": len(paths), "photo": f"512x384 JPEG, {mean_kb(paths)} KB", "size": size,
-            "workers": workers,
+            "workers": workers, "ours_batch_shape": ours_shape, "naive_batch_shape": naive_shape,
             "ours_images_per_s": round(ours_ips, 1), "naive_images_per_s": round(naive_ips, 1),
             "ratio": round(ours_ips / naive_ips, 2), "prepare_images_per_s": round(prepare_ips, 1)}
-
-
-def user_train(device: str, **over):
-    """params.yaml's own train section (the recipe a user runs), with `over` applied."""
-    from .params import Train
-
-    values = repo_params().train.model_dump()
-    return Train(**{**values, "device": device, "epochs": 1, "compile": False, "nproc": 1,
-                    **over})
 
 
 def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, device: str,
@@ -152,16 +162,15 @@ def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, devi
     and the bare step: the same model, precision and batch, none of those."""
     import copy
 
-    from .data.feed import Images
-    from .models import create_model
-    from .training.device import runtime
-    from .training.loop import Stepper, make_feed
+    from imgcomp.data.feed import Images
+    from imgcomp.models import create_model
+    from imgcomp.training.device import runtime
+    from imgcomp.training.feeds import make_feed
+    from imgcomp.training.step import Stepper
 
     over = {} if deterministic is None else {"deterministic": deterministic}
     cfg = user_train(device, batch_size=batch, precision=precision, augment_backend=backend,
                      **over)
-    bare_cfg = cfg.model_copy(update={"mixup": 0.0, "cutmix": 0.0, "erasing": 0.0, "ema": 0.0,
-                                      "label_smoothing": 0.0})
     rt = runtime(cfg)
     model = create_model(arch, 10, 3, size, args=args)
     bare_model = copy.deepcopy(model)
@@ -170,7 +179,7 @@ def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, devi
     rows = np.arange(rows or n) % n  # rows may repeat: a long epoch from a small cache
     feed = make_feed(cfg, rt, backend, aug, images, rows, rows % 10, size, [0.5] * 3, [0.25] * 3)
     stepper = Stepper(cfg, model, rt, 10, len(feed))
-    bare = Stepper(bare_cfg, bare_model, rt, 10, len(feed))
+    bare = Stepper(bare_train(cfg), bare_model, rt, 10, len(feed))
     return rt, feed, stepper, bare
 
 
@@ -186,12 +195,15 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
                                            deterministic=deterministic)
     sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
 
+    stepped = {id(stepper): set(), id(bare): set()}  # each side's batch shapes, as stepped on
+
     def run(step, batches) -> float:
         seen, start = 0, None
         for k, (x, y) in enumerate(batches):
             if k == 3:  # warm-up steps (allocator, cudnn autotune, compile) are not throughput
                 sync()
                 seen, start = 0, time.perf_counter()
+            stepped[id(step)].add(tuple(x.shape))
             step.update(step.loss(x, y), k)
             seen += len(x)
             if k >= steps + 2:
@@ -220,39 +232,29 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
     ops = dispatched_ops(lambda: stepper.update(stepper.loss(*next(batches)), steps))
     bare_ops = dispatched_ops(lambda: bare.update(bare.loss(xs, ys), steps))
     batches.close()
+
+    def side(step) -> dict:
+        """What one side measured: its model (class, parameter count) and its batches' shapes."""
+        return {"model": type(step.model).__name__,
+                "parameters": sum(p.numel() for p in step.model.parameters()),
+                "batch_shapes": sorted(list(s) for s in stepped[id(step)])}
+
     return {"model": arch, "args": args, "size": size, "batch": feed.batch_size,
             "backend": backend, "device": str(rt.device), "precision": rt.precision,
             "channels_last": rt.channels_last, "workers": feed.num_workers, "steps": steps,
             "pipeline_images_per_s": round(pipeline_ips, 1),
             "bare_images_per_s": round(bare_ips, 1),
             "ratio": round(pipeline_ips / bare_ips, 3),
-            "ops_per_step": ops, "bare_ops_per_step": bare_ops}
-
-
-def dispatched_ops(fn) -> int:
-    """How many tensor operations `fn` dispatches: each is a kernel launch on a GPU, or host-side
-    work such as a view. When a GPU step is short, the host issuing them is the limit, so the
-    pipeline's count beside the bare step's says what its extras cost there, on any device."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Count(TorchDispatchMode):
-        n = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Count.n += 1
-            return func(*args, **(kwargs or {}))
-
-    with Count():
-        fn()
-    return Count.n
+            "ops_per_step": ops, "bare_ops_per_step": bare_ops,
+            "pipeline_side": side(stepper), "bare_side": side(bare)}
 
 
 def bench_augment(cache: Path, size: int, batch: int, device: str, aug) -> dict:
     """The device backend's augmentation alone (gather + affine + jitter), images/s."""
     import torch
 
-    from .data.batch_aug import BatchAugment
-    from .data.feed import Images
+    from imgcomp.data.batch_aug import BatchAugment
+    from imgcomp.data.feed import Images
 
     dev = torch.device("cuda" if device == "cuda" else "cpu")
     images = Images(Path(cache), dev)
@@ -272,14 +274,9 @@ def bench_augment(cache: Path, size: int, batch: int, device: str, aug) -> dict:
     return {"size": size, "batch": batch, "images_per_s": round(best, 1)}
 
 
-def food11_augment():
-    """food-11's `augment` as params.yaml states it (the recipe a user runs)."""
-    return repo_params().augment["food11"]
-
-
 def cache_at(tmp: Path, size: int) -> Path:
     """The loader bench's photos, cached at `size`'s cache side (made once per side)."""
-    from .data.cache import build_cache
+    from imgcomp.data.cache import build_cache
 
     side = cache_side(size)
     out = tmp / f"cache{side}.npy"
@@ -289,20 +286,24 @@ def cache_at(tmp: Path, size: int) -> Path:
 
 
 def bench_draft(tmp: Path, size: int) -> dict:
-    from .data.cache import decode
+    from imgcomp.data.cache import decode
 
     paths = synthetic_jpegs(tmp / "fundus", n(24), (2124, 2056), seed=1, fundus=True)
     side = cache_side(size)
-    out = {True: 0.0, False: 0.0}
+    out, pixels = {True: 0.0, False: 0.0}, {}
     for _ in range(3):  # alternate, keep each one's best
         for draft in (True, False):
             start = time.perf_counter()
-            for p in paths:
-                decode(p, side, 3, draft=draft)
+            pixels[draft] = [decode(p, side, 3, draft=draft) for p in paths]
             out[draft] = max(out[draft], len(paths) / (time.perf_counter() - start))
+    # The two sides decode the same photos to the same cache rows: draft mode's pixels beside
+    # the full decode's, mean absolute difference in uint8 levels (what the speed costs).
+    diff = np.mean([np.abs(a.astype(np.int16) - b).mean()
+                    for a, b in zip(pixels[True], pixels[False])])
     return {"photos": len(paths), "photo": f"2124x2056 JPEG, {mean_kb(paths)} KB", "cache_side": side,
             "draft_images_per_s": round(out[True], 2), "full_images_per_s": round(out[False], 2),
-            "ratio": round(out[True] / out[False], 2)}
+            "ratio": round(out[True] / out[False], 2),
+            "draft_vs_full_mean_abs_levels": round(float(diff), 3)}
 
 
 def _peak_memory_sampler(stop: threading.Event, peak: dict) -> None:
@@ -344,7 +345,7 @@ def bench_memory(tmp: Path, size: int, device: str) -> dict:
             arr[s:s + 1000] = rng.integers(0, 255, (min(1000, len(arr) - s), size, size, 3), dtype=np.uint8)
         arr.flush()
         del arr
-        proc = subprocess.run([sys.executable, "-m", "imgcomp.bench", "--child-train", str(path),
+        proc = subprocess.run([sys.executable, __file__, "--child-train", str(path),
                                "--device", device], capture_output=True, text=True)
         if proc.returncode != 0:  # the child's own error, not only its exit status
             raise SystemExit(f"bench: the memory row's training child failed:\n{proc.stderr[-3000:]}")
@@ -360,8 +361,8 @@ def bench_memory(tmp: Path, size: int, device: str) -> dict:
 
 def project_root(given: str | None = None) -> Path:
     """The checkout whose dvc.yaml, src/ and .dvc/config the footprint row runs: `--project`,
-    else the working directory when it is one, else the checkout of an editable install."""
-    candidates = [Path(given)] if given else [Path.cwd(), Path(__file__).resolve().parents[2]]
+    else the working directory when it is one, else the checkout this script is in."""
+    candidates = [Path(given)] if given else [Path.cwd(), REPO]
     for root in candidates:
         if (root / "dvc.yaml").is_file() and (root / "src/imgcomp").is_dir():
             return root
@@ -391,13 +392,38 @@ def disk_bytes(*paths: Path, exclude: set = frozenset()) -> int:
     return sum(size for key, size in _files(*paths).items() if key not in exclude)
 
 
+def food11_photos(tmp: Path) -> list[Path]:
+    """The food-11-shaped zips' photo-sized JPEGs, made once per run; 66 at least, so that every
+    class is in both folds of the footprint's full run."""
+    folder = tmp / "food11-photos"
+    paths = sorted(folder.glob("*.jpg"))
+    return paths or sorted(synthetic_jpegs(folder, max(n(1400), 66), (512, 384), seed=3,
+                                           noise=12))
+
+
+def food11_zip(archive: Path, photos: list[Path], images: int) -> int:
+    """A food-11-shaped zip at `archive`: about `images` entries (the photos in turn), train,
+    valid and test 10:2:2, labelled photos named <label 0-10>_<n>.jpg as food-11 names them.
+    Returns how many it holds."""
+    import zipfile
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:  # JPEGs do not deflate
+        per, k = max(1, images // 14), 0
+        for split, count in (("train", 10 * per), ("valid", 2 * per), ("test", 2 * per)):
+            for j in range(count):
+                name = f"{j % 11}_{j}.jpg" if split != "test" else f"{j:04d}.jpg"
+                z.write(photos[k % len(photos)], f"food11/{split}/{name}")
+                k += 1
+    return k
+
+
 def bench_footprint(tmp: Path, repo: Path) -> dict:
     """Disk a competition's data costs after `dvc repro prepare`, in a DVC project with this
     repository's dvc.yaml, params.yaml and .dvc/config, on a generated food-11-shaped zip of
     photo-sized JPEGs: (raw + workspace outputs + DVC cache) / the archive."""
     import configparser
     import shutil
-    import zipfile
 
     import yaml
 
@@ -417,17 +443,9 @@ def bench_footprint(tmp: Path, repo: Path) -> dict:
     config.read(repo / ".dvc/config")  # the cache links the project sets
     subprocess.run([*dvc, "config", "cache.type", config["cache"]["type"]], cwd=project,
                    env=env, check=True)
-    photos = synthetic_jpegs(tmp / "footprint-photos", max(n(1400), 66), (512, 384), seed=3,
-                             noise=12)  # 66 at least: every class in both folds of the full run
+    photos = food11_photos(tmp)
     archive = project / "data/raw/food11/food11.zip"
-    archive.parent.mkdir(parents=True)
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:  # JPEGs do not deflate
-        per, k = max(1, len(photos) // 14), 0
-        for split, count in (("train", 10 * per), ("valid", 2 * per), ("test", 2 * per)):
-            for j in range(count):
-                name = f"{j % 11}_{j}.jpg" if split != "test" else f"{j:04d}.jpg"
-                z.write(photos[k % len(photos)], f"food11/{split}/{name}")
-                k += 1
+    k = food11_zip(archive, photos, len(photos))
     cache_before = disk_bytes(project / ".dvc/cache")
     subprocess.run([*dvc, "repro", "-q", "prepare"], cwd=project, env=env, check=True,
                    capture_output=True)
@@ -479,27 +497,36 @@ def bench_footprint(tmp: Path, repo: Path) -> dict:
             "full_run_added_over_models": round((full - together) / models, 2)}
 
 
-def svm_anchor(raw: Path) -> tuple[float, dict]:
-    """The classical anchor: an RBF SVM on the 64 raw pixels, C and gamma grid-searched by 5-fold
-    CV on digits' train split, scored on its held-out test split. (accuracy, best params)."""
-    import pandas as pd
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.svm import SVC
-
-    digits = load_digits()
-    x = digits.data / 16.0
-    train = pd.read_csv(raw / "train.csv")
-    test = pd.read_csv(raw / "solution.csv")
-    grid = GridSearchCV(SVC(kernel="rbf"), {"C": [0.3, 1, 3, 10, 30, 100],
-                                            "gamma": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}, cv=5)
-    grid.fit(x[train["id"]], train["label"])
-    return float((grid.predict(x[test["id"]]) == test["label"]).mean()), grid.best_params_
+def bench_run_shape(tmp: Path, device: str) -> dict:
+    """Where a whole run's time goes: `dvc repro -f` in a scratch copy of this checkout
+    (benchmarks/run_shape.py), its wall time beside the seconds inside training's epoch loops.
+    On a CPU the default digits pipeline, params.yaml as it is; on a GPU the same pipeline on a
+    generated food-11-shaped zip at 128 px with resnet18 (batch 256), params.yaml's folds and
+    epochs. The costs outside the epoch loops are summed per stage over its items."""
+    raw, images = None, None
+    overrides: dict = {"train.device": device}
+    if device == "cuda":
+        raw = tmp / "run-shape-raw"
+        images = food11_zip(raw / "food11.zip", food11_photos(tmp), n(13200))
+        overrides.update({"competition": "food11", "image_size": 128,
+                          "train.models": ["resnet18"], "train.batch_size": 256})
+    shape = run_shape.measure(overrides, raw)  # its stages run this interpreter's imgcomp
+    by_stage: dict[str, float] = {"(dvc, before any stage)": shape["before_first_stage_s"]}
+    items: dict[str, int] = {}
+    for name, seconds in shape["outside_epochs_s"].items():
+        stage = name.partition("@")[0]
+        by_stage[stage] = by_stage.get(stage, 0.0) + seconds
+        items[stage] = items.get(stage, 0) + 1
+    ranked = sorted(by_stage.items(), key=lambda kv: -kv[1])
+    return {"competition": overrides.get("competition", repo_params().competition),
+            "overrides": overrides, "images": images, **shape,
+            "outside_epochs_by_stage": [{"stage": k, "seconds": round(v, 1),
+                                         "items": items.get(k, 0)} for k, v in ranked]}
 
 
 def bench_accuracy() -> dict | None:
     """Digits: our held-out test accuracy (metrics/leaderboard.json) beside the SVM anchor."""
-    from .pipeline import stage_path
+    from imgcomp.pipeline import stage_path
 
     raw = stage_path("fetch", "raw", "digits")
     lb_path = stage_path("submit", "leaderboard", "digits")
@@ -518,7 +545,7 @@ def bench_accuracy() -> dict | None:
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    ap = argparse.ArgumentParser(prog="python -m imgcomp.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--out", default="metrics/bench.json")
     ap.add_argument("--only", default=",".join(SECTIONS),
@@ -543,11 +570,13 @@ def main(argv: list[str] | None = None) -> None:
     else:  # the CPU goal: a small model
         models = [dict(arch="resnet", args={"depth": 18, "width": 16}, size=64, batch=64,
                        steps=max(5, int(20 * min(SCALE, 1))), precision="fp32")]
+    for m in models:  # a smoke run (scale < 1) steps on smaller batches; the models stay
+        m["batch"] = min(m["batch"], n(m["batch"]))
     aug = food11_augment()
     results = {"device": device, "cpus": os.cpu_count(), "scale": SCALE,
                "augment": aug.model_dump(mode="json")}
     out = Path(args.out)
-    from .fileio import write_json
+    from imgcomp.fileio import write_json
 
     def done(section: str) -> None:
         """Each section is printed and saved as it lands: a run cut short keeps what it measured."""
@@ -592,13 +621,16 @@ def main(argv: list[str] | None = None) -> None:
         if "footprint" in only:
             results["footprint"] = bench_footprint(tmp, repo)
             done("footprint")
+        if "run_shape" in only:
+            results["run_shape"] = bench_run_shape(tmp, device)
+            done("run_shape")
     if "accuracy" in only:
         results["accuracy"] = bench_accuracy()
         done("accuracy")
     print(f"\nwritten: {out}")
 
 
-SECTIONS = ("loader", "train", "draft", "memory", "footprint", "accuracy")
+SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -630,6 +662,8 @@ def print_table(r: dict, section: str) -> None:
         dr = r["draft"]
         row("prepare images/s, 2124px JPEG: draft vs full", dr["draft_images_per_s"],
             dr["full_images_per_s"], dr["ratio"], ">= 4")
+        row("  draft vs full pixels, mean |difference| in levels",
+            ratio=dr["draft_vs_full_mean_abs_levels"])
     elif section == "memory":
         me = r["memory"]
         for m in me["rows"]:
@@ -648,6 +682,13 @@ def print_table(r: dict, section: str) -> None:
         row("disk a full run adds / its models' size (resnet18, 1 fold)",
             fp["full_run_added_mb"], fp["models_mb"], fp["full_run_added_over_models"],
             "~1 (models once)")
+    elif section == "run_shape":
+        rs = r["run_shape"]
+        row(f"run shape, {rs['competition']}: epoch-loop s vs wall s",
+            rs["epoch_loop_s"], rs["wall_s"], rs["epoch_share"], ">= 0.8")
+        for cost in rs["outside_epochs_by_stage"][:5]:
+            items = f" ({cost['items']} items)" if cost["items"] > 1 else ""
+            row(f"  outside epochs: {cost['stage']}{items}", cost["seconds"])
     elif section == "accuracy" and r["accuracy"]:
         acc = r["accuracy"]
         ours = acc["pipeline_test_accuracy"]

@@ -1,0 +1,189 @@
+"""`python -m imgcomp infer --package DIR (--raw DIR | --images DIR) --out CSV`: a package on
+new images, with no params.yaml, DVC or prepared data. An application, like `__main__`: it sits
+on the inference layer and the competition engine, and imports no stage and no training code.
+
+`--raw`: the competition's test data exactly as the organisers ship it (the folder that
+`data/raw/<competition>/` is: its archives, Kaggle's zip, or the files unpacked as a notebook
+mounts them), listed through the competition's block recorded in the package and decoded by
+the cache code `prepare` uses; the result is the competition's submission, validated against
+those test ids. On the run's own raw data and the same machine it is byte-identical to the
+run's submission. `--images`: any folder of images; the CSV is `file,pred,p_<class>...` (file
+relative to the folder, the predicted class's name, the ensemble's probability of each class).
+
+Each (model, fold) is rebuilt from its safetensors file (checked against the sha256 in
+package.json; a file that is not safetensors is refused in one line, nothing of it run) and
+predicts in batches with the package's TTA views and predict's recorded settings (batch size,
+precision); folds are averaged and models combined as `ensemble` combined them, through the
+same probability files (8 decimals) the pipeline passes between its stages.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .inference.cards import PackageItem, PackageSpec, load_spec
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image under `folder` (desktop junk left out), in natural order of the path."""
+    from .archives import not_data
+    from .competitions.tree import IMAGE_SUFFIXES, natural_key
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder of images")
+    paths = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+             and not not_data(str(p.relative_to(folder)))]
+    if not paths:
+        raise UserError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return sorted(paths, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[str], list[Path]]:
+    """The competition's test ids and image files, in submission order, from its raw folder
+    (zipped or unpacked): extracted under `work` and listed by the competition's block exactly
+    as `prepare` lists them."""
+    from .archives import verify
+    from .competitions.block import FilesFetch
+    from .competitions.engine import from_block
+    from .competitions.layout import test_only
+
+    comp = from_block(spec.competition, spec.competition_block)
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise UserError(f"{raw_dir}: not a folder; --raw is the folder holding {comp.name}'s "
+                        "data as the organisers ship it (what data/raw/<competition>/ holds)")
+    fetch = comp.block.fetch
+    for arch in fetch.archives if isinstance(fetch, FilesFetch) else []:
+        if (raw_dir / arch.name).is_file():
+            verify(raw_dir / arch.name, arch.sha256)
+    tree, _ = comp.extract(raw_dir, Path(work) / "files", int(spec.max_extract_gb * 1e9))
+    test = test_only(comp.block, tree, comp.name)
+    return test["id"].tolist(), [tree.real(p) for p in test["path"]]
+
+
+def stored(probs: np.ndarray, classes: list[str], work: Path) -> np.ndarray:
+    """`probs` as the pipeline's stages hand them on: written and read back as a probability
+    file, so every sum and argmax after this sees the pipeline's numbers."""
+    from .inference.probfiles import read_probs, write_probs
+
+    path = Path(work) / "probs.csv"
+    write_probs(path, [str(i) for i in range(len(probs))], probs, classes)
+    return read_probs(path)[1]
+
+
+def infer(package: Path, out_csv: Path, raw: Path | None = None, images: Path | None = None,
+          device: str = "auto", batch_size: int | None = None) -> Path:
+    if (raw is None) == (images is None):
+        raise UserError("infer: give exactly one of --raw (the competition's test data) and "
+                        "--images (any folder of images)")
+    spec = load_spec(package)
+    with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
+        work = Path(tmp)
+        if raw is not None:
+            ids, paths = raw_test_images(spec, raw, work)
+        else:
+            paths = image_files(images)
+            ids = [p.relative_to(images).as_posix() for p in paths]
+        probs, where = ensemble_probs(spec, Path(package), paths, work, device, batch_size)
+    what = (_submission(spec, ids, probs, Path(out_csv)) + f" from {raw}" if raw is not None
+            else _probabilities(spec, ids, probs, Path(out_csv)) + f" from {images}")
+    print(f"infer: {out_csv} written: {what} ({len(spec.items)} model(s) x fold(s) on {where})")
+    return Path(out_csv)
+
+
+def _submission(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path) -> str:
+    from . import submission
+    from .formats import Format
+
+    fmt = Format.from_json(spec.submission)
+    text = submission.build(fmt, ids, probs, spec.classes, spec.post)
+    submission.write(fmt, text, ids, spec.classes, out)
+    return f"{spec.competition} submission, validated: {len(ids)} test ids"
+
+
+def _probabilities(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path) -> str:
+    import pandas as pd
+
+    from .fileio import write_csv
+
+    frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in spec.classes])
+    frame.insert(0, "pred", np.asarray(spec.classes, dtype=object)[probs.argmax(axis=1)])
+    frame.insert(0, "file", ids)
+    write_csv(out, frame, float_format="%.8f", lineterminator="\n")
+    return f"{len(ids)} images: file, pred, p_<class> x {len(spec.classes)}"
+
+
+def _runtime(spec: PackageSpec, device: str):
+    import torch
+
+    from .inference.runtime import make_runtime
+
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise UserError("infer: --device cuda, but no CUDA device is visible here")
+    use_cuda = device == "cuda" or (device == "auto" and available)
+    run = spec.predict  # predict's settings: the same kernels, precision and layout
+    return make_runtime(torch.device("cuda" if use_cuda else "cpu"), run.precision,
+                        run.channels_last, run.deterministic)
+
+
+def ensemble_probs(spec: PackageSpec, package: Path, paths: list[Path], work: Path, device: str,
+                   batch_size: int | None) -> tuple[np.ndarray, str]:
+    """(N, C) ensemble probabilities of the images `paths`, and the device they ran on."""
+    from .data.batch_aug import DevicePrep
+    from .data.cache import build_cache
+    from .data.feed import Images
+    from .inference.ensemble import combine
+    from .inference.probs import predict_probs, rebuild
+
+    batch_size = batch_size or spec.predict.batch_size
+    if batch_size < 1:
+        raise UserError(f"infer: --batch-size must be at least 1, got {batch_size}")
+    rt = _runtime(spec, device)
+    models = [load_item(package, item) for item in spec.items]  # all refused ones first
+    cache = work / "test-images.npy"
+    ok, errors = build_cache(paths, cache, spec.cache_side, spec.channels,
+                             progress=sys.stderr.isatty())
+    if not ok.all():
+        raise UserError(f"infer: {int((~ok).sum())} image(s) cannot be read, and every one must "
+                        f"be predicted: {'; '.join(errors[:5])}")
+    images = Images(cache, rt.device, share=0)
+    rows = np.arange(len(paths))
+    per_model: dict[str, list[np.ndarray]] = {}
+    for item, state in zip(spec.items, models):
+        card = item.card
+        net, _ = rebuild(card, state, rt, str(Path(package) / item.file))
+        prep = DevicePrep(rt.device, card.mean, card.std, card.image_size, rt.channels_last,
+                          card.interpolation)
+        probs = predict_probs(net, images, rows, prep, rt, spec.tta, batch_size,
+                              f"infer {card.model} fold {card.fold}")
+        per_model.setdefault(card.model, []).append(stored(probs, spec.classes, work))
+    names = list(per_model)
+    stack = np.stack([np.mean(per_model[m], axis=0) for m in names])
+    weights = np.array([spec.ensemble.weights[m] for m in names])
+    probs = stored(combine(stack, weights, spec.ensemble.method), spec.classes, work)
+    return probs, f"{rt.device.type} {rt.precision}"
+
+
+def load_item(package: Path, item: PackageItem) -> dict:
+    """One (model, fold)'s weights, from its safetensors file: data, never code."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .archives import sha256sum
+
+    file = Path(package) / item.file
+    if not file.is_file() or sha256sum(file) != item.sha256:
+        raise UserError(f"{file}: missing or not the file package.json names (sha256 differs); "
+                        "copy the package whole")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{file}: refused: not a safetensors file ({str(e)[:120]}); package "
+                        "items are weights only, and nothing in this one was run") from None

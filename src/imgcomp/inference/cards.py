@@ -1,0 +1,131 @@
+"""The one typed definition of what a trained model and a package hold.
+
+A `ModelCard` is everything that rebuilds and feeds one trained (model, fold): architecture and
+args, input size, channels and normalisation, classes, its validation score, and the resolved
+config that trained it. `train` writes it into the checkpoint's metadata; `predict`, `package`
+and `infer` read it back through here. A `PackageSpec` is `package.json`: the competition, its
+submission format and post-processing, TTA, the ensemble, predict's settings, and one
+`PackageItem` (a file, its sha256, its card) per model and fold. A file of another layout
+(an older imgcomp's, a hand-written one missing a key) is refused in one line naming what is
+wrong, before anything else of it is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError
+
+CARD_VERSION = 1
+PACKAGE_FORMAT = 4
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelCard(_Strict):
+    card: Literal[1] = Field(description="this layout's version")
+    model: str
+    fold: int
+    arch: str
+    args: dict[str, Any]
+    num_classes: int
+    in_chans: int
+    image_size: int
+    mean: list[float]
+    std: list[float]
+    interpolation: Literal["bilinear", "bicubic"]
+    classes: list[str]
+    metric: str
+    score: float | None  # None: NaN (an AUC of a one-class fold)
+    best_epoch: int
+    epochs_run: int
+    config: dict[str, Any] = Field(description="the resolved run that trained it")
+    history: list[dict[str, Any]] = Field(description="one row per epoch, as logged")
+
+
+class Ensemble(_Strict):
+    method: Literal["mean", "weighted", "rank"]
+    weights: dict[str, float]
+
+
+class PredictSettings(_Strict):
+    batch_size: int
+    precision: Literal["auto", "bf16", "fp16", "fp32"]
+    channels_last: bool
+    deterministic: bool
+
+
+class PackageItem(_Strict):
+    file: str
+    sha256: str
+    card: ModelCard
+
+
+class PackageSpec(_Strict):
+    format: Literal[4]
+    imgcomp: str
+    competition: str
+    competition_block: dict[str, Any]
+    submission: dict[str, Any]  # formats.Format, as prepare resolved it
+    post: dict[str, Any] | None  # metrics.fit_post's, fitted on the run's OOF
+    classes: list[str]
+    channels: int
+    image_size: int
+    cache_side: int
+    max_extract_gb: float
+    tta: list[str]
+    ensemble: Ensemble
+    predict: PredictSettings
+    cv: dict[str, float | None]
+    items: list[PackageItem] = Field(min_length=1)
+
+
+def _why(err: ValidationError) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"])
+    return f"{where}: {e['msg']}" if where else e["msg"]
+
+
+def card_from_json(text: str, where: str) -> ModelCard:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: its model card is not JSON ({e})") from None
+    if not isinstance(raw, dict) or raw.get("card") != CARD_VERSION:
+        raise UserError(f"{where}: made by another imgcomp (model card "
+                        f"{raw.get('card') if isinstance(raw, dict) else None}, this one reads "
+                        f"{CARD_VERSION}); retrain it (`dvc repro`)")
+    try:
+        return ModelCard.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"{where}: not an imgcomp model card ({_why(e)}); retrain it") from None
+
+
+def load_spec(package: Path) -> PackageSpec:
+    path = Path(package) / "package.json"
+    if not path.is_file():
+        raise UserError(f"{package}: no package.json; make one with `make package`")
+    try:
+        raw = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not readable JSON ({e}); copy the package whole") from None
+    got = raw.get("format") if isinstance(raw, dict) else None
+    if got != PACKAGE_FORMAT:
+        raise UserError(f"{path}: package format {got}, this imgcomp reads {PACKAGE_FORMAT}; use "
+                        f"the imgcomp version that made it "
+                        f"({raw.get('imgcomp') if isinstance(raw, dict) else None})")
+    try:
+        return PackageSpec.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"{path}: not an imgcomp package ({_why(e)}); copy the package whole "
+                        "or make it again") from None
+
+
+def write_spec(spec: PackageSpec, folder: Path) -> None:
+    (Path(folder) / "package.json").write_text(spec.model_dump_json(indent=1) + "\n")

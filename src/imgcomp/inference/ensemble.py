@@ -1,0 +1,20 @@
+"""Combining models' probabilities: what `ensemble` fits and `infer` repeats."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rank_normalise(p: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return np.column_stack([(rankdata(c) - 1) / max(len(c) - 1, 1) for c in p.T])
+
+
+def combine(stack: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
+    """stack: (models, N, C) probabilities -> (N, C)."""
+    if method == "rank":
+        stack = np.stack([rank_normalise(p) for p in stack])
+        out = np.tensordot(weights, stack, axes=1)
+        return out / out.sum(axis=1, keepdims=True).clip(1e-12)
+    return np.tensordot(weights, stack, axes=1)

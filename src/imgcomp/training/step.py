@@ -1,0 +1,204 @@
+"""One optimisation step on a device batch: mixup/cutmix, random erasing, AMP, clipping, the
+schedule, EMA; its losses; and the epoch's loss kept on the device. `fit` and `make bench`
+share the Stepper, so the benchmark times the real step."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.batch_aug import random_erase
+from ..data.feed import generator, stream_seed
+from ..errors import UserError
+from ..inference.runtime import Runtime
+from ..params import Train
+from .mixup import Mixup, SoftTargetCE
+from .optim import make_optimizer, make_scheduler
+
+
+class WeightedSoftTargetCE(nn.Module):
+    """Cross-entropy on soft (mixed, smoothed) targets with per-class weights, normalised as
+    torch's weighted `CrossEntropyLoss` is: sum of weighted losses / sum of the rows' weights."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", weight)
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = target * self.weight  # (n, k): each row's weight spread over its target classes
+        return -(w * F.log_softmax(x.float(), dim=-1)).sum() / w.sum()
+
+
+def combined_loss(out, target, loss_fn) -> torch.Tensor:
+    if isinstance(out, tuple):  # GoogLeNet's auxiliary heads in training
+        main, *aux = out
+        return loss_fn(main, target) + 0.3 * sum(loss_fn(a, target) for a in aux)
+    return loss_fn(out, target)
+
+
+class EpochLoss:
+    """Each step's loss, kept on the device and read once at the epoch's end: the epoch's mean,
+    and the first non-finite one. Reading the loss on the host every step would make the CPU wait
+    for the GPU every step; the steps after a divergence are wasted, but no checkpoint is
+    written from them."""
+
+    def __init__(self):
+        self.values: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+
+    def add(self, loss: torch.Tensor, size: int) -> None:
+        self.values.append(loss.detach())
+        self.sizes.append(size)
+
+    @property
+    def images(self) -> int:
+        """Images stepped on so far this epoch (this rank's)."""
+        return sum(self.sizes)
+
+    def read(self) -> tuple[float, tuple[float, int] | None]:
+        """(mean loss over the images, (value, step) of the first non-finite loss or None)."""
+        values = torch.stack(self.values).double().cpu().numpy()
+        bad = np.flatnonzero(~np.isfinite(values))
+        sizes = np.asarray(self.sizes, dtype=np.float64)
+        mean = float((values * sizes).sum() / sizes.sum())
+        return mean, (float(values[bad[0]]), int(bad[0])) if len(bad) else None
+
+
+class Ema(nn.Module):
+    """An exponential moving average of a model's floating state (parameters and buffers such
+    as BatchNorm's running statistics; integer buffers are copied): timm's `ModelEmaV3`
+    update, with the same decay rule and state-dict keys, whose tensor lists are made once. timm's
+    walks both models' `state_dict()` every step: about 260 tensor ops on the host for a ResNet-18,
+    where a small model's GPU step is limited by the host. Here an update is two ops."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__()
+        self.module = copy.deepcopy(model).eval()
+        self.decay = decay
+        pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
+        floats = [(e, m) for e, m in pairs if e.is_floating_point()]
+        others = [(e, m) for e, m in pairs if not e.is_floating_point()]
+        self._lerp = ([e for e, _ in floats], [m for _, m in floats])
+        self._copy = ([e for e, _ in others], [m for _, m in others])
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        decay = self.decay if step > 1 else 0.0  # timm: a copy for the first two steps
+        if self._lerp[0]:
+            torch._foreach_lerp_(*self._lerp, weight=1.0 - decay)
+        if self._copy[0]:
+            torch._foreach_copy_(*self._copy)
+
+
+def head_parameters(model: nn.Module) -> set[int]:
+    """ids of the classifier head's parameters: timm's `get_classifier()`, else the last
+    Linear layer (the custom CNNs end in one)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise UserError(f"train.freeze_epochs: {type(model).__name__} has no classifier head "
+                            "(no get_classifier() and no Linear layer) to train alone; set 0")
+        head = linears[-1]
+    return {id(p) for p in head.parameters()}
+
+
+class Stepper:
+    """One optimisation step on a device batch: mixup/cutmix, random erasing, AMP, clipping,
+    scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
+
+    def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
+                 steps_per_epoch: int, class_weight: np.ndarray | None = None):
+        self.cfg, self.model, self.rt = cfg, model, rt
+        model.to(rt.device)
+        if rt.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.opt = make_optimizer(cfg, model)
+        self.head = head_parameters(model) if cfg.freeze_epochs else set()
+        self.frozen = False
+        self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+        self.ema = Ema(model, cfg.ema) if cfg.ema else None
+        mixing = cfg.mixup > 0 or cfg.cutmix > 0
+        self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
+                           label_smoothing=cfg.label_smoothing,
+                           num_classes=num_classes) if mixing else None
+        weight = (None if class_weight is None
+                  else torch.as_tensor(class_weight, dtype=torch.float32, device=rt.device))
+        if mixing:  # targets arrive soft (mixed and smoothed)
+            self.loss_fn = SoftTargetCE() if weight is None else WeightedSoftTargetCE(weight)
+        else:
+            self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.gen = generator(rt.device, 0)  # random erasing's noise, on the device
+        self.rng = np.random.default_rng(0)  # its boxes, on the host
+        self.start_epoch(cfg.seed)
+        self.wrap()
+
+    def wrap(self) -> None:
+        """The network the steps run: DDP (whose gradient sync covers the parameters that train
+        when it is made) and torch.compile around the model."""
+        net = self.model
+        if self.rt.world > 1:
+            net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.rt.device.index] if self.rt.device.type == "cuda"
+                else None)
+        self.net = torch.compile(net) if self.cfg.compile else net
+
+    def freeze_body(self, frozen: bool) -> None:
+        """train.freeze_epochs: all but the classifier head stop training (no gradients, so no
+        optimizer step or weight decay either) while `frozen`; DDP is remade on each change."""
+        if frozen == self.frozen:
+            return
+        for p in self.model.parameters():
+            if id(p) not in self.head:
+                p.requires_grad_(not frozen)
+        self.frozen = frozen
+        if self.rt.world > 1:
+            self.wrap()
+
+    def start_epoch(self, seed: int) -> None:
+        """Seed this rank's random erasing (boxes and noise) for the epoch."""
+        s = stream_seed(seed, self.rt.rank) + 1
+        self.gen.manual_seed(s)
+        self.rng = np.random.default_rng(s)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        if self.cfg.erasing:
+            x = random_erase(x, self.cfg.erasing, self.rng, self.gen)
+        with self.rt.autocast():
+            return combined_loss(self.net(x), y, self.loss_fn)
+
+    def update(self, loss: torch.Tensor, global_step: int) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update(global_step)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
