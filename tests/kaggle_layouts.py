@@ -268,6 +268,88 @@ def uid_ids(raw: Path, zipped: bool = True, n_train: int = 24, n_test: int = 8) 
     return Built(ship(raw, "uid-competition", m, zipped), "accuracy", answers, ["0", "1"])
 
 
+def tag_image(on: list[int], seed: int, size: int = 24) -> bytes:
+    """An image whose tags show: tag j of 0..2 lights colour channel j, tag 3 a bright top."""
+    rng = np.random.default_rng(seed)
+    base = np.full(3, 40.0)
+    for j in on:
+        if j < 3:
+            base[j] = 210.0
+    arr = base[None, None] + rng.normal(0, 10, (size, size, 3))
+    if 3 in on:
+        arr[: size // 2] += 60
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+PATHOLOGY_2021 = ["rust", "scab", "frog_eye_leaf_spot", "complex"]  # (healthy: none of them)
+
+
+def plant_pathology_2021(raw: Path, zipped: bool = True, n_train: int = 60,
+                         n_test: int = 12) -> Built:
+    """plant-pathology-2021-fgvc8: train.csv `image,labels` with space-separated disease tags
+    (`scab frog_eye_leaf_spot`, or `healthy`), train_images/, test_images/, a sample
+    `image,labels` of `healthy`; F1 (macro here). Answers: each test image's tags, joined."""
+    rng = np.random.default_rng(21)
+    m, rows, answers = {}, [], {}
+
+    def draw():
+        on = sorted({int(j) for j in rng.integers(0, 4, rng.integers(0, 3))})
+        return on, " ".join(PATHOLOGY_2021[j] for j in on) or "healthy"
+
+    for k in range(n_train):
+        on, text = draw()
+        name = f"{hexid('pp21', k)[:16]}.jpg"
+        m[f"train_images/{name}"] = tag_image(on, k)
+        rows.append((name, text))
+    for k in range(n_test):
+        on, text = draw()
+        name = f"{hexid('pp21t', k)[:16]}.jpg"
+        m[f"test_images/{name}"] = tag_image(on, 500 + k)
+        answers[name] = text
+    m["train.csv"] = csv_bytes(pd.DataFrame(rows, columns=["image", "labels"]))
+    m["sample_submission.csv"] = csv_bytes(pd.DataFrame({"image": list(answers),
+                                                         "labels": "healthy"}))
+    return Built(ship(raw, "plant-pathology-2021-fgvc8", m, zipped), "f1_macro", answers,
+                 ["healthy", *PATHOLOGY_2021])
+
+
+RANZCR = ["ETT - Abnormal", "ETT - Normal", "CVC - Borderline", "Swan Ganz Catheter Present"]
+
+
+def ranzcr(raw: Path, zipped: bool = True, n_train: int = 60, n_test: int = 12) -> Built:
+    """ranzcr-clip-catheter-line-classification: train.csv StudyInstanceUID + one 0/1 column per
+    target (names with spaces and hyphens; a row may have several 1s, or none) + PatientID
+    (several studies per patient), train/<uid>.jpg, test/, a sample of the target columns at 0;
+    mean column-wise AUC. Answers: each test image's targets, joined by '|'."""
+    rng = np.random.default_rng(7)
+
+    def uid(k):
+        return f"1.2.826.0.1.3680043.8.498.{20_000 + k}"
+
+    m, rows, answers = {}, [], {}
+    for k in range(n_train):
+        on = sorted({int(j) for j in rng.integers(0, 4, rng.integers(0, 3))})
+        m[f"train/{uid(k)}.jpg"] = tag_image(on, k)
+        rows.append((uid(k), *[int(j in on) for j in range(4)], f"ec{k % 12:03d}"))
+    for k in range(n_test):
+        on = sorted({int(j) for j in rng.integers(0, 4, rng.integers(1, 3))})
+        m[f"test/{uid(900 + k)}.jpg"] = tag_image(on, 900 + k)
+        answers[uid(900 + k)] = "|".join(RANZCR[j] for j in on)
+    m["train.csv"] = csv_bytes(pd.DataFrame(rows, columns=["StudyInstanceUID", *RANZCR,
+                                                           "PatientID"]))
+    # as the real download: per-line annotations of some images, several rows per image
+    m["train_annotations.csv"] = csv_bytes(pd.DataFrame(
+        [(uid(k), RANZCR[k % 4], "[[1, 2], [3, 4]]") for k in range(0, n_train, 3)] * 2,
+        columns=["StudyInstanceUID", "label", "data"]))
+    m["sample_submission.csv"] = csv_bytes(pd.DataFrame(
+        {"StudyInstanceUID": list(answers), **{c: 0 for c in RANZCR}}))
+    return Built(ship(raw, "ranzcr-clip-catheter-line-classification", m, zipped), "roc_auc",
+                 answers, RANZCR)
+
+
+MULTILABEL = ("plant-pathology-2021-fgvc8", "ranzcr-clip-catheter-line-classification")
 LAYOUTS = {"dog-breed-identification": dog_breed,
            "plant-seedlings-classification": plant_seedlings,
            "plant-pathology-2020-fgvc7": plant_pathology_2020,
@@ -276,7 +358,9 @@ LAYOUTS = {"dog-breed-identification": dog_breed,
            "aptos2019-blindness-detection": aptos,
            "humpback-whale-identification": humpback,
            "state-farm-distracted-driver-detection": state_farm,
-           "uid-competition": uid_ids}
+           "uid-competition": uid_ids,
+           "plant-pathology-2021-fgvc8": plant_pathology_2021,
+           "ranzcr-clip-catheter-line-classification": ranzcr}
 
 
 def with_block(root: Path, slug: str, zipped: bool = True, sets: list[str] | None = None,

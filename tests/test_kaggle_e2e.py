@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from helpers import REPO, TINY, env_for, imgcomp, make_project, merge, ran_stages, run
-from kaggle_layouts import LAYOUTS, with_block
+from kaggle_layouts import LAYOUTS, PATHOLOGY_2021, RANZCR, with_block
 
 from imgcomp import pipeline
 
@@ -27,9 +27,7 @@ def run_stages(root, params) -> None:
     c = params["competition"]
     for stage in pipeline.STAGES:
         d = pipeline.declaration(stage)
-        items = [{}] if "matrix" not in d else [
-            {"model": m, "fold": str(f)} for m in params["train"]["models"]
-            for f in params["folds"]["run"]]
+        items = [{}] if "matrix" not in d else [{"model": m} for m in params["train"]["models"]]
         for item in items:
             cmd = d["cmd"].replace("${competition}", c)
             for k, v in item.items():
@@ -41,6 +39,8 @@ def score(built, sample: pd.DataFrame, sub: pd.DataFrame, kind: str) -> float:
     """The leaderboard's number, computed here with scikit-learn from the CSV alone."""
     from sklearn import metrics as m
 
+    if built.classes in (RANZCR, ["healthy", *PATHOLOGY_2021]):
+        return multilabel_score(built, sub)
     truth = np.array([built.answers[i] for i in sub.iloc[:, 0]])
     values = sub.iloc[:, 1:]
     if built.metric == "log_loss":
@@ -63,6 +63,23 @@ def score(built, sample: pd.DataFrame, sub: pd.DataFrame, kind: str) -> float:
     if built.metric == "f1_micro":
         return m.f1_score(truth, pred, average="micro")
     return m.accuracy_score(truth, pred)
+
+
+def multilabel_score(built, sub: pd.DataFrame) -> float:
+    """RANZCR's mean column-wise AUC of the probability columns; plant-pathology-2021's macro
+    F1 of the space-separated tags (an empty row: no tag)."""
+    from sklearn import metrics as m
+
+    ids = sub.iloc[:, 0]
+    if built.metric == "roc_auc":
+        truth = np.array([[c in built.answers[i].split("|") for c in built.classes] for i in ids])
+        return float(np.mean([m.roc_auc_score(truth[:, j], sub[c].astype(float))
+                              for j, c in enumerate(built.classes)
+                              if 0 < truth[:, j].sum() < len(truth)]))
+    tags = built.classes
+    truth = np.array([[t in built.answers[i].split() for t in tags] for i in ids])
+    pred = np.array([[t in v.split() for t in tags] for v in sub.iloc[:, 1]])
+    return float(m.f1_score(truth, pred, average="macro", zero_division=0))
 
 
 # every layout as the Kaggle CLI ships it; unpacked, the three whose zip differs most from its
@@ -91,9 +108,15 @@ def test_a_kaggle_layout_runs_end_to_end(tmp_path, monkeypatch, slug, zipped):
     assert list(sub.columns) == list(sample.columns)  # the header, byte for byte
     assert sub.iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()  # ids, as strings, in order
     kind = params["competitions"][slug]["submission"]["kind"]
+    multi = params["competitions"][slug]["train"][0]["labels"].get("delimiter") or params[
+        "competitions"][slug]["train"][0]["labels"].get("multi")
     if kind == "probabilities":
         p = sub.iloc[:, 1:].astype(float).to_numpy()
-        assert (p >= 0).all() and (p <= 1).all() and np.abs(p.sum(axis=1) - 1).max() <= 1e-6
+        assert (p >= 0).all() and (p <= 1).all()
+        if not multi:
+            assert np.abs(p.sum(axis=1) - 1).max() <= 1e-6
+        else:  # a sigmoid per tag: independent probabilities, rows sum to anything
+            assert np.abs(p.sum(axis=1) - 1).max() > 0.05
     got = score(built, sample, sub, kind)
     assert math.isfinite(got), got
     cv = json.loads((root / "metrics/cv.json").read_text())
@@ -133,6 +156,36 @@ def test_the_users_path_through_dvc(tmp_path):
     assert imgcomp(["validate", str(csv)], project).returncode == 0
     unpacked = tmp_path / "kaggle-input" / slug
     dog_breed(unpacked, zipped=False)
+    out = tmp_path / "submission.csv"
+    run([sys.executable, "-m", "imgcomp", "infer", "--package", str(project / "packages" / slug),
+         "--raw", str(unpacked), "--out", str(out)], tmp_path, env=env_for(project))
+    assert out.read_bytes() == csv.read_bytes()
+
+
+def test_a_multilabel_competition_through_dvc_and_infer(tmp_path):
+    """plant-pathology-2021's shape (space-separated tags, macro F1): `new`, `dvc repro`, a CSV
+    of tags Kaggle would score, the OOF-fitted thresholds in cv.json (their CV score
+    cross-fitted) and in the package, and `infer --raw` on the files unpacked writing the same
+    CSV byte for byte."""
+    from kaggle_layouts import plant_pathology_2021
+
+    slug = "plant-pathology-2021-fgvc8"
+    project = make_project(tmp_path / "p", image_size=16)
+    plant_pathology_2021(project / "data/raw" / slug)
+    made = imgcomp(["new", slug, "--metric", "f1_macro"], project, check=True)
+    assert "labels from train.csv (image -> labels, tags split on ' ')" in made.stdout
+    assert "submission: id + the predicted tags, space-separated" in made.stdout
+    run(["dvc", "repro"], project)
+    csv = project / f"submissions/{slug}.csv"
+    assert imgcomp(["validate", str(csv)], project).returncode == 0
+    cv = json.loads((project / "metrics/cv.json").read_text())
+    post = cv["ensemble"]["post"]
+    assert post["post"]["fit"] in ("default", "global", "per_tag")
+    assert cv["ensemble"]["f1_macro"] == round(post["cross_fitted_by_fit"][post["post"]["fit"]], 6)
+    spec = json.loads((project / "packages" / slug / "package.json").read_text())
+    assert spec["post"] == post["post"] and all(i["card"]["multilabel"] for i in spec["items"])
+    unpacked = tmp_path / "kaggle-input" / slug
+    plant_pathology_2021(unpacked, zipped=False)
     out = tmp_path / "submission.csv"
     run([sys.executable, "-m", "imgcomp", "infer", "--package", str(project / "packages" / slug),
          "--raw", str(unpacked), "--out", str(out)], tmp_path, env=env_for(project))

@@ -15,31 +15,42 @@ from kaggle_layouts import LAYOUTS, csv_bytes, image, ship, with_block
 
 from imgcomp.errors import UserError
 
+GROUPS = {"state-farm-distracted-driver-detection": "subject", "uid-competition": "PatientID",
+          "ranzcr-clip-catheter-line-classification": "PatientID"}
 EXPECTED = {  # what the files decide, per layout: (train labels, test images, submission kind)
     "dog-breed-identification": (
-        {"from": "table", "table": "labels.csv", "id": "id", "label": "breed"}, "test",
-        "probabilities"),
+        {"from": "table", "table": "labels.csv", "id": "id", "label": "breed",
+         "delimiter": None}, "test", "probabilities"),
     "plant-seedlings-classification": ({"from": "folder"}, "test", "label"),
     "plant-pathology-2020-fgvc7": (
         {"from": "onehot", "table": "train.csv", "id": "image_id",
-         "columns": ["healthy", "multiple_diseases", "rust", "scab"]}, "images", "probabilities"),
+         "columns": ["healthy", "multiple_diseases", "rust", "scab"], "multi": False}, "images",
+        "probabilities"),
     "aerial-cactus-identification": (
-        {"from": "table", "table": "train.csv", "id": "id", "label": "has_cactus"}, "test",
-        "probability"),
+        {"from": "table", "table": "train.csv", "id": "id", "label": "has_cactus",
+         "delimiter": None}, "test", "probability"),
     "dogs-vs-cats-redux-kernels-edition": (
         {"from": "filename", "pattern": r"^([^._\-\s]+)[._\-\s]", "lowercase": False}, "test",
         "probability"),
     "aptos2019-blindness-detection": (
-        {"from": "table", "table": "train.csv", "id": "id_code", "label": "diagnosis"},
-        "test_images", "label"),
+        {"from": "table", "table": "train.csv", "id": "id_code", "label": "diagnosis",
+         "delimiter": None}, "test_images", "label"),
     "humpback-whale-identification": (
-        {"from": "table", "table": "train.csv", "id": "Image", "label": "Id"}, "test", "top_k"),
+        {"from": "table", "table": "train.csv", "id": "Image", "label": "Id",
+         "delimiter": None}, "test", "top_k"),
     "state-farm-distracted-driver-detection": (
-        {"from": "table", "table": "driver_imgs_list.csv", "id": "img", "label": "classname"},
-        "imgs/test", "probabilities"),
+        {"from": "table", "table": "driver_imgs_list.csv", "id": "img", "label": "classname",
+         "delimiter": None}, "imgs/test", "probabilities"),
+    "plant-pathology-2021-fgvc8": (  # space-separated tags
+        {"from": "table", "table": "train.csv", "id": "image", "label": "labels",
+         "delimiter": " "}, "test_images", "tags"),
+    "ranzcr-clip-catheter-line-classification": (  # 0/1 columns, several 1s or none a row
+        {"from": "onehot", "table": "train.csv", "id": "StudyInstanceUID",
+         "columns": ["ETT - Abnormal", "ETT - Normal", "CVC - Borderline",
+                     "Swan Ganz Catheter Present"], "multi": True}, "test", "probabilities"),
     "uid-competition": (
-        {"from": "table", "table": "train.csv", "id": "StudyInstanceUID", "label": "target"},
-        "test", "label"),
+        {"from": "table", "table": "train.csv", "id": "StudyInstanceUID", "label": "target",
+         "delimiter": None}, "test", "label"),
 }
 
 
@@ -54,6 +65,8 @@ def test_new_infers_each_layout(tmp_path, slug, zipped):
     assert block.submission.kind == kind and block.metric == built.metric
     assert params.competition == slug and params.kaggle[slug] == slug and slug in params.augment
     assert block.submission.sample == "sample_submission.csv"
+    # a driver's (State Farm's `subject`) or a patient's images share a fold
+    assert params.folds.group_column == GROUPS.get(slug)
 
 
 def test_new_edits_params_yaml_and_keeps_every_other_byte(tmp_path):
@@ -236,4 +249,4 @@ def test_a_large_competition_lists_and_matches_in_seconds(tmp_path, monkeypatch,
     assert time.perf_counter() - start < 120
     block = yaml.safe_load((tmp_path / "params.yaml").read_text())["competitions"]["big"]
     assert block["train"][0]["labels"] == {"from": "table", "table": "train.csv", "id": "id",
-                                           "label": "label"}
+                                           "label": "label", "delimiter": None}

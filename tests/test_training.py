@@ -154,7 +154,7 @@ def faulty_feed(monkeypatch, epoch: int, fault) -> None:
     monkeypatch.setattr("imgcomp.stages.train.make_feed", make_feed)
 
 
-def simulated_oom(*_):
+def simulated_oom(*_, **__):
     raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
 
@@ -491,3 +491,62 @@ def test_a_checkpoint_that_would_run_code_is_refused(digits_small, work, capsys)
     torch.save({"run_key": "x", "stepper": _RunsCode(marker)}, last)
     assert train(root, work / "r", folds=[1]) == 2
     assert "refused" in capsys.readouterr().err and not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def digits_tags(digits_small, tmp_path_factory):
+    """The same images as multi-label data: three tags per digit (even, above 4, round), so an
+    image carries none, one or several; folds and cache as they were."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from imgcomp.manifest import TASK
+
+    root = tmp_path_factory.mktemp("digits-tags")
+    shutil.copytree(digits_small / "prepared", root / "prepared")
+    shutil.copy(digits_small / "folds.csv", root / "folds.csv")
+    path = root / "prepared/manifest.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    tags = [[d % 2 == 0, d > 4, d in (0, 6, 8, 9)] for d in
+            pd.to_numeric(frame["label"], errors="coerce").fillna(-1).astype(int)]
+    frame["label"] = [" ".join(str(j) for j, on in enumerate(t) if on)
+                      if s == "train" else "" for t, s in zip(tags, frame["split"])]
+    frame.to_csv(path, index=False)
+    (root / "prepared/classes.json").write_text(json.dumps({"0": "even", "1": "big",
+                                                           "2": "round"}))
+    (root / "prepared" / TASK).write_text(json.dumps({"multilabel": True}))
+    return root
+
+
+@pytest.mark.parametrize("backend", ["device", "albumentations"])
+def test_a_multilabel_fold_resumes_to_the_same_weights(digits_tags, work, monkeypatch, capsys,
+                                                       backend):
+    """Sigmoid and binary cross-entropy over tag vectors, mixed by mixup and smoothed: killed
+    after epoch 1 and rerun, the same weights and history as one uninterrupted run, on either
+    augmentation backend."""
+    over = {"train": {"augment_backend": backend, "mixup": 0.4, "label_smoothing": 0.1}}
+    assert train(digits_tags, work / "whole", over) == 0
+    card, whole = _state(fold_file(work / "whole"))
+    assert card.multilabel and card.num_classes == 3 and card.classes == ["even", "big", "round"]
+    assert all(np.isfinite(r["val/loss"]) and 0 < r["val/loss"] < 1 for r in card.history)
+    with monkeypatch.context() as m:
+        kill_after(m, 1)
+        with pytest.raises(Killed):
+            train(digits_tags, work / "resumed", over)
+    assert train(digits_tags, work / "resumed", over) == 0
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    again, resumed = _state(fold_file(work / "resumed"))
+    assert again.history == card.history
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+
+
+def test_multilabel_ddp_two_processes_gloo(digits_tags, tmp_path):
+    proc = train_cli(digits_tags, tmp_path / "ddp", params_over={"train": {"nproc": 2, "epochs": 1}},
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "x2 DDP" in proc.stdout
+    card, _ = _state(fold_file(tmp_path / "ddp"))
+    assert card.multilabel and card.epochs_run == 1

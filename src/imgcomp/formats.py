@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-KINDS = ("label", "probability", "probabilities", "top_k")
+KINDS = ("label", "probability", "probabilities", "top_k", "tags")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Format:
     decimals: int
     value_classes: tuple[int, ...] | None  # kind probabilities: class index of each column
     upload_as: str | None = None
+    multilabel: bool = False  # probabilities are per tag (rows need not sum to 1)
 
     @property
     def width(self) -> int:
@@ -44,7 +45,9 @@ class Format:
     def describe(self) -> str:
         return {"label": "id + class label" + (" (index)" if self.labels == "index" else ""),
                 "probability": "id + one probability (of the positive class)",
-                "probabilities": "id + one probability column per class",
+                "probabilities": "id + one probability column per "
+                                 + ("tag (independent)" if self.multilabel else "class"),
+                "tags": "id + the predicted tags, space-separated",
                 "top_k": f"id + the top {self.k} labels, space-separated"}[self.kind]
 
 

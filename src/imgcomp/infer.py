@@ -162,12 +162,14 @@ def ensemble_probs(spec: PackageSpec, package: Path, paths: list[Path], work: Pa
         prep = DevicePrep(rt.device, card.mean, card.std, card.image_size, rt.channels_last,
                           card.interpolation)
         probs = predict_probs(net, images, rows, prep, rt, spec.tta, batch_size,
-                              f"infer {card.model} fold {card.fold}")
+                              f"infer {card.model} fold {card.fold}",
+                              multilabel=card.multilabel)
         per_model.setdefault(card.model, []).append(stored(probs, spec.classes, work))
     names = list(per_model)
     stack = np.stack([np.mean(per_model[m], axis=0) for m in names])
     weights = np.array([spec.ensemble.weights[m] for m in names])
-    probs = stored(combine(stack, weights, spec.ensemble.method), spec.classes, work)
+    probs = stored(combine(stack, weights, spec.ensemble.method, normalise=not
+                           spec.items[0].card.multilabel), spec.classes, work)
     return probs, f"{rt.device.type} {rt.precision}"
 
 

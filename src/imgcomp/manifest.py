@@ -1,8 +1,11 @@
 """The one contract between `prepare` and everything after it.
 
 `manifest.csv`: one row per image; `id` (exactly as it goes into the submission), `path`
-(where the image is in the competition's data: inside its archive, or its folder), `label` (int class index, empty for test), `split`
-(`train` | `test`), `source` (the organisers' split it came from). `classes.json`: index → name.
+(where the image is in the competition's data: inside its archive, or its folder), `label` (int
+class index, empty for test; multi-label: the image's tag indices, space-separated, empty for
+none), `split` (`train` | `test`), `source` (the organisers' split it came from).
+`classes.json`: index → name (of a class, or of a tag). `task.json`: whether labels are tags.
+`meta.csv`: each train id and the train tables' other columns (what `folds.group_column` names).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ CLASSES = "classes.json"
 STATS = "stats.json"
 FORMAT = "submission.json"  # the resolved submission format (submission.Format)
 SOLUTION = "solution.csv"  # test answers (id, label index), where the competition ships them
+TASK = "task.json"  # {"multilabel": bool}
+META = "meta.csv"  # train id + the other columns of the train tables
 POST = "post.json"  # ensemble's output: the OOF-fitted post-processing submit applies (or null)
 
 
@@ -31,8 +36,36 @@ def cache_side(image_size: int, margin: float) -> int:
     return int(round(image_size * (1 + margin)))
 
 
-def check_manifest(frame: pd.DataFrame, classes: list[str], where: str) -> pd.DataFrame:
-    """Validate rows; return them with `label` as nullable int. Errors name the ids."""
+def tag_matrix(labels, num_tags: int) -> np.ndarray:
+    """Space-separated tag indices per row -> a 0/1 matrix (rows, tags), uint8."""
+    out = np.zeros((len(labels), num_tags), dtype=np.uint8)
+    for i, v in enumerate(labels):
+        if isinstance(v, str) and v.strip():
+            out[i, [int(x) for x in v.split()]] = 1
+    return out
+
+
+def _check_tags(frame: pd.DataFrame, classes: list[str], where: str) -> pd.DataFrame:
+    frame["label"] = frame["label"].where(frame["split"] == "train", None)
+    train = (frame["split"] == "train").to_numpy()
+    text = frame.loc[train, "label"].fillna("").astype(str)
+    bad = [i for i, v in zip(frame.loc[train, "id"], text)
+           if not all(x.isdigit() and int(x) < len(classes) for x in v.split())]
+    if bad:
+        raise UserError(f"{where}: tag indices outside 0..{len(classes) - 1} for ids {bad[:10]}")
+    frame.loc[train, "label"] = text
+    counts = tag_matrix(text.tolist(), len(classes)).sum(axis=0)
+    if empty := [classes[i] for i, n in enumerate(counts) if n == 0]:
+        raise UserError(f"{where}: tags no training image carries: {empty}")
+    if not (~train).any():
+        raise UserError(f"{where}: no test images: nothing to predict")
+    return frame
+
+
+def check_manifest(frame: pd.DataFrame, classes: list[str], where: str,
+                   multilabel: bool = False) -> pd.DataFrame:
+    """Validate rows; return them with `label` as nullable int (multi-label: text of tag
+    indices). Errors name the ids."""
     if list(frame.columns) != COLUMNS:
         raise UserError(f"{where}: columns must be {COLUMNS}, found {list(frame.columns)}")
     frame = frame.copy()
@@ -42,6 +75,8 @@ def check_manifest(frame: pd.DataFrame, classes: list[str], where: str) -> pd.Da
         raise UserError(f"{where}: duplicate ids {dupes[:10]}")
     if bad := sorted(set(frame["split"]) - {"train", "test"}):
         raise UserError(f"{where}: split must be train or test, found {bad}")
+    if multilabel:
+        return _check_tags(frame, classes, where)
     train = frame["split"] == "train"
     labels = pd.to_numeric(frame["label"], errors="coerce")
     unlabeled = frame.loc[train & labels.isna(), "id"].tolist()
@@ -66,6 +101,7 @@ class Prepared:
     root: Path
     manifest: pd.DataFrame
     classes: list[str]
+    multilabel: bool = False
 
     @classmethod
     def load(cls, root: str | Path) -> "Prepared":
@@ -73,10 +109,31 @@ class Prepared:
         if not (root / MANIFEST).is_file():
             raise UserError(f"{root / MANIFEST}: missing; run `dvc repro prepare` first")
         classes = json.loads((root / CLASSES).read_text())
-        frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str},
-                            keep_default_na=False, na_values={"label": [""]})
-        frame["label"] = frame["label"].astype("Int64")
-        return cls(root, frame, [classes[str(i)] for i in range(len(classes))])
+        multi = (root / TASK).is_file() and json.loads((root / TASK).read_text())["multilabel"]
+        if multi:
+            frame = pd.read_csv(root / MANIFEST, dtype=str, keep_default_na=False)
+        else:
+            frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str},
+                                keep_default_na=False, na_values={"label": [""]})
+            frame["label"] = frame["label"].astype("Int64")
+        return cls(root, frame, [classes[str(i)] for i in range(len(classes))], bool(multi))
+
+    def targets(self, rows=None) -> np.ndarray:
+        """The labels of manifest rows (all by default): class indices (N,), -1 for a test row;
+        multi-label: a 0/1 matrix (N, tags), zeros for a test row."""
+        labels = self.manifest["label"] if rows is None else self.manifest["label"].iloc[rows]
+        if self.multilabel:
+            return tag_matrix(labels.tolist(), self.num_classes)
+        return labels.fillna(-1).astype(int).to_numpy()
+
+    def targets_of(self, ids) -> np.ndarray:
+        """targets() of the rows with these ids, in their order."""
+        index = pd.Index(self.manifest["id"])
+        pos = index.get_indexer(list(ids))
+        if (pos < 0).any():
+            missing = [i for i, p in zip(ids, pos) if p < 0][:5]
+            raise UserError(f"{self.root / MANIFEST}: no rows for ids {missing}; rerun `dvc repro`")
+        return self.targets(pos)
 
     @cached_property
     def stats(self) -> dict:

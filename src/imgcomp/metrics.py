@@ -26,7 +26,7 @@ import numpy as np
 from .errors import UserError
 
 EPS = 1e-15  # Kaggle's log-loss clipping
-VALID = "accuracy, log_loss, roc_auc, f1_micro, f1_macro, qwk, map@K"
+VALID = "accuracy, log_loss, roc_auc, f1_micro, f1_macro, f2_samples, qwk, map@K"
 
 
 # --- metrics: (labels, probs) -> float ----------------------------------------------------
@@ -73,6 +73,16 @@ def f1_macro(labels: np.ndarray, probs: np.ndarray) -> float:
     return _f1(labels, probs, "macro")
 
 
+def f2_samples(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The mean per-row F2 of the argmax label: on single-label data, the accuracy (the
+    multi-label metric of the same name is in multilabel.py)."""
+    from . import multilabel
+
+    c = np.asarray(probs).shape[1]
+    return multilabel.f2_samples(np.eye(c, dtype=bool)[np.asarray(labels)],
+                                 np.eye(c, dtype=bool)[np.asarray(probs).argmax(axis=1)])
+
+
 def qwk(labels: np.ndarray, probs: np.ndarray) -> float:
     """Quadratic weighted kappa of the argmax grade: far-off grades cost more than near ones.
     The weights are grade distances over all C grades, as Kaggle's, even if one is missing."""
@@ -117,6 +127,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("roc_auc", True, "probability", roc_auc),
     Metric("f1_micro", True, "label", f1_micro),
     Metric("f1_macro", True, "label", f1_macro),
+    Metric("f2_samples", True, "label", f2_samples),
     Metric("qwk", True, "label", qwk),
 ]}
 
@@ -184,9 +195,26 @@ def _one_hot(pred: np.ndarray, c: int) -> np.ndarray:
     return np.eye(c)[pred]
 
 
+def is_multilabel(labels: np.ndarray) -> bool:
+    """Multi-label targets come as a 0/1 matrix (N, tags); single-label as class indices (N,)."""
+    return np.ndim(labels) == 2
+
+
+def _multilabel(metric: str):
+    from . import multilabel
+
+    if not multilabel.supported(metric):
+        raise UserError(f"metric {metric} is single-label only; multi-label data takes one of "
+                        f"{', '.join(multilabel.TAG_METRICS + multilabel.PROB_METRICS)}")
+    return multilabel
+
+
 def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None = None) -> float:
     """`metric` on (labels, probs) with `post` applied: a temperature changes the
-    probabilities, cut-points change the predicted labels of a label metric."""
+    probabilities, cut-points change the predicted labels of a label metric; on multi-label
+    data (2-D labels), thresholds turn probabilities into tags (multilabel.py)."""
+    if is_multilabel(labels):
+        return _multilabel(metric).score(metric, labels, probs, post)
     m, probs = get_metric(metric), np.asarray(probs, dtype=float)
     if post and "cutpoints" in post and m.needs == "label":
         probs = _one_hot(predict_labels(post, probs), probs.shape[1])
@@ -261,7 +289,10 @@ def cross_fitted(metric: str, labels: np.ndarray, probs: np.ndarray,
 def choose_post(metric: str, labels: np.ndarray, probs: np.ndarray, fold_of: np.ndarray) -> dict:
     """The post-processing to keep, fitted on all rows, and the honest score of what is kept:
     kept only if its cross-fitted score is at least as good as the raw one. With one fold it
-    cannot be cross-fitted; then it is kept and a "note" says the score is in-sample."""
+    cannot be cross-fitted; then it is kept and a "note" says the score is in-sample.
+    Multi-label data: the thresholds (multilabel.choose_post)."""
+    if is_multilabel(labels):
+        return _multilabel(metric).choose_post(metric, labels, probs, fold_of)
     raw = score(metric, labels, probs)
     post = fit_post(metric, labels, probs)
     record = {"post": None, "score": raw, "raw_score": raw, "cross_fitted_score": None}
@@ -297,6 +328,8 @@ def report(metric: str, labels: np.ndarray, probs: np.ndarray,
     of them), all with `post` applied as a submission would be; with `classes`, the per-class
     recall of the predicted labels too."""
     out = {metric: score(metric, labels, probs, post)}
+    if is_multilabel(labels):
+        return _multilabel_report(metric, out, labels, probs, classes, post)
     for extra in ("accuracy", "log_loss"):
         if extra != metric:
             out[extra] = score(extra, labels, probs, post)
@@ -305,4 +338,19 @@ def report(metric: str, labels: np.ndarray, probs: np.ndarray,
         probs = np.asarray(probs)
         out["recall"] = recall(labels, _one_hot(predict_labels(post, probs), probs.shape[1]),
                                classes)
+    return out
+
+
+def _multilabel_report(metric: str, out: dict, labels: np.ndarray, probs: np.ndarray,
+                       classes: list[str] | None, post: dict | None) -> dict:
+    """Multi-label: the metric, then AUC, micro F1 and log loss beside it, and with `classes`
+    the per-tag table (count, AUC, threshold, F1)."""
+    from . import multilabel
+
+    for extra in ("roc_auc", "f1_micro", "log_loss"):
+        if extra != metric:
+            out[extra] = score(extra, labels, probs, post)
+    out = {k: round(v, 6) for k, v in out.items()}
+    if classes is not None:
+        out["per_tag"] = multilabel.per_tag_table(labels, probs, classes, post)
     return out

@@ -78,6 +78,8 @@ class Folds(Strict):
     n_splits: int = Field(ge=2, le=50)
     seed: int
     run: list[int] = Field(min_length=1, description="folds to train")
+    group_column: str | None = Field(description="a column of the train table (PatientID): "
+                                     "each of its values stays in one fold; null: none")
 
 
 class ModelSpec(Strict):
@@ -221,6 +223,15 @@ class Params(Strict):
                 "albumentations backend runs: set train.augment_backend to auto or albumentations")
         if self.competition in self.rules.upright:
             self._check_upright()
+        if self.competition_block().multilabel:
+            t = self.train
+            if t.class_weights == "balanced" or t.sampler == "balanced":
+                key = "class_weights" if t.class_weights == "balanced" else "sampler"
+                raise ValueError(
+                    f"train.{key}: balanced evens out classes that exclude each other, and "
+                    f"{self.competition} is multi-label (an image carries several tags, so "
+                    f"no draw or weight evens them all); set train.{key}: "
+                    + ("none" if key == "class_weights" else "shuffle"))
         return self
 
     def _check_competition(self) -> None:

@@ -1,10 +1,14 @@
 """`make report`: one self-contained HTML page of the last run (every image inline, no URL).
 
-The CV table per model and fold, the per-class recall, the per-epoch curves of the run's (model, fold) items, the
-OOF confusion matrix or ROC curve, a grid of the most confidently wrong OOF images, and the
-params the run was made with: as DVC recorded them in dvc.lock for the run's stages (not
-today's params.yaml, which may have moved on; keys that have are flagged). It reads the
-outputs at the paths dvc.yaml gives them for the current competition.
+The CV table per model and fold, the per-class recall, the per-epoch curves of the run's
+(model, fold) items, the OOF confusion matrix or ROC curve, a grid of the most confidently wrong
+OOF images, and the params the run was made with: as DVC recorded them in dvc.lock for the
+run's stages (not today's params.yaml, which may have moved on; keys that have are flagged). It
+reads the outputs at the paths dvc.yaml gives them for the current competition.
+
+A multi-label run (rows carry any number of tags, so no argmax and no single label) has instead
+the per-tag AUC and F1, the thresholds beside each tag's F1, the micro-averaged ROC with each
+tag's yes/no counts, and the images whose most wrong tag is most confidently wrong.
 """
 
 from __future__ import annotations
@@ -96,29 +100,88 @@ def confusion_or_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) 
     return _png(fig)
 
 
-def confidently_wrong(prepared: Prepared, ids: list[str], labels: np.ndarray, probs: np.ndarray,
-                      limit: int = 24) -> str:
+def multilabel_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str],
+                   post: dict | None) -> str:
+    """Multi-label: the ROC micro-averaged over every (image, tag) cell (the ensemble's DVC
+    plot's points) and each tag's actual -> predicted yes/no counts at its threshold (what the
+    DVC confusion plot pairs): an argmax confusion matrix means nothing when rows carry any
+    number of tags."""
     import matplotlib.pyplot as plt
 
+    from .multilabel import tags
+
+    roc = roc_points(labels, probs)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(roc["fpr"], roc["tpr"])
+    ax.plot([0, 1], [0, 1], ls="--", c="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate",
+           title="OOF ROC, micro-averaged over tags")
+    y, pred = np.asarray(labels).astype(bool), tags(probs, post)
+    rows = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{(y[:, j] & pred[:, j]).sum()}</td>"
+        f"<td>{(y[:, j] & ~pred[:, j]).sum()}</td><td>{(~y[:, j] & pred[:, j]).sum()}</td>"
+        f"<td>{(~y[:, j] & ~pred[:, j]).sum()}</td></tr>" for j, c in enumerate(classes))
+    return (_png(fig) + "<p>Per tag, the out-of-fold images by <i>actual -&gt; predicted</i> at "
+            "the ensemble's thresholds (see the threshold plot).</p><table><tr><th>tag</th>"
+            "<th>yes -&gt; yes</th><th>yes -&gt; no</th><th>no -&gt; yes</th><th>no -&gt; no</th>"
+            "</tr>" + rows + "</table>")
+
+
+def _image_grid(prepared: Prepared, ids: list[str], picked: np.ndarray, titles: list[str]):
+    """A figure of the OOF images at positions `picked` of `ids`, each above its title."""
+    import matplotlib.pyplot as plt
+
+    row_of = pd.Series(np.arange(len(prepared.manifest)), index=prepared.manifest["id"])
+    images = prepared.image_rows(row_of[[ids[k] for k in picked]].to_numpy())
+    cols = min(8, len(picked))
+    rows = (len(picked) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, title, img in zip(axes.ravel(), titles, images):
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+        ax.set_title(title, fontsize=7)
+    return fig
+
+
+def confidently_wrong(prepared: Prepared, ids: list[str], labels: np.ndarray, probs: np.ndarray,
+                      limit: int = 24) -> str:
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != labels)
     if len(wrong) == 0:
         return "<p>No wrong out-of-fold predictions.</p>"
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:limit]
-    row_of = pd.Series(np.arange(len(prepared.manifest)), index=prepared.manifest["id"])
-    images = prepared.image_rows(row_of[[ids[k] for k in wrong]].to_numpy())
-    cols = min(8, len(wrong))
-    rows = (len(wrong) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, k, img in zip(axes.ravel(), wrong, images):
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
-        c = prepared.classes
-        ax.set_title(f"{ids[k]}\n{c[labels[k]]} -> {c[pred[k]]} ({probs[k, pred[k]]:.2f})", fontsize=7)
+    c = prepared.classes
+    titles = [f"{ids[k]}\n{c[labels[k]]} -> {c[pred[k]]} ({probs[k, pred[k]]:.2f})" for k in wrong]
     return (f"<p>Each image: its id, then <i>actual class -&gt; predicted class</i> and, in "
             f"brackets, the out-of-fold probability given to the predicted class; the "
-            f"{len(wrong)} most confident mistakes first.</p>" + _png(fig))
+            f"{len(wrong)} most confident mistakes first.</p>"
+            + _png(_image_grid(prepared, ids, wrong, titles)))
+
+
+def confidently_wrong_tags(prepared: Prepared, ids: list[str], labels: np.ndarray,
+                           probs: np.ndarray, post: dict | None, limit: int = 24) -> str:
+    """Multi-label: the images with the largest error |actual - probability| on a tag the
+    ensemble's thresholds get wrong, each captioned with that tag (only mispredicted tags
+    count, so a far-off probability on the right side of its threshold is not called wrong)."""
+    from .multilabel import tags
+
+    y = np.asarray(labels).astype(bool)
+    err = np.where(tags(probs, post) != y, np.abs(y - probs), -1.0)  # -1: the tag is right
+    worst = err.argmax(1)
+    size = err[np.arange(len(err)), worst]
+    wrong = np.flatnonzero(size >= 0)
+    if len(wrong) == 0:
+        return "<p>No wrong out-of-fold tags.</p>"
+    wrong = wrong[np.argsort(-size[wrong], kind="stable")][:limit]
+    yes, c = ("no", "yes"), prepared.classes
+    titles = [f"{ids[k]}\n{c[j]}: {yes[int(y[k, j])]} -> {yes[1 - int(y[k, j])]} "
+              f"({probs[k, j]:.2f})" for k, j in zip(wrong, worst[wrong])]
+    return (f"<p>Each image: its id, then the tag it is most wrong about, <i>tag: actual -&gt; "
+            f"predicted</i> at the ensemble's thresholds and, in brackets, the out-of-fold "
+            f"probability of that tag; the {len(wrong)} images with the largest |actual &minus; "
+            f"probability| on a wrongly predicted tag first.</p>"
+            + _png(_image_grid(prepared, ids, wrong, titles)))
 
 
 def cv_table(cv: dict) -> str:
@@ -161,6 +224,87 @@ def recall_table(cv: dict, labels: np.ndarray, classes: list[str]) -> str:
             "ensemble's lowest in bold. On imbalanced classes, see <code>train.class_weights"
             "</code> and <code>train.sampler</code>.</p>"
             f"<table><tr><th>class</th><th>images</th>{head}</tr>" + "".join(rows) + "</table>")
+
+
+def per_tag_table(cv: dict, classes: list[str]) -> str:
+    """Multi-label: per tag, its image count and the OOF AUC, F1 and threshold of each model and
+    of the ensemble (what a mean over tags hides on rare ones); the ensemble's lowest F1 in
+    bold."""
+    entries = {m: r.get("per_tag") for m, r in cv["models"].items()}
+    entries["ensemble"] = cv["ensemble"].get("per_tag")
+    if any(v is None for v in entries.values()):
+        return "<p>This run's metrics/cv.json has no per-tag table (made by an older " \
+               "imgcomp): rerun <code>dvc repro ensemble</code>.</p>"
+    by_tag = {m: {r["tag"]: r for r in rows} for m, rows in entries.items()}
+    ens = by_tag["ensemble"]
+    low = min(ens, key=lambda t: ens[t]["f1"]) if ens else None
+    head = "".join(f"<th colspan='3'>{html.escape(m)}</th>" for m in entries)
+    rows = []
+    for tag in classes:
+        cells = []
+        for m, table in by_tag.items():
+            r = table.get(tag, {})
+            auc, f1, t = r.get("auc"), r.get("f1"), r.get("threshold")
+            f1_text = "" if f1 is None else f"{f1:.4f}"
+            cells += ["" if auc is None else f"{auc:.4f}",
+                      f"<b>{f1_text}</b>" if m == "ensemble" and tag == low else f1_text,
+                      "" if t is None else f"{t:g}"]
+        count = ens.get(tag, {}).get("count", "")
+        rows.append(f"<tr><td>{html.escape(tag)}</td><td>{count}</td>"
+                    + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
+    return ("<p>Per tag, its out-of-fold images and each model's and the ensemble's AUC, and F1 "
+            "of the tags predicted at the threshold beside it (blank AUC: the tag is on every "
+            "image or on none); the ensemble's lowest F1 in bold.</p>"
+            f"<table><tr><th rowspan='2'>tag</th><th rowspan='2'>images</th>{head}</tr><tr>"
+            + "<th>AUC</th><th>F1</th><th>threshold</th>" * len(entries) + "</tr>"
+            + "".join(rows) + "</table>")
+
+
+def threshold_caption(record: dict | None) -> str:
+    """What the ensemble's thresholds are (cv["ensemble"]["post"]): none fitted, 0.5 kept, one
+    global value or one per tag, and how honest the per-tag F1 beside them is."""
+    post = (record or {}).get("post")
+    if post is None:
+        return ("This metric scores probabilities, so no thresholds are fitted: each tag's F1 is "
+                "that of its tags predicted at 0.5.")
+    t = post["thresholds"]
+    fit = post.get("fit") or ("per_tag" if isinstance(t, list) else "global")
+    text = {"default": "Thresholds: 0.5 for every tag (fit <code>default</code>): neither one "
+                       "fitted global threshold nor one per tag scored higher cross-fitted.",
+            "global": f"Thresholds: one global value, {float(np.mean(t)):g}, for every tag (fit "
+                      "<code>global</code>), fitted on the OOF predictions.",
+            "per_tag": "Thresholds: one per tag (fit <code>per_tag</code>), fitted on the OOF "
+                       "predictions."}[fit]
+    if fit != "default":
+        text += (" Each tag's F1 here is scored on the rows its threshold was fitted on, so it "
+                 "is optimistic; " + (html.escape(record["note"]) if record.get("note") else
+                                      "the CV score above is cross-fitted") + ".")
+    if post.get("empty") == "top":
+        text += " An image with no tag over its threshold is given its most probable tag."
+    return text
+
+
+def threshold_plot(cv: dict, limit: int = 60) -> str:
+    """Multi-label: the ensemble's threshold of each tag as a bar, its OOF F1 beside it, and the
+    0.5 line: where a threshold moved far from 0.5, and what the tag scores at it."""
+    import matplotlib.pyplot as plt
+
+    rows = cv["ensemble"].get("per_tag")
+    if not rows:
+        return "<p>No per-tag table in this run's metrics/cv.json: no threshold plot.</p>"
+    shown = rows if len(rows) <= limit else sorted(rows, key=lambda r: r["f1"])[:limit]
+    pos = np.arange(len(shown))
+    fig, ax = plt.subplots(figsize=(6, 1 + 0.3 * len(shown)))
+    ax.barh(pos - 0.2, [r["threshold"] for r in shown], height=0.4, label="threshold")
+    ax.barh(pos + 0.2, [r["f1"] for r in shown], height=0.4, label="OOF F1")
+    ax.axvline(0.5, ls="--", c="grey", lw=1)
+    ax.set_yticks(pos, [r["tag"] for r in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="threshold / F1", title="ensemble's per-tag thresholds")
+    ax.legend(fontsize=7, loc="lower right")
+    part = "" if len(shown) == len(rows) else \
+        f" Shown: the {len(shown)} of {len(rows)} tags with the lowest F1."
+    return f"<p>{threshold_caption(cv['ensemble'].get('post'))}{part}</p>" + _png(fig)
 
 
 def _dig(tree: dict, dotted: str):
@@ -228,6 +372,30 @@ def params_table(recorded: dict | None, current: dict, params_path: Path) -> str
             "</tr>" + "".join(rows) + "</table>")
 
 
+def _per_class(cv: dict, prepared: Prepared, labels: np.ndarray) -> list[str]:
+    """The per-class recall, or for multi-label the per-tag table and the threshold plot."""
+    if prepared.multilabel:
+        return ["<h2>Per-tag AUC and F1 (out-of-fold)</h2>", per_tag_table(cv, prepared.classes),
+                "<h2>Per-tag thresholds</h2>", threshold_plot(cv)]
+    return ["<h2>Per-class recall (out-of-fold)</h2>", recall_table(cv, labels, prepared.classes)]
+
+
+def _oof_sections(cv: dict, prepared: Prepared, ids: list[str], labels: np.ndarray,
+                  probs: np.ndarray) -> list[str]:
+    """The OOF confusion matrix or ROC and the most confidently wrong images; multi-label: the
+    micro ROC with per-tag counts and the images' worst tags, at the ensemble's thresholds."""
+    if prepared.multilabel:
+        post = (cv["ensemble"].get("post") or {}).get("post")
+        return ["<h2>Out-of-fold ROC (micro-averaged over tags) and per-tag counts</h2>",
+                multilabel_roc(labels, probs, prepared.classes, post),
+                "<h2>Most confidently wrong out-of-fold tags</h2>",
+                confidently_wrong_tags(prepared, ids, labels, probs, post)]
+    return ["<h2>Out-of-fold " + ("ROC" if len(prepared.classes) == 2 else "confusion matrix")
+            + "</h2>", confusion_or_roc(labels, probs, prepared.classes),
+            "<h2>Most confidently wrong out-of-fold images</h2>",
+            confidently_wrong(prepared, ids, labels, probs)]
+
+
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
 td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto;
@@ -247,7 +415,7 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
         raise UserError(f"{cv_path} is from {cv['competition']}, params say {name}; run `make all`")
     prepared = Prepared.load(stage_path("prepare", "out", name))
     ids, probs = read_probs(oof_path)
-    labels = prepared.manifest.set_index("id").loc[ids, "label"].astype(int).to_numpy()
+    labels = prepared.targets_of(ids)  # class indices, or a 0/1 (image, tag) matrix
     metric = cv["metric"]
     held_out = ""
     if lb_path.is_file() and "test" in (lb := json.loads(lb_path.read_text())):
@@ -257,13 +425,10 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
         f"<p>CV {metric} (out-of-fold, {cv['images']} images) <b>{cv['ensemble'][metric]:.4f}</b>"
         f"{held_out}</p>",
         "<h2>Cross-validation</h2>", cv_table(cv),
-        "<h2>Per-class recall (out-of-fold)</h2>", recall_table(cv, labels, prepared.classes),
+        *_per_class(cv, prepared, labels),
         "<h2>Training curves (this run's models and folds)</h2>",
         curves(stage_path("train", "live", name).parent, metric, run_items(cv)),
-        "<h2>Out-of-fold " + ("ROC" if len(prepared.classes) == 2 else "confusion matrix") + "</h2>",
-        confusion_or_roc(labels, probs, prepared.classes),
-        "<h2>Most confidently wrong out-of-fold images</h2>",
-        confidently_wrong(prepared, ids, labels, probs),
+        *_oof_sections(cv, prepared, ids, labels, probs),
         "<h2>Params of this run</h2>",
         params_table(recorded_params(Path(params_path).parent / "dvc.lock", name, cv),
                      yaml.safe_load(Path(params_path).read_text()) or {}, Path(params_path)),

@@ -12,7 +12,12 @@ a good submission. Kinds:
 - `probabilities`: id + one probability per class; each row is rounded so that the printed
   values sum to exactly 1 (largest remainders), none below one unit of the last digit (a
   printed 0 would cost a log loss the whole of Kaggle's 1e-15 clip);
-- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k).
+- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k);
+- `tags` (multi-label): id + the tags whose probability reaches their threshold (post), most
+  probable first, space-separated; a row with none writes nothing, or its most probable tag
+  where the OOF fit found that scores better (`empty: top`).
+Multi-label `probabilities` are independent per tag: each is rounded alone, rows sum to
+anything.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
     """The value cells of each row (everything after the id), as text."""
     from .metrics import apply_post, predict_labels
 
+    if fmt.multilabel:
+        return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
     if fmt.kind == "label":
         return [[t] for t in _label_text(fmt, classes, predict_labels(post, probs))]
@@ -80,6 +87,18 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
         p = np.clip(probs[:, fmt.positive], 0.0, 1.0).round(fmt.decimals)
         return [[f"{v:.{fmt.decimals}f}"] for v in p]
     return exact_rows(probs[:, list(fmt.value_classes)], fmt.decimals)
+
+
+def _tag_values(fmt: Format, probs: np.ndarray, classes: list[str],
+               post: dict | None) -> list[list[str]]:
+    from .multilabel import tags
+
+    if fmt.kind == "probabilities":
+        p = np.clip(probs[:, list(fmt.value_classes)], 0.0, 1.0).round(fmt.decimals)
+        return [[f"{v:.{fmt.decimals}f}" for v in row] for row in p.tolist()]
+    on = tags(probs, post)
+    order = np.argsort(-probs, axis=1, kind="stable")
+    return [[" ".join(_label_text(fmt, classes, o[row[o]]))] for o, row in zip(order, on)]
 
 
 def to_text(fmt: Format, ids: list[str], cells: list[list[str]]) -> str:
@@ -121,9 +140,11 @@ def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[s
 
 def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
     """Why `cells` are no valid value of the format, or None."""
-    if fmt.kind in ("label", "top_k"):
+    if fmt.kind in ("label", "top_k", "tags"):
         allowed = ([str(i) for i in range(len(classes))] if fmt.labels == "index" else classes)
-        tokens = cells[0].split(" ") if fmt.kind == "top_k" else [cells[0]]
+        tokens = cells[0].split(" ") if fmt.kind != "label" else [cells[0]]
+        if fmt.kind == "tags" and cells[0] == "":
+            return None  # no tag
         if fmt.kind == "top_k" and not 1 <= len(tokens) <= fmt.k:
             return f"{cells[0]!r} is not 1 to {fmt.k} labels"
         if len(set(tokens)) != len(tokens):
@@ -136,7 +157,7 @@ def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
         return f"{','.join(cells)[:80]!r} is not a number"
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in nums):
         return f"{','.join(cells)[:80]!r} is outside [0, 1]"
-    if fmt.kind == "probabilities" and abs(sum(nums) - 1.0) > 1e-6:
+    if fmt.kind == "probabilities" and not fmt.multilabel and abs(sum(nums) - 1.0) > 1e-6:
         return f"a row sums to {sum(nums):.9f}, not 1"
     return None
 

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a Kaggle slug (hyphens), or cat_dog
 # The metric names metrics.py scores (a test holds the two together); named here so that
 # validating params never imports the metrics' code.
-METRIC_NAMES = ("accuracy", "log_loss", "roc_auc", "f1_micro", "f1_macro", "qwk", "map@K")
+METRIC_NAMES = ("accuracy", "log_loss", "roc_auc", "f1_micro", "f1_macro", "f2_samples", "qwk",
+                "map@K")
+SINGLE_LABEL_ONLY = ("qwk", "map@K")  # grades and a ranked single answer
 
 
 def check_metric_name(name: str) -> str:
@@ -94,15 +96,26 @@ class TableLabels(Strict):
     id: str = Field(description="the column whose values name the images (with or without "
                                 "their extension)")
     label: str = Field(description="the column holding the label")
+    delimiter: str | None = Field(min_length=1, description="multi-label: the label "
+                                  "column holds tags joined by this (\" \": `rust scab`); "
+                                  "null: one label per row")
 
 
 class OneHotLabels(Strict):
-    """A table with one 0/1 column per class, exactly one 1 per row."""
+    """A table with one 0/1 column per class: exactly one 1 per row, or (`multi`) any number,
+    none included, per row: several independent binary targets."""
 
     from_: Literal["onehot"] = Field(alias="from")
     table: str
     id: str
-    columns: list[str] = Field(min_length=2)
+    columns: list[str] = Field(min_length=1)
+    multi: bool = Field(description="true: a row may have several 1s (multi-label)")
+
+    @model_validator(mode="after")
+    def _enough(self) -> "OneHotLabels":
+        if not self.multi and len(self.columns) < 2:
+            raise ValueError("one-hot labels need two columns or more (or multi: true)")
+        return self
 
 
 Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels,
@@ -175,9 +188,10 @@ class Submission(Strict):
     sample: str | None = Field(description="sample_submission.csv (found anywhere in the data)")
     columns: list[str] | None = Field(description="without a sample: the header to write")
     header_line: bool = Field(description="false: the CSV has no header line")
-    kind: Literal["label", "probability", "probabilities", "top_k"] = Field(
+    kind: Literal["label", "probability", "probabilities", "top_k", "tags"] = Field(
         description="label: id + class; probability: id + P(positive); probabilities: id + one "
-                    "column per class; top_k: id + the k best labels, space-separated")
+                    "column per class (or tag); top_k: id + the k best labels, space-separated; "
+                    "tags: id + the predicted tags, space-separated (multi-label)")
     labels: Literal["name", "index"] = Field(description="a label written as the class's name "
                                                          "(as in train) or its index")
     positive: str | None = Field(description="kind probability: the positive class (null: the "
@@ -201,12 +215,18 @@ class Submission(Strict):
         return self
 
 
+def multilabel_labels(labels) -> bool:
+    """Whether this labels rule gives each image any number of tags."""
+    return (isinstance(labels, TableLabels) and labels.delimiter is not None) or (
+        isinstance(labels, OneHotLabels) and labels.multi)
+
+
 class CompetitionBlock(Strict):
     """Everything the engine knows about one competition."""
 
     fetch: Fetch
-    metric: str = Field(description="accuracy | log_loss | roc_auc | f1_micro | f1_macro | qwk "
-                                    "| map@K")
+    metric: str = Field(description="accuracy | log_loss | roc_auc | f1_micro | f1_macro | "
+                                    "f2_samples | qwk | map@K")
     channels: Literal[1, 3]
     classes: list[str] | None = Field(description="class names in index order; null: from the "
                                                   "sample's header, else the train labels sorted")
@@ -216,6 +236,11 @@ class CompetitionBlock(Strict):
     solution: str | None = Field(description="a table of the test answers (id, label: the first "
                                              "two columns), scored locally where it exists")
     leaderboard: bool = Field(description="false: nowhere to upload (scored locally)")
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether an image carries any number of tags (a tag table or several 0/1 columns)."""
+        return any(multilabel_labels(s.labels) for s in self.train)
 
     @property
     def where_to_get(self) -> str:
@@ -233,8 +258,23 @@ class CompetitionBlock(Strict):
             raise ValueError(f"train: source names must differ, got {sources}")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes: duplicates in {self.classes}")
+        multi = [multilabel_labels(s.labels) for s in self.train]
+        if any(multi) and not all(multi):
+            raise ValueError("train: every source must be multi-label (labels.delimiter, or "
+                             "onehot with multi: true) or none")
         k = self.metric.partition("@")[2]
         sub = self.submission
+        if self.multilabel:
+            if self.metric.partition("@")[0] + ("@K" if k else "") in SINGLE_LABEL_ONLY:
+                raise ValueError(f"metric {self.metric} scores one label per image, and this "
+                                 "competition is multi-label; choose one of accuracy, log_loss, "
+                                 "roc_auc, f1_micro, f1_macro, f2_samples")
+            if sub.kind not in ("tags", "probabilities"):
+                raise ValueError(f"submission.kind: {sub.kind} writes one label per image; a "
+                                 "multi-label submission is tags or probabilities")
+        elif sub.kind == "tags":
+            raise ValueError("submission.kind: tags needs multi-label train labels "
+                             "(labels.delimiter, or onehot with multi: true)")
         if k and (sub.kind != "top_k" or sub.k != int(k)):
             raise ValueError(f"metric {self.metric} scores the top {k} labels: set submission."
                              f"kind: top_k and submission.k: {k}")

@@ -13,6 +13,11 @@ The rules, in order:
   whose values are the sample header's classes, or the only column that looks like a label; one
   0/1 column per sample class is one-hot. Without such a table: a folder whose folders hold the
   images (a folder per class), else the label in the file names.
+  A label column of space-separated tags (`rust scab`, `0 16 25`: values of several words
+  whose words are fewer than the distinct values) is multi-label, and so are one-hot columns
+  where a row has several 1s or none; a multi-label submission with one value column is `tags`.
+- **groups**: a column of the train table named like `patient` or `subject`, with fewer distinct
+  values than rows, becomes `folds.group_column` (a patient's images share a fold).
 - **test images**: the folder holding the sample's ids (shared with train or not).
 Images are never opened: the tree is a listing, and only tables are read.
 """
@@ -41,6 +46,8 @@ class Inferred:
     block: dict
     comments: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    group_column: str | None = None  # folds.group_column (a global knob, set by `new`)
+    group_why: str = ""
 
 
 class Stop(UserError):
@@ -168,6 +175,8 @@ class TrainGuess:
     count: int
     extra: list[str] = field(default_factory=list)
     table: str | None = None
+    group: str | None = None  # the column that is obviously a group (patient, subject)
+    multi: bool = False
 
 
 def _id_column(frame: pd.DataFrame, index: Index, hint: str | None) -> tuple[str | None, float]:
@@ -200,7 +209,7 @@ def _label_column(frame: pd.DataFrame, id_col: str, sample: pd.DataFrame | None,
         fits = [c for c in others if len(sample_values) > 1 and set(frame[c]) & sample_values]
         why = "its values are the sample's"
         if not fits:
-            fits = [c for c in others if _labelish(frame[c])]
+            fits = [c for c in others if _labelish(frame[c]) or _tagish(frame[c])]
             why = "the only column that looks like a label"
     if len(fits) == 1:
         return fits[0], why
@@ -209,6 +218,29 @@ def _label_column(frame: pd.DataFrame, id_col: str, sample: pd.DataFrame | None,
                    f"set train.labels.label (--set train.labels.label=<column>)")
     raise Stop(f"{where}: several candidate label columns {fits}: set train.labels.label "
                f"(--set train.labels.label={fits[0]})")
+
+
+def _tagish(values: pd.Series) -> bool:
+    """Space-separated tags: some values hold several words, and the words are fewer than the
+    distinct values (class names with spaces, `Common Chickweed`, have more words than values)."""
+    values = values[values != ""]
+    if values.empty:
+        return False
+    words = values.str.split()
+    tokens = {w for ws in words for w in ws}
+    return bool((words.str.len() > 1).any()) and 2 <= len(tokens) < values.nunique() and len(
+        tokens) <= MAX_CLASSES
+
+
+GROUP_NAME = re.compile(r"patient|subject", re.I)
+
+
+def group_column(frame: pd.DataFrame, extra: list[str]) -> str | None:
+    """The column that is obviously a group: named like patient or subject, fewer distinct
+    values than rows (several images per group), none empty."""
+    found = [c for c in extra if GROUP_NAME.search(c) and (frame[c] != "").all()
+             and 1 < frame[c].nunique() < len(frame)]
+    return found[0] if len(found) == 1 else None
 
 
 def _labelish(values: pd.Series) -> bool:
@@ -235,6 +267,8 @@ def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: st
         ids = frame[id_col]
         if test_ids and ids.isin(test_ids).mean() > 0.5:
             continue  # the test listing (test.csv), not labels
+        if ids.duplicated().any() and "train.labels.table" not in hints:
+            continue  # several rows per image (RANZCR's train_annotations.csv): not labels
         candidates.append((path, frame, id_col))
     if not candidates:
         return None
@@ -256,14 +290,27 @@ def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: st
     used = [id_col, *(label if isinstance(label, list) else [label])]
     extra = [c for c in frame.columns if c not in used]
     if isinstance(label, list):
-        src = {"from": "onehot", "table": path, "id": id_col, "columns": label}
+        ones = frame[label].apply(pd.to_numeric, errors="coerce").eq(1).sum(axis=1)
+        multi = bool((ones != 1).any())
+        src = {"from": "onehot", "table": path, "id": id_col, "columns": label, "multi": multi}
         raw = label
-        why_text = f"{name} ({id_col} -> one-hot {len(label)} columns: {why})"
+        why_text = (f"{name} ({id_col} -> {len(label)} 0/1 columns, "
+                    + ("rows with several 1s or none: multi-label" if multi else "one-hot")
+                    + f": {why})")
+    elif label not in frame.columns:
+        raise Stop(f"{name}: no column {label!r} (its columns: {list(frame.columns)[:20]}): set "
+                   "train.labels.label")
     else:
-        src = {"from": "table", "table": path, "id": id_col, "label": label}
-        raw = sorted(set(frame[label]))
-        why_text = f"{name} ({id_col} -> {label}: {why})"
-    return TrainGuess(src, raw, why_text, folder, len(frame), extra, table=name)
+        tags = _tagish(frame[label])
+        src = {"from": "table", "table": path, "id": id_col, "label": label,
+               "delimiter": " " if tags else None}
+        raw = (sorted({w for v in frame[label] for w in v.split()}) if tags
+               else sorted(set(frame[label])))
+        why_text = f"{name} ({id_col} -> {label}: {why}" + (
+            "; space-separated tags: multi-label)" if tags else ")")
+    return TrainGuess(src, raw, why_text, folder, len(frame), extra, table=name,
+                      group=group_column(frame, extra),
+                      multi=bool(src.get("multi") or src.get("delimiter")))
 
 
 def _train_dirs(tree: Tree, holders: set[str], test_folder: str | None) -> list[str]:
@@ -356,6 +403,12 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
         raise Stop("found no train labels (a table of id -> label, a folder per class, or labels "
                    "in the file names): set train.labels (--set 'train.labels={from: table, "
                    "table: train.csv, id: <column>, label: <column>}') and train.images")
+    if guess.multi and kind in ("label", "probability"):
+        if sample is not None and sample.shape[1] == 2 and metric in ("roc_auc", "log_loss"):
+            raise Stop(f"{metric} scores probabilities, and the sample has one value column for "
+                       "multi-label data: set submission.kind (probabilities with one column "
+                       "per tag, or tags)")
+        kind, why = "tags", "multi-label train labels, one value column: the predicted tags"
     header = list(sample.columns) if sample is not None else None
     sub, sub_why = _submission(sample_path, header, kind, k, guess, sample, hints)
     comments.update(sub_why)
@@ -386,7 +439,17 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     if guess.extra:
         notes.append(f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the id or "
                      "the label: metadata the images do not need)")
-    return Inferred(block, comments, notes)
+    if "folds.group_column" in hints:
+        group = hints["folds.group_column"] or None
+        group_why = "--set"
+    else:
+        group = guess.group
+        group_why = (f"{group}: named like a patient or subject, with fewer distinct values "
+                     "than rows" if group else "no column of the train table is a patient or "
+                     "subject id")
+    notes.append(f"folds: grouped by {group} ({group_why})" if group else
+                 f"folds: not grouped ({group_why})")
+    return Inferred(block, comments, notes, group_column=group, group_why=group_why)
 
 
 def _no_sample_kind(metric: str) -> tuple[str, int | None, str]:
@@ -420,9 +483,9 @@ def _test_without_sample(tree: Tree, index: Index, hints: dict) -> tuple[str, di
 def _submission(sample_path, header, kind, k, guess: TrainGuess, sample, hints) -> tuple[dict, dict]:
     why: dict[str, str] = {}
     labels = "name"
-    if kind in ("label", "top_k") and sample is not None:
+    if kind in ("label", "top_k", "tags") and sample is not None:
         tokens = set(sample.iloc[:, 1]) - {""}
-        if kind == "top_k":
+        if kind != "label":
             tokens = {t for v in tokens for t in v.split()}
         raw = set(guess.classes)
         if tokens and not tokens & raw and all(t.isdigit() for t in tokens) and not all(
@@ -440,7 +503,7 @@ def _submission(sample_path, header, kind, k, guess: TrainGuess, sample, hints) 
     columns = None
     if sample is None:
         columns = (["id", *sorted(guess.classes)] if kind == "probabilities"
-                   else ["id", "label"])
+                   else ["id", "tags" if kind == "tags" else "label"])
         why["submission.columns"] = "no sample: a guess; check the competition's page"
     else:
         why["submission.sample"] = "its header, id strings and row order are the submission's"

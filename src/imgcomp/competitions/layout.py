@@ -33,6 +33,7 @@ from .block import (
     TableIds,
     TableLabels,
     TrainSource,
+    multilabel_labels,
 )
 from .tree import Tree, natural_key, stem
 
@@ -51,6 +52,8 @@ class Listing:
     format: Format
     solution: pd.DataFrame | None = None  # id, label (index)
     notes: list[str] = field(default_factory=list)  # what was found, for the user
+    multilabel: bool = False  # labels: space-separated tag indices (none: empty)
+    meta: pd.DataFrame | None = None  # train id + the train tables' other columns (groups)
 
 
 class Images:
@@ -115,8 +118,12 @@ def _table(tree: Tree, pattern: str, columns: list[str], what: str, key: str) ->
     return frame
 
 
-def _source_rows(tree: Tree, src: TrainSource, where: str) -> tuple[list[str], list[str], list[str]]:
-    """(ids, paths, raw labels) of one train source."""
+META = "\0meta\0"  # prefix of a table's other columns while rows are listed
+
+
+def _source_rows(tree: Tree, src: TrainSource, where: str):
+    """(ids, paths, raw labels, the table's other columns or None) of one train source; a
+    multi-label source's raw label is the list of its tags."""
     lab = src.labels
     key = f"{where}.images"
     if isinstance(lab, FolderLabels):
@@ -127,7 +134,7 @@ def _source_rows(tree: Tree, src: TrainSource, where: str) -> tuple[list[str], l
         if loose:
             raise UserError(f"{where}: images in {folder or 'the top'}/ outside any class "
                             f"folder: {_preview(loose)} (move or delete them)")
-        return below, paths, [b.partition("/")[0] for b in below]
+        return below, paths, [b.partition("/")[0] for b in below], None
     if isinstance(lab, FilenameLabels):
         folder = tree.find_dir(src.images, where, key)
         paths = tree.images_below(folder)
@@ -139,19 +146,23 @@ def _source_rows(tree: Tree, src: TrainSource, where: str) -> tuple[list[str], l
             raise UserError(f"{where}: {len(bad)} file name(s) do not match labels.pattern "
                             f"{lab.pattern!r}: {_preview(bad)}")
         labels = [m.group(1).lower() if lab.lowercase else m.group(1) for m in found]
-        return names, paths, labels
+        return names, paths, labels, None
     folder = tree.find_dir(src.images, where, key, holds="below")
     cols = [lab.id, lab.label] if isinstance(lab, TableLabels) else [lab.id, *lab.columns]
     frame = _table(tree, lab.table, cols, where, f"{where}.labels")
     ids = frame[lab.id].tolist()
     paths = _match(Images(tree, folder), ids, f"{where} ({lab.table})", key)
+    extra = frame[[c for c in frame.columns if c not in cols]]
     if isinstance(lab, TableLabels):
         labels = frame[lab.label].tolist()
+        if lab.delimiter is not None:  # tags; an empty cell is an image with none
+            return ids, paths, [[x for x in v.split(lab.delimiter) if x.strip()]
+                                for v in labels], extra
         if empty := [i for i, v in zip(ids, labels) if v.strip() == ""]:
             raise UserError(f"{where}: {len(empty)} row(s) of {lab.table} without a label in "
                             f"{lab.label!r}: {_preview(empty)}")
-        return ids, paths, labels
-    return ids, paths, _one_hot(frame, lab, where)
+        return ids, paths, labels, extra
+    return ids, paths, _one_hot(frame, lab, where), extra
 
 
 def _one_hot(frame: pd.DataFrame, lab: OneHotLabels, where: str) -> list[str]:
@@ -161,6 +172,12 @@ def _one_hot(frame: pd.DataFrame, lab: OneHotLabels, where: str) -> list[str]:
         raise UserError(f"{where}: the one-hot columns {lab.columns} hold values that are not "
                         "0 or 1") from None
     ones = (hot == 1).sum(axis=1)
+    if lab.multi:
+        if not np.isin(hot, (0.0, 1.0)).all():
+            bad = frame[lab.id][~np.isin(hot, (0.0, 1.0)).all(axis=1)].tolist()
+            raise UserError(f"{where}: {len(bad)} row(s) of {lab.table} with values other than "
+                            f"0 and 1 in {lab.columns}: {_preview(bad)}")
+        return [[c for c, v in zip(lab.columns, row) if v == 1] for row in hot.tolist()]
     if not np.isin(hot, (0.0, 1.0)).all() or (ones != 1).any():
         bad = frame[lab.id][ones != 1].tolist()
         raise UserError(f"{where}: {len(bad)} row(s) of {lab.table} without exactly one 1 in "
@@ -171,10 +188,14 @@ def _one_hot(frame: pd.DataFrame, lab: OneHotLabels, where: str) -> list[str]:
 def _mapped(labels: list[str], src: TrainSource, where: str) -> list[str]:
     if src.label_map is None:
         return labels
-    unmapped = sorted(set(labels) - set(src.label_map), key=natural_key)
+    multi = multilabel_labels(src.labels)
+    flat = {x for v in labels for x in v} if multi else set(labels)
+    unmapped = sorted(flat - set(src.label_map), key=natural_key)
     if unmapped:
         raise UserError(f"{where}: labels {_preview(unmapped)} are not in label_map "
                         f"{sorted(src.label_map)}")
+    if multi:
+        return [[src.label_map[x] for x in v] for v in labels]
     return [src.label_map[v] for v in labels]
 
 
@@ -185,9 +206,12 @@ def train_rows(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
         if not src.required and tree.find_dir(
                 src.images, where, "", HOLDS[src.labels.from_], required=False) is None:
             continue
-        ids, paths, labels = _source_rows(tree, src, where)
-        parts.append(pd.DataFrame({"id": ids, "path": paths, "label": _mapped(labels, src, where),
-                                   "split": "train", "source": src.source}))
+        ids, paths, labels, extra = _source_rows(tree, src, where)
+        part = pd.DataFrame({"id": ids, "path": paths, "label": _mapped(labels, src, where),
+                             "split": "train", "source": src.source})
+        if extra is not None and len(extra.columns):
+            part = pd.concat([part, extra.add_prefix(META).reset_index(drop=True)], axis=1)
+        parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -286,6 +310,7 @@ def resolve_format(block: CompetitionBlock, classes: list[str], sample: pd.DataF
             raise UserError(f"{key}.positive: {pick!r} is not a class ({classes})")
         positive = classes.index(pick)
     return Format(header=header, kind=sub.kind, labels=sub.labels, positive=positive, k=sub.k,
+                  multilabel=block.multilabel,
                   decimals=sub.decimals, value_classes=value_classes, upload_as=sub.upload_as)
 
 
@@ -303,8 +328,10 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     sample = found[1] if found else None
     train = train_rows(block, tree, name)
     test = test_rows(block, tree, name, sample)
-    classes = class_list(block, train["label"].tolist(), sample)
-    seen = set(train["label"])
+    multi = block.multilabel
+    flat = [x for v in train["label"] for x in v] if multi else train["label"].tolist()
+    classes = class_list(block, flat, sample)
+    seen = set(flat)
     if stray := sorted(seen - set(classes), key=natural_key):
         raise UserError(f"competitions.{name}: train labels {_preview(stray)} are not among the "
                         f"classes {_preview(classes)}")
@@ -317,11 +344,26 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
                         f"test: {_preview(sorted(shared))}")
     train = _unique_ids(train, set(test["id"]), len(block.train) > 1)
     index = {c: i for i, c in enumerate(classes)}
-    train["label"] = train["label"].map(index)
+    if multi:
+        train["label"] = [" ".join(map(str, sorted({index[x] for x in v}))) for v in train["label"]]
+    else:
+        train["label"] = train["label"].map(index)
+    extra = [c for c in train.columns if c.startswith(META)]
+    meta = train[["id", *extra]].rename(columns=lambda c: c.removeprefix(META))
+    train = train.drop(columns=extra)
     rows = pd.concat([train, test], ignore_index=True)
     solution = local_answers(block, tree, name, test["id"].tolist(), index)
     notes = describe(block, tree, train, test, classes, fmt, found)
-    return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows))
+    if multi:
+        none = int((train["label"] == "").sum())
+        notes.append(f"multi-label: {len(classes)} tags, "
+                     f"{np.mean([len(v.split()) for v in train['label']]):.2f} per image"
+                     + (f", {none:,} image(s) with none" if none else ""))
+    if len(meta.columns) > 1:
+        notes.append(f"train table's other columns, left alone (folds.group_column may name "
+                     f"one): {_preview(list(meta.columns[1:]))}")
+    return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows),
+                   multilabel=multi, meta=meta)
 
 
 def unlisted(block: CompetitionBlock, tree: Tree, rows: pd.DataFrame) -> list[str]:
@@ -346,6 +388,9 @@ def local_answers(block: CompetitionBlock, tree: Tree, name: str, test_ids: list
     """The test answers where the competition ships them (digits' solution.csv)."""
     if block.solution is None:
         return None
+    if block.multilabel:
+        raise UserError(f"competitions.{name}.solution: local answers are read for single-label "
+                        "competitions only; set it to null")
     key = f"competitions.{name}.solution"
     path = tree.find_file(block.solution, f"competitions.{name}", key, required=False)
     if path is None:
@@ -369,11 +414,15 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
         lab = src.labels
         how = {"folder": "a folder per class", "filename": f"the file name ({lab.pattern})"
                if isinstance(lab, FilenameLabels) else "",
-               "table": f"{lab.table} ({lab.id} -> {lab.label})" if isinstance(lab, TableLabels)
-               else "", "onehot": f"{lab.table}, one-hot columns" if isinstance(lab, OneHotLabels)
-               else ""}[lab.from_]
+               "table": f"{lab.table} ({lab.id} -> {lab.label}"
+               + (f", tags split on {lab.delimiter!r})" if lab.delimiter else ")")
+               if isinstance(lab, TableLabels) else "",
+               "onehot": f"{lab.table}, " + ("one 0/1 column per tag" if lab.multi
+                                             else "one-hot columns")
+               if isinstance(lab, OneHotLabels) else ""}[lab.from_]
         lines.append(f"train ({src.source}): {n:,} images, labels from {how}")
-    lines.append(f"classes: {len(classes)} ({', '.join(classes[:6])}"
+    lines.append(f"{'tags' if fmt.multilabel else 'classes'}: {len(classes)} "
+                 f"({', '.join(classes[:6])}"
                  + (", ..." if len(classes) > 6 else "") + ")")
     ids = block.test.ids
     origin = ("sample_submission" if isinstance(ids, SampleIds) else

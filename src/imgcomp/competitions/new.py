@@ -4,7 +4,8 @@ It lists `data/raw/<slug>/` (Kaggle's zip, or its files unpacked) without extrac
 infers the block (inspect.py), checks it by listing the data through it exactly as `prepare`
 will, and writes it into params.yaml as text: the rest of the file, comments included, stays
 byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
-`augment.<slug>`, `kaggle.<slug>` and sets `competition: <slug>`. Where the files do not decide
+`augment.<slug>`, `kaggle.<slug>`, sets `competition: <slug>` and `folds.group_column` (a
+patient or subject column of the train table, or null). Where the files do not decide
 a key it stops with one line naming it; `--set KEY=VALUE` (a YAML value; `train.` is the first
 train source) decides it and overrides any inferred key.
 """
@@ -105,8 +106,24 @@ def _put(lines: list[str], section: str, name: str, text: list[str]) -> list[str
     return lines[:end] + text + lines[end:]
 
 
-def edit(params_text: str, name: str, block_text: str, slug: str) -> str:
+def _group_line(lines: list[str], group: str | None, why: str) -> list[str]:
+    """folds.group_column, set in place (its comment says why)."""
+    start, end = _section(lines, "folds")
+    at = [i for i in range(start, end) if re.match(r"^\s+group_column\s*:", lines[i])]
+    if len(at) != 1:
+        raise UserError("params.yaml: no `group_column:` line under `folds:` to set")
+    if (yaml.safe_load(lines[at[0]].strip()) or {}).get("group_column") == group:
+        return lines  # unchanged: the line (and its comment) stays as it is
+    value = yaml.safe_dump(group, default_flow_style=True).strip().removesuffix("...").strip()
+    lines[at[0]] = f"{f'  group_column: {value}':<28} # written by `new`: {why}"
+    return lines
+
+
+def edit(params_text: str, name: str, block_text: str, slug: str,
+         group: tuple[str | None, str] | None = None) -> str:
     lines = params_text.splitlines()
+    if group is not None:
+        lines = _group_line(lines, *group)
     key = yaml.safe_dump(name, default_flow_style=True).strip().removesuffix("...").strip()
     lines = _put(lines, "competitions", name, block_text.rstrip("\n").splitlines())
     lines = _put(lines, "augment", name, [f"  {key}: {AUGMENT}  # {AUGMENT_NOTE}"])
@@ -151,6 +168,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
     overrides = parse_sets(sets or [])
     found = infer(name, metric, tree, overrides)
     for key, value in overrides.items():
+        if key == "folds.group_column":  # a global knob, not part of the block
+            continue
         _set(found.block, key, value)
         found.comments[key] = "--set"
     try:
@@ -159,7 +178,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
         raise UserError(f"new: the inferred block does not validate ({_first(e)}); set the key "
                         "with --set") from None
     listing = resolve(block, tree, name)  # the data through the block, exactly as prepare
-    new_text = edit(text, name, render(name, found.block, found.comments, raw_dir), name)
+    new_text = edit(text, name, render(name, found.block, found.comments, raw_dir), name,
+                    (found.group_column, found.group_why))
     check = yaml.safe_load(new_text)
     if check["competitions"][name] != found.block:
         raise UserError("new: the block did not survive YAML's round trip; please report this")
@@ -167,8 +187,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
     write_text(params_path, new_text)
     for line in listing.notes + found.notes:
         print(f"new: {line}")
-    print(f"new: wrote competitions.{name}, augment.{name} and kaggle.{name} into {params_path}; "
-          f"competition: {name}. Next: `make all` (image_size and train.models are yours to "
+    print(f"new: wrote competitions.{name}, augment.{name}, kaggle.{name} and "
+          f"folds.group_column into {params_path}; competition: {name}. Next: `make all` (image_size and train.models are yours to "
           "set: the digits defaults are 32 px and a small CNN)")
 
 

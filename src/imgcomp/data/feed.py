@@ -212,6 +212,13 @@ def epoch_order(n: int, seed: int, rank: int = 0, world: int = 1,
     return order[: per_rank * world][rank::world]
 
 
+def label_tensor(labels: np.ndarray) -> torch.Tensor:
+    """Class indices as int64 (what cross-entropy takes); a multi-label 0/1 matrix as float32
+    (what binary cross-entropy and mixing take)."""
+    labels = np.asarray(labels)
+    return torch.as_tensor(labels, dtype=torch.float32 if labels.ndim == 2 else torch.long)
+
+
 def sample_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Per-row weights under which every class is drawn equally often."""
     return class_weights(labels, num_classes)[np.asarray(labels)]
@@ -235,7 +242,7 @@ class DeviceFeed:
                  rank: int = 0, world: int = 1, weights: np.ndarray | None = None):
         self.images, self.augment, self.weights = images, augment, weights
         self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.labels = label_tensor(labels)
         self.batch_size, self.rank, self.world = batch_size, rank, world
         self.num_workers = 0
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .batch_aug import DevicePrep
-from .feed import batch_seed, epoch_order
+from .feed import batch_seed, epoch_order, label_tensor
 
 
 class EpochBatches(Sampler):
@@ -68,7 +68,7 @@ class BatchImages(Dataset):
             if self.transform is not None:
                 img = self.transform(image=img)["image"]
             out.append(img)
-        labels = torch.as_tensor(np.asarray(self.labels)[indices], dtype=torch.long)
+        labels = label_tensor(np.asarray(self.labels)[indices])
         return torch.from_numpy(np.ascontiguousarray(np.stack(out))), labels
 
 

@@ -41,6 +41,8 @@ class ModelCard(_Strict):
     std: list[float]
     interpolation: Literal["bilinear", "bicubic"]
     classes: list[str]
+    multilabel: bool = Field(False, description="a sigmoid per tag (classes are tags); "
+                             "false: a softmax over the classes")
     metric: str
     score: float | None  # None: NaN (an AUC of a one-class fold)
     best_epoch: int

@@ -11,10 +11,12 @@ def rank_normalise(p: np.ndarray) -> np.ndarray:
     return np.column_stack([(rankdata(c) - 1) / max(len(c) - 1, 1) for c in p.T])
 
 
-def combine(stack: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
-    """stack: (models, N, C) probabilities -> (N, C)."""
+def combine(stack: np.ndarray, weights: np.ndarray, method: str,
+            normalise: bool = True) -> np.ndarray:
+    """stack: (models, N, C) probabilities -> (N, C). `rank` averages per-column ranks, rows
+    renormalised to sum to 1 unless `normalise` is false (multi-label: independent tags)."""
     if method == "rank":
         stack = np.stack([rank_normalise(p) for p in stack])
         out = np.tensordot(weights, stack, axes=1)
-        return out / out.sum(axis=1, keepdims=True).clip(1e-12)
+        return out / out.sum(axis=1, keepdims=True).clip(1e-12) if normalise else out
     return np.tensordot(weights, stack, axes=1)

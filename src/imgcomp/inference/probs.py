@@ -40,9 +40,11 @@ def rebuild(card: ModelCard, state: dict, rt, where: str = "") -> tuple[nn.Modul
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: DevicePrep,
-                  rt, tta: list[str], batch_size: int, desc: str = "") -> np.ndarray:
-    """Class probabilities (N, C), float64, averaged over the TTA views in probability space.
-    All views of a batch go through the model as one batch; `rt` gives the autocast."""
+                  rt, tta: list[str], batch_size: int, desc: str = "",
+                  multilabel: bool = False) -> np.ndarray:
+    """Class probabilities (N, C), float64, averaged over the TTA views in probability space
+    (softmax; `multilabel`: an independent sigmoid per tag). All views of a batch go through
+    the model as one batch; `rt` gives the autocast."""
     model.eval()
     out = []
     bar = progress_bar(len(rows), desc, "img") if desc else None
@@ -51,7 +53,8 @@ def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: Devi
         views = tta_views.views(x, tta)
         with rt.autocast():
             logits = model(torch.cat(views) if len(views) > 1 else views[0])
-        p = F.softmax(logits.float(), dim=1).view(len(views), len(x), -1).mean(dim=0)
+        p = (torch.sigmoid(logits.float()) if multilabel else F.softmax(logits.float(), dim=1)
+             ).view(len(views), len(x), -1).mean(dim=0)
         out.append(p.double().cpu().numpy())
         if bar is not None:
             bar.update(len(x))

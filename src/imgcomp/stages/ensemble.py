@@ -27,7 +27,7 @@ from ..fileio import atomic_path, write_json
 from ..inference.ensemble import combine
 from ..inference.probfiles import read_probs, write_probs
 from ..manifest import POST, Prepared
-from ..metrics import better, choose_post, log_loss, report, score
+from ..metrics import better, choose_post, is_multilabel, report, score
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -37,7 +37,8 @@ DVC = {
            "--preds preds/${competition}/items --out preds/${competition}/ensemble "
            "--cv metrics/cv.json --plots plots/${competition}",
     "deps": ["data/prepared/${competition}/manifest.csv",
-             "data/prepared/${competition}/classes.json", "preds/${competition}/items"],
+             "data/prepared/${competition}/classes.json",
+             "data/prepared/${competition}/task.json", "preds/${competition}/items"],
     "params": ["competition", "competitions.${competition}.metric", "train.models", "folds.run",
                "ensemble"],
     "outs": ["preds/${competition}/ensemble"],
@@ -59,13 +60,15 @@ def recorded_weights(models: list[str], weights: np.ndarray) -> dict[str, float]
 
 
 def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
-    """Weights on the simplex; never worse on OOF than the best single model or the mean."""
+    """Weights on the simplex; never worse on OOF than the best single model or the mean
+    (multi-label: the per-tag binary log loss is the surrogate, and tags at 0.5 are scored)."""
     from scipy.optimize import minimize
 
     m = len(oof)
     candidates = [np.eye(m)[i] for i in range(m)] + [np.full(m, 1.0 / m)]
     if m > 1:
-        res = minimize(lambda w: log_loss(labels, combine(oof, w, "mean")), np.full(m, 1.0 / m),
+        res = minimize(lambda w: score("log_loss", labels, combine(oof, w, "mean")),
+                       np.full(m, 1.0 / m),
                        method="SLSQP", bounds=[(0.0, 1.0)] * m,
                        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}])
         w = np.clip(res.x, 0.0, None)
@@ -95,7 +98,9 @@ def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.D
     distinct score, as scikit-learn's `roc_curve` without dropping collinear points (tested
     equal on its points; written out because importing scikit-learn's metrics takes a second,
     a third of this stage's run)."""
-    if probs.shape[1] == 2:
+    if is_multilabel(labels):  # micro-averaged over every (image, tag)
+        truth, score_ = np.asarray(labels).astype(bool).ravel(), probs.ravel()
+    elif probs.shape[1] == 2:
         truth, score_ = labels == 1, probs[:, 1]
     else:
         truth = (labels[:, None] == np.arange(probs.shape[1])[None]).ravel()
@@ -111,10 +116,24 @@ def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.D
     return pd.DataFrame({"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6)})
 
 
-def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
-    """OOF confusion pairs and ROC points, the DVC plots of the ensemble."""
+def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes: list[str],
+                post: dict | None = None) -> None:
+    """OOF confusion pairs and ROC points, the DVC plots of the ensemble (multi-label: each
+    tag's yes/no pairs at its threshold, given as `post`)."""
     names = np.asarray(classes, dtype=object)
-    confusion = pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(axis=1)]})
+    if is_multilabel(labels):
+        from ..multilabel import tags
+
+        pred, y = tags(probs, post), np.asarray(labels).astype(bool)
+        yes = np.array(["no", "yes"], dtype=object)
+        confusion = pd.DataFrame({
+            "actual": np.concatenate([name + ": " + yes[y[:, j].astype(int)]
+                                      for j, name in enumerate(classes)]),
+            "predicted": np.concatenate([name + ": " + yes[pred[:, j].astype(int)]
+                                         for j, name in enumerate(classes)])})
+    else:
+        confusion = pd.DataFrame({"actual": names[labels],
+                                  "predicted": names[probs.argmax(axis=1)]})
     with atomic_path(plots_dir) as tmp:
         tmp.mkdir()
         confusion.to_csv(tmp / "confusion.csv", index=False)
@@ -125,7 +144,6 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
          plots_dir: Path | None = None) -> None:
     comp = params.competition_block()
     prepared = Prepared.load(prepared_dir)
-    labels_by_id = prepared.manifest.set_index("id")["label"]
     test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
     models, folds = params.train.models, params.folds.run
 
@@ -136,7 +154,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         parts, tests, per_fold = [], [], {}
         for k in folds:
             ids, p = read_probs(item_dir(preds_dir, model, k) / "oof.csv")
-            y = labels_by_id.loc[ids].astype(int).to_numpy()
+            y = prepared.targets_of(ids)
             per_fold[str(k)] = report(comp.metric, y, p)
             fold_by_id.update((i, k) for i in ids)
             parts.append(pd.DataFrame(p, index=ids))
@@ -150,12 +168,13 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
             oof_ids = oof.index.tolist()
         oof_stack.append(oof.loc[oof_ids].to_numpy())
         test_stack.append(np.mean(tests, axis=0))
-        y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
+        y = prepared.targets_of(oof_ids)
         per_model[model] = {**report(comp.metric, y, oof_stack[-1], prepared.classes),
                             "folds": per_fold}
 
     oof_all, test_all = np.stack(oof_stack), np.stack(test_stack)
-    y = labels_by_id.loc[oof_ids].astype(int).to_numpy()
+    y = prepared.targets_of(oof_ids)
+    norm = not prepared.multilabel
     method = params.ensemble.method
     note = None
     if method == "weighted":
@@ -165,13 +184,13 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
             oof_ens = cross_fitted(oof_all, y, fold_of, comp.metric)
             note = "OOF score with each fold's weights fitted on the other folds"
         else:
-            oof_ens = combine(oof_all, weights, method)
+            oof_ens = combine(oof_all, weights, method, norm)
             if len(models) > 1:
                 note = "weights fitted on the scored OOF itself (one fold): optimistic"
     else:
         weights = np.full(len(models), 1.0 / len(models))
-        oof_ens = combine(oof_all, weights, method)
-    test_ens = combine(test_all, weights, method)
+        oof_ens = combine(oof_all, weights, method, norm)
+    test_ens = combine(test_all, weights, method, norm)
     fold_of = np.array([fold_by_id[i] for i in oof_ids])
     post = choose_post(comp.metric, y, oof_ens, fold_of)  # fitted on OOF; its score cross-fitted
     ensemble = {**report(comp.metric, y, oof_ens, prepared.classes, post["post"]),
@@ -184,7 +203,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         write_probs(tmp / "test.csv", test_ids, test_ens, prepared.classes)
         write_json(tmp / POST, post["post"])
     if plots_dir is not None:
-        write_plots(plots_dir, y, oof_ens, prepared.classes)
+        write_plots(plots_dir, y, oof_ens, prepared.classes, post["post"])
     write_json(cv_json, {"competition": params.competition, "metric": comp.metric,
                          "images": len(oof_ids), "folds": list(folds),
                          "ensemble": ensemble, "models": per_model})
@@ -195,6 +214,11 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         print(f"  post-processing {post['post']} fitted on OOF; its CV score "
               + ("is in-sample (one fold)" if post.get("note") else
                  f"cross-fitted on the other folds (without it: {post['raw_score']:.4f})"))
+    if prepared.multilabel:
+        rows = sorted(ensemble["per_tag"], key=lambda r: r["f1"])
+        print(f"  lowest OOF F1: tag {rows[0]['tag']} {rows[0]['f1']:.4f} at threshold "
+              f"{rows[0]['threshold']} (every tag's: ensemble.per_tag in {cv_json})")
+        return
     known = {c: r for c, r in ensemble["recall"].items() if r is not None}
     low = min(known, key=known.get)
     print(f"  lowest OOF recall: class {low} {known[low]:.4f} (every class's: ensemble.recall in "

@@ -57,7 +57,7 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
     images, at = Images.rows_of(prepared.cache, needed, rt.device)  # each row read once
     where = dict(zip(needed.tolist(), at.tolist()))
     ids = prepared.manifest["id"].to_numpy()
-    labels = prepared.manifest["label"].to_numpy()
+    labels = prepared.targets()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for model in params.train.models:
@@ -71,7 +71,7 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
                 def run(rows, part):
                     return predict_probs(net, images, np.array([where[r] for r in rows]), prep,
                                          rt, params.tta, params.predict.batch_size,
-                                         f"{name} {part}")
+                                         f"{name} {part}", multilabel=card.multilabel)
 
                 oof, test = run(valid[k], "oof"), run(test_rows, "test")
                 item = tmp / item_name(model, k)
@@ -79,7 +79,7 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
                 write_probs(item / "oof.csv", ids[valid[k]], oof, prepared.classes)
                 write_probs(item / "test.csv", ids[test_rows], test, prepared.classes)
                 print(f"{name}: OOF {card.metric} "
-                      f"{score(card.metric, labels[valid[k]].astype(int), oof):.4f} with tta "
+                      f"{score(card.metric, labels[valid[k]], oof):.4f} with tta "
                       f"{params.tta}")
     print(f"predict: {len(params.train.models)} model(s) x {len(params.folds.run)} fold(s) "
           f"-> {out_dir}")

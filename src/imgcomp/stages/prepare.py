@@ -5,7 +5,8 @@ Output folder (written under a temporary name, renamed into place when whole):
 `manifest.csv` (its `path`: where each image is in the competition's data, inside its archive
 or its folder), `classes.json`, `stats.json` (per-channel mean/std of the training images),
 `submission.json` (the submission's format, resolved from the block and sample_submission:
-header, kind, classes of its columns), `solution.csv` (the test answers, where the competition
+header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
+train id and its table's other columns: patient ids, metadata), `solution.csv` (the test answers, where the competition
 ships them), and the cache: uint8, N x S x S x C, S = image_size * (1 + prepare.cache_margin),
 rows in manifest order; `images.u8z` (losslessly compressed, with `prepare.compress_cache`, the
 default) or `images.npy` (read memory-mapped). See data/store.py. `files/` keeps the extracted
@@ -29,8 +30,10 @@ from ..manifest import (
     CLASSES,
     FORMAT,
     MANIFEST,
+    META,
     SOLUTION,
     STATS,
+    TASK,
     cache_side,
     check_manifest,
 )
@@ -61,14 +64,15 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
     with atomic_path(out_dir) as tmp:
         tree, junk = comp.extract(raw_dir, tmp / "files", max_bytes)
         listing = comp.listing(tree)
-        frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest")
+        frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest",
+                               listing.multilabel)
         ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / NPY, size,
                                  comp.channels, params.prepare.workers)
         if not ok.all():  # named where the user can find them: the path inside the archive
             errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / NPY,
-                              listing.classes, comp.name)
+                              listing.classes, listing.multilabel, comp.name)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
             shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
@@ -78,6 +82,10 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         (tmp / STATS).write_text(json.dumps({**stats, "cache_side": size,
                                              "channels": comp.channels}, indent=2) + "\n")
         (tmp / FORMAT).write_text(json.dumps(listing.format.to_json(), indent=1) + "\n")
+        (tmp / TASK).write_text(json.dumps({"multilabel": listing.multilabel}) + "\n")
+        meta = listing.meta if listing.meta is not None else frame.loc[
+            frame["split"] == "train", ["id"]]
+        meta[meta["id"].isin(frame["id"])].to_csv(tmp / META, index=False)
         if listing.solution is not None:
             listing.solution.to_csv(tmp / SOLUTION, index=False)
         if params.prepare.compress_cache:  # lossless, 0.63-0.71x measured: data/store.py
@@ -94,7 +102,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path,
-              classes: list[str], name: str):
+              classes: list[str], multilabel: bool, name: str):
     bad = frame[~ok]
     bad_test = bad[bad["split"] == "test"]
     listing = "; ".join(errors[:5]) + (f"; ... {len(errors) - 5} more" if len(errors) > 5 else "")
@@ -116,4 +124,4 @@ def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path
     del out, images
     compact.replace(cache)
     return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
-                          classes, f"{name} manifest after skipping bad images")
+                          classes, f"{name} manifest after skipping bad images", multilabel)

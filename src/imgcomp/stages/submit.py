@@ -27,6 +27,7 @@ DVC = {
            "--leaderboard metrics/leaderboard.json",
     "deps": ["data/prepared/${competition}/manifest.csv",
              "data/prepared/${competition}/classes.json",
+             "data/prepared/${competition}/task.json",
              "data/prepared/${competition}/submission.json",
              "preds/${competition}/ensemble/test.csv", "preds/${competition}/ensemble/post.json"],
     "params": ["competition", "competitions.${competition}.metric"],

@@ -165,7 +165,7 @@ def _setup(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path,
         init, init_sha = checked_weights(Path(init_dir), model_name, spec.sha256)
     if rt.is_main and (repo := git_without_commit()) is not None:
         raise UserError(no_commit_message(repo))  # dvclive's logger fails there otherwise
-    labels = prepared.manifest["label"].fillna(-1).astype(int).to_numpy()
+    labels = prepared.targets()  # class indices, or a 0/1 tag matrix
     digests = {"data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, folds_csv),
                "cache": sampled_digest(prepared.cache), "code": code_digest(stage_modules("train"))}
     return Run(params, model_name, prepared, read_folds(folds_csv, prepared), folds_csv, labels,
@@ -223,7 +223,7 @@ def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
         card=1, model=run.model_name, fold=fold, arch=spec.arch or run.model_name,
         args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=block.channels,
         image_size=run.params.image_size, mean=mean, std=std, interpolation=interpolation,
-        classes=run.prepared.classes, metric=block.metric,
+        classes=run.prepared.classes, multilabel=run.prepared.multilabel, metric=block.metric,
         score=None if math.isnan(result.best_score) else result.best_score,
         best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
         history=[{k: v for k, v in row.items() if not k.startswith("time/")}  # the same
@@ -261,7 +261,8 @@ def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpo
         cfg, run.prepared.num_classes, p.competition_block().metric, name,
         _resume_file(run, fold), json.dumps(config, sort_keys=True),
         class_weights(run.labels[train_rows], run.prepared.num_classes)
-        if cfg.class_weights == "balanced" else None, log_prefix=f"f{fold}/")
+        if cfg.class_weights == "balanced" else None, log_prefix=f"f{fold}/",
+        multilabel=run.prepared.multilabel)
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep)
     return fit(fit_cfg, model, rt, feed, valid, live)
 

@@ -25,7 +25,7 @@ from ..data.feed import Images, epoch_seed
 from ..errors import UserError
 from ..inference.probs import predict_probs, progress_bar
 from ..inference.runtime import Runtime
-from ..metrics import better, log_loss, score
+from ..metrics import better, score
 from ..params import Train
 from . import resume
 from .device import seed_everything
@@ -45,6 +45,7 @@ class FitConfig:
     run_key: str  # the whole resolved run: a resume state of another key is ignored
     class_weight: np.ndarray | None = None
     log_prefix: str = ""  # dvclive keys: "f0/" when one logger holds every fold
+    multilabel: bool = False  # sigmoid per tag, binary cross-entropy; labels a 0/1 matrix
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def fit(cfg: FitConfig, model: nn.Module, rt: Runtime, feed, valid: Validation, 
     if len(feed) == 0:
         raise UserError(f"{cfg.name}: too few training images for one batch of "
                         f"train.batch_size={t.batch_size}")
-    stepper = stepper or Stepper(t, model, rt, cfg.num_classes, len(feed), cfg.class_weight)
+    stepper = stepper or Stepper(t, model, rt, cfg.num_classes, len(feed), cfg.class_weight,
+                                 cfg.multilabel)
     progress, best_state = _resume(cfg, stepper, rt)
     if live is not None:
         for row in progress.history:  # DVC removed the old logs; replay the finished epochs
@@ -130,10 +132,10 @@ def _epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validatio
     if not rt.is_main:
         return None, None
     probs = predict_probs(stepper.eval_model, valid.images, valid.rows, valid.prep, rt,
-                          ["identity"], max(feed.batch_size, 256))
-    value = score(cfg.metric, valid.labels, probs)
+                          ["identity"], max(feed.batch_size, 256), multilabel=cfg.multilabel)
+    value = score(cfg.metric, valid.labels, probs)  # multi-label F-metrics: tags at 0.5
     row = {"epoch": epoch + 1, "train/loss": train_loss, f"val/{cfg.metric}": value,
-           "val/loss": log_loss(valid.labels, probs),
+           "val/loss": score("log_loss", valid.labels, probs),
            "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
            "time/epoch_s": round(time.perf_counter() - start, 3),
            "time/train_images_per_s": round(images * rt.world / train_s, 1)}

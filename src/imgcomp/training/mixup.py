@@ -67,10 +67,33 @@ def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], flo
 
 def mixed_targets(target: torch.Tensor, num_classes: int, lam: float,
                   smoothing: float) -> torch.Tensor:
+    """Soft targets mixed by `lam` with the batch reversed: class indices become smoothed
+    distributions; multi-label 0/1 rows (2-D, float) are smoothed towards 0.5 per tag."""
+    if target.ndim == 2:
+        y = smooth_tags(target, smoothing)
+        return y * lam + y.flip(0) * (1.0 - lam)
     off = smoothing / num_classes
     y = torch.full((len(target), num_classes), off, device=target.device).scatter_(
         1, target.long().view(-1, 1), 1.0 - smoothing + off)
     return y * lam + y.flip(0) * (1.0 - lam)
+
+
+def smooth_tags(target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Per-tag label smoothing: each 0/1 target moves `smoothing` of the way towards 0.5."""
+    return target.float() * (1.0 - smoothing) + 0.5 * smoothing
+
+
+class TagBCE(nn.Module):
+    """Binary cross-entropy with logits over every (image, tag), mean; targets smoothed towards
+    0.5 here unless they arrive soft already (mixed by Mixup, which smooths them)."""
+
+    def __init__(self, smoothing: float = 0.0):
+        super().__init__()
+        self.smoothing = smoothing
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        y = smooth_tags(target, self.smoothing) if self.smoothing else target.float()
+        return F.binary_cross_entropy_with_logits(x.float(), y)
 
 
 class SoftTargetCE(nn.Module):

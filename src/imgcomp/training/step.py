@@ -16,7 +16,7 @@ from ..data.feed import generator, stream_seed
 from ..errors import UserError
 from ..inference.runtime import Runtime
 from ..params import Train
-from .mixup import Mixup, SoftTargetCE
+from .mixup import Mixup, SoftTargetCE, TagBCE
 from .optim import make_optimizer, make_scheduler
 
 
@@ -112,7 +112,8 @@ class Stepper:
     scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
 
     def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
-                 steps_per_epoch: int, class_weight: np.ndarray | None = None):
+                 steps_per_epoch: int, class_weight: np.ndarray | None = None,
+                 multilabel: bool = False):
         self.cfg, self.model, self.rt = cfg, model, rt
         model.to(rt.device)
         if rt.channels_last:
@@ -129,7 +130,11 @@ class Stepper:
                            num_classes=num_classes) if mixing else None
         weight = (None if class_weight is None
                   else torch.as_tensor(class_weight, dtype=torch.float32, device=rt.device))
-        if mixing:  # targets arrive soft (mixed and smoothed)
+        if multilabel:  # sigmoid per tag; mixed targets arrive smoothed already
+            if weight is not None:
+                raise UserError("train.class_weights: balanced is for single-label data")
+            self.loss_fn = TagBCE(0.0 if mixing else cfg.label_smoothing)
+        elif mixing:  # targets arrive soft (mixed and smoothed)
             self.loss_fn = SoftTargetCE() if weight is None else WeightedSoftTargetCE(weight)
         else:
             self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
