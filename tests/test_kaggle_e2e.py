@@ -136,6 +136,17 @@ def _sample(raw):
         return io.BytesIO(z.read("sample_submission.csv"))
 
 
+def infer_raw(tmp_path, project, slug: str, layout) -> bytes:
+    """The CSV the project's package writes with `infer --raw` on the layout's files unpacked,
+    as a notebook sees them under /kaggle/input/<slug>/."""
+    unpacked = tmp_path / "kaggle-input" / slug
+    layout(unpacked, zipped=False)
+    out = tmp_path / "submission.csv"
+    run([sys.executable, "-m", "imgcomp", "infer", "--package", str(project / "packages" / slug),
+         "--raw", str(unpacked), "--out", str(out)], tmp_path, env=env_for(project))
+    return out.read_bytes()
+
+
 def test_the_users_path_through_dvc(tmp_path):
     """The README's three commands on a hyphenated slug as the Kaggle CLI ships it: `new`,
     then `dvc repro` (what `make all` runs), a second repro that runs nothing, the CSV valid,
@@ -154,12 +165,7 @@ def test_the_users_path_through_dvc(tmp_path):
     assert ran_stages(run(["dvc", "repro"], project)) == []
     csv = project / f"submissions/{slug}.csv"
     assert imgcomp(["validate", str(csv)], project).returncode == 0
-    unpacked = tmp_path / "kaggle-input" / slug
-    dog_breed(unpacked, zipped=False)
-    out = tmp_path / "submission.csv"
-    run([sys.executable, "-m", "imgcomp", "infer", "--package", str(project / "packages" / slug),
-         "--raw", str(unpacked), "--out", str(out)], tmp_path, env=env_for(project))
-    assert out.read_bytes() == csv.read_bytes()
+    assert infer_raw(tmp_path, project, slug, dog_breed) == csv.read_bytes()
 
 
 def test_a_multilabel_competition_through_dvc_and_infer(tmp_path):
@@ -184,9 +190,4 @@ def test_a_multilabel_competition_through_dvc_and_infer(tmp_path):
     assert cv["ensemble"]["f1_macro"] == round(post["cross_fitted_by_fit"][post["post"]["fit"]], 6)
     spec = json.loads((project / "packages" / slug / "package.json").read_text())
     assert spec["post"] == post["post"] and all(i["card"]["multilabel"] for i in spec["items"])
-    unpacked = tmp_path / "kaggle-input" / slug
-    plant_pathology_2021(unpacked, zipped=False)
-    out = tmp_path / "submission.csv"
-    run([sys.executable, "-m", "imgcomp", "infer", "--package", str(project / "packages" / slug),
-         "--raw", str(unpacked), "--out", str(out)], tmp_path, env=env_for(project))
-    assert out.read_bytes() == csv.read_bytes()
+    assert infer_raw(tmp_path, project, slug, plant_pathology_2021) == csv.read_bytes()

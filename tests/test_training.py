@@ -266,13 +266,15 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(digits_small,
     assert all(torch.isfinite(v).all() for v in saved["stepper"]["model"].values())
 
 
-def test_ddp_two_processes_gloo(digits_small, tmp_path):
-    proc = train_cli(digits_small, tmp_path / "ddp", params_over={"train": {"nproc": 2, "epochs": 1}},
-                     cwd=tmp_path)
+@pytest.mark.parametrize("data", ["digits_small", "digits_tags"],
+                         ids=["single-label", "multi-label"])
+def test_ddp_two_processes_gloo(request, tmp_path, data):
+    proc = train_cli(request.getfixturevalue(data), tmp_path / "ddp",
+                     params_over={"train": {"nproc": 2, "epochs": 1}}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "x2 DDP" in proc.stdout
     card, _ = _state(fold_file(tmp_path / "ddp"))
-    assert card.epochs_run == 1
+    assert card.epochs_run == 1 and card.multilabel == (data == "digits_tags")
     assert proc.stdout.count("best val accuracy") == 1  # only rank 0 writes
 
 
@@ -542,11 +544,3 @@ def test_a_multilabel_fold_resumes_to_the_same_weights(digits_tags, work, monkey
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
 
-
-def test_multilabel_ddp_two_processes_gloo(digits_tags, tmp_path):
-    proc = train_cli(digits_tags, tmp_path / "ddp", params_over={"train": {"nproc": 2, "epochs": 1}},
-                     cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "x2 DDP" in proc.stdout
-    card, _ = _state(fold_file(tmp_path / "ddp"))
-    assert card.multilabel and card.epochs_run == 1
