@@ -14,7 +14,10 @@
 6. the run's shape: a whole `dvc repro -f` in a scratch copy (benchmarks/run_shape.py), the
    share of its wall time spent inside training's epoch loops, and the largest costs outside
    them by stage: the default digits pipeline on a CPU, a food-11-shaped zip on a GPU;
-7. digits: the pipeline's held-out test accuracy beside a grid-searched RBF SVM on the same split.
+7. digits: the pipeline's held-out test accuracy beside a grid-searched RBF SVM on the same split;
+8. small data, short runs (benchmarks/small_data.py): about 300 images in 40 classes, 3 folds x 8
+   epochs; the CV score with `train.ema` under the averaging rule, with `ema: 0`, and with the
+   fixed decay the rule replaced.
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
 
@@ -46,6 +49,7 @@ if importlib.util.find_spec("imgcomp") is None:  # a checkout without the instal
 sys.path.insert(0, str(REPO / "tests"))  # support.py: the instruments the tests check
 
 import run_shape  # noqa: E402  (benchmarks/, this script's folder)
+import small_data  # noqa: E402
 from support import (  # noqa: E402
     bare_train,
     dispatched_ops,
@@ -204,7 +208,7 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
                 sync()
                 seen, start = 0, time.perf_counter()
             stepped[id(step)].add(tuple(x.shape))
-            step.update(step.loss(x, y), k)
+            step.update(step.loss(x, y))
             seen += len(x)
             if k >= steps + 2:
                 break
@@ -229,8 +233,8 @@ def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps
     for _ in range(3):
         bare_ips = max(bare_ips, run(bare, ((xs, ys) for _ in range(steps + 3))))
         pipeline_ips = max(pipeline_ips, run(stepper, batches))
-    ops = dispatched_ops(lambda: stepper.update(stepper.loss(*next(batches)), steps))
-    bare_ops = dispatched_ops(lambda: bare.update(bare.loss(xs, ys), steps))
+    ops = dispatched_ops(lambda: stepper.update(stepper.loss(*next(batches))))
+    bare_ops = dispatched_ops(lambda: bare.update(bare.loss(xs, ys)))
     batches.close()
 
     def side(step) -> dict:
@@ -324,7 +328,7 @@ def child_train(cache: str, device: str) -> None:
     sampler.start()
     start = time.perf_counter()
     for k, (x, y) in enumerate(feed.epoch(0)):
-        stepper.update(stepper.loss(x, y), k)
+        stepper.update(stepper.loss(x, y))
     seconds = time.perf_counter() - start
     stop.set()
     sampler.join()
@@ -627,10 +631,14 @@ def main(argv: list[str] | None = None) -> None:
     if "accuracy" in only:
         results["accuracy"] = bench_accuracy()
         done("accuracy")
+    if "small_data" in only:
+        results["small_data"] = small_data.measure(epochs=max(1, round(8 * min(SCALE, 1))))
+        done("small_data")
     print(f"\nwritten: {out}")
 
 
-SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy")
+SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy",
+            "small_data")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -694,6 +702,14 @@ def print_table(r: dict, section: str) -> None:
         ours = acc["pipeline_test_accuracy"]
         row("digits held-out accuracy: pipeline vs RBF SVM",
             ours if ours is not None else "no run", acc["svm_test_accuracy"], goal="ours >= SVM")
+    elif section == "small_data":
+        sd = r["small_data"]
+        head = (f"small data ({sd['train_images']} imgs, {sd['classes']} classes, {sd['epochs']} "
+                f"ep): CV {sd['rule']['metric']}")
+        row(f"{head}, rule vs ema 0", sd["rule"]["cv"], sd["ema_0"]["cv"],
+            round(sd["rule"]["cv"] - sd["ema_0"]["cv"], 4), "rule >= ema 0")
+        row(f"  the same, rule vs fixed decay {sd['ema']}", sd["rule"]["cv"], sd["fixed"]["cv"],
+            round(sd["rule"]["cv"] - sd["fixed"]["cv"], 4))
     sys.stdout.flush()
 
 

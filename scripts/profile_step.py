@@ -78,18 +78,13 @@ xs = torch.randn(256, 3, 128, 128, device=dev).contiguous(memory_format=torch.ch
 ys = torch.randint(0, 10, (256,), device=dev)
 for name, cfg in variants.items():
     st = Stepper(cfg, copy.deepcopy(model0), rt, 10, 100)
-    k = [0]
-
-    def step():
-        st.update(st.loss(xs, ys), k[0])
-        k[0] += 1
-    t = timed(step, reps=20)
+    t = timed(lambda: st.update(st.loss(xs, ys)), reps=20)
     print(f"step {name:<20} {256 / t:>9,.0f} img/s")
 st = Stepper(base, copy.deepcopy(model0), rt, 10, 100)
 r = np.arange(256 * 40) % N
 feed = DeviceFeed(images, r, r % 10, 256, augment)
 it = iter(feed.epoch(0))
-t = timed(lambda: st.update(st.loss(*next(it)), 0), reps=10)
+t = timed(lambda: st.update(st.loss(*next(it))), reps=10)
 print(f"whole pipeline (feed+aug+all) {256 / t:>9,.0f} img/s")
 it = iter(feed.epoch(1))
 t = timed(lambda: next(it), reps=10)

@@ -30,11 +30,11 @@ stepper.freeze_body(frozen)
 x = torch.randn(batch, 3, size, size, device=rt.device)
 y = torch.randint(0, 2, (batch,), device=rt.device)
 sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
-stepper.update(stepper.loss(x, y), 0)  # warm-up
+stepper.update(stepper.loss(x, y))  # warm-up
 sync()
 start = time.perf_counter()
 for s in range(steps):
-    stepper.update(stepper.loss(x, y), s + 1)
+    stepper.update(stepper.loss(x, y))
 sync()
 took = time.perf_counter() - start
 print(f"{arch} {size}px batch {batch}{' frozen body' if frozen else ''} on {rt.device} ({torch.get_num_threads()} threads): "

@@ -88,3 +88,16 @@ def test_the_memory_and_footprint_rows_measure_what_they_claim(tmp_path):
     assert fp["total_mb"] < fp["archive_mb"] + fp["outputs_mb"] + fp["dvc_cache_growth_mb"]
     # the package ships the checkpoints' bytes: a full run adds its models once, not twice
     assert fp["models_mb"] > 0 and fp["full_run_added_over_models"] < 1.5
+
+
+@pytest.mark.e2e
+def test_the_small_data_row_scores_three_averagings_of_one_competition(tmp_path):
+    """One competition made once, trained three times (the averaging rule, ema 0, the fixed
+    decay it replaced); the table prints the JSON's CV scores."""
+    r, stdout = bench(tmp_path, "small_data")
+    sd = r["small_data"]
+    assert sd["train_images"] == 300 and sd["classes"] == 40 and sd["epochs"] == 1
+    assert {sd[k]["metric"] for k in ("rule", "ema_0", "fixed")} == {"map@5"}
+    first = table_rows(stdout, "small data")[0]
+    assert first[-7:-4] == [str(sd["rule"]["cv"]), str(sd["ema_0"]["cv"]),
+                            str(round(sd["rule"]["cv"] - sd["ema_0"]["cv"], 4))]

@@ -161,9 +161,9 @@ def simulated_oom(*_, **__):
 class OomInBackward(Stepper):
     """A Stepper whose backward runs out of memory: a gradient hook raises what CUDA would."""
 
-    def update(self, loss, global_step):
+    def update(self, loss):
         next(self.model.parameters()).register_hook(simulated_oom)
-        super().update(loss, global_step)
+        super().update(loss)
 
 
 def oom_in_backward(monkeypatch) -> None:
@@ -215,30 +215,31 @@ def test_cosine_schedule_warms_up_and_decays():
 def test_killed_train_resumes_to_the_same_result(digits_small, work, monkeypatch, capsys):
     """Killed in fold 0, rerun and killed in fold 1, rerun: the same checkpoints as one
     uninterrupted run (fold 0 resumed, then kept; fold 1 resumed)."""
-    assert train(digits_small, work / "whole", folds=None) == 0
+    over = {"train": {"warmup_epochs": 0}}
+    assert train(digits_small, work / "whole", over, folds=None) == 0
     whole = [_state(fold_file(work / "whole", k)) for k in (0, 1)]
-    # fold 1's best weights are from before its kill (carried in the resume state), fold 0's
+    # fold 0's best weights are from before its kill (carried in the resume state), fold 1's
     # from after its resume (trained after it)
-    assert [card.best_epoch for card, _ in whole] == [2, 1]
+    assert [card.best_epoch for card, _ in whole] == [1, 2]
     last = [work / f"checkpoints/digits/lenet-f{k}.last.pt" for k in (0, 1)]
     assert not any(p.exists() for p in last)  # a finished fold leaves no resume state
     with monkeypatch.context() as m:
         kill_after(m, 1, fold=0)
         with pytest.raises(Killed):
-            train(digits_small, work / "resumed", folds=None)
+            train(digits_small, work / "resumed", over, folds=None)
     assert not fold_file(work / "resumed", 0).exists() and last[0].is_file()
     assert torch.load(last[0], weights_only=True)["progress"]["epoch"] == 1
     capsys.readouterr()
     with monkeypatch.context() as m:
         kill_after(m, 1, fold=1)
         with pytest.raises(Killed):
-            train(digits_small, work / "resumed", folds=None)
+            train(digits_small, work / "resumed", over, folds=None)
     out = capsys.readouterr().out
     assert "train lenet fold 0: resuming after epoch 1" in out and "fold 0: epoch 2/2" in out
     assert "fold 0: epoch 1/2" not in out  # epoch 1 is not trained again
     assert fold_file(work / "resumed", 0).is_file() and not last[0].exists()
     assert not fold_file(work / "resumed", 1).exists() and last[1].is_file()
-    assert train(digits_small, work / "resumed", folds=None) == 0
+    assert train(digits_small, work / "resumed", over, folds=None) == 0
     out = capsys.readouterr().out
     assert "fold 0: kept" in out and "train lenet fold 1: resuming after epoch 1" in out
     assert "fold 1: epoch 1/2" not in out and not last[1].exists()
@@ -457,7 +458,7 @@ def test_a_fold_trained_for_this_very_run_is_kept(digits_small, work, monkeypatc
         assert all(torch.equal(a[name], b[name]) for name in a)
     capsys.readouterr()
     assert train(digits_small, one, {"train": {"epochs": 1, "lr": 0.001}}, folds=[0]) == 0
-    assert "kept" not in capsys.readouterr().out  # another run: retrained
+    assert "fold 0: kept" not in capsys.readouterr().out  # another run: retrained
     assert train(digits_small, one, short, folds=[2]) == 2
     assert "folds [2] are not in folds.run [0, 1]" in capsys.readouterr().err
 

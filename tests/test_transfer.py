@@ -26,7 +26,7 @@ def cfg(**train):
 def step(stepper, n=0):
     torch.manual_seed(n)
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    stepper.update(stepper.loss(x, y), n)
+    stepper.update(stepper.loss(x, y))
 
 
 def test_defaults_train_from_scratch_as_before():

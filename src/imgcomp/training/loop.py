@@ -131,15 +131,34 @@ def _epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validatio
     train_s = time.perf_counter() - start
     if not rt.is_main:
         return None, None
-    probs = predict_probs(stepper.eval_model, valid.images, valid.rows, valid.prep, rt,
-                          ["identity"], max(feed.batch_size, 256), multilabel=cfg.multilabel)
-    value = score(cfg.metric, valid.labels, probs)  # multi-label F-metrics: tags at 0.5
+    kept, value, probs, scores = _validate(cfg, stepper, rt, feed, valid)
     row = {"epoch": epoch + 1, "train/loss": train_loss, f"val/{cfg.metric}": value,
-           "val/loss": score("log_loss", valid.labels, probs),
+           "val/loss": score("log_loss", valid.labels, probs), **scores,
            "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
            "time/epoch_s": round(time.perf_counter() - start, 3),
            "time/train_images_per_s": round(images * rt.world / train_s, 1)}
-    return row, _record(cfg, stepper, progress, row, value)
+    return row, _record(cfg, stepper, progress, row, value, kept)
+
+
+def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validation):
+    """(the weights kept, their score, their probabilities, the per-weights scores to log): with
+    an average, both it and the live weights are scored on the fold's validation rows and the
+    better is kept (ties: the average); early in a run, or in a short one, that is the live
+    model, which the average still lags behind."""
+    candidates = {"live": stepper.model}
+    if stepper.ema is not None:
+        candidates = {"ema": stepper.ema.module, **candidates}
+    found = {}
+    for name, model in candidates.items():
+        probs = predict_probs(model, valid.images, valid.rows, valid.prep, rt, ["identity"],
+                              max(feed.batch_size, 256), multilabel=cfg.multilabel)
+        found[name] = score(cfg.metric, valid.labels, probs), probs  # multi-label: tags at 0.5
+    kept = next(iter(found))
+    if kept == "ema" and better(cfg.metric, found["live"][0], found["ema"][0]):
+        kept = "live"
+    scores = ({f"val/{cfg.metric}_{name}": v for name, (v, _) in found.items()}
+              if len(found) > 1 else {})
+    return kept, found[kept][0], found[kept][1], scores
 
 
 def _train_epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, epoch: int,
@@ -156,7 +175,7 @@ def _train_epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, epoch: int
     for step, (x, y) in enumerate(feed.epoch(seed)):
         loss = stepper.loss(x, y)
         losses.add(loss, len(x))
-        stepper.update(loss, epoch * steps + step)
+        stepper.update(loss)
         if not _STARTED and rt.is_main:
             _started()
             print(f"{cfg.name}: first step {since_process_start():.1f} s after the process "
@@ -175,20 +194,24 @@ def _train_epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, epoch: int
 
 
 def _record(cfg: FitConfig, stepper: Stepper, progress: Progress, row: dict,
-            value: float) -> dict | None:
+            value: float, kept: str) -> dict | None:
     """Note the epoch in `progress` and print it; the best weights when it improved."""
-    progress.history.append(row)
+    progress.history.append({**row, "weights": kept})
     # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
     improved = progress.best_epoch < 0 or better(cfg.metric, value, progress.best_score)
     state = None
     if improved:
         progress.best_score, progress.best_epoch, progress.bad_epochs = value, row["epoch"], 0
-        state = {k: v.detach().cpu().clone() for k, v in stepper.eval_model.state_dict().items()}
+        model = stepper.ema.module if kept == "ema" else stepper.model
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     else:
         progress.bad_epochs += 1
     progress.epoch = row["epoch"]
+    both = (f" (live {row[f'val/{cfg.metric}_live']:.4f}, average "
+            f"{row[f'val/{cfg.metric}_ema']:.4f}: {'live' if kept == 'live' else 'average'} "
+            "kept)" if stepper.ema is not None else "")
     print(f"{cfg.name}: epoch {row['epoch']}/{cfg.train.epochs} loss {row['train/loss']:.4f} "
-          f"val {cfg.metric} {value:.4f} val loss {row['val/loss']:.4f} "
+          f"val {cfg.metric} {value:.4f}{both} val loss {row['val/loss']:.4f} "
           f"{row['time/epoch_s']:.1f} s {row['time/train_images_per_s']:,.0f} img/s"
           + (" *" if improved else ""), flush=True)
     return state
@@ -225,6 +248,6 @@ def log_row(live, row: dict, prefix: str = "") -> None:
     """One epoch's row into dvclive at its own step (each fold's curves start at step 0)."""
     live.step = row["epoch"] - 1
     for key, value in row.items():
-        if key != "epoch":
+        if key not in ("epoch", "weights"):
             live.log_metric(f"{prefix}{key}", value)
     live.make_summary()

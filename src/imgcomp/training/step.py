@@ -68,30 +68,70 @@ class EpochLoss:
         return mean, (float(values[bad[0]]), int(bad[0])) if len(bad) else None
 
 
+# The averaging rule (README, `train.ema`): timm's ModelEmaV3 warm-up (its power for shorter
+# runs), and a cap from the run's planned length, so that the average never spans more than
+# WINDOW_SHARE of the run's steps. The share was chosen by make bench's small-data row and the
+# digits run (README, Scores).
+WARMUP_POWER = 0.75
+WINDOW_SHARE = 0.2
+
+
+def ema_decay(updates: int, decay: float, total_steps: int, warmup_power: float | None,
+              window_share: float | None) -> float:
+    """The decay of the `updates`-th update (counted from 0) of an average that aims at `decay`:
+    the first two copy the weights (timm's); then timm's warm-up 1 - (1 + t)^-power, never above
+    `decay`, and never above 1 - 1 / (window_share * total_steps), so that the averaging window
+    1 / (1 - decay) stays a small share of the run however short it is."""
+    t = updates - 1
+    if t <= 0:
+        return 0.0
+    d = decay
+    if warmup_power is not None:
+        d = min(d, 1.0 - (1.0 + t) ** -warmup_power)
+    if window_share is not None:
+        d = min(d, 1.0 - 1.0 / max(1.0, window_share * total_steps))
+    return max(d, 0.0)
+
+
 class Ema(nn.Module):
     """An exponential moving average of a model's floating state (parameters and buffers such
-    as BatchNorm's running statistics; integer buffers are copied): timm's `ModelEmaV3`
-    update, with the same decay rule and state-dict keys, whose tensor lists are made once. timm's
-    walks both models' `state_dict()` every step: about 260 tensor ops on the host for a ResNet-18,
-    where a small model's GPU step is limited by the host. Here an update is two ops."""
+    as BatchNorm's running statistics; integer buffers are copied): timm's `ModelEmaV3` update,
+    with its state-dict keys, whose tensor lists are made once (timm's walks both models'
+    `state_dict()` every step, host work a small model's GPU step is limited by). The decay of
+    each update follows `ema_decay`; the count of updates is part of the state, so a resumed run
+    averages as an uninterrupted one."""
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: nn.Module, decay: float, total_steps: int,
+                 warmup_power: float | None = None, window_share: float | None = None):
         super().__init__()
         self.module = copy.deepcopy(model).eval()
-        self.decay = decay
+        self.decay, self.total_steps, self.updates = decay, total_steps, 0
+        self.rule = {"warmup_power": warmup_power, "window_share": window_share}
         pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
         floats = [(e, m) for e, m in pairs if e.is_floating_point()]
         others = [(e, m) for e, m in pairs if not e.is_floating_point()]
         self._lerp = ([e for e, _ in floats], [m for _, m in floats])
         self._copy = ([e for e, _ in others], [m for _, m in others])
 
+    @property
+    def current_decay(self) -> float:
+        """The decay the next update uses."""
+        return ema_decay(self.updates, self.decay, self.total_steps, **self.rule)
+
     @torch.no_grad()
-    def update(self, step: int) -> None:
-        decay = self.decay if step > 1 else 0.0  # timm: a copy for the first two steps
+    def update(self) -> None:
+        decay = self.current_decay
         if self._lerp[0]:
             torch._foreach_lerp_(*self._lerp, weight=1.0 - decay)
         if self._copy[0]:
             torch._foreach_copy_(*self._copy)
+        self.updates += 1
+
+    def get_extra_state(self) -> dict:
+        return {"updates": self.updates}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.updates = int(state["updates"])
 
 
 def head_parameters(model: nn.Module) -> set[int]:
@@ -123,7 +163,8 @@ class Stepper:
         self.frozen = False
         self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
-        self.ema = Ema(model, cfg.ema) if cfg.ema else None
+        self.ema = (Ema(model, cfg.ema, cfg.epochs * steps_per_epoch, WARMUP_POWER, WINDOW_SHARE)
+                    if cfg.ema else None)
         mixing = cfg.mixup > 0 or cfg.cutmix > 0
         self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
                            label_smoothing=cfg.label_smoothing,
@@ -171,10 +212,6 @@ class Stepper:
         self.gen.manual_seed(s)
         self.rng = np.random.default_rng(s)
 
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
-
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.mixup is not None:
             x, y = self.mixup(x, y)
@@ -183,7 +220,7 @@ class Stepper:
         with self.rt.autocast():
             return combined_loss(self.net(x), y, self.loss_fn)
 
-    def update(self, loss: torch.Tensor, global_step: int) -> None:
+    def update(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip:
@@ -193,7 +230,7 @@ class Stepper:
         self.scaler.update()
         self.sched.step()
         if self.ema is not None:
-            self.ema.update(global_step)
+            self.ema.update()
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
