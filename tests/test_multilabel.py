@@ -52,13 +52,13 @@ def test_empty_rule_follows_what_the_metric_scores():
     y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
     probs = np.array([[0.4, 0.1], [0.1, 0.45], [0.3, 0.2], [0.2, 0.35]])
     # at 0.5 no row has a tag: `top` writes each row's most likely tag, all right here
-    post = multilabel.fit_global("f1_micro", y, probs)
+    post = multilabel.fit_global(multilabel.f1_micro, y, probs)
     assert post["empty"] == "top" or post["thresholds"] <= 0.3
     assert metrics.score("f1_micro", y, probs, {"thresholds": 0.5, "empty": "top"}) == 1.0
     assert metrics.score("f1_micro", y, probs, {"thresholds": 0.5, "empty": "none"}) == 0.0
     # where rows truly have no tag, writing the top one costs F2: `none` is kept
     y0 = np.zeros((4, 2), dtype=int)
-    assert multilabel.fit_global("f2_samples", y0, probs)["empty"] == "none"
+    assert multilabel.fit_global(multilabel.f2_samples, y0, probs)["empty"] == "none"
 
 
 def test_per_tag_thresholds_beat_global_when_tags_differ_in_scale():
@@ -69,7 +69,7 @@ def test_per_tag_thresholds_beat_global_when_tags_differ_in_scale():
     base = np.clip(0.5 + 0.35 * (2 * y - 1) + rng.normal(0, 0.15, (n, 3)), 0.01, 0.99)
     probs = np.stack([base[:, 0], base[:, 1] * 0.3, 0.7 + 0.3 * base[:, 2]], axis=1)
     fold_of = np.arange(n) % 5
-    chosen = multilabel.choose_post("f1_macro", y, probs, fold_of)
+    chosen = metrics.choose_post("f1_macro", y, probs, fold_of)
     assert chosen["post"]["fit"] == "per_tag"
     t = chosen["post"]["thresholds"]
     assert t[1] < 0.3 < 0.7 < t[2]
@@ -86,14 +86,14 @@ def test_noise_keeps_the_simpler_fit_and_scores_it_honestly():
     rng = np.random.default_rng(2)
     y = (rng.random((600, 4)) < 0.5).astype(int)
     probs = rng.random((600, 4))
-    chosen = multilabel.choose_post("f1_micro", y, probs, np.arange(600) % 5)
+    chosen = metrics.choose_post("f1_micro", y, probs, np.arange(600) % 5)
     assert chosen["score"] <= metrics.score("f1_micro", y, probs, chosen["post"]) + 1e-12
     assert chosen["post"]["fit"] in ("default", "global", "per_tag")
 
 
 def test_probability_metrics_have_no_thresholds():
     y, probs = _data()
-    chosen = multilabel.choose_post("roc_auc", y, probs, np.arange(len(y)) % 5)
+    chosen = metrics.choose_post("roc_auc", y, probs, np.arange(len(y)) % 5)
     assert chosen["post"] is None and chosen["score"] == metrics.score("roc_auc", y, probs)
 
 

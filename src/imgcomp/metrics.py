@@ -23,10 +23,11 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from . import multilabel
+from .crossfit import coordinate_search, cross_fit
 from .errors import UserError
 
 EPS = 1e-15  # Kaggle's log-loss clipping
-VALID = "accuracy, log_loss, roc_auc, f1_micro, f1_macro, f2_samples, qwk, map@K"
 
 
 # --- metrics: (labels, probs) -> float ----------------------------------------------------
@@ -76,8 +77,6 @@ def f1_macro(labels: np.ndarray, probs: np.ndarray) -> float:
 def f2_samples(labels: np.ndarray, probs: np.ndarray) -> float:
     """The mean per-row F2 of the argmax label: on single-label data, the accuracy (the
     multi-label metric of the same name is in multilabel.py)."""
-    from . import multilabel
-
     c = np.asarray(probs).shape[1]
     return multilabel.f2_samples(np.eye(c, dtype=bool)[np.asarray(labels)],
                                  np.eye(c, dtype=bool)[np.asarray(probs).argmax(axis=1)])
@@ -113,23 +112,27 @@ def map_at_k(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric by name: which way is better, and whether the submission carries labels or
-    probabilities. `fn(labels, probs)` scores either way (label metrics take the argmax)."""
+    """A metric by name: which way is better, whether the submission carries labels or
+    probabilities, how it scores single-label data (`fn(labels, probs)`; label metrics take the
+    argmax) and multi-label data (`tags_fn(y, predicted tags)` where thresholds turn
+    probabilities into tags, or `probs_fn(y, probs)`; neither: single-label only), and the
+    post-processing fitted on OOF rows that it rewards on single-label data (`post_fit`)."""
     name: str
     higher_is_better: bool
     needs: Literal["label", "probability"]
     fn: Callable[[np.ndarray, np.ndarray], float]
+    tags_fn: Callable[[np.ndarray, np.ndarray], float] | None = None
+    probs_fn: Callable[[np.ndarray, np.ndarray], float] | None = None
+    post_fit: Callable[[np.ndarray, np.ndarray], dict] | None = None
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether it scores multi-label data."""
+        return self.tags_fn is not None or self.probs_fn is not None
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("accuracy", True, "label", accuracy),
-    Metric("log_loss", False, "probability", log_loss),
-    Metric("roc_auc", True, "probability", roc_auc),
-    Metric("f1_micro", True, "label", f1_micro),
-    Metric("f1_macro", True, "label", f1_macro),
-    Metric("f2_samples", True, "label", f2_samples),
-    Metric("qwk", True, "label", qwk),
-]}
+def _map_metric(name: str, k: int) -> Metric:
+    return Metric(name, True, "label", lambda labels, probs: map_at_k(labels, probs, k))
 
 
 def get_metric(name: str) -> Metric:
@@ -138,9 +141,14 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     found = re.fullmatch(r"map@([1-9][0-9]*)", str(name))
     if found:
-        k = int(found.group(1))
-        return Metric(name, True, "label", lambda labels, probs: map_at_k(labels, probs, k))
-    raise UserError(f"unknown metric {name!r}; valid metrics: {VALID} (K an integer >= 1)")
+        return _map_metric(name, int(found.group(1)))
+    raise UserError(f"unknown metric {name!r}; valid metrics: {metric_names()} (K an integer "
+                    ">= 1)")
+
+
+def metric_names() -> str:
+    """Every metric name, for messages and help: the registry's, and the map@K family."""
+    return ", ".join([*METRICS, "map@K"])
 
 
 def check_metric(name: str) -> str:
@@ -200,13 +208,14 @@ def is_multilabel(labels: np.ndarray) -> bool:
     return np.ndim(labels) == 2
 
 
-def _multilabel(metric: str):
-    from . import multilabel
-
-    if not multilabel.supported(metric):
+def multilabel_metric(metric: str) -> Metric:
+    """The metric, which must score multi-label data (one line naming those that do if not)."""
+    m = get_metric(metric)
+    if not m.multilabel:
+        names = ", ".join(name for name, x in METRICS.items() if x.multilabel)
         raise UserError(f"metric {metric} is single-label only; multi-label data takes one of "
-                        f"{', '.join(multilabel.TAG_METRICS + multilabel.PROB_METRICS)}")
-    return multilabel
+                        f"{names}")
+    return m
 
 
 def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None = None) -> float:
@@ -214,7 +223,11 @@ def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None 
     probabilities, cut-points change the predicted labels of a label metric; on multi-label
     data (2-D labels), thresholds turn probabilities into tags (multilabel.py)."""
     if is_multilabel(labels):
-        return _multilabel(metric).score(metric, labels, probs, post)
+        m = multilabel_metric(metric)
+        y, probs = np.asarray(labels).astype(bool), np.asarray(probs, dtype=float)
+        if m.probs_fn is not None:
+            return m.probs_fn(y, probs)
+        return m.tags_fn(y, multilabel.tags(probs, post))
     m, probs = get_metric(metric), np.asarray(probs, dtype=float)
     if post and "cutpoints" in post and m.needs == "label":
         probs = _one_hot(predict_labels(post, probs), probs.shape[1])
@@ -236,32 +249,24 @@ def _fit_cutpoints(labels: np.ndarray, probs: np.ndarray, rounds: int = 3,
     """Coordinate search from k + 0.5: each cut-point in turn moves to the best of a grid
     strictly between its neighbours (only when strictly better), so they stay sorted."""
     c, e = probs.shape[1], expected_grade(probs)
-    cuts = np.arange(c - 1) + 0.5
 
-    def kappa(cs: np.ndarray) -> float:
-        return _kappa(labels, np.searchsorted(cs, e, side="left"), c)
+    def between(cuts: np.ndarray, i: int) -> np.ndarray:
+        lo = cuts[i - 1] if i > 0 else min(0.0, e.min())
+        hi = cuts[i + 1] if i < c - 2 else max(c - 1.0, e.max())
+        return np.linspace(lo, hi, grid + 2)[1:-1]
 
-    best = kappa(cuts)
-    for _ in range(rounds):
-        for i in range(c - 1):
-            lo = cuts[i - 1] if i > 0 else min(0.0, e.min())
-            hi = cuts[i + 1] if i < c - 2 else max(c - 1.0, e.max())
-            for x in np.linspace(lo, hi, grid + 2)[1:-1]:
-                trial = cuts.copy()
-                trial[i] = x
-                s = kappa(trial)
-                if better("qwk", s, best):
-                    cuts, best = trial, s
+    def kappa(cuts: np.ndarray) -> float:
+        return _kappa(labels, np.searchsorted(cuts, e, side="left"), c)
+
+    cuts, _ = coordinate_search(np.arange(c - 1) + 0.5, between, kappa,
+                                lambda a, b: better("qwk", a, b), rounds)
     return {"cutpoints": [float(x) for x in cuts]}
-
-
-POST_FITS = {"log_loss": _fit_temperature, "qwk": _fit_cutpoints}
 
 
 def fit_post(metric: str, labels: np.ndarray, probs: np.ndarray) -> dict | None:
     """The post-processing `metric` rewards, fitted on these rows: {"temperature": T} for
     log_loss, {"cutpoints": [...]} (C - 1, increasing) for qwk, None for every other metric."""
-    fit = POST_FITS.get(check_metric(metric))
+    fit = get_metric(metric).post_fit
     return fit(np.asarray(labels), np.asarray(probs, dtype=float)) if fit else None
 
 
@@ -270,18 +275,15 @@ def cross_fitted(metric: str, labels: np.ndarray, probs: np.ndarray,
     """The honest CV score: each fold's rows post-processed by a fit on the other folds' rows
     only. Returns (score over all rows, the cross-fitted labels for qwk / probabilities for
     log_loss, or None where the metric has no post-processing)."""
-    labels, probs, fold_of = np.asarray(labels), np.asarray(probs, dtype=float), np.asarray(fold_of)
-    if check_metric(metric) not in POST_FITS:
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
+    m = get_metric(metric)
+    if m.post_fit is None:
         return score(metric, labels, probs), None
-    if len(np.unique(fold_of)) < 2:
-        raise ValueError("cross-fitting needs at least two folds")
-    labels_out = get_metric(metric).needs == "label"
-    out = np.empty(len(labels), dtype=int) if labels_out else np.empty_like(probs)
-    for k in np.unique(fold_of):
-        inside = fold_of == k
-        post = fit_post(metric, labels[~inside], probs[~inside])
-        out[inside] = (predict_labels(post, probs[inside]) if labels_out
-                       else apply_post(post, probs[inside]))
+    labels_out = m.needs == "label"
+    out = cross_fit(fold_of, lambda rows: m.post_fit(labels[rows], probs[rows]),
+                    lambda post, rows: (predict_labels(post, probs[rows]) if labels_out
+                                        else apply_post(post, probs[rows])),
+                    np.empty(len(labels), dtype=int) if labels_out else np.empty_like(probs))
     shown = _one_hot(out, probs.shape[1]) if labels_out else out
     return score(metric, labels, shown), out
 
@@ -291,10 +293,11 @@ def choose_post(metric: str, labels: np.ndarray, probs: np.ndarray, fold_of: np.
     kept only if its cross-fitted score is at least as good as the raw one. With one fold it
     cannot be cross-fitted; then it is kept and a "note" says the score is in-sample.
     Multi-label data: the thresholds (multilabel.choose_post)."""
-    if is_multilabel(labels):
-        return _multilabel(metric).choose_post(metric, labels, probs, fold_of)
+    tags_fn = multilabel_metric(metric).tags_fn if is_multilabel(labels) else None
+    if tags_fn is not None:
+        return multilabel.choose_post(tags_fn, labels, probs, fold_of)
     raw = score(metric, labels, probs)
-    post = fit_post(metric, labels, probs)
+    post = None if is_multilabel(labels) else fit_post(metric, labels, probs)
     record = {"post": None, "score": raw, "raw_score": raw, "cross_fitted_score": None}
     if post is None:
         return record
@@ -345,8 +348,6 @@ def _multilabel_report(metric: str, out: dict, labels: np.ndarray, probs: np.nda
                        classes: list[str] | None, post: dict | None) -> dict:
     """Multi-label: the metric, then AUC, micro F1 and log loss beside it, and with `classes`
     the per-tag table (count, AUC, threshold, F1)."""
-    from . import multilabel
-
     for extra in ("roc_auc", "f1_micro", "log_loss"):
         if extra != metric:
             out[extra] = score(extra, labels, probs, post)
@@ -354,3 +355,17 @@ def _multilabel_report(metric: str, out: dict, labels: np.ndarray, probs: np.nda
     if classes is not None:
         out["per_tag"] = multilabel.per_tag_table(labels, probs, classes, post)
     return out
+
+
+# The registry: every metric by name, the one list of names (map@K aside). Its functions are
+# defined above (single-label) and in multilabel.py (multi-label).
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("accuracy", True, "label", accuracy, tags_fn=multilabel.accuracy),
+    Metric("log_loss", False, "probability", log_loss, probs_fn=multilabel.log_loss,
+           post_fit=_fit_temperature),
+    Metric("roc_auc", True, "probability", roc_auc, probs_fn=multilabel.roc_auc),
+    Metric("f1_micro", True, "label", f1_micro, tags_fn=multilabel.f1_micro),
+    Metric("f1_macro", True, "label", f1_macro, tags_fn=multilabel.f1_macro),
+    Metric("f2_samples", True, "label", f2_samples, tags_fn=multilabel.f2_samples),
+    Metric("qwk", True, "label", qwk, post_fit=_fit_cutpoints),
+]}

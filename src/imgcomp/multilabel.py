@@ -2,8 +2,9 @@
 
 Here `labels` is a 0/1 matrix (N, T), one column per tag, and `probs` the independent per-tag
 probabilities (N, T) a sigmoid head gives; a row may carry any number of tags, none included.
-metrics.py sends a 2-D `labels` here, so every caller scores single- and multi-label data with
-the same `score(metric, labels, probs, post)`.
+metrics.py's registry names these functions beside the single-label ones, and sends a 2-D
+`labels` here, so every caller scores single- and multi-label data with the same
+`score(metric, labels, probs, post)`. The threshold fits take the metric's function of tags.
 
 The F-metrics and accuracy score tags, not probabilities: a tag is predicted where its
 probability reaches its threshold. The thresholds are post-processing, fitted on OOF rows only:
@@ -17,16 +18,17 @@ the other folds only, so the CV score is never scored on its own fit data.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
+
+from .crossfit import coordinate_search, cross_fit
 
 EPS = 1e-15
 GRID = np.round(np.arange(0.02, 0.99, 0.02), 2)  # the thresholds tried
 PER_TAG_LIMIT = 200  # more tags than this: one global threshold only (the search is T x GRID)
-# The metrics that score predicted tags (thresholds apply); the others score probabilities.
-TAG_METRICS = ("accuracy", "f1_micro", "f1_macro", "f2_samples")
-PROB_METRICS = ("roc_auc", "log_loss")
 DEFAULT = {"thresholds": 0.5, "empty": "none"}
+TagScore = Callable[[np.ndarray, np.ndarray], float]  # (y, predicted tags) -> score
 
 
 def tags(probs: np.ndarray, post: dict | None) -> np.ndarray:
@@ -91,96 +93,64 @@ def log_loss(y: np.ndarray, probs: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
-TAG_FNS = {"accuracy": accuracy, "f1_micro": f1_micro, "f1_macro": f1_macro,
-           "f2_samples": f2_samples}
-PROB_FNS = {"roc_auc": roc_auc, "log_loss": log_loss}
-
-
-def supported(metric: str) -> bool:
-    return metric in TAG_FNS or metric in PROB_FNS
-
-
-def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None = None) -> float:
-    y, probs = np.asarray(labels).astype(bool), np.asarray(probs, dtype=float)
-    if metric in PROB_FNS:
-        return PROB_FNS[metric](y, probs)
-    return TAG_FNS[metric](y, tags(probs, post))
-
-
 # --- thresholds, fitted on OOF rows ------------------------------------------------------
 
-def _best_empty(metric: str, y: np.ndarray, probs: np.ndarray, thresholds) -> dict:
-    fn = TAG_FNS[metric]
+def _best_empty(fn: TagScore, y: np.ndarray, probs: np.ndarray, thresholds) -> dict:
     options = [{"thresholds": thresholds, "empty": e} for e in ("none", "top")]
     scores = [fn(y, tags(probs, o)) for o in options]
     return options[int(np.argmax(scores))]  # ties keep `none`
 
 
-def fit_global(metric: str, y: np.ndarray, probs: np.ndarray) -> dict:
+def fit_global(fn: TagScore, y: np.ndarray, probs: np.ndarray) -> dict:
     """The one threshold of GRID (and empty-row rule) that scores best on these rows."""
-    fn = TAG_FNS[metric]
     scores = [max(fn(y, tags(probs, {"thresholds": t, "empty": e})) for e in ("none", "top"))
               for t in GRID]
     t = float(GRID[int(np.argmax(scores))])
-    return _best_empty(metric, y, probs, t)
+    return _best_empty(fn, y, probs, t)
 
 
-def fit_per_tag(metric: str, y: np.ndarray, probs: np.ndarray, rounds: int = 2) -> dict:
+def fit_per_tag(fn: TagScore, y: np.ndarray, probs: np.ndarray, rounds: int = 2) -> dict:
     """One threshold per tag: from the global fit, each tag's threshold in turn moves to the
     best of GRID (only when strictly better), `rounds` passes over the tags."""
-    start = fit_global(metric, y, probs)
-    fn, empty = TAG_FNS[metric], start["empty"]
-    t = np.full(y.shape[1], float(start["thresholds"]))
-    best = fn(y, tags(probs, {"thresholds": t, "empty": empty}))
-    for _ in range(rounds):
-        moved = False
-        for j in range(y.shape[1]):
-            for x in GRID:
-                if x == t[j]:
-                    continue
-                trial = t.copy()
-                trial[j] = x
-                s = fn(y, tags(probs, {"thresholds": trial, "empty": empty}))
-                if s > best:
-                    t, best, moved = trial, s, True
-        if not moved:
-            break
-    return _best_empty(metric, y, probs, [float(x) for x in t])
+    start = fit_global(fn, y, probs)
+    empty = start["empty"]
+    t, _ = coordinate_search(np.full(y.shape[1], float(start["thresholds"])),
+                             lambda x, j: GRID,
+                             lambda x: fn(y, tags(probs, {"thresholds": x, "empty": empty})),
+                             lambda a, b: a > b, rounds)
+    return _best_empty(fn, y, probs, [float(x) for x in t])
 
 
-FITS = {"default": lambda metric, y, probs: dict(DEFAULT), "global": fit_global,
+FITS = {"default": lambda fn, y, probs: dict(DEFAULT), "global": fit_global,
         "per_tag": fit_per_tag}
 
 
-def cross_fitted(metric: str, y: np.ndarray, probs: np.ndarray, fold_of: np.ndarray,
+def cross_fitted(fn: TagScore, y: np.ndarray, probs: np.ndarray, fold_of: np.ndarray,
                  how: str) -> float:
     """The score with each fold's tags thresholded by a `how` fit on the other folds only."""
-    pred = np.zeros(y.shape, dtype=bool)
-    for k in np.unique(fold_of):
-        inside = fold_of == k
-        pred[inside] = tags(probs[inside], FITS[how](metric, y[~inside], probs[~inside]))
-    return TAG_FNS[metric](y, pred)
+    pred = cross_fit(fold_of, lambda rows: FITS[how](fn, y[rows], probs[rows]),
+                     lambda post, rows: tags(probs[rows], post), np.zeros(y.shape, dtype=bool))
+    return fn(y, pred)
 
 
-def choose_post(metric: str, labels: np.ndarray, probs: np.ndarray, fold_of: np.ndarray) -> dict:
+def choose_post(fn: TagScore, labels: np.ndarray, probs: np.ndarray,
+                fold_of: np.ndarray) -> dict:
     """The thresholds to keep and the honest score of what is kept: of 0.5, one global
     threshold and one per tag, the one with the best cross-fitted score (ties keep the
-    simpler), refitted on all rows. Probability metrics (AUC, log loss) need none."""
+    simpler), refitted on all rows. `fn` is the metric's score of tags."""
     y, probs, fold_of = (np.asarray(labels).astype(bool), np.asarray(probs, dtype=float),
                          np.asarray(fold_of))
-    raw = score(metric, y, probs)
+    raw = fn(y, tags(probs, DEFAULT))
     record = {"post": None, "score": raw, "raw_score": raw, "cross_fitted_score": None}
-    if metric not in TAG_FNS:
-        return record
     hows = ["default", "global"] + (["per_tag"] if y.shape[1] <= PER_TAG_LIMIT else [])
     if len(np.unique(fold_of)) < 2:
-        post = fit_global(metric, y, probs)
-        return {**record, "post": post, "score": score(metric, y, probs, post),
+        post = fit_global(fn, y, probs)
+        return {**record, "post": post, "score": fn(y, tags(probs, post)),
                 "note": "one fold: thresholds fitted and scored on the same rows, so the score "
                         "is in-sample (optimistic)"}
-    honest = {how: cross_fitted(metric, y, probs, fold_of, how) for how in hows}
+    honest = {how: cross_fitted(fn, y, probs, fold_of, how) for how in hows}
     pick = max(hows, key=lambda h: (honest[h], -hows.index(h)))
-    post = FITS[pick](metric, y, probs)
+    post = FITS[pick](fn, y, probs)
     return {**record, "post": {**post, "fit": pick}, "score": honest[pick],
             "cross_fitted_score": honest[pick],
             "cross_fitted_by_fit": {h: round(v, 6) for h, v in honest.items()}}

@@ -16,19 +16,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import UserError
+from ..metrics import METRICS, check_metric, get_metric, metric_names
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a Kaggle slug (hyphens), or cat_dog
-# The metric names metrics.py scores (a test holds the two together); named here so that
-# validating params never imports the metrics' code.
-METRIC_NAMES = ("accuracy", "log_loss", "roc_auc", "f1_micro", "f1_macro", "f2_samples", "qwk",
-                "map@K")
-SINGLE_LABEL_ONLY = ("qwk", "map@K")  # grades and a ranked single answer
 
 
 def check_metric_name(name: str) -> str:
-    if name in METRIC_NAMES[:-1] or re.fullmatch(r"map@[1-9][0-9]*", name):
-        return name
-    raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_NAMES)} "
-                     "(K a whole number, e.g. map@5)")
+    """`name` if the metric registry (metrics.py) knows it, else a ValueError naming them."""
+    try:
+        return check_metric(name)
+    except UserError:
+        raise ValueError(f"unknown metric {name!r}; choose one of {metric_names()} (K a whole "
+                         "number, e.g. map@5)") from None
 
 
 class Strict(BaseModel):
@@ -265,10 +265,10 @@ class CompetitionBlock(Strict):
         k = self.metric.partition("@")[2]
         sub = self.submission
         if self.multilabel:
-            if self.metric.partition("@")[0] + ("@K" if k else "") in SINGLE_LABEL_ONLY:
+            if not get_metric(self.metric).multilabel:
                 raise ValueError(f"metric {self.metric} scores one label per image, and this "
-                                 "competition is multi-label; choose one of accuracy, log_loss, "
-                                 "roc_auc, f1_micro, f1_macro, f2_samples")
+                                 "competition is multi-label; choose one of "
+                                 + ", ".join(n for n in METRICS if METRICS[n].multilabel))
             if sub.kind not in ("tags", "probabilities"):
                 raise ValueError(f"submission.kind: {sub.kind} writes one label per image; a "
                                  "multi-label submission is tags or probabilities")

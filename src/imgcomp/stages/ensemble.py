@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..crossfit import cross_fit
 from ..errors import UserError
 from ..fileio import atomic_path, write_json
 from ..inference.ensemble import combine
@@ -85,12 +86,8 @@ def cross_fitted(oof: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
                  metric: str) -> np.ndarray:
     """The weighted ensemble's OOF probabilities with each fold's rows combined by weights
     fitted on the other folds' rows only: a CV score not flattered by fitting on itself."""
-    out = np.empty_like(oof[0])
-    for k in np.unique(fold_of):
-        inside = fold_of == k
-        w = fit_weights(oof[:, ~inside], labels[~inside], metric)
-        out[inside] = combine(oof[:, inside], w, "mean")
-    return out
+    return cross_fit(fold_of, lambda rows: fit_weights(oof[:, rows], labels[rows], metric),
+                     lambda w, rows: combine(oof[:, rows], w, "mean"), np.empty_like(oof[0]))
 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.DataFrame:
