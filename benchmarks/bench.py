@@ -54,8 +54,11 @@ from support import (  # noqa: E402
     bare_train,
     dispatched_ops,
     food11_augment,
+    make_stepper,
+    make_train_feed,
     repo_params,
     svm_anchor,
+    train_runtime,
     user_train,
 )
 
@@ -168,23 +171,21 @@ def _train_parts(cache: Path, arch: str, args: dict, size: int, batch: int, devi
 
     from imgcomp.data.feed import Images
     from imgcomp.models import create_model
-    from imgcomp.training.device import runtime
-    from imgcomp.training.feeds import make_feed
-    from imgcomp.training.step import Stepper
 
     over = {} if deterministic is None else {"deterministic": deterministic}
     cfg = user_train(device, batch_size=batch, precision=precision, augment_backend=backend,
                      **over)
-    rt = runtime(cfg)
+    rt = train_runtime(cfg)
     model = create_model(arch, 10, 3, size, args=args)
     bare_model = copy.deepcopy(model)
     images = Images(Path(cache), rt.device, cfg.device_cache)
     n = len(images)
     rows = np.arange(rows or n) % n  # rows may repeat: a long epoch from a small cache
-    feed = make_feed(cfg, rt, backend, aug, images, rows, rows % 10, size, [0.5] * 3, [0.25] * 3)
-    stepper = Stepper(cfg, model, rt, 10, len(feed))
-    bare = Stepper(bare_train(cfg), bare_model, rt, 10, len(feed))
-    return rt, feed, stepper, bare
+    feed = make_train_feed(cfg, rt, backend, aug, images, rows, rows % 10, size, [0.5] * 3,
+                           [0.25] * 3)
+    full = make_stepper(cfg, model, rt, 10, len(feed))
+    bare = make_stepper(bare_train(cfg), bare_model, rt, 10, len(feed))
+    return rt, feed, full, bare
 
 
 def bench_train(cache: Path, arch: str, args: dict, size: int, batch: int, steps: int,

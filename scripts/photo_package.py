@@ -4,7 +4,7 @@ for food-11's 11 classes, and N synthetic 500x375 JPEG photos (food-11's size).
     python scripts/photo_package.py OUT FOLDS TTA PHOTOS N
     python -m imgcomp infer --device cpu --package OUT --images PHOTOS --out probs.csv
 
-Written through the package's own types (imgcomp.inference.cards), as `package` writes one.
+Written through the package's own types (imgcomp.artifacts.cards), as `package` writes one.
 """
 import hashlib
 import sys
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from imgcomp.inference import checkpoint
-from imgcomp.inference.cards import (
+from imgcomp.artifacts.cards import (
     PACKAGE_FORMAT,
     ModelCard,
     PackageItem,

@@ -17,6 +17,8 @@ from support import bare_train, food11_augment, user_train  # noqa: E402
 from imgcomp.data.batch_aug import BatchAugment  # noqa: E402
 from imgcomp.data.feed import DeviceFeed, Images  # noqa: E402
 from imgcomp.models import create_model  # noqa: E402
+from imgcomp.stages.common import placement  # noqa: E402
+from imgcomp.stages.train import step_config  # noqa: E402
 from imgcomp.training.device import runtime  # noqa: E402
 from imgcomp.training.step import Stepper  # noqa: E402
 
@@ -72,15 +74,15 @@ variants = {"bare": bare, "+mixup": bare.model_copy(update={"mixup": base.mixup,
             "all (params.yaml)": base}
 print("recipe:", {k: getattr(base, k) for k in ("mixup", "cutmix", "mix_prob", "erasing", "ema",
                                                  "label_smoothing", "deterministic")})
-rt = runtime(base)
+rt = runtime(placement(base))
 model0 = create_model("resnet18", 10, 3, 128, args={})
 xs = torch.randn(256, 3, 128, 128, device=dev).contiguous(memory_format=torch.channels_last)
 ys = torch.randint(0, 10, (256,), device=dev)
 for name, cfg in variants.items():
-    st = Stepper(cfg, copy.deepcopy(model0), rt, 10, 100)
+    st = Stepper(step_config(cfg, 10), copy.deepcopy(model0), rt, 100)
     t = timed(lambda: st.update(st.loss(xs, ys)), reps=20)
     print(f"step {name:<20} {256 / t:>9,.0f} img/s")
-st = Stepper(base, copy.deepcopy(model0), rt, 10, 100)
+st = Stepper(step_config(base, 10), copy.deepcopy(model0), rt, 100)
 r = np.arange(256 * 40) % N
 feed = DeviceFeed(images, r, r % 10, 256, augment)
 it = iter(feed.epoch(0))

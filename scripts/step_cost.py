@@ -11,6 +11,8 @@ import yaml
 
 from imgcomp.models import create_model
 from imgcomp.params import parse_params
+from imgcomp.stages.common import placement
+from imgcomp.stages.train import step_config
 from imgcomp.training.device import runtime
 from imgcomp.training.step import Stepper
 
@@ -23,9 +25,9 @@ raw = yaml.safe_load(open("params.yaml"))
 raw["train"].update(device=device, batch_size=batch, freeze_epochs=int(frozen),
                     epochs=max(2, raw["train"]["epochs"]))
 cfg = parse_params(raw).train
-rt = runtime(cfg)
+rt = runtime(placement(cfg))
 model = create_model(arch, 2, 3, size)
-stepper = Stepper(cfg, model, rt, 2, steps + 1)
+stepper = Stepper(step_config(cfg, 2), model, rt, steps + 1)
 stepper.freeze_body(frozen)
 x = torch.randn(batch, 3, size, size, device=rt.device)
 y = torch.randint(0, 2, (batch,), device=rt.device)

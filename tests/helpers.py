@@ -356,7 +356,7 @@ def write_rar5(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-# A model card and a package spec as imgcomp writes them (inference/cards.py), for tests that
+# A model card and a package spec as imgcomp writes them (artifacts/cards.py), for tests that
 # need one without a pipeline run.
 CARD = dict(card=1, model="lenet", fold=0, arch="lenet", args={"width": 4}, num_classes=10,
             in_chans=1, image_size=32, mean=[0.5], std=[0.25], interpolation="bilinear",
@@ -365,7 +365,7 @@ CARD = dict(card=1, model="lenet", fold=0, arch="lenet", args={"width": 4}, num_
 
 
 def package_spec(**over) -> dict:
-    from imgcomp.inference.cards import PACKAGE_FORMAT
+    from imgcomp.artifacts.cards import PACKAGE_FORMAT
 
     return {"format": PACKAGE_FORMAT, "imgcomp": "0.1.0", "competition": "digits",
             "competition_block": {}, "submission": {}, "post": None, "classes": CARD["classes"],
@@ -374,3 +374,11 @@ def package_spec(**over) -> dict:
             "predict": {"batch_size": 8, "precision": "auto", "channels_last": True,
                         "deterministic": True}, "cv": {"accuracy": 0.9},
             "items": [{"file": "lenet-f0.safetensors", "sha256": "0" * 64, "card": CARD}], **over}
+
+
+def block_of(params, name: str | None = None):
+    """A competition's block of loaded params, validated as the stages that read it do."""
+    from imgcomp.competitions.block import load_block
+
+    name = name or params.competition
+    return load_block(name, params.competitions[name])

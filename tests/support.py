@@ -78,3 +78,32 @@ def svm_anchor(raw: Path) -> tuple[float, dict]:
                                             "gamma": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}, cv=5)
     grid.fit(x[train["id"]], train["label"])
     return float((grid.predict(x[test["id"]]) == test["label"]).mean()), grid.best_params_
+
+
+def train_runtime(cfg):
+    """A training process's runtime from a Train, as the train stage makes it."""
+    from imgcomp.stages.common import placement
+    from imgcomp.training.device import runtime
+
+    return runtime(placement(cfg))
+
+
+def make_stepper(cfg, model, rt, num_classes: int, steps_per_epoch: int, class_weight=None,
+            multilabel: bool = False):
+    """The Stepper of a Train, as the train stage makes it."""
+    from imgcomp.stages.train import step_config
+    from imgcomp.training.step import Stepper
+
+    return Stepper(step_config(cfg, num_classes, class_weight, multilabel), model, rt,
+                   steps_per_epoch)
+
+
+def make_train_feed(cfg, rt, backend: str, aug, images, rows, labels, size: int, mean, std):
+    """The training feed of a Train and an Augment, as the train stage makes it."""
+    from imgcomp.data.augment import AugmentSpec
+    from imgcomp.stages.common import plain
+    from imgcomp.training.feeds import FeedConfig, make_feed
+
+    return make_feed(plain(FeedConfig, cfg, backend=backend,
+                           augment=AugmentSpec.of(aug.model_dump()), size=size, mean=mean,
+                           std=std), rt, images, rows, labels)

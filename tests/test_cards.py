@@ -9,7 +9,7 @@ from helpers import CARD, package_spec
 
 from imgcomp.errors import UserError
 from imgcomp.inference import checkpoint
-from imgcomp.inference.cards import ModelCard, PackageSpec, load_spec, write_spec
+from imgcomp.artifacts.cards import ModelCard, PackageSpec, load_spec, write_spec
 
 
 def test_a_checkpoint_round_trips_its_card_and_weights(tmp_path):

@@ -86,13 +86,14 @@ def test_rank_average_is_a_distribution_and_keeps_order():
 def test_roc_points_binary_and_multiclass():
     stack, y = noisy_models(2, c=2)
     roc = roc_points(y, stack[0])
-    assert roc.fpr.iloc[0] == 0 and roc.tpr.iloc[-1] == 1 and roc.fpr.is_monotonic_increasing
+    assert roc["fpr"][0] == 0 and roc["tpr"][-1] == 1 and (np.diff(roc["fpr"]) >= 0).all()
     stack, y = noisy_models(2, c=4)
-    assert len(roc_points(y, stack[0], limit=50)) <= 50
+    assert len(roc_points(y, stack[0], limit=50)["fpr"]) <= 50
 
 
 def test_weighted_cv_is_cross_fitted_and_can_lose_to_the_in_sample_fit():
-    """Fitted and scored on the same rows, weights flatter the CV; cross-fitted they do not."""
+    """Fitted and scored on the same rows, weights flatter the CV; cross-fitted they do not:
+    models that know nothing score chance, and no fold's output depends on its own labels."""
     from imgcomp.stages.ensemble import cross_fitted
 
     rng = np.random.default_rng(0)
@@ -101,23 +102,13 @@ def test_weighted_cv_is_cross_fitted_and_can_lose_to_the_in_sample_fit():
     p1 = rng.uniform(0.05, 0.95, (m, n))  # models that know nothing
     stack = np.stack([np.column_stack([1 - p, p]) for p in p1])
     fold_of = np.arange(n) % 5
-    honest = accuracy(y, cross_fitted(stack, y, fold_of, "accuracy"))
+    out = cross_fitted(stack, y, fold_of, "accuracy")
+    honest = accuracy(y, out)
     in_sample = accuracy(y, combine(stack, fit_weights(stack, y, "accuracy"), "mean"))
     assert in_sample > honest  # the in-sample score is the optimistic one
     assert abs(honest - 0.5) < 0.1  # chance, as it should be for models that know nothing
-    for k in range(5):  # each fold's rows use weights that never saw them
-        inside = fold_of == k
-        w = fit_weights(stack[:, ~inside], y[~inside], "accuracy")
-        assert np.allclose(cross_fitted(stack, y, fold_of, "accuracy")[inside],
-                           combine(stack[:, inside], w, "mean"))
-
-
-def test_recorded_weights_are_the_fitted_weights_exactly():
-    """infer combines with the weights cv.json records: rounded ones would move its CSV."""
-    import json
-
-    from imgcomp.stages.ensemble import recorded_weights
-
-    w = np.random.default_rng(0).dirichlet(np.ones(3))  # weights as fit_weights gives: any simplex point
-    back = json.loads(json.dumps(recorded_weights(["a", "b", "c"], w)))
-    assert list(back) == ["a", "b", "c"] and [back[m] for m in back] == w.tolist()
+    flipped = y.copy()
+    flipped[fold_of == 2] = 1 - flipped[fold_of == 2]  # fold 2's labels, all wrong
+    again = cross_fitted(stack, flipped, fold_of, "accuracy")
+    assert np.array_equal(again[fold_of == 2], out[fold_of == 2])  # never seen by its own fit
+    assert not np.array_equal(again[fold_of != 2], out[fold_of != 2])  # seen by the others'

@@ -62,14 +62,14 @@ def test_precisions_and_channels_last(digits_cuda, precision):
 
 
 def test_fp16_grad_scaler_scales():
+    from support import make_stepper, train_runtime
+
     from imgcomp.models import create_model
     from imgcomp.params import parse_params
-    from imgcomp.training.device import runtime
-    from imgcomp.training.step import Stepper
 
     cfg = parse_params(merge(BASE, {"train": {"device": "cuda", "precision": "fp16"}})).train
-    rt = runtime(cfg)
-    stepper = Stepper(cfg, create_model("lenet", 10, 1, 32), rt, 10, 10)
+    rt = train_runtime(cfg)
+    stepper = make_stepper(cfg, create_model("lenet", 10, 1, 32), rt, 10, 10)
     assert stepper.scaler.is_enabled()
     x = torch.randn(8, 1, 32, 32, device=rt.device)
     y = torch.randint(0, 10, (8,), device=rt.device)
@@ -119,27 +119,30 @@ def test_predict_with_tta_on_cuda_agrees_with_cpu(digits_cuda):
 
 def test_autotuned_run_on_a_pinned_gpu(digits_cuda):
     """train.deterministic: false lets cuDNN autotune; train.gpu: 0 names the GPU."""
+    from support import train_runtime
+
     from imgcomp.params import parse_params
-    from imgcomp.training.device import runtime
 
     proc = cuda_train(digits_cuda, digits_cuda / "tuned", epochs=1, deterministic=False, gpu=0)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cuda:0 " in proc.stdout
     before = torch.backends.cudnn.benchmark
     try:
-        runtime(parse_params(merge(BASE, {"train": {"device": "cuda", "deterministic": False}})).train)
+        train_runtime(parse_params(merge(BASE, {"train": {"device": "cuda",
+                                                          "deterministic": False}})).train)
         assert torch.backends.cudnn.benchmark
     finally:
         torch.backends.cudnn.benchmark = before
 
 
 def test_precision_auto_falls_back_to_fp16_without_bf16(monkeypatch):
+    from support import train_runtime
+
     from imgcomp.params import parse_params
-    from imgcomp.training.device import runtime
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     cfg = parse_params(merge(BASE, {"train": {"device": "cuda", "precision": "auto"}})).train
-    assert runtime(cfg).amp_dtype is torch.float16
+    assert train_runtime(cfg).amp_dtype is torch.float16
 
 
 def test_predict_on_cuda_reads_a_memory_mapped_cache_as_a_compressed_one(digits_cuda):

@@ -15,6 +15,7 @@ import yaml
 from helpers import (
     CARD,
     REPO,
+    block_of,
     cat_dog_archive,
     env_for,
     food11_archive,
@@ -26,7 +27,7 @@ from helpers import (
 from imgcomp.data import store
 from imgcomp.data.cache import build_cache
 from imgcomp.infer import raw_test_images
-from imgcomp.inference.cards import PackageSpec
+from imgcomp.artifacts.cards import PackageSpec
 from imgcomp.manifest import cache_side
 from imgcomp.params import parse_params
 from imgcomp.stages import fetch, prepare
@@ -51,7 +52,7 @@ BUILDERS = {
 def spec_of(params) -> PackageSpec:
     return PackageSpec.model_validate(package_spec(
         competition=params.competition, max_extract_gb=1,
-        competition_block=params.competition_block().model_dump(mode="json", by_alias=True)))
+        competition_block=block_of(params).model_dump(mode="json", by_alias=True)))
 
 
 CASES = sorted(BUILDERS) + [f"{slug}{form}" for slug in sorted(kaggle_layouts.LAYOUTS)
@@ -134,5 +135,5 @@ def test_a_package_item_that_would_run_code_is_refused(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, env=env_for(REPO))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert "lenet-f0.safetensors: refused: not a safetensors file" in proc.stderr
+    assert "lenet-f0.safetensors: refused: a pickle (torch.save) file" in proc.stderr
     assert not marker.exists() and not (tmp_path / "out.csv").exists()

@@ -10,7 +10,9 @@ import yaml
 from helpers import REPO, merge
 
 from imgcomp.errors import UserError
+from imgcomp.inference import gpus
 from imgcomp.params import parse_params
+from imgcomp.stages.common import placement, plain
 from imgcomp.training import launch
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -18,6 +20,10 @@ BASE = yaml.safe_load((REPO / "params.yaml").read_text())
 
 def cfg(**train):
     return parse_params(merge(BASE, {"train": train})).train
+
+
+def check_launch(train, available: bool, count: int) -> None:
+    launch.check_launch(plain(launch.Launch, train), placement(train), available, count)
 
 
 @pytest.mark.parametrize("train, available, count, needle", [
@@ -30,15 +36,15 @@ def cfg(**train):
 ])
 def test_impossible_launches_are_one_line(train, available, count, needle):
     with pytest.raises(UserError) as e:
-        launch.check_launch(cfg(**train), available, count)
+        check_launch(cfg(**train), available, count)
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
 def test_possible_launches_pass():
-    launch.check_launch(cfg(nproc=2), False, 0)  # CPU processes (gloo): any number
-    launch.check_launch(cfg(nproc=2, device="cpu"), True, 1)
-    launch.check_launch(cfg(nproc=2), True, 2)
-    launch.check_launch(cfg(nnodes=2, rdzv_endpoint="node1:29500"), False, 0)
+    check_launch(cfg(nproc=2), False, 0)  # CPU processes (gloo): any number
+    check_launch(cfg(nproc=2, device="cpu"), True, 1)
+    check_launch(cfg(nproc=2), True, 2)
+    check_launch(cfg(nnodes=2, rdzv_endpoint="node1:29500"), False, 0)
 
 
 def test_bad_endpoint_and_gpu_values_are_params_errors():
@@ -76,10 +82,12 @@ def test_cli_cuda_without_cuda_is_one_line_exit_2(tmp_path):
 
 
 def test_torchrun_command_one_machine_and_several():
-    one = launch.torchrun_argv(cfg(nproc=2), "job", ["train", "--fold", "0"])
+    one = launch.torchrun_argv(plain(launch.Launch, cfg(nproc=2)), "job",
+                               ["train", "--fold", "0"])
     assert one[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     assert one[-4:] == ["imgcomp", "train", "--fold", "0"]
-    many = launch.torchrun_argv(cfg(nnodes=3, rdzv_endpoint="n1:29500"), "imgcomp-x-f0", [])
+    many = launch.torchrun_argv(plain(launch.Launch, cfg(nnodes=3, rdzv_endpoint="n1:29500")),
+                                "imgcomp-x-f0", [])
     assert "--nnodes=3" in many and "--rdzv-backend=c10d" in many
     assert "--rdzv-endpoint=n1:29500" in many and "--rdzv-id=imgcomp-x-f0" in many
     assert "--standalone" not in many
@@ -87,33 +95,33 @@ def test_torchrun_command_one_machine_and_several():
 
 def test_gpu_choice_prefers_free_memory_then_untaken():
     gib = 1 << 30
-    assert launch.choose_gpu([10 * gib, 70 * gib, 40 * gib], set()) == 1
-    assert launch.choose_gpu([10 * gib, 70 * gib, 40 * gib], {1}) == 2
-    assert launch.choose_gpu([5 * gib, 5 * gib], set()) == 0  # ties: the lowest index
-    assert launch.choose_gpu([10 * gib, 70 * gib], {0, 1}) == 1  # all taken: the roomiest
+    assert gpus.choose_gpu([10 * gib, 70 * gib, 40 * gib], set()) == 1
+    assert gpus.choose_gpu([10 * gib, 70 * gib, 40 * gib], {1}) == 2
+    assert gpus.choose_gpu([5 * gib, 5 * gib], set()) == 0  # ties: the lowest index
+    assert gpus.choose_gpu([10 * gib, 70 * gib], {0, 1}) == 1  # all taken: the roomiest
 
 
 def test_visible_devices_map_to_nvml_ids():
-    assert launch.visible_to_physical(3, None) == [0, 1, 2]
-    assert launch.visible_to_physical(2, "3,1") == [3, 1]
-    assert launch.visible_to_physical(1, "GPU-abc") == ["GPU-abc"]
+    assert gpus.visible_to_physical(3, None) == [0, 1, 2]
+    assert gpus.visible_to_physical(2, "3,1") == [3, 1]
+    assert gpus.visible_to_physical(1, "GPU-abc") == ["GPU-abc"]
 
 
 def test_a_gpu_lock_held_by_another_process_is_skipped(tmp_path):
     """What puts the experiments of `dvc queue start -j N` on different GPUs."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from imgcomp.training.launch import try_lock; "
+         "from imgcomp.inference.gpus import try_lock; "
          f"assert try_lock(1, Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert not launch.try_lock(1, tmp_path)
-        assert launch.try_lock(0, tmp_path)
+        assert not gpus.try_lock(1, tmp_path)
+        assert gpus.try_lock(0, tmp_path)
     finally:
         holder.kill()
         holder.wait()
-    assert launch.try_lock(1, tmp_path)  # released when its process ends
+    assert gpus.try_lock(1, tmp_path)  # released when its process ends
 
 
 def free_port():

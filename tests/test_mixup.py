@@ -16,7 +16,8 @@ from timm.optim import create_optimizer_v2
 from imgcomp.models import create_model
 from imgcomp.params import parse_params
 from imgcomp.training.mixup import Mixup, SoftTargetCE
-from imgcomp.training.optim import make_optimizer
+from imgcomp.stages.common import plain
+from imgcomp.training.optim import Schedule, make_optimizer
 
 
 @pytest.mark.parametrize("mixup,cutmix,prob", [(0.2, 0.0, 0.5), (0.0, 1.0, 1.0), (0.4, 1.0, 0.8)])
@@ -69,7 +70,7 @@ def test_optimizer_groups_and_steps_are_timms(optimizer, weight_decay):
         "optimizer": optimizer, "weight_decay": weight_decay, "lr": 0.01, "momentum": 0.8}})).train
     for name, model in _models():
         twin = copy.deepcopy(model)
-        ours = make_optimizer(cfg, model)
+        ours = make_optimizer(plain(Schedule, cfg), model)
         theirs = create_optimizer_v2(twin, opt=optimizer, lr=cfg.lr, weight_decay=weight_decay,
                                      **({"momentum": 0.8} if optimizer == "sgd" else {}))
         assert type(ours) is type(theirs) and ours.defaults == theirs.defaults, name

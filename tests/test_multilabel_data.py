@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import REPO
+from helpers import REPO, block_of
 from kaggle_layouts import ranzcr, with_block
 
 from imgcomp.errors import UserError
-from imgcomp.manifest import META, TASK, Prepared, check_manifest, tag_matrix
+from imgcomp.artifacts.names import META, TASK
+from imgcomp.tools import validate
+from imgcomp.manifest import Prepared, check_manifest, tag_matrix
 from imgcomp.params import parse_params
 from imgcomp.stages.folds import assign_folds
 from imgcomp.stages.folds import main as folds_main
@@ -147,7 +149,7 @@ def test_ranzcr_shape_lists_tags_with_spaces_and_groups(tmp_path):
 
     slug = "ranzcr-clip-catheter-line-classification"
     built, params = with_block(tmp_path, slug)
-    block = params.competitions[slug]
+    block = block_of(params, slug)
     assert block.multilabel and params.folds.group_column == "PatientID"
     listing = resolve(block, Tree.listing(built.raw), slug)
     assert listing.multilabel and listing.classes == built.classes
@@ -168,7 +170,7 @@ def test_onehot_multi_values_other_than_0_and_1_are_one_line(tmp_path):
     table.loc[3, "ETT - Normal"] = "2"
     table.to_csv(built.raw / "train.csv", index=False)
     with pytest.raises(UserError, match=r"1 row\(s\) of train.csv with values other than 0 and 1"):
-        resolve(params.competitions[slug], Tree.listing(built.raw), slug)
+        resolve(block_of(params, slug), Tree.listing(built.raw), slug)
 
 
 def _block_params(tmp_path, **over):
@@ -194,7 +196,7 @@ def _block_params(tmp_path, **over):
 def test_what_multilabel_data_cannot_take_is_one_line(tmp_path, key, value, needle):
     raw = _block_params(tmp_path, **{key: value})
     with pytest.raises(UserError) as e:
-        parse_params(raw, "params.yaml")
+        validate(parse_params(raw, "params.yaml"))
     assert needle in str(e.value)
 
 
@@ -203,7 +205,7 @@ def test_tags_need_multilabel_train_labels(tmp_path):
     labels = raw["competitions"]["plant-pathology-2021-fgvc8"]["train"][0]["labels"]
     labels["delimiter"] = None
     with pytest.raises(UserError, match="kind: tags needs multi-label train labels"):
-        parse_params(raw, "params.yaml")
+        validate(parse_params(raw, "params.yaml"))
 
 
 # -- training's targets ---------------------------------------------------------------------
@@ -227,15 +229,16 @@ def test_bce_smooths_towards_half_and_mixup_mixes_the_tag_vectors():
 
 
 def test_multilabel_training_takes_bce_and_refuses_class_weights():
+    from support import make_stepper
+
     from imgcomp.inference.runtime import make_runtime
     from imgcomp.models import create_model
     from imgcomp.training.mixup import TagBCE
-    from imgcomp.training.step import Stepper
 
     cfg = parse_params(yaml.safe_load((REPO / "params.yaml").read_text())).train
     rt = make_runtime(torch.device("cpu"), "fp32", False, True)
     cfg = cfg.model_copy(update={"mixup": 0.0, "cutmix": 0.0, "label_smoothing": 0.1})
-    step = Stepper(cfg, create_model("lenet", 3, 1, 32), rt, 3, 4, multilabel=True)
+    step = make_stepper(cfg, create_model("lenet", 3, 1, 32), rt, 3, 4, multilabel=True)
     assert isinstance(step.loss_fn, TagBCE) and step.loss_fn.smoothing == 0.1
     with pytest.raises(UserError, match="class_weights: balanced is for single-label data"):
-        Stepper(cfg, create_model("lenet", 3, 1, 32), rt, 3, 4, np.ones(3), multilabel=True)
+        make_stepper(cfg, create_model("lenet", 3, 1, 32), rt, 3, 4, np.ones(3), multilabel=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, env_for, run
+from helpers import REPO, block_of, env_for, run
 from kaggle_layouts import LAYOUTS, csv_bytes, image, ship, with_block
 
 from imgcomp.errors import UserError
@@ -58,7 +58,7 @@ EXPECTED = {  # what the files decide, per layout: (train labels, test images, s
 @pytest.mark.parametrize("slug", sorted(LAYOUTS))
 def test_new_infers_each_layout(tmp_path, slug, zipped):
     built, params = with_block(tmp_path, slug, zipped)
-    block = params.competitions[slug]
+    block = block_of(params, slug)
     labels, test_images, kind = EXPECTED[slug]
     assert block.train[0].labels.model_dump(by_alias=True) == labels
     assert block.test.images == [test_images]
@@ -181,7 +181,7 @@ def test_set_decides_what_the_files_do_not(tmp_path):
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
     new("some-comp", "accuracy", root / "params.yaml", root / "raw", False,
         ["train.labels.label=grade", "channels=1"])
-    block = load_params(root / "params.yaml").competitions["some-comp"]
+    block = block_of(load_params(root / "params.yaml"), "some-comp")
     assert block.train[0].labels.label == "grade" and block.channels == 1
 
 

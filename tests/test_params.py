@@ -1,9 +1,18 @@
 import pytest
 import yaml
-from helpers import REPO, imgcomp, merge
+from helpers import REPO, block_of, imgcomp, merge
 
 from imgcomp.errors import UserError
 from imgcomp.params import load_params, parse_params
+from imgcomp.tools import validate
+
+
+def check(raw: dict):
+    """params as `check` (make all's first step) validates them: loaded, then every
+    competition block and what params leave to their users."""
+    params = parse_params(raw)
+    validate(params)
+    return params
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
 SOURCE = {"source": "train", "images": "train", "required": True}
@@ -54,10 +63,10 @@ def test_repository_params_are_valid():
 ])
 def test_bad_params_name_the_key(override, needle):
     if needle is None:  # the rule is data: without it, the same params load
-        parse_params(merge(BASE, override))
+        check(merge(BASE, override))
         return
     with pytest.raises(UserError) as e:
-        parse_params(merge(BASE, override))
+        check(merge(BASE, override))
     msg = str(e.value)
     assert needle in msg and "\n" not in msg and "top level" not in msg
 
@@ -123,7 +132,7 @@ def test_every_key_left_out_of_params_yaml_is_named():
         key = next(iter(node))
         del node[key]
         with pytest.raises(UserError, match=f"{path}.{key}: required key is missing"):
-            parse_params(raw)
+            check(raw)
     raw = copy.deepcopy(BASE)
     del raw["augment"]["digits"]
     with pytest.raises(UserError, match="augment.digits: missing; every competition run needs"):
@@ -137,7 +146,7 @@ def test_every_key_left_out_of_params_yaml_is_named():
 def test_setting_a_kaggle_slug_is_not_a_competition_param():
     p = parse_params(merge(BASE, {"kaggle": {"digits": "digit-recognizer"}}))
     assert p.kaggle_slug() == "digit-recognizer"
-    assert "kaggle" not in p.competition_block().model_dump()
+    assert "kaggle" not in block_of(p).model_dump()
     assert parse_params(merge(BASE, {"kaggle": {"digits": None}})).kaggle_slug() is None
 
 
@@ -151,5 +160,5 @@ def test_a_competition_is_a_block_of_data():
     raw["augment"]["some-kaggle-slug"] = raw["augment"]["cat_dog"]
     raw["kaggle"]["some-kaggle-slug"] = "some-kaggle-slug"
     p = parse_params({**raw, "competition": "some-kaggle-slug"})
-    assert p.competition_block() == p.competitions["cat_dog"]
+    assert block_of(p) == block_of(p, "cat_dog")
     assert p.kaggle_slug() == "some-kaggle-slug"

@@ -1,10 +1,13 @@
 """dvc.yaml is a contract: each stage reads the params keys it declares, and nothing else.
 
 Every stage runs here in process, on tiny digits, exactly as dvc.yaml's cmd runs it, while a
-hook on the params models records each field read (as a dotted path). A read must be covered by
-one of the stage's declared `params` (a key, or a section above it), or be named in the stage's
-`READS_UNTRACKED`: knobs that change no output (worker counts, where a lock lives), each with
-its reason beside it in the stage's module. A new knob read without a declaration fails here.
+hook on the params models records each field read (as a dotted path). A competition's block is
+plain data in Params, read only through `Params.competition_keys()` and the block's own
+validation (competitions/block.py): the models those return are recorded under
+`competitions.<name>`. A read must be covered by one of the stage's declared `params` (a key, or
+a section above it), or be named in the stage's `READS_UNTRACKED`: knobs that change no output
+(worker counts, where a lock lives), each with its reason beside it in the stage's module. A new
+knob read without a declaration fails here.
 """
 
 import shlex
@@ -51,6 +54,18 @@ def record_reads(monkeypatch):
     monkeypatch.setattr(params_module, "load_params", load)
     from imgcomp.competitions import block as block_module
 
+    def registered(real, prefix):  # the block's models, read under competitions.<name>
+        def wrapper(*args, **kwargs):
+            out = real(*args, **kwargs)
+            _paths(out, prefix(*args, **kwargs), where)
+            return out
+        return wrapper
+
+    monkeypatch.setattr(params_module.Params, "competition_keys", registered(
+        params_module.Params.competition_keys, lambda self: f"competitions.{self.competition}"))
+    monkeypatch.setattr(block_module, "load_block", registered(
+        block_module.load_block, lambda name, *a, **k: f"competitions.{name}"))
+
     classes = {c for m in (params_module, block_module) for c in vars(m).values()
                if isinstance(c, type) and issubclass(c, BaseModel) and c is not BaseModel}
     for cls in classes:
@@ -59,7 +74,8 @@ def record_reads(monkeypatch):
         def hook(self, name, real=real):
             value = real(self, name)
             entry = where.get(id(self))
-            if entry is not None and entry[1] is self and name in type(self).model_fields:
+            if entry is not None and entry[1] is self and name in type(self).model_fields \
+                    and not (name == "competitions" and entry[0] == ""):  # blocks: as above
                 prefix = entry[0]
                 inner = isinstance(value, BaseModel) or (
                     isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()))

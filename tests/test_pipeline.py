@@ -289,6 +289,7 @@ def fake_food11_run(root):
     rows = [f"{i},files/test/{i}.jpg,,test,test" for i in ids] + ["t0,files/t0.jpg,1,train,train"]
     (prepared / "manifest.csv").write_text("id,path,label,split,source\n" + "\n".join(rows) + "\n")
     (prepared / "classes.json").write_text(json.dumps({str(k): f"c{k}" for k in range(11)}))
+    (prepared / "task.json").write_text(json.dumps({"multilabel": False}))
     fmt = {"header": ["Id", "Category"], "kind": "label", "labels": "index", "positive": None,
            "k": None, "decimals": 6, "value_classes": None, "upload_as": None}
     (prepared / "submission.json").write_text(json.dumps(fmt))

@@ -12,13 +12,12 @@ import pytest
 import torch
 import torch.nn as nn
 from helpers import augment, random_cache
-from support import bare_train, dispatched_ops, user_train
+from support import bare_train, dispatched_ops, make_stepper, train_runtime, user_train
 
 from imgcomp.data.batch_aug import _LUMA, BatchAugment, apply_jitter, jitter_params
 from imgcomp.data.feed import DeviceFeed, Images
 from imgcomp.models import create_model
-from imgcomp.training.device import runtime
-from imgcomp.training.step import Ema, EpochLoss, Stepper
+from imgcomp.training.step import Ema, EpochLoss
 
 CPU = torch.device("cpu")
 
@@ -114,14 +113,14 @@ def test_the_pipeline_adds_few_tensor_ops_to_the_bare_step(tmp_path):
     path, _ = random_cache(tmp_path, 64, 40)
     cfg = user_train("cpu", batch_size=16, precision="fp32", mixup=0.2, mix_prob=1.0,
                      erasing=1.0, ema=0.99, augment_backend="device")
-    rt = runtime(cfg)
+    rt = train_runtime(cfg)
     model = create_model("lenet", 4, 3, 32, args={})
     rows = np.arange(64)
     feed = DeviceFeed(Images(path, CPU), rows, rows % 4, 16,
                       BatchAugment(augment(hflip=0.5, rotate=15, color_jitter=0.4), 32,
                                    [0.5] * 3, [0.25] * 3, False))
-    full = Stepper(cfg, copy.deepcopy(model), rt, 4, len(feed))
-    bare = Stepper(bare_train(cfg), copy.deepcopy(model), rt, 4, len(feed))
+    full = make_stepper(cfg, copy.deepcopy(model), rt, 4, len(feed))
+    bare = make_stepper(bare_train(cfg), copy.deepcopy(model), rt, 4, len(feed))
     batches = feed.epoch(0)
     x, y = next(batches)
     for _ in range(3):  # past EMA's first copies and the optimizer's lazy state

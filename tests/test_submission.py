@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, block_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,11 +16,11 @@ from imgcomp.errors import UserError
 from imgcomp.params import parse_params
 
 PARAMS = parse_params(yaml.safe_load((REPO / "params.yaml").read_text()))
-FOOD11 = list(PARAMS.competitions["food11"].classes)
+FOOD11 = list(block_of(PARAMS, "food11").classes)
 
 
 def preset(name: str, classes: list[str]) -> submission.Format:
-    return resolve_format(PARAMS.competitions[name], classes, None, name)
+    return resolve_format(block_of(PARAMS, name), classes, None, name)
 
 
 def probs(n, c, seed=0):
@@ -55,7 +55,7 @@ def test_palm_probability_of_pm(tmp_path):
 
 
 def test_positive_is_the_class_that_sorts_second_unless_named():
-    block = PARAMS.competitions["palm"].model_copy(deep=True)
+    block = block_of(PARAMS, "palm").model_copy(deep=True)
     sub = block.submission.model_copy(update={"positive": None})
     block = block.model_copy(update={"submission": sub})
     # PALM's own order would make the second-sorting class the negative one: "PM" < "non-PM"
@@ -70,7 +70,7 @@ def test_positive_is_the_class_that_sorts_second_unless_named():
 
 def test_probability_columns_follow_the_sample_header_exactly(tmp_path):
     """Headers with spaces, hyphens and case are copied; columns map to classes by name."""
-    block = PARAMS.competitions["palm"]
+    block = block_of(PARAMS, "palm")
     sub = block.submission.model_copy(update={"sample": "s.csv", "columns": None,
                                               "kind": "probabilities", "positive": None})
     block = block.model_copy(update={"submission": sub, "classes": None})
@@ -114,7 +114,7 @@ def test_exact_rows_sum_to_one_after_rounding(c, decimals, seed, peak):
 
 
 def test_top_k_best_first_and_label_names(tmp_path):
-    block = PARAMS.competitions["digits"]
+    block = block_of(PARAMS, "digits")
     sub = block.submission.model_copy(update={"kind": "top_k", "k": 3})
     fmt = resolve_format(block.model_copy(update={"submission": sub}), ["a", "b", "c", "d"],
                          pd.DataFrame(columns=["Image", "Id"]), "x")
@@ -177,7 +177,7 @@ def test_validator_cat_dog_rejects_header_palm_range_and_row_sums():
 
 
 def test_ids_with_commas_and_quotes_round_trip(tmp_path):
-    fmt = resolve_format(PARAMS.competitions["digits"], [str(d) for d in range(10)],
+    fmt = resolve_format(block_of(PARAMS, "digits"), [str(d) for d in range(10)],
                          pd.DataFrame(columns=["id", "label"]), "digits")
     ids = ['a,b', 'say "hi"', "0001"]
     lines = write(tmp_path, fmt, ids, probs(3, 10), [str(d) for d in range(10)])

@@ -24,7 +24,8 @@ from imgcomp.data.feed import epoch_seed
 from imgcomp.inference import checkpoint
 from imgcomp.params import parse_params
 from imgcomp.training import resume
-from imgcomp.training.optim import lr_lambda, make_scheduler
+from imgcomp.stages.common import plain
+from imgcomp.training.optim import Schedule, lr_lambda, make_scheduler
 from imgcomp.training.step import Stepper
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -173,8 +174,7 @@ def oom_in_backward(monkeypatch) -> None:
     real = stage.fit
 
     def fit(cfg, model, rt, feed, valid, live=None, stepper=None):
-        stepper = OomInBackward(cfg.train, model, rt, cfg.num_classes, len(feed),
-                                cfg.class_weight)
+        stepper = OomInBackward(cfg.step, model, rt, len(feed))
         return real(cfg, model, rt, feed, valid, live, stepper)
 
     monkeypatch.setattr("imgcomp.stages.train.fit", fit)
@@ -206,7 +206,7 @@ def test_mixup_targets_are_distributions():
 
 def test_cosine_schedule_warms_up_and_decays():
     cfg = parse_params(merge(BASE, {"train": {"epochs": 10, "warmup_epochs": 1, "min_lr_ratio": 0.1}})).train
-    f = lr_lambda(cfg, 10)
+    f = lr_lambda(plain(Schedule, cfg), 10)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(10) == pytest.approx(1.0) and f(99) == pytest.approx(0.1, abs=1e-3)
     assert all(f(s) >= f(s + 1) for s in range(10, 99))
@@ -343,7 +343,7 @@ def test_other_schedules(schedule):
     cfg = parse_params(merge(BASE, {"train": {"epochs": 4, "schedule": schedule, "step_epochs": 2,
                                               "warmup_epochs": 0}})).train
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
-    sched = make_scheduler(cfg, opt, 5)
+    sched = make_scheduler(plain(Schedule, cfg), opt, 5)
     lrs = []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])
@@ -505,7 +505,7 @@ def digits_tags(digits_small, tmp_path_factory):
 
     import pandas as pd
 
-    from imgcomp.manifest import TASK
+    from imgcomp.artifacts.names import TASK
 
     root = tmp_path_factory.mktemp("digits-tags")
     shutil.copytree(digits_small / "prepared", root / "prepared")

@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 from helpers import REPO, merge
+from support import make_stepper
 from test_training import _state, digits_small, fold_file, train_cli  # noqa: F401 (a fixture)
 
 from imgcomp.errors import UserError
@@ -12,7 +13,7 @@ from imgcomp.inference.runtime import Runtime
 from imgcomp.models import create_model
 from imgcomp.params import parse_params
 from imgcomp.stages.train import preprocessing
-from imgcomp.training.step import Stepper, head_parameters
+from imgcomp.training.step import head_parameters
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
 CPU = Runtime(torch.device("cpu"), None, False)
@@ -33,7 +34,7 @@ def test_defaults_train_from_scratch_as_before():
     train = parse_params(BASE).train
     assert train.freeze_epochs == 0 and train.layer_decay is None
     model = create_model("resnet18", 10, 3, 32)
-    stepper = Stepper(cfg(), model, CPU, 10, 10)
+    stepper = make_stepper(cfg(), model, CPU, 10, 10)
     assert {g["initial_lr"] for g in stepper.opt.param_groups} == {train.lr}
     assert all(p.requires_grad for p in model.parameters())
 
@@ -42,7 +43,7 @@ def test_freeze_epochs_train_the_head_alone_then_everything():
     model = create_model("resnet18", 10, 3, 32)
     head = head_parameters(model)
     assert head == {id(model.fc.weight), id(model.fc.bias)}
-    stepper = Stepper(cfg(freeze_epochs=1, epochs=3), model, CPU, 10, 10)
+    stepper = make_stepper(cfg(freeze_epochs=1, epochs=3), model, CPU, 10, 10)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     stepper.freeze_body(True)
     step(stepper)
@@ -64,8 +65,8 @@ def test_freeze_finds_the_head_of_every_custom_model():
 def test_layer_decay_gives_lower_layers_smaller_rates_through_the_schedule():
     for schedule in ("cosine", "onecycle"):
         model = create_model("resnet18", 10, 3, 32)
-        stepper = Stepper(cfg(layer_decay=0.5, schedule=schedule, warmup_epochs=0), model, CPU,
-                          10, 10)
+        stepper = make_stepper(cfg(layer_decay=0.5, schedule=schedule, warmup_epochs=0), model,
+                               CPU, 10, 10)
         lr = {id(p): g["initial_lr"] for g in stepper.opt.param_groups for p in g["params"]}
         top = lr[id(model.fc.weight)]
         if schedule == "cosine":  # the head at train.lr, each layer below 0.5x the one above
@@ -85,16 +86,16 @@ def test_drop_path_reaches_the_timm_model_through_args():
 
 
 def test_a_pretrained_model_uses_its_own_preprocessing():
-    stats = {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
+    stats = [0.1, 0.2, 0.3], [0.4, 0.5, 0.6]
     model = create_model("resnet18", 10, 3, 32)  # resnet18.a1_in1k: ImageNet stats, bicubic
-    assert preprocessing(model, False, 3, stats) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6], "bilinear")
-    mean, std, interpolation = preprocessing(model, True, 3, stats)
+    assert preprocessing(model, False, 3, *stats) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6], "bilinear")
+    mean, std, interpolation = preprocessing(model, True, 3, *stats)
     assert mean == pytest.approx([0.485, 0.456, 0.406]) and std == pytest.approx([0.229, 0.224, 0.225])
     assert interpolation == "bicubic"
-    mean, std, _ = preprocessing(model, True, 1, {"mean": [0.5], "std": [0.2]})
+    mean, std, _ = preprocessing(model, True, 1, [0.5], [0.2])
     assert mean == pytest.approx([(0.485 + 0.456 + 0.406) / 3]) and len(std) == 1
     lenet = create_model("lenet", 10, 1, 32)
-    assert preprocessing(lenet, False, 1, {"mean": [0.5], "std": [0.2]}) == ([0.5], [0.2], "bilinear")
+    assert preprocessing(lenet, False, 1, [0.5], [0.2]) == ([0.5], [0.2], "bilinear")
 
 
 def test_freeze_epochs_must_leave_epochs_to_train_the_whole_model():

@@ -1,153 +1,155 @@
-"""python -m imgcomp STAGE [options]: parse, load params once, call the stage's main.
+"""python -m imgcomp COMMAND [options]: parse, load params once, call the command's function.
 
-Errors a user can cause end in one line on stderr and exit code 2, never a traceback.
+The commands are a table: each names the module whose function it runs, imported only when it
+runs (so `fetch` or `folds` never import torch), and the options it takes. Errors a user can
+cause end in one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import UserError
+from .metric_registry import metric_names
+from .params import load_params
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: `module`'s `function`, called as function(params, *paths, **options):
+    `paths` are the required --options a stage takes (what dvc.yaml passes), in the order its
+    `main` takes them; each of `options` (argparse's flags and keywords) is passed by its
+    name. `params: False`: no params.yaml is read (infer, new); `params_path`: the function gets
+    the params file's path too (new writes it, report reads dvc.lock beside it)."""
+
+    help: str
+    module: str
+    paths: tuple[str, ...] = ()
+    options: tuple[tuple[tuple[str, ...], dict], ...] = field(default=())
+    function: str = "main"
+    params: bool = True
+    params_path: bool = False
+
+
+STAGES = {
+    "fetch": Command("download or verify the raw archives", "stages.fetch", ("raw",)),
+    "prepare": Command("extract, manifest, uint8 cache", "stages.prepare", ("raw", "out")),
+    "folds": Command("stratified K-fold assignment", "stages.folds", ("prepared", "out")),
+    "weights": Command("fetch a model's pretrained weights once (or note it has none)",
+                       "stages.weights", ("model", "out")),
+    "train": Command("train one model on the run's folds", "stages.train",
+                     ("model", "prepared", "folds", "out", "live"), options=(
+                         (("--init",), {"type": Path, "dest": "init_dir", "help": "the weights "
+                                        "stage's folder (pretrained models)"}),
+                         (("--fold",), {"type": int, "action": "append", "dest": "only",
+                                        "help": "train only this fold (repeatable; default: "
+                                                "every fold of folds.run)"}))),
+    "predict": Command("OOF and test probabilities with TTA, every (model, fold) of the run",
+                       "stages.predict", ("models", "prepared", "folds", "out")),
+    "ensemble": Command("combine folds and models; CV metrics", "stages.ensemble",
+                        ("prepared", "preds", "out", "cv", "plots")),
+    "submit": Command("write, validate and score the CSV", "stages.submit",
+                      ("prepared", "probs", "out", "leaderboard")),
+    "package": Command("the trained ensemble as safetensors + package.json (make package)",
+                       "stages.package", ("models", "cv", "ensemble", "prepared", "out")),
+}
+TOOLS = {
+    "infer": Command(
+        "a package on the competition's raw test data -> the validated submission, or on any "
+        "folder of images -> per-class probabilities (no params.yaml, DVC or prepared data "
+        "needed)", "infer", function="infer", params=False, options=(
+            (("--package",), {"required": True, "type": Path, "help": "e.g. packages/food11"}),
+            (("--raw",), {"type": Path, "group": "source", "help": "the competition's data as "
+                          "the organisers ship it (what data/raw/<competition>/ holds) -> its "
+                          "submission CSV"}),
+            (("--images",), {"type": Path, "group": "source", "help": "any folder of images "
+                             "-> CSV file,pred,p_<class>..."}),
+            (("--out",), {"required": True, "type": Path, "help": "the CSV to write"}),
+            (("--device",), {"default": "auto", "choices": ["auto", "cpu", "cuda"]}),
+            (("--batch-size",), {"type": int, "help": "images per batch (default: the run's "
+                                                      "predict.batch_size)"}))),
+    "validate": Command("check any CSV against the competition's test ids", "tools",
+                        function="validate_file", options=(
+                            (("file",), {"type": Path}),
+                            (("--prepared",), {"help": "prepared folder (default "
+                                                       "data/prepared/<competition>)"}),
+                            (("--competition",), {"help": "the competition the file is for "
+                             "(default: the one its name names, e.g. submissions/food11.csv, "
+                             "else params.yaml's)"}))),
+    "new": Command("write the params block of any Kaggle competition from the files Kaggle "
+                   "ships (data/raw/<name>/)", "competitions.new", params=False,
+                   params_path=True, options=(
+                       (("name",), {"help": "the competition's Kaggle slug, e.g. "
+                                            "dog-breed-identification"}),
+                       (("--metric",), {"required": True, "help": metric_names() + " (the "
+                                        "competition's Evaluation page says which)"}),
+                       (("--raw",), {"type": Path, "help": "where the files are (default "
+                                                           "data/raw/<name>)"}),
+                       (("--force",), {"action": "store_true",
+                                       "help": "rewrite the block if it exists"}),
+                       (("--set",), {"action": "append", "default": [], "metavar": "KEY=VALUE",
+                                     "dest": "sets",
+                                     "help": "decide or override a key of the block (a YAML "
+                                             "value; train.* is the first train source), e.g. "
+                                             "--set train.labels.label=breed"}))),
+    "check": Command("validate params.yaml (make all runs it before DVC reads it)", "tools",
+                     function="check"),
+    "prune": Command("remove prediction items of models or folds no longer run (make all runs "
+                     "it before dvc repro)", "tools", function="prune_stale"),
+    "summary": Command("print the CV and held-out scores of the last run", "tools",
+                       function="summary"),
+    "upload": Command("upload the submission with the kaggle CLI (make submit)", "tools",
+                      function="upload", options=(
+                          (("--dry-run",), {"action": "store_true",
+                                            "help": "print the command, send nothing"}),)),
+    "report": Command("one self-contained HTML page of the last run (make report)", "report",
+                      params_path=True, options=(
+                          (("--out",), {"help": "default reports/<competition>.html"}),)),
+}
+COMMANDS = {**STAGES, **TOOLS}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m imgcomp", description=__doc__.splitlines()[0])
     p.add_argument("--params", default="params.yaml", type=Path, help="params file")
-    sub = p.add_subparsers(dest="stage", required=True)
-
-    def add(name, help, *args):
-        s = sub.add_parser(name, help=help)
-        for a in args:
-            s.add_argument(f"--{a}", required=True, type=int if a == "fold" else str)
-        return s
-
-    add("fetch", "download or verify the raw archives", "raw")
-    add("prepare", "extract, manifest, uint8 cache", "raw", "out")
-    add("folds", "stratified K-fold assignment", "prepared", "out")
-    add("weights", "fetch a model's pretrained weights once (or note it has none)", "model",
-        "out")
-    t = add("train", "train one model on the run's folds", "model", "prepared", "folds", "out",
-            "live")
-    t.add_argument("--init", type=Path, help="the weights stage's folder (pretrained models)")
-    t.add_argument("--fold", type=int, action="append", dest="only",
-                   help="train only this fold (repeatable; default: every fold of folds.run)")
-    add("predict", "OOF and test probabilities with TTA, every (model, fold) of the run",
-        "models", "prepared", "folds", "out")
-    add("ensemble", "combine folds and models; CV metrics", "prepared", "preds", "out", "cv", "plots")
-    add("submit", "write, validate and score the CSV", "prepared", "probs", "out", "leaderboard")
-    add("package", "the trained ensemble as safetensors + package.json (make package)",
-        "models", "cv", "format", "out")
-    i = sub.add_parser("infer", help="a package on the competition's raw test data -> the "
-                                     "validated submission, or on any folder of images -> "
-                                     "per-class probabilities (no params.yaml, DVC or prepared "
-                                     "data needed)")
-    i.add_argument("--package", required=True, type=Path, help="e.g. packages/food11")
-    src = i.add_mutually_exclusive_group(required=True)
-    src.add_argument("--raw", type=Path, help="the competition's data as the organisers ship it "
-                     "(what data/raw/<competition>/ holds) -> its submission CSV")
-    src.add_argument("--images", type=Path,
-                     help="any folder of images -> CSV file,pred,p_<class>...")
-    i.add_argument("--out", required=True, type=Path, help="the CSV to write")
-    i.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    i.add_argument("--batch-size", type=int,
-                   help="images per batch (default: the run's predict.batch_size)")
-    v = sub.add_parser("validate", help="check any CSV against the competition's test ids")
-    v.add_argument("file", type=Path)
-    v.add_argument("--prepared", help="prepared folder (default data/prepared/<competition>)")
-    v.add_argument("--competition", help="the competition the file is for (default: the one its "
-                   "name names, e.g. submissions/food11.csv, else params.yaml's)")
-    n = sub.add_parser("new", help="write the params block of any Kaggle competition from the "
-                                   "files Kaggle ships (data/raw/<name>/)")
-    n.add_argument("name", help="the competition's Kaggle slug, e.g. dog-breed-identification")
-    n.add_argument("--metric", required=True,
-                   help="accuracy | log_loss | roc_auc | f1_micro | f1_macro | qwk | map@K "
-                        "(the competition's Evaluation page says which)")
-    n.add_argument("--raw", type=Path, help="where the files are (default data/raw/<name>)")
-    n.add_argument("--force", action="store_true", help="rewrite the block if it exists")
-    n.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="decide or override a key of the block (a YAML value; train.* is the "
-                        "first train source), e.g. --set train.labels.label=breed")
-    sub.add_parser("check", help="validate params.yaml (make all runs it before DVC reads it)")
-    sub.add_parser("prune", help="remove prediction items of models or folds no longer run "
-                                 "(make all runs it before dvc repro)")
-    sub.add_parser("summary", help="print the CV and held-out scores of the last run")
-    u = sub.add_parser("upload", help="upload the submission with the kaggle CLI (make submit)")
-    u.add_argument("--dry-run", action="store_true", help="print the command, send nothing")
-    r = sub.add_parser("report", help="one self-contained HTML page of the last run (make report)")
-    r.add_argument("--out", help="default reports/<competition>.html")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        s = sub.add_parser(name, help=command.help)
+        for path in command.paths:
+            s.add_argument(f"--{path}", required=True)
+        groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+        for flags, kwargs in command.options:
+            kwargs = dict(kwargs)
+            group = kwargs.pop("group", None)  # one of the group's options, and only one
+            if group is not None and group not in groups:
+                groups[group] = s.add_mutually_exclusive_group(required=True)
+            (s if group is None else groups[group]).add_argument(*flags, **kwargs)
     return p
 
 
 def run(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
-    if args.stage == "infer":  # a package carries all it needs: no params.yaml
-        from .infer import infer
-        infer(args.package, args.out, args.raw, args.images, args.device, args.batch_size)
-        return
-    if args.stage == "new":  # writes params.yaml: it reads the file itself
-        from .competitions.new import main as new
-        new(args.name, args.metric, args.params, args.raw, args.force, args.set)
-        return
-    from .params import load_params
+    command = COMMANDS[args.command]
+    function = getattr(importlib.import_module(f"imgcomp.{command.module}"), command.function)
+    lead = [load_params(args.params)] if command.params else []
+    paths = [getattr(args, a) if a == "model" else Path(getattr(args, a)) for a in command.paths]
+    options = {_dest(flags, kwargs): getattr(args, _dest(flags, kwargs))
+               for flags, kwargs in command.options}
+    if command.params_path:
+        options["params_path"] = args.params
+    function(*lead, *paths, **options)
 
-    params = load_params(args.params)
-    s = args.stage
-    if s == "fetch":
-        from .stages import fetch
-        fetch.main(params, Path(args.raw))
-    elif s == "prepare":
-        from .stages import prepare
-        prepare.main(params, Path(args.raw), Path(args.out))
-    elif s == "folds":
-        from .stages import folds
-        folds.main(params, Path(args.prepared), Path(args.out))
-    elif s == "train":
-        from .stages import train
-        train.main(params, args.model, Path(args.prepared), Path(args.folds), Path(args.out),
-                   Path(args.live), init_dir=args.init, only=args.only)
-    elif s == "weights":
-        from .stages import weights
-        weights.main(params, args.model, Path(args.out))
-    elif s == "predict":
-        from .stages import predict
-        predict.main(params, Path(args.models), Path(args.prepared), Path(args.folds),
-                     Path(args.out))
-    elif s == "ensemble":
-        from .stages import ensemble
-        ensemble.main(params, Path(args.prepared), Path(args.preds), Path(args.out), Path(args.cv),
-                      Path(args.plots))
-    elif s == "submit":
-        from .stages import submit
-        submit.main(params, Path(args.prepared), Path(args.probs), Path(args.out),
-                    Path(args.leaderboard))
-    elif s == "package":
-        from .stages import package
-        package.main(params, Path(args.models), Path(args.cv), Path(args.format), Path(args.out))
-    elif s == "validate":
-        from .tools import validate_file
-        validate_file(params, args.file, args.prepared, args.competition)
-    elif s == "check":
-        from .errors import UserError, git_without_commit, no_commit_message
-        if (repo := git_without_commit()) is not None:
-            raise UserError(no_commit_message(repo))
-        print(f"{args.params}: valid ({params.competition})")
-    elif s == "prune":
-        from .tools import prune_stale
-        prune_stale(params)
-    elif s == "summary":
-        from .tools import summary
-        summary(params)
-    elif s == "upload":
-        from .tools import upload
-        upload(params, args.dry_run)
-    elif s == "report":
-        from .report import main as report
-        report(params, args.params, args.out)
+
+def _dest(flags: tuple[str, ...], kwargs: dict) -> str:
+    """The name argparse stores an option under."""
+    return kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import UserError
-
     try:
         run(sys.argv[1:] if argv is None else argv)
     except UserError as e:

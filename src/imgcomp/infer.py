@@ -24,16 +24,30 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
+from . import submission
+from .archives import not_data, sha256sum, verify
+from .artifacts.cards import PackageItem, PackageSpec, load_spec
+from .artifacts.formats import Format
+from .competitions.block import FilesFetch
+from .competitions.engine import from_block
+from .competitions.layout import test_only
+from .competitions.tree import IMAGE_SUFFIXES, natural_key
+from .data.cache import build_cache
+from .data.feed import Images
 from .errors import UserError
-from .inference.cards import PackageItem, PackageSpec, load_spec
+from .fileio import write_csv
+from .inference import checkpoint
+from .inference.ensemble import combine_folds
+from .inference.probfiles import read_probs, write_probs
+from .inference.probs import item_probs
+from .inference.runtime import Placement, open_runtime
 
 
 def image_files(folder: Path) -> list[Path]:
     """Every image under `folder` (desktop junk left out), in natural order of the path."""
-    from .archives import not_data
-    from .competitions.tree import IMAGE_SUFFIXES, natural_key
-
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of images")
@@ -48,11 +62,6 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
     """The competition's test ids and image files, in submission order, from its raw folder
     (zipped or unpacked): extracted under `work` and listed by the competition's block exactly
     as `prepare` lists them."""
-    from .archives import verify
-    from .competitions.block import FilesFetch
-    from .competitions.engine import from_block
-    from .competitions.layout import test_only
-
     comp = from_block(spec.competition, spec.competition_block)
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
@@ -70,14 +79,12 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
 def stored(probs: np.ndarray, classes: list[str], work: Path) -> np.ndarray:
     """`probs` as the pipeline's stages hand them on: written and read back as a probability
     file, so every sum and argmax after this sees the pipeline's numbers."""
-    from .inference.probfiles import read_probs, write_probs
-
     path = Path(work) / "probs.csv"
     write_probs(path, [str(i) for i in range(len(probs))], probs, classes)
     return read_probs(path)[1]
 
 
-def infer(package: Path, out_csv: Path, raw: Path | None = None, images: Path | None = None,
+def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None = None,
           device: str = "auto", batch_size: int | None = None) -> Path:
     if (raw is None) == (images is None):
         raise UserError("infer: give exactly one of --raw (the competition's test data) and "
@@ -91,16 +98,13 @@ def infer(package: Path, out_csv: Path, raw: Path | None = None, images: Path | 
             paths = image_files(images)
             ids = [p.relative_to(images).as_posix() for p in paths]
         probs, where = ensemble_probs(spec, Path(package), paths, work, device, batch_size)
-    what = (_submission(spec, ids, probs, Path(out_csv)) + f" from {raw}" if raw is not None
-            else _probabilities(spec, ids, probs, Path(out_csv)) + f" from {images}")
-    print(f"infer: {out_csv} written: {what} ({len(spec.items)} model(s) x fold(s) on {where})")
-    return Path(out_csv)
+    what = (_submission(spec, ids, probs, Path(out)) + f" from {raw}" if raw is not None
+            else _probabilities(spec, ids, probs, Path(out)) + f" from {images}")
+    print(f"infer: {out} written: {what} ({len(spec.items)} model(s) x fold(s) on {where})")
+    return Path(out)
 
 
 def _submission(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path) -> str:
-    from . import submission
-    from .formats import Format
-
     fmt = Format.from_json(spec.submission)
     text = submission.build(fmt, ids, probs, spec.classes, spec.post)
     submission.write(fmt, text, ids, spec.classes, out)
@@ -108,10 +112,6 @@ def _submission(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path)
 
 
 def _probabilities(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path) -> str:
-    import pandas as pd
-
-    from .fileio import write_csv
-
     frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in spec.classes])
     frame.insert(0, "pred", np.asarray(spec.classes, dtype=object)[probs.argmax(axis=1)])
     frame.insert(0, "file", ids)
@@ -120,72 +120,51 @@ def _probabilities(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Pa
 
 
 def _runtime(spec: PackageSpec, device: str):
-    import torch
-
-    from .inference.runtime import make_runtime
-
-    available = torch.cuda.is_available()
-    if device == "cuda" and not available:
+    """predict's recorded settings (the same kernels, precision and layout) on `device`."""
+    if device == "cuda" and not torch.cuda.is_available():
         raise UserError("infer: --device cuda, but no CUDA device is visible here")
-    use_cuda = device == "cuda" or (device == "auto" and available)
-    run = spec.predict  # predict's settings: the same kernels, precision and layout
-    return make_runtime(torch.device("cuda" if use_cuda else "cpu"), run.precision,
-                        run.channels_last, run.deterministic)
+    run = spec.predict
+    return open_runtime(Placement(device, run.precision, run.channels_last, run.deterministic))
 
 
 def ensemble_probs(spec: PackageSpec, package: Path, paths: list[Path], work: Path, device: str,
                    batch_size: int | None) -> tuple[np.ndarray, str]:
-    """(N, C) ensemble probabilities of the images `paths`, and the device they ran on."""
-    from .data.batch_aug import DevicePrep
-    from .data.cache import build_cache
-    from .data.feed import Images
-    from .inference.ensemble import combine
-    from .inference.probs import predict_probs, rebuild
-
+    """(N, C) ensemble probabilities of the images `paths`, and the device they ran on: each
+    (model, fold) as predict computes it, folds and models combined as ensemble combines them,
+    through the same probability files."""
     batch_size = batch_size or spec.predict.batch_size
     if batch_size < 1:
         raise UserError(f"infer: --batch-size must be at least 1, got {batch_size}")
     rt = _runtime(spec, device)
-    models = [load_item(package, item) for item in spec.items]  # all refused ones first
+    states = [load_item(package, item) for item in spec.items]  # all refused ones first
+    images = Images(_decoded(spec, paths, work), rt.device, share=0)
+    per_model: dict[str, list[np.ndarray]] = {}
+    for item, state in zip(spec.items, states):
+        card = item.card
+        probs = item_probs(card, state, rt, images, np.arange(len(paths)), spec.tta, batch_size,
+                           f"infer {card.model} fold {card.fold}", str(Path(package) / item.file))
+        per_model.setdefault(card.model, []).append(stored(probs, spec.classes, work))
+    weights = np.array([spec.ensemble.weights[m] for m in per_model])
+    probs = combine_folds(list(per_model.values()), weights, spec.ensemble.method,
+                          normalise=not spec.items[0].card.multilabel)
+    return stored(probs, spec.classes, work), f"{rt.device.type} {rt.precision}"
+
+
+def _decoded(spec: PackageSpec, paths: list[Path], work: Path) -> Path:
+    """The images decoded by prepare's cache code at the package's cache side."""
     cache = work / "test-images.npy"
     ok, errors = build_cache(paths, cache, spec.cache_side, spec.channels,
                              progress=sys.stderr.isatty())
     if not ok.all():
         raise UserError(f"infer: {int((~ok).sum())} image(s) cannot be read, and every one must "
                         f"be predicted: {'; '.join(errors[:5])}")
-    images = Images(cache, rt.device, share=0)
-    rows = np.arange(len(paths))
-    per_model: dict[str, list[np.ndarray]] = {}
-    for item, state in zip(spec.items, models):
-        card = item.card
-        net, _ = rebuild(card, state, rt, str(Path(package) / item.file))
-        prep = DevicePrep(rt.device, card.mean, card.std, card.image_size, rt.channels_last,
-                          card.interpolation)
-        probs = predict_probs(net, images, rows, prep, rt, spec.tta, batch_size,
-                              f"infer {card.model} fold {card.fold}",
-                              multilabel=card.multilabel)
-        per_model.setdefault(card.model, []).append(stored(probs, spec.classes, work))
-    names = list(per_model)
-    stack = np.stack([np.mean(per_model[m], axis=0) for m in names])
-    weights = np.array([spec.ensemble.weights[m] for m in names])
-    probs = stored(combine(stack, weights, spec.ensemble.method, normalise=not
-                           spec.items[0].card.multilabel), spec.classes, work)
-    return probs, f"{rt.device.type} {rt.precision}"
+    return cache
 
 
 def load_item(package: Path, item: PackageItem) -> dict:
     """One (model, fold)'s weights, from its safetensors file: data, never code."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from .archives import sha256sum
-
     file = Path(package) / item.file
     if not file.is_file() or sha256sum(file) != item.sha256:
         raise UserError(f"{file}: missing or not the file package.json names (sha256 differs); "
                         "copy the package whole")
-    try:
-        return load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{file}: refused: not a safetensors file ({str(e)[:120]}); package "
-                        "items are weights only, and nothing in this one was run") from None
+    return checkpoint.load(file, "package item")[1]

@@ -18,17 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .artifacts.names import CLASSES, MANIFEST, STATS, TASK
+from .artifacts.prepared import Stats, Task, read_fact
+from .data.store import locate
+from .data.store import rows as read_rows
 from .errors import UserError
 
 COLUMNS = ["id", "path", "label", "split", "source"]
-MANIFEST = "manifest.csv"
-CLASSES = "classes.json"
-STATS = "stats.json"
-FORMAT = "submission.json"  # the resolved submission format (submission.Format)
-SOLUTION = "solution.csv"  # test answers (id, label index), where the competition ships them
-TASK = "task.json"  # {"multilabel": bool}
-META = "meta.csv"  # train id + the other columns of the train tables
-POST = "post.json"  # ensemble's output: the OOF-fitted post-processing submit applies (or null)
 
 
 def cache_side(image_size: int, margin: float) -> int:
@@ -109,7 +105,7 @@ class Prepared:
         if not (root / MANIFEST).is_file():
             raise UserError(f"{root / MANIFEST}: missing; run `dvc repro prepare` first")
         classes = json.loads((root / CLASSES).read_text())
-        multi = (root / TASK).is_file() and json.loads((root / TASK).read_text())["multilabel"]
+        multi = read_fact(Task, root / TASK).multilabel
         if multi:
             frame = pd.read_csv(root / MANIFEST, dtype=str, keep_default_na=False)
         else:
@@ -136,22 +132,18 @@ class Prepared:
         return self.targets(pos)
 
     @cached_property
-    def stats(self) -> dict:
-        """Per-channel mean/std of the training images (read only by the stages that need it)."""
-        return json.loads((self.root / STATS).read_text())
+    def stats(self) -> Stats:
+        """Per-channel mean/std of the training images, the cache's side and channels."""
+        return read_fact(Stats, self.root / STATS)
 
     @property
     def cache(self) -> Path:
         """The uint8 cache's file: `images.npy` or, compressed, `images.u8z` (data/store.py)."""
-        from .data.store import locate
-
         return locate(self.root)
 
     def image_rows(self, rows) -> np.ndarray:
         """Rows of the uint8 cache, (len(rows), S, S, C): rows follow the manifest. Reads
         only what holds them."""
-        from .data.store import rows as read_rows
-
         return read_rows(self.cache, rows)
 
     @property
@@ -160,3 +152,8 @@ class Prepared:
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero((self.manifest["split"] == split).to_numpy())
+
+    @property
+    def test_ids(self) -> list[str]:
+        """The test ids in submission order (the sample's, as prepare listed them)."""
+        return self.manifest["id"].iloc[self.rows("test")].tolist()

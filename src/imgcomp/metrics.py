@@ -2,8 +2,9 @@
 
 Every metric takes `labels`, int class indices (N,), and `probs`, class probabilities (N, C)
 whose rows sum to 1; where order matters (qwk) the class index is the grade. Each is scored the
-way Kaggle scores it, so a CV number means the same as a leaderboard number. `METRICS` and
-`get_metric` say which way is better, so no caller has to assume higher wins.
+way Kaggle scores it, so a CV number means the same as a leaderboard number. The registry
+(metric_registry.py) names them and says which way is better, so no caller has to assume higher
+wins; `get_metric` joins each name to its function here (and in multilabel.py).
 
 Some metrics reward a step after the model: a temperature for log loss (over-confident networks
 lose a lot on a few wrong rows) and cut-points on the expected grade for quadratic weighted kappa
@@ -26,6 +27,7 @@ import numpy as np
 from . import multilabel
 from .crossfit import coordinate_search, cross_fit
 from .errors import UserError
+from .metric_registry import MetricSpec, multilabel_names, spec
 
 EPS = 1e-15  # Kaggle's log-loss clipping
 
@@ -112,48 +114,49 @@ def map_at_k(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric by name: which way is better, whether the submission carries labels or
-    probabilities, how it scores single-label data (`fn(labels, probs)`; label metrics take the
-    argmax) and multi-label data (`tags_fn(y, predicted tags)` where thresholds turn
-    probabilities into tags, or `probs_fn(y, probs)`; neither: single-label only), and the
-    post-processing fitted on OOF rows that it rewards on single-label data (`post_fit`)."""
-    name: str
-    higher_is_better: bool
-    needs: Literal["label", "probability"]
+    """A metric of the registry with its functions: `fn(labels, probs)` on single-label data
+    (label metrics take the argmax), and on multi-label data `tags_fn(y, predicted tags)`, where
+    thresholds turn probabilities into tags, or `probs_fn(y, probs)`. Each is the function of
+    the metric's name, here and in multilabel.py."""
+
+    spec: MetricSpec
     fn: Callable[[np.ndarray, np.ndarray], float]
     tags_fn: Callable[[np.ndarray, np.ndarray], float] | None = None
     probs_fn: Callable[[np.ndarray, np.ndarray], float] | None = None
-    post_fit: Callable[[np.ndarray, np.ndarray], dict] | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.spec.higher_is_better
+
+    @property
+    def needs(self) -> str:
+        return self.spec.needs
 
     @property
     def multilabel(self) -> bool:
-        """Whether it scores multi-label data."""
-        return self.tags_fn is not None or self.probs_fn is not None
+        return self.spec.multilabel is not None
 
-
-def _map_metric(name: str, k: int) -> Metric:
-    return Metric(name, True, "label", lambda labels, probs: map_at_k(labels, probs, k))
+    @property
+    def post_fit(self) -> Callable[[np.ndarray, np.ndarray], dict] | None:
+        """The post-processing it rewards on single-label data, as a fit on OOF rows."""
+        return {"temperature": _fit_temperature, "cutpoints": _fit_cutpoints,
+                None: None}[self.spec.post]
 
 
 def get_metric(name: str) -> Metric:
-    """The metric called `name`: one of METRICS, or `map@K` for an integer K >= 1."""
-    if name in METRICS:
-        return METRICS[name]
-    found = re.fullmatch(r"map@([1-9][0-9]*)", str(name))
-    if found:
-        return _map_metric(name, int(found.group(1)))
-    raise UserError(f"unknown metric {name!r}; valid metrics: {metric_names()} (K an integer "
-                    ">= 1)")
-
-
-def metric_names() -> str:
-    """Every metric name, for messages and help: the registry's, and the map@K family."""
-    return ", ".join([*METRICS, "map@K"])
+    """The metric called `name` (metric_registry.py), with its functions."""
+    s = spec(name)
+    if s.k is not None:
+        return Metric(s, lambda labels, probs: map_at_k(labels, probs, s.k))
+    own = globals()[s.name]
+    other = getattr(multilabel, s.name) if s.multilabel else None
+    return Metric(s, own, tags_fn=other if s.multilabel == "tags" else None,
+                  probs_fn=other if s.multilabel == "probabilities" else None)
 
 
 def check_metric(name: str) -> str:
-    """`name` if it is a metric, else the UserError get_metric raises."""
-    get_metric(name)
+    """`name` if it is a metric, else the UserError the registry raises."""
+    spec(name)
     return name
 
 
@@ -212,9 +215,8 @@ def multilabel_metric(metric: str) -> Metric:
     """The metric, which must score multi-label data (one line naming those that do if not)."""
     m = get_metric(metric)
     if not m.multilabel:
-        names = ", ".join(name for name, x in METRICS.items() if x.multilabel)
         raise UserError(f"metric {metric} is single-label only; multi-label data takes one of "
-                        f"{names}")
+                        f"{multilabel_names()}")
     return m
 
 
@@ -344,6 +346,29 @@ def report(metric: str, labels: np.ndarray, probs: np.ndarray,
     return out
 
 
+def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> dict[str, np.ndarray]:
+    """ROC of class 1 (binary) or micro-averaged one-vs-rest (multi-class): a point per
+    distinct score, as scikit-learn's `roc_curve` without dropping collinear points (tested
+    equal on its points; written out to keep scikit-learn's metrics, slow to import, out of the
+    ensemble stage)."""
+    if is_multilabel(labels):  # micro-averaged over every (image, tag)
+        truth, score_ = np.asarray(labels).astype(bool).ravel(), probs.ravel()
+    elif probs.shape[1] == 2:
+        truth, score_ = labels == 1, probs[:, 1]
+    else:
+        truth = (labels[:, None] == np.arange(probs.shape[1])[None]).ravel()
+        score_ = probs.ravel()
+    order = np.argsort(-score_, kind="mergesort")
+    s, t = score_[order], truth[order].astype(np.int64)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the end of each run of equal scores
+    tps = np.cumsum(t)[last]
+    fps = last + 1 - tps
+    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
+    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).round().astype(int))
+    return {"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6)}
+
+
 def _multilabel_report(metric: str, out: dict, labels: np.ndarray, probs: np.ndarray,
                        classes: list[str] | None, post: dict | None) -> dict:
     """Multi-label: the metric, then AUC, micro F1 and log loss beside it, and with `classes`
@@ -356,16 +381,3 @@ def _multilabel_report(metric: str, out: dict, labels: np.ndarray, probs: np.nda
         out["per_tag"] = multilabel.per_tag_table(labels, probs, classes, post)
     return out
 
-
-# The registry: every metric by name, the one list of names (map@K aside). Its functions are
-# defined above (single-label) and in multilabel.py (multi-label).
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("accuracy", True, "label", accuracy, tags_fn=multilabel.accuracy),
-    Metric("log_loss", False, "probability", log_loss, probs_fn=multilabel.log_loss,
-           post_fit=_fit_temperature),
-    Metric("roc_auc", True, "probability", roc_auc, probs_fn=multilabel.roc_auc),
-    Metric("f1_micro", True, "label", f1_micro, tags_fn=multilabel.f1_micro),
-    Metric("f1_macro", True, "label", f1_macro, tags_fn=multilabel.f1_macro),
-    Metric("f2_samples", True, "label", f2_samples, tags_fn=multilabel.f2_samples),
-    Metric("qwk", True, "label", qwk, post_fit=_fit_cutpoints),
-]}

@@ -23,6 +23,6 @@ def check_name(arch: str) -> None:
     """A custom model's name passes at once; any other is checked by the registry (timm's)."""
     if arch in custom_names():
         return
-    from .models import check_arch
+    from .models import check_arch  # the registry imports torch: only for a timm name
 
     check_arch(arch)

@@ -5,6 +5,13 @@ knob is here with its type and range, and with no default: params.yaml is the on
 defaults live (DVC reads the keys a stage depends on from there too), so the two cannot
 disagree. A missing key is one line naming it. Only optional parts of an entry (an
 archive's url, a model's args, extra albumentations transforms) may be left out.
+
+A competition's block is data of its own: it is validated by competitions/block.py where it
+is used (prepare, fetch, package, `check`, `new`), and here only the two keys every run reads
+(`CompetitionKeys`: metric and channels) are typed. So nothing the competition engine does is
+in the code of training or predicting: a better `new` never reruns a model. The extra
+albumentations transforms are checked where they run (training's albumentations backend, and
+`check`), so loading params never imports albumentations.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from pydantic import (
     model_validator,
 )
 
-from .competitions.block import NAME, CompetitionBlock
 from .errors import UserError
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a competition's name: a Kaggle slug, or cat_dog
 
 TtaName = Literal["identity", "hflip", "vflip", "rot90", "rot180", "rot270", "zoom", "fivecrop"]
 
@@ -45,16 +53,8 @@ class Augment(Strict):
     rotate: float = Field(ge=0.0, le=180.0, description="max degrees either way")
     color_jitter: float = Field(ge=0.0, le=1.0)
     albumentations: list[dict[str, Any]] = Field(
-        [], description="extra albumentations transforms, after the knobs above")
-
-    @field_validator("albumentations")
-    @classmethod
-    def _known_transforms(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if v:  # imported only when used: albumentations (and OpenCV) take a second to load
-            from .data.extra_transforms import check_extra
-
-            check_extra(v)
-        return v
+        [], description="extra albumentations transforms, after the knobs above (checked "
+                        "where they run: data/extra_transforms.py)")
 
     @field_validator("scale", "ratio")
     @classmethod
@@ -137,6 +137,16 @@ class Train(Strict):
     rdzv_endpoint: str | None = Field(
         pattern=r"^[^\s:]+:\d+$", description="host:port where the machines meet (nnodes > 1)")
 
+    def check_labels(self, competition: str, multilabel: bool) -> None:
+        """What these train.* cannot do with a competition's labels, in one line."""
+        if multilabel and "balanced" in (self.class_weights, self.sampler):
+            key = "class_weights" if self.class_weights == "balanced" else "sampler"
+            raise UserError(
+                f"train.{key}: balanced evens out classes that exclude each other, and "
+                f"{competition} is multi-label (an image carries several tags, so no draw or "
+                f"weight evens them all); set train.{key}: "
+                + ("none" if key == "class_weights" else "shuffle"))
+
     @model_validator(mode="after")
     def _freeze(self) -> "Train":
         if self.freeze_epochs >= self.epochs:
@@ -178,11 +188,21 @@ class Rules(Strict):
         description="competitions whose images must not be flipped or turned (digits)")
 
 
+class CompetitionKeys(BaseModel):
+    """The keys of a competition's block that every run reads, typed here; the whole block is
+    competitions/block.py's."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    metric: str = Field(description="metrics.py's registry names it (checked where scored)")
+    channels: Literal[1, 3]
+
+
 class Params(Strict):
     competition: str = Field(pattern=NAME)
     image_size: int = Field(ge=16, le=2048)
-    competitions: dict[str, CompetitionBlock] = Field(
-        description="name -> block; a competition owns its block (imgcomp new writes one)")
+    competitions: dict[str, dict[str, Any]] = Field(
+        description="name -> block; a competition owns its block (imgcomp new writes one); "
+                    "competitions/block.py validates it")
     kaggle: dict[str, str | None] = Field(
         description="name -> Kaggle slug: make submit uploads there, fetch downloads from it")
     augment: dict[str, Augment] = Field(description="name -> train augmentation")
@@ -223,15 +243,11 @@ class Params(Strict):
                 "albumentations backend runs: set train.augment_backend to auto or albumentations")
         if self.competition in self.rules.upright:
             self._check_upright()
-        if self.competition_block().multilabel:
-            t = self.train
-            if t.class_weights == "balanced" or t.sampler == "balanced":
-                key = "class_weights" if t.class_weights == "balanced" else "sampler"
-                raise ValueError(
-                    f"train.{key}: balanced evens out classes that exclude each other, and "
-                    f"{self.competition} is multi-label (an image carries several tags, so "
-                    f"no draw or weight evens them all); set train.{key}: "
-                    + ("none" if key == "class_weights" else "shuffle"))
+        try:
+            CompetitionKeys.model_validate(self.competitions[self.competition])
+        except ValidationError as e:
+            raise ValueError(f"competitions.{self.competition}." + describe_error(e.errors()[0])
+                             ) from None
         return self
 
     def _check_competition(self) -> None:
@@ -269,8 +285,9 @@ class Params(Strict):
     def kaggle_slug(self) -> str | None:
         return self.kaggle.get(self.competition)
 
-    def competition_block(self) -> CompetitionBlock:
-        return self.competitions[self.competition]
+    def competition_keys(self) -> CompetitionKeys:
+        """The run's competition's metric and channels (its whole block: competitions/)."""
+        return CompetitionKeys.model_validate(self.competitions[self.competition])
 
     def competition_augment(self) -> Augment:
         return self.augment[self.competition]
@@ -279,7 +296,8 @@ class Params(Strict):
         return self.models[name]
 
 
-def _describe(err: dict) -> str:
+def describe_error(err: dict) -> str:
+    """One of pydantic's errors as `key.path: what is wrong`."""
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown key (check the spelling against params.yaml's documented keys)"
@@ -302,7 +320,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
-        raise UserError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
+        raise UserError(f"{source}: " + "; ".join(describe_error(err) for err in e.errors())) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -16,19 +16,21 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .artifacts.names import POST, fold_prefix, item_name, probs_file
+from .artifacts.reports import CvReport, Leaderboard, PostScores, read_post, read_report
 from .errors import UserError
 from .fileio import write_text
 from .inference.probfiles import read_probs
 from .manifest import Prepared
+from .metrics import roc_points
+from .multilabel import tags
 from .params import Params
 from .pipeline import stage_path
-from .stages.ensemble import roc_points
 
 
 def _png(fig) -> str:
@@ -40,14 +42,14 @@ def _png(fig) -> str:
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def run_items(cv: dict) -> list[tuple[str, int]]:
+def run_items(models: list[str], folds: list[int]) -> list[tuple[str, int]]:
     """The run's (model, fold) items."""
-    return [(model, int(fold)) for model in cv["models"] for fold in cv["folds"]]
+    return [(model, fold) for model in models for fold in folds]
 
 
 def _curve_dir(live_root: Path, model: str, fold: int) -> Path:
     """Where train's logger puts one fold's curves: dvclive/<c>/<model>/plots/metrics/f<k>/."""
-    return live_root / model / "plots" / "metrics" / f"f{fold}"
+    return live_root / model / "plots" / "metrics" / fold_prefix(fold)
 
 
 def curves(live_root: Path, metric: str, items: list[tuple[str, int]]) -> str:
@@ -63,8 +65,8 @@ def curves(live_root: Path, metric: str, items: list[tuple[str, int]]) -> str:
             if tsv.is_file():
                 found = True
                 frame = pd.read_csv(tsv, sep="\t")
-                ax.plot(frame["step"] + 1, frame[key.split("/")[-1]], label=f"{model}-f{fold}",
-                        lw=1.2)
+                ax.plot(frame["step"] + 1, frame[key.split("/")[-1]],
+                        label=item_name(model, fold), lw=1.2)
     for ax, key in zip(axes, keys):
         ax.set_title(key)
         ax.set_xlabel("epoch")
@@ -73,7 +75,7 @@ def curves(live_root: Path, metric: str, items: list[tuple[str, int]]) -> str:
         axes[0].legend(fontsize=7)
     if not found:
         return "<p>No dvclive curves found.</p>"
-    shown = [f"{m}-f{k}" for m, k in items if _curve_dir(live_root, m, k).is_dir()]
+    shown = [item_name(m, k) for m, k in items if _curve_dir(live_root, m, k).is_dir()]
     return f"<p>Items: {html.escape(', '.join(shown))}</p>" + _png(fig)
 
 
@@ -107,8 +109,6 @@ def multilabel_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str],
     DVC confusion plot pairs): an argmax confusion matrix means nothing when rows carry any
     number of tags."""
     import matplotlib.pyplot as plt
-
-    from .multilabel import tags
 
     roc = roc_points(labels, probs)
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -164,8 +164,6 @@ def confidently_wrong_tags(prepared: Prepared, ids: list[str], labels: np.ndarra
     """Multi-label: the images with the largest error |actual - probability| on a tag the
     ensemble's thresholds get wrong, each captioned with that tag (only mispredicted tags
     count, so a far-off probability on the right side of its threshold is not called wrong)."""
-    from .multilabel import tags
-
     y = np.asarray(labels).astype(bool)
     err = np.where(tags(probs, post) != y, np.abs(y - probs), -1.0)  # -1: the tag is right
     worst = err.argmax(1)
@@ -184,30 +182,27 @@ def confidently_wrong_tags(prepared: Prepared, ids: list[str], labels: np.ndarra
             + _png(_image_grid(prepared, ids, wrong, titles)))
 
 
-def cv_table(cv: dict) -> str:
-    metric = cv["metric"]
-    folds = [str(f) for f in cv["folds"]]
+def cv_table(cv: CvReport) -> str:
+    metric = cv.metric
+    folds = [str(f) for f in cv.folds]
     head = "".join(f"<th>fold {f}</th>" for f in folds)
     rows = []
-    for model, r in cv["models"].items():
-        cells = "".join(f"<td>{r['folds'][f][metric]:.4f}</td>" for f in folds)
-        rows.append(f"<tr><td>{html.escape(model)}</td>{cells}<td><b>{r[metric]:.4f}</b></td>"
-                    f"<td>{cv['ensemble']['weights'].get(model, 0):.3f}</td></tr>")
-    e = cv["ensemble"]
-    rows.append(f"<tr><td>ensemble ({e['method']})</td>{'<td></td>' * len(folds)}"
-                f"<td><b>{e[metric]:.4f}</b></td><td></td></tr>")
+    for model, r in cv.models.items():
+        cells = "".join(f"<td>{r.folds[f].value(metric):.4f}</td>" for f in folds)
+        rows.append(f"<tr><td>{html.escape(model)}</td>{cells}"
+                    f"<td><b>{r.value(metric):.4f}</b></td>"
+                    f"<td>{cv.ensemble.weights.get(model, 0):.3f}</td></tr>")
+    e = cv.ensemble
+    rows.append(f"<tr><td>ensemble ({e.method})</td>{'<td></td>' * len(folds)}"
+                f"<td><b>{e.value(metric):.4f}</b></td><td></td></tr>")
     return (f"<table><tr><th>model</th>{head}<th>OOF {metric}</th><th>weight</th></tr>"
             + "".join(rows) + "</table>")
 
 
-def recall_table(cv: dict, labels: np.ndarray, classes: list[str]) -> str:
-    """Per-class OOF recall of each model and of the ensemble, with each class's image count;
-    the ensemble's lowest in bold."""
-    entries = {m: r.get("recall") for m, r in cv["models"].items()}
-    entries["ensemble"] = cv["ensemble"].get("recall")
-    if any(v is None for v in entries.values()):
-        return "<p>This run's metrics/cv.json has no per-class recall (made by an older " \
-               "imgcomp): rerun <code>dvc repro ensemble</code>.</p>"
+def recall_table(entries: dict[str, dict[str, float | None]], labels: np.ndarray,
+                 classes: list[str]) -> str:
+    """Per-class OOF recall of each model and of the ensemble (`entries`: name -> class ->
+    recall, the ensemble last), with each class's image count; the ensemble's lowest in bold."""
     counts = np.bincount(labels, minlength=len(classes))
     known = {c: r for c, r in entries["ensemble"].items() if r is not None}
     low = min(known, key=known.get) if known else None
@@ -226,15 +221,10 @@ def recall_table(cv: dict, labels: np.ndarray, classes: list[str]) -> str:
             f"<table><tr><th>class</th><th>images</th>{head}</tr>" + "".join(rows) + "</table>")
 
 
-def per_tag_table(cv: dict, classes: list[str]) -> str:
+def per_tag_table(entries: dict[str, list[dict]], classes: list[str]) -> str:
     """Multi-label: per tag, its image count and the OOF AUC, F1 and threshold of each model and
-    of the ensemble (what a mean over tags hides on rare ones); the ensemble's lowest F1 in
-    bold."""
-    entries = {m: r.get("per_tag") for m, r in cv["models"].items()}
-    entries["ensemble"] = cv["ensemble"].get("per_tag")
-    if any(v is None for v in entries.values()):
-        return "<p>This run's metrics/cv.json has no per-tag table (made by an older " \
-               "imgcomp): rerun <code>dvc repro ensemble</code>.</p>"
+    of the ensemble (`entries`: name -> per-tag rows, the ensemble last; what a mean over tags
+    hides on rare ones); the ensemble's lowest F1 in bold."""
     by_tag = {m: {r["tag"]: r for r in rows} for m, rows in entries.items()}
     ens = by_tag["ensemble"]
     low = min(ens, key=lambda t: ens[t]["f1"]) if ens else None
@@ -260,10 +250,9 @@ def per_tag_table(cv: dict, classes: list[str]) -> str:
             + "".join(rows) + "</table>")
 
 
-def threshold_caption(record: dict | None) -> str:
-    """What the ensemble's thresholds are (cv["ensemble"]["post"]): none fitted, 0.5 kept, one
-    global value or one per tag, and how honest the per-tag F1 beside them is."""
-    post = (record or {}).get("post")
+def threshold_caption(post: dict | None, scores: PostScores) -> str:
+    """What the ensemble's thresholds are (post.json): none fitted, 0.5 kept, one global value or
+    one per tag, and how honest the per-tag F1 beside them is (scores: cv.json's)."""
     if post is None:
         return ("This metric scores probabilities, so no thresholds are fitted: each tag's F1 is "
                 "that of its tags predicted at 0.5.")
@@ -277,19 +266,20 @@ def threshold_caption(record: dict | None) -> str:
                        "predictions."}[fit]
     if fit != "default":
         text += (" Each tag's F1 here is scored on the rows its threshold was fitted on, so it "
-                 "is optimistic; " + (html.escape(record["note"]) if record.get("note") else
+                 "is optimistic; " + (html.escape(scores.note) if scores.note else
                                       "the CV score above is cross-fitted") + ".")
     if post.get("empty") == "top":
         text += " An image with no tag over its threshold is given its most probable tag."
     return text
 
 
-def threshold_plot(cv: dict, limit: int = 60) -> str:
-    """Multi-label: the ensemble's threshold of each tag as a bar, its OOF F1 beside it, and the
-    0.5 line: where a threshold moved far from 0.5, and what the tag scores at it."""
+def threshold_plot(rows: list[dict] | None, post: dict | None, scores: PostScores,
+                   limit: int = 60) -> str:
+    """Multi-label: the ensemble's threshold of each tag (`rows`: its per-tag table) as a bar,
+    its OOF F1 beside it, and the 0.5 line: where a threshold moved far from 0.5, and what the
+    tag scores at it."""
     import matplotlib.pyplot as plt
 
-    rows = cv["ensemble"].get("per_tag")
     if not rows:
         return "<p>No per-tag table in this run's metrics/cv.json: no threshold plot.</p>"
     shown = rows if len(rows) <= limit else sorted(rows, key=lambda r: r["f1"])[:limit]
@@ -304,7 +294,7 @@ def threshold_plot(cv: dict, limit: int = 60) -> str:
     ax.legend(fontsize=7, loc="lower right")
     part = "" if len(shown) == len(rows) else \
         f" Shown: the {len(shown)} of {len(rows)} tags with the lowest F1."
-    return f"<p>{threshold_caption(cv['ensemble'].get('post'))}{part}</p>" + _png(fig)
+    return f"<p>{threshold_caption(post, scores)}{part}</p>" + _png(fig)
 
 
 def _dig(tree: dict, dotted: str):
@@ -324,7 +314,7 @@ def _shown(value) -> str:
         .removesuffix("...").strip()
 
 
-def recorded_params(lock_path: Path, competition: str, cv: dict) -> dict | None:
+def recorded_params(lock_path: Path, competition: str, models: list[str]) -> dict | None:
     """{key: {value as YAML: [stages]}} from dvc.lock for the run's stages, or None when there is
     no dvc.lock for this competition's run (then the report says so and shows params.yaml)."""
     import yaml
@@ -336,7 +326,7 @@ def recorded_params(lock_path: Path, competition: str, cv: dict) -> dict | None:
             "competition") != competition:
         return None
     names = ["fetch", "prepare", "folds",  # train's matrix items are named train@<model>
-             *(f"train@{model}" for model in cv["models"]), "predict", "ensemble", "submit"]
+             *(f"train@{model}" for model in models), "predict", "ensemble", "submit"]
     out: dict[str, dict[str, list[str]]] = {}
     for name in names:
         for key, value in stages.get(name, {}).get("params", {}).get("params.yaml", {}).items():
@@ -372,20 +362,25 @@ def params_table(recorded: dict | None, current: dict, params_path: Path) -> str
             "</tr>" + "".join(rows) + "</table>")
 
 
-def _per_class(cv: dict, prepared: Prepared, labels: np.ndarray) -> list[str]:
+def _per_class(cv: CvReport, post: dict | None, prepared: Prepared,
+               labels: np.ndarray) -> list[str]:
     """The per-class recall, or for multi-label the per-tag table and the threshold plot."""
+    e = cv.ensemble
     if prepared.multilabel:
-        return ["<h2>Per-tag AUC and F1 (out-of-fold)</h2>", per_tag_table(cv, prepared.classes),
-                "<h2>Per-tag thresholds</h2>", threshold_plot(cv)]
-    return ["<h2>Per-class recall (out-of-fold)</h2>", recall_table(cv, labels, prepared.classes)]
+        tables = {**{m: r.per_tag or [] for m, r in cv.models.items()}, "ensemble": e.per_tag}
+        return ["<h2>Per-tag AUC and F1 (out-of-fold)</h2>",
+                per_tag_table(tables, prepared.classes),
+                "<h2>Per-tag thresholds</h2>", threshold_plot(e.per_tag, post, e.post)]
+    recalls = {**{m: r.recall or {} for m, r in cv.models.items()}, "ensemble": e.recall}
+    return ["<h2>Per-class recall (out-of-fold)</h2>",
+            recall_table(recalls, labels, prepared.classes)]
 
 
-def _oof_sections(cv: dict, prepared: Prepared, ids: list[str], labels: np.ndarray,
+def _oof_sections(post: dict | None, prepared: Prepared, ids: list[str], labels: np.ndarray,
                   probs: np.ndarray) -> list[str]:
     """The OOF confusion matrix or ROC and the most confidently wrong images; multi-label: the
     micro ROC with per-tag counts and the images' worst tags, at the ensemble's thresholds."""
     if prepared.multilabel:
-        post = (cv["ensemble"].get("post") or {}).get("post")
         return ["<h2>Out-of-fold ROC (micro-averaged over tags) and per-tag counts</h2>",
                 multilabel_roc(labels, probs, prepared.classes, post),
                 "<h2>Most confidently wrong out-of-fold tags</h2>",
@@ -405,37 +400,42 @@ max-height:30em}img{max-width:100%}h2{margin-top:1.6em}"""
 def main(params: Params, params_path: Path, out: str | None = None) -> Path:
     name = params.competition
     cv_path, lb_path = stage_path("ensemble", "cv", name), stage_path("submit", "leaderboard", name)
-    oof_path = stage_path("ensemble", "out", name) / "oof.csv"
-    if not cv_path.is_file() or not oof_path.is_file():
-        raise UserError(f"{cv_path} or {oof_path}: missing; run `make all` first")
-    import yaml
-
-    cv = json.loads(cv_path.read_text())
-    if cv["competition"] != name:
-        raise UserError(f"{cv_path} is from {cv['competition']}, params say {name}; run `make all`")
+    ensemble_dir = stage_path("ensemble", "out", name)
+    cv = read_report(CvReport, cv_path, "ensemble")
+    if cv.competition != name:
+        raise UserError(f"{cv_path} is from {cv.competition}, params say {name}; run `make all`")
+    post = read_post(ensemble_dir / POST)
     prepared = Prepared.load(stage_path("prepare", "out", name))
-    ids, probs = read_probs(oof_path)
+    ids, probs = read_probs(probs_file(ensemble_dir, "oof"))
     labels = prepared.targets_of(ids)  # class indices, or a 0/1 (image, tag) matrix
-    metric = cv["metric"]
-    held_out = ""
-    if lb_path.is_file() and "test" in (lb := json.loads(lb_path.read_text())):
-        held_out = f" &middot; held-out test {metric} <b>{lb['test'][metric]:.4f}</b>"
-    body = [
-        f"<h1>imgcomp &middot; {name}</h1>",
-        f"<p>CV {metric} (out-of-fold, {cv['images']} images) <b>{cv['ensemble'][metric]:.4f}</b>"
-        f"{held_out}</p>",
-        "<h2>Cross-validation</h2>", cv_table(cv),
-        *_per_class(cv, prepared, labels),
-        "<h2>Training curves (this run's models and folds)</h2>",
-        curves(stage_path("train", "live", name).parent, metric, run_items(cv)),
-        *_oof_sections(cv, prepared, ids, labels, probs),
-        "<h2>Params of this run</h2>",
-        params_table(recorded_params(Path(params_path).parent / "dvc.lock", name, cv),
-                     yaml.safe_load(Path(params_path).read_text()) or {}, Path(params_path)),
-    ]
+    body = [f"<h1>imgcomp &middot; {name}</h1>", _headline(cv, lb_path),
+            "<h2>Cross-validation</h2>", cv_table(cv),
+            *_per_class(cv, post, prepared, labels),
+            "<h2>Training curves (this run's models and folds)</h2>",
+            curves(stage_path("train", "live", name).parent, cv.metric,
+                   run_items(list(cv.models), cv.folds)),
+            *_oof_sections(post, prepared, ids, labels, probs),
+            "<h2>Params of this run</h2>", _params_section(params_path, name, cv)]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imgcomp {name}</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
     path = Path(out or f"reports/{name}.html")
     write_text(path, page)
     print(f"report: {path} ({len(page) // 1024} KB, self-contained)")
     return path
+
+
+def _headline(cv: CvReport, lb_path: Path) -> str:
+    metric = cv.metric
+    held_out = ""
+    if lb_path.is_file() and (lb := read_report(Leaderboard, lb_path, "submit")).test:
+        held_out = f" &middot; held-out test {metric} <b>{lb.test.value(metric):.4f}</b>"
+    return (f"<p>CV {metric} (out-of-fold, {cv.images} images) "
+            f"<b>{cv.ensemble.value(metric):.4f}</b>{held_out}</p>")
+
+
+def _params_section(params_path: Path, name: str, cv: CvReport) -> str:
+    import yaml
+
+    return params_table(recorded_params(Path(params_path).parent / "dvc.lock", name,
+                                        list(cv.models)),
+                        yaml.safe_load(Path(params_path).read_text()) or {}, Path(params_path))

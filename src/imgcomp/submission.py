@@ -31,7 +31,9 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import write_text
-from .formats import Format
+from .metrics import apply_post, predict_labels
+from .multilabel import tags
+from .artifacts.formats import Format
 
 
 def _label_text(fmt: Format, classes: list[str], index: np.ndarray) -> list[str]:
@@ -73,8 +75,6 @@ def min_decimals(classes: int) -> int:
 def values(fmt: Format, probs: np.ndarray, classes: list[str],
            post: dict | None = None) -> list[list[str]]:
     """The value cells of each row (everything after the id), as text."""
-    from .metrics import apply_post, predict_labels
-
     if fmt.multilabel:
         return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
@@ -91,8 +91,6 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
 
 def _tag_values(fmt: Format, probs: np.ndarray, classes: list[str],
                post: dict | None) -> list[list[str]]:
-    from .multilabel import tags
-
     if fmt.kind == "probabilities":
         p = np.clip(probs[:, list(fmt.value_classes)], 0.0, 1.0).round(fmt.decimals)
         return [[f"{v:.{fmt.decimals}f}" for v in row] for row in p.tolist()]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from . import submission
-from .errors import UserError
-from .formats import load_format
-from .manifest import FORMAT, Prepared
+from .competitions.block import load_block, run_block
+from .competitions.kaggle import credentials
+from .errors import UserError, git_without_commit, no_commit_message
+from .artifacts.formats import load_format
+from .artifacts.names import FORMAT
+from .artifacts.reports import CvReport, Leaderboard, read_report
+from .manifest import Prepared
 from .params import Params
 from .pipeline import stage_path
 
@@ -21,7 +24,7 @@ def leaderboard_path(competition: str) -> Path:
     return stage_path("submit", "leaderboard", competition)
 
 
-def validate_file(params: Params, file: Path, prepared_dir: str | None,
+def validate_file(params: Params, file: Path, prepared: str | None,
                   competition: str | None = None) -> None:
     """Check a CSV against a competition's sample_submission (its header, id strings and
     order, as prepare resolved them) and its classes: `competition`, else the one its file
@@ -31,43 +34,62 @@ def validate_file(params: Params, file: Path, prepared_dir: str | None,
     if name not in params.competitions:
         raise UserError(f"--competition {name}: no such block in params.yaml (blocks: "
                         f"{sorted(params.competitions)})")
-    prepared_dir = prepared_dir or str(stage_path("prepare", "out", name))
+    prepared_dir = prepared or str(stage_path("prepare", "out", name))
     if not Path(file).is_file():
         raise UserError(f"{file}: not found")
-    prepared = Prepared.load(prepared_dir)
+    data = Prepared.load(prepared_dir)
     fmt = load_format(Path(prepared_dir) / FORMAT)
-    test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
+    test_ids = data.test_ids
     try:
-        submission.validate(fmt, Path(file).read_text(), test_ids, prepared.classes, str(file))
+        submission.validate(fmt, Path(file).read_text(), test_ids, data.classes, str(file))
     except UserError as e:
         raise UserError(f"{e} (checked as a {name} submission against {prepared_dir}; "
                         "--competition picks another)") from None
     print(f"{file}: valid {name} submission ({len(test_ids)} rows, {fmt.describe()})")
 
 
+def validate(params: Params):
+    """Everything of params.yaml that loading it leaves to its users, checked at once (what
+    `check`, and so `make all`, does first): every competition's block, the run's labels against
+    train.*, the extra albumentations transforms. The run's block."""
+    for name, raw in params.competitions.items():
+        load_block(name, raw)
+    block = run_block(params)
+    params.train.check_labels(params.competition, block.multilabel)
+    if extra := params.competition_augment().albumentations:
+        from .data.extra_transforms import check_extra  # loads albumentations: only when named
+
+        check_extra(extra, f"augment.{params.competition}.albumentations")
+    return block
+
+
+def check(params: Params) -> None:
+    """`make all`'s first step: params.yaml is valid, and DVC's logger will find a commit."""
+    validate(params)
+    if (repo := git_without_commit()) is not None:
+        raise UserError(no_commit_message(repo))
+    print(f"params.yaml: valid ({params.competition})")
+
+
 def summary(params: Params) -> None:
-    cv_file, lb_path = cv_path(params.competition), leaderboard_path(params.competition)
-    if not cv_file.is_file():
-        raise UserError(f"{cv_file}: missing; run `make all` first")
-    cv = json.loads(cv_file.read_text())
-    metric = cv["metric"]
-    print(f"{cv['competition']}: CV {metric} (out-of-fold, {cv['images']} images)")
-    for model, r in cv["models"].items():
-        folds = " ".join(f"{f[metric]:.4f}" for f in r["folds"].values())
-        print(f"  {model:<20} {r[metric]:.4f}   folds: {folds}")
-    e = cv["ensemble"]
-    print(f"  {'ensemble (' + e['method'] + ')':<20} {e[metric]:.4f}")
+    cv = read_report(CvReport, cv_path(params.competition), "ensemble")
+    metric = cv.metric
+    print(f"{cv.competition}: CV {metric} (out-of-fold, {cv.images} images)")
+    for model, r in cv.models.items():
+        folds = " ".join(f"{f.value(metric):.4f}" for f in r.folds.values())
+        print(f"  {model:<20} {r.value(metric):.4f}   folds: {folds}")
+    e = cv.ensemble
+    print(f"  {'ensemble (' + e.method + ')':<20} {e.value(metric):.4f}")
+    lb_path = leaderboard_path(params.competition)
     if lb_path.is_file():
-        lb = json.loads(lb_path.read_text())
-        if "test" in lb:
-            print(f"{lb['competition']}: held-out test {metric} {lb['test'][metric]:.4f}")
-        print(f"submission: {lb['submission']}")
+        lb = read_report(Leaderboard, lb_path, "submit")
+        if lb.test is not None:
+            print(f"{lb.competition}: held-out test {metric} {lb.test.value(metric):.4f}")
+        print(f"submission: {lb.submission}")
 
 
 def kaggle_credentials() -> Path | str | None:
     """Where the official kaggle CLI would find credentials, or None (as `fetch` looks)."""
-    from .competitions.kaggle import credentials
-
     return credentials()
 
 
@@ -80,7 +102,7 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     import shlex
     import subprocess
 
-    comp = params.competition_block()
+    comp = run_block(params)
     csv = stage_path("submit", "out", params.competition)
     if not csv.is_file():
         raise UserError(f"{csv}: missing; run `make all` first")
@@ -102,9 +124,8 @@ def upload(params: Params, dry_run: bool = False) -> list[str] | None:
     cv_file = cv_path(params.competition)
     message = "imgcomp"
     if cv_file.is_file():
-        cv = json.loads(cv_file.read_text())
-        message += (f": {'+'.join(cv['models'])}, CV {cv['metric']} "
-                    f"{cv['ensemble'][cv['metric']]:.4f}")
+        cv = read_report(CvReport, cv_file, "ensemble")
+        message += f": {'+'.join(cv.models)}, CV {cv.metric} {cv.ensemble.value(cv.metric):.4f}"
     cmd = upload_command(slug, csv, message)
     print(("submit (dry run): " if dry_run else "submit: ") + shlex.join(cmd))
     if not dry_run:

@@ -14,18 +14,25 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import UserError
-from ..metrics import METRICS, check_metric, get_metric, metric_names
-
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a Kaggle slug (hyphens), or cat_dog
+from ..metric_registry import metric_names, multilabel_names, spec
+from ..params import NAME, Params, describe_error
 
 
 def check_metric_name(name: str) -> str:
     """`name` if the metric registry (metrics.py) knows it, else a ValueError naming them."""
     try:
-        return check_metric(name)
+        spec(name)
+        return name
     except UserError:
         raise ValueError(f"unknown metric {name!r}; choose one of {metric_names()} (K a whole "
                          "number, e.g. map@5)") from None
@@ -225,8 +232,7 @@ class CompetitionBlock(Strict):
     """Everything the engine knows about one competition."""
 
     fetch: Fetch
-    metric: str = Field(description="accuracy | log_loss | roc_auc | f1_micro | f1_macro | "
-                                    "f2_samples | qwk | map@K")
+    metric: str = Field(description="a name of metric_registry.py's")
     channels: Literal[1, 3]
     classes: list[str] | None = Field(description="class names in index order; null: from the "
                                                   "sample's header, else the train labels sorted")
@@ -265,10 +271,10 @@ class CompetitionBlock(Strict):
         k = self.metric.partition("@")[2]
         sub = self.submission
         if self.multilabel:
-            if not get_metric(self.metric).multilabel:
+            if not spec(self.metric).multilabel:
                 raise ValueError(f"metric {self.metric} scores one label per image, and this "
-                                 "competition is multi-label; choose one of "
-                                 + ", ".join(n for n in METRICS if METRICS[n].multilabel))
+                                 f"competition is multi-label; choose one of "
+                                 f"{multilabel_names()}")
             if sub.kind not in ("tags", "probabilities"):
                 raise ValueError(f"submission.kind: {sub.kind} writes one label per image; a "
                                  "multi-label submission is tags or probabilities")
@@ -279,3 +285,17 @@ class CompetitionBlock(Strict):
             raise ValueError(f"metric {self.metric} scores the top {k} labels: set submission."
                              f"kind: top_k and submission.k: {k}")
         return self
+
+
+def load_block(name: str, raw: Any, source: str = "params.yaml") -> CompetitionBlock:
+    """`competitions.<name>` validated; each problem one line naming its key."""
+    try:
+        return CompetitionBlock.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"{source}: " + "; ".join(f"competitions.{name}." + describe_error(err)
+                                                  for err in e.errors())) from None
+
+
+def run_block(params: Params) -> CompetitionBlock:
+    """The run's competition block, validated."""
+    return load_block(params.competition, params.competitions[params.competition])

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..archives import extract
+from ..archives import extract, is_archive
 from ..errors import UserError
-from .block import CompetitionBlock, DigitsFetch
+from .block import CompetitionBlock, DigitsFetch, run_block
 from .layout import Listing, resolve
 from .tree import Root, Tree
 
@@ -32,8 +32,6 @@ class Competition:
     def archives(self, raw_dir: Path) -> list[Path]:
         """The archives prepare extracts: the listed ones, else every one at the top of
         `raw_dir` (Kaggle's `<slug>.zip`, or `train.zip` beside unpacked files)."""
-        from ..archives import is_archive
-
         fetch = self.block.fetch
         if isinstance(fetch, DigitsFetch):
             return []
@@ -53,7 +51,7 @@ class Competition:
 
 def get_competition(params) -> Competition:
     """The competition `params.competition` names, from its block."""
-    return Competition(params.competition, params.competition_block())
+    return Competition(params.competition, run_block(params))
 
 
 def from_block(name: str, block: dict) -> Competition:

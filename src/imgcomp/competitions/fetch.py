@@ -16,13 +16,12 @@ from ..archives import download, verify
 from ..errors import UserError
 from . import kaggle
 from .block import CompetitionBlock, DigitsFetch
+from .digits import build
 
 
 def fetch(name: str, block: CompetitionBlock, raw_dir: Path, slug: str | None = None) -> None:
     cfg = block.fetch
     if isinstance(cfg, DigitsFetch):
-        from .digits import build
-
         return build(cfg, raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.archives:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..errors import UserError
+from ..metric_registry import spec
 from ..submission import min_decimals
 from .tree import IMAGE_SUFFIXES, Tree
 
@@ -147,9 +148,10 @@ def _numbers(values: pd.Series) -> pd.Series | None:
 
 def sample_kind(sample: pd.DataFrame, metric: str) -> tuple[str, int | None, str]:
     """(kind, k, why) from the sample's header and values, the metric where they say nothing."""
-    needs_probs = metric in ("log_loss", "roc_auc")
-    if metric.startswith("map@"):
-        return "top_k", int(metric.partition("@")[2]), f"metric {metric} scores the top labels"
+    m = spec(metric)
+    needs_probs = m.needs == "probability"
+    if m.k is not None:
+        return "top_k", m.k, f"metric {metric} scores the top labels"
     if sample.shape[1] > 2:
         return "probabilities", None, "the sample has one column per class"
     values = sample.iloc[:, 1]
@@ -366,67 +368,90 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     sample = tree.read_table(tree.find_file(sample_path, "sample", "submission.sample")) \
         if sample_path else None
     hints = {**hints, "_sample": sample_path}
-    comments: dict[str, str] = {}
-    notes: list[str] = []
-
-    test_ids: list[str] = []
-    test_folder = None
-    if sample is not None:
-        if sample.shape[1] < 2:
-            raise Stop(f"{sample_path}: a sample submission has an id column and a value column, "
-                       f"found {list(sample.columns)}")
-        kind, k, why = sample_kind(sample, metric)
-        test_ids = sample.iloc[:, 0].tolist()
-        found = index.paths(test_ids)
-        if len(found) < len(test_ids):
-            if not found and several_files_per_sample(test_ids, index):
-                raise UserError("out of scope: several files per sample (each id names more "
-                                "than one image, e.g. <id>_green.png, <id>_red.png); imgcomp "
-                                "reads one image per sample")
-            missing = [i for i in test_ids if not (i in index.by_name or i in index.by_stem)]
-            raise UserError(f"{sample_path}: {len(missing)} sample id(s) with no image: "
-                            f"{_fmt(missing)}")
-        test_folder = hints.get("test.images") or common_folder(found)
-        test_rule = {"from": "sample"}
-        comments["test.ids"] = f"{sample_path}'s ids, in its order"
-    else:
-        kind, k, why = _no_sample_kind(metric)
-        test_folder, test_rule = _test_without_sample(tree, index, hints)
-        comments["test.ids"] = "no sample_submission: " + (
-            f"{test_rule['table']}'s ids" if test_rule["from"] == "table"
-            else "the test images' names, in natural order")
-
-    guess = (table_labels(tree, index, sample, kind, set(test_ids), hints)
-             or folder_labels(tree, test_folder, hints)
-             or filename_labels(tree, test_folder, hints))
+    test = _test_side(tree, index, sample_path, sample, metric, hints)
+    guess = (table_labels(tree, index, sample, test.kind, set(test.ids), hints)
+             or folder_labels(tree, test.folder, hints)
+             or filename_labels(tree, test.folder, hints))
     if guess is None:
         raise Stop("found no train labels (a table of id -> label, a folder per class, or labels "
                    "in the file names): set train.labels (--set 'train.labels={from: table, "
                    "table: train.csv, id: <column>, label: <column>}') and train.images")
-    if guess.multi and kind in ("label", "probability"):
-        if sample is not None and sample.shape[1] == 2 and metric in ("roc_auc", "log_loss"):
-            raise Stop(f"{metric} scores probabilities, and the sample has one value column for "
-                       "multi-label data: set submission.kind (probabilities with one column "
-                       "per tag, or tags)")
-        kind, why = "tags", "multi-label train labels, one value column: the predicted tags"
+    kind, why = _multilabel_kind(guess, test, sample, metric)
     header = list(sample.columns) if sample is not None else None
-    sub, sub_why = _submission(sample_path, header, kind, k, guess, sample, hints)
-    comments.update(sub_why)
-    comments["submission.kind"] = why
+    sub, sub_why = _submission(sample_path, header, kind, test.k, guess, sample, hints)
+    comments = {"test.ids": test.why, **sub_why, "submission.kind": why,
+                **_comments(kind, guess)}
     block = {
         "fetch": {"from": "files", "archives": [],
                   "where": f"https://www.kaggle.com/competitions/{name}/data"},
-        "metric": metric,
-        "channels": 3,
-        "classes": None,
+        "metric": metric, "channels": 3, "classes": None,
         "train": [{"source": "train", "images": _shown(guess.folder), "required": True,
                    "labels": guess.source, "label_map": None}],
-        "test": {"images": _shown(test_folder), "ids": test_rule},
-        "submission": sub,
-        "solution": None,
-        "leaderboard": True,
+        "test": {"images": _shown(test.folder), "ids": test.rule},
+        "submission": sub, "solution": None, "leaderboard": True,
     }
-    comments.update({
+    notes = ([f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the id or the "
+              "label: metadata the images do not need)"] if guess.extra else [])
+    group, group_why = _group(guess, hints)
+    notes.append(f"folds: grouped by {group} ({group_why})" if group else
+                 f"folds: not grouped ({group_why})")
+    return Inferred(block, comments, notes, group_column=group, group_why=group_why)
+
+
+@dataclass
+class TestSide:
+    """Where the test ids and images are, and the submission's kind as far as the sample (or
+    the metric) says."""
+
+    ids: list[str]
+    folder: str | None
+    rule: dict  # the block's test.ids
+    why: str  # its comment
+    kind: str
+    k: int | None
+    kind_why: str
+
+
+def _test_side(tree: Tree, index: Index, sample_path: str | None, sample: pd.DataFrame | None,
+               metric: str, hints: dict) -> TestSide:
+    if sample is None:
+        kind, k, why = _no_sample_kind(metric)
+        folder, rule = _test_without_sample(tree, index, hints)
+        return TestSide([], folder, rule, "no sample_submission: " + (
+            f"{rule['table']}'s ids" if rule["from"] == "table"
+            else "the test images' names, in natural order"), kind, k, why)
+    if sample.shape[1] < 2:
+        raise Stop(f"{sample_path}: a sample submission has an id column and a value column, "
+                   f"found {list(sample.columns)}")
+    kind, k, why = sample_kind(sample, metric)
+    ids = sample.iloc[:, 0].tolist()
+    found = index.paths(ids)
+    if len(found) < len(ids):
+        if not found and several_files_per_sample(ids, index):
+            raise UserError("out of scope: several files per sample (each id names more "
+                            "than one image, e.g. <id>_green.png, <id>_red.png); imgcomp "
+                            "reads one image per sample")
+        missing = [i for i in ids if not (i in index.by_name or i in index.by_stem)]
+        raise UserError(f"{sample_path}: {len(missing)} sample id(s) with no image: "
+                        f"{_fmt(missing)}")
+    return TestSide(ids, hints.get("test.images") or common_folder(found), {"from": "sample"},
+                    f"{sample_path}'s ids, in its order", kind, k, why)
+
+
+def _multilabel_kind(guess: TrainGuess, test: TestSide, sample: pd.DataFrame | None,
+                     metric: str) -> tuple[str, str]:
+    """The submission's kind and why, once the train labels say whether images carry tags."""
+    if not (guess.multi and test.kind in ("label", "probability")):
+        return test.kind, test.kind_why
+    if sample is not None and sample.shape[1] == 2 and spec(metric).needs == "probability":
+        raise Stop(f"{metric} scores probabilities, and the sample has one value column for "
+                   "multi-label data: set submission.kind (probabilities with one column "
+                   "per tag, or tags)")
+    return "tags", "multi-label train labels, one value column: the predicted tags"
+
+
+def _comments(kind: str, guess: TrainGuess) -> dict[str, str]:
+    return {
         "fetch": "archives []: whatever data/raw/<name>/ holds (Kaggle's zip, or its files)",
         "metric": "--metric (the competition's Evaluation page)",
         "channels": "RGB; grayscale images are converted (1: decode as grayscale)",
@@ -435,27 +460,24 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
         "train.labels": guess.why,
         "train.images": f"{guess.count:,} images",
         "solution": "Kaggle keeps the test answers",
-    })
-    if guess.extra:
-        notes.append(f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the id or "
-                     "the label: metadata the images do not need)")
+    }
+
+
+def _group(guess: TrainGuess, hints: dict) -> tuple[str | None, str]:
+    """folds.group_column and why."""
     if "folds.group_column" in hints:
-        group = hints["folds.group_column"] or None
-        group_why = "--set"
-    else:
-        group = guess.group
-        group_why = (f"{group}: named like a patient or subject, with fewer distinct values "
-                     "than rows" if group else "no column of the train table is a patient or "
-                     "subject id")
-    notes.append(f"folds: grouped by {group} ({group_why})" if group else
-                 f"folds: not grouped ({group_why})")
-    return Inferred(block, comments, notes, group_column=group, group_why=group_why)
+        return hints["folds.group_column"] or None, "--set"
+    if guess.group:
+        return guess.group, (f"{guess.group}: named like a patient or subject, with fewer "
+                             "distinct values than rows")
+    return None, "no column of the train table is a patient or subject id"
 
 
 def _no_sample_kind(metric: str) -> tuple[str, int | None, str]:
-    if metric.startswith("map@"):
-        return "top_k", int(metric.partition("@")[2]), f"metric {metric}"
-    if metric in ("log_loss", "roc_auc"):
+    m = spec(metric)
+    if m.k is not None:
+        return "top_k", m.k, f"metric {metric}"
+    if m.needs == "probability":  # a log loss scores every class; an AUC the positive one
         return "probabilities" if metric == "log_loss" else "probability", None, \
             f"no sample: {metric} needs probabilities"
     return "label", None, f"no sample: {metric} needs labels"

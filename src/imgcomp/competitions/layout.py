@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..formats import Format
+from ..artifacts.formats import Format
 from .block import (
     CompetitionBlock,
     FileIds,

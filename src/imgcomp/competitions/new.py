@@ -19,6 +19,11 @@ import yaml
 
 from ..errors import UserError
 from ..fileio import write_text
+from ..params import NAME, parse_params
+from .block import CompetitionBlock, check_metric_name
+from .inspect import infer
+from .layout import resolve
+from .tree import Tree
 
 AUGMENT = ("{scale: [0.35, 1.0], ratio: [0.75, 1.333], hflip: 0.5, vflip: 0.0, rotate: 0, "
            "color_jitter: 0.2}")
@@ -139,12 +144,6 @@ def edit(params_text: str, name: str, block_text: str, slug: str,
 
 def main(name: str, metric: str, params_path: Path, raw: Path | None, force: bool,
          sets: list[str] | None = None) -> None:
-    from ..params import parse_params
-    from .block import NAME, CompetitionBlock, check_metric_name
-    from .inspect import infer
-    from .layout import resolve
-    from .tree import Tree
-
     if not re.fullmatch(NAME, name):
         raise UserError(f"new: {name!r} is no competition name: use its Kaggle slug (letters, "
                         "digits, '-', '_')")
@@ -183,7 +182,7 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
     check = yaml.safe_load(new_text)
     if check["competitions"][name] != found.block:
         raise UserError("new: the block did not survive YAML's round trip; please report this")
-    parse_params(check, str(params_path))
+    parse_params(check, str(params_path)).train.check_labels(name, block.multilabel)
     write_text(params_path, new_text)
     for line in listing.notes + found.notes:
         print(f"new: {line}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..archives import DESKTOP_FILES, is_archive, not_data, safe_member_name
+from ..archives import DESKTOP_FILES, extract, is_archive, not_data, safe_member_name
 from ..errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -328,8 +328,6 @@ def _list_entries(reader, prefix: str, tree: Tree, root: int, archive: Path,
 def _list_by_extracting(archive: Path, tree: Tree, root: int) -> None:
     """The slow way, for what libarchive cannot stream: extract to a scratch folder, walk it,
     keep its tables' bytes."""
-    from ..archives import extract
-
     with tempfile.TemporaryDirectory(prefix="imgcomp-list-") as tmp:
         dest = Path(tmp) / "x"
         extract(archive, dest, 1 << 62)

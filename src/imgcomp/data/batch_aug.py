@@ -19,14 +19,14 @@ the nearest allowed aspect.
 The per-image draws (boxes, angles, flips, jitter factors) are a few numbers per image. They
 are drawn on the host with numpy from the generator passed in, which the caller seeds from
 (train.seed, epoch, rank), and go to the device in one copy per batch. Drawn there instead, they
-cost about a hundred tiny kernels per batch, and a small model's step on a GPU is limited by
+cost many tiny kernels per batch, and a small model's step on a GPU is limited by
 how fast the host can launch kernels, not by the GPU (README, Performance). Host draws also make
 the augmentation of a run the same on every device. A run is a function of its params, and a
 resumed run sees the same batches. The same code runs on CPU tensors (the tests use it there).
 
 Why hand-written rather than `kornia.augmentation`: the fused form is one sampling pass per
 batch instead of one per transform, needs no extra dependency, and its random draws are
-ours to seed; the same fused sampling was measured at 150-170k images/s on an H100.
+ours to seed (README, Performance, has what the fused sampling measured).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """Extra albumentations transforms named in params: `augment.<competition>.albumentations`, a
-list of `{name: <transform>, <its arguments>}`. Checked when params.yaml is loaded, so an
-unknown name or a bad argument stops with one line before anything runs.
+list of `{name: <transform>, <its arguments>}`. Checked by `check` (the first step of `make all`)
+and where they run, so an unknown name or a bad argument stops with one line before anything
+trains.
 """
 
 from __future__ import annotations
 
 import albumentations as A
+
+from ..errors import UserError
 
 
 def build_extra(spec: dict) -> A.BasicTransform:
@@ -29,6 +32,10 @@ def build_extra(spec: dict) -> A.BasicTransform:
         raise ValueError(f"{name}: bad arguments {spec}: {first}") from None
 
 
-def check_extra(specs: list[dict]) -> None:
+def check_extra(specs: list[dict], where: str) -> None:
+    """Each transform of `specs` builds; else one line naming `where` (the params key)."""
     for spec in specs:
-        build_extra(spec)
+        try:
+            build_extra(spec)
+        except ValueError as e:
+            raise UserError(f"params.yaml: {where}: {e}") from None

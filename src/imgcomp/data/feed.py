@@ -27,6 +27,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from .store import Compressed, check_ram
+
 AUTO_SHARE = 0.5  # `device_cache: auto`: the cache may take half of the free GPU memory
 
 
@@ -64,8 +66,6 @@ class Images:
 
     def __init__(self, cache: Path, device: torch.device, share: float | str = "auto",
                  prefetch: int = 4):
-        from .store import Compressed
-
         self.cache, self.device, self.prefetch = Path(cache), device, prefetch
         self.tensor: torch.Tensor | None = None
         packed = None if self.cache.suffix == ".npy" else Compressed(self.cache)
@@ -91,8 +91,6 @@ class Images:
         cache, rows = Path(cache), np.asarray(rows)
         if cache.suffix == ".npy":
             return cls(cache, device, share=0), rows
-        from .store import Compressed
-
         self = cls.__new__(cls)
         self.cache, self.device, self.prefetch = cache, device, 4
         self.map = Compressed(cache).rows(rows)
@@ -105,11 +103,7 @@ class Images:
         if self.cache.suffix == ".npy":
             return self.cache
         if self.map is None:  # on the GPU only: copied back once, on first need (a copy from
-            from .store import (
-                check_ram,  # the GPU is faster than decompressing a second time)
-            )
-
-            check_ram(self.tensor.numel(), self.cache)
+            check_ram(self.tensor.numel(), self.cache)  # the GPU beats decompressing again)
             self.map = self.tensor.cpu().numpy()
         return self.map
 

@@ -1,14 +1,13 @@
 """The prepared cache on disk: `images.npy` (memory-mapped) or `images.u8z` (compressed).
 
 `prepare.compress_cache: true` (the default) stores the uint8 cache losslessly compressed, so
-a competition's data costs 1.75x its archive instead of 2.19x (`make bench`, footprint):
-rows are cut into chunks of about 4 MB; each chunk is filtered (every pixel minus its left
-neighbour, mod 256, as PNG's "Sub" filter) and deflated with zlib. A reader gets the exact
-bytes back. Decompression runs in threads (zlib and numpy release the GIL), about 100 MB/s
-per core (measured on a 2-core CPU), once per process: onto the GPU chunk by chunk when the cache is device-resident
-(no host copy), otherwise into RAM; predict decompresses only the chunks that hold its rows.
-`false` keeps `images.npy`, memory-mapped: nothing is
-held in RAM, for a cache larger than RAM.
+a competition's data costs less disk (README, Disk, gives `make bench`'s figures): rows are
+cut into chunks of about 4 MB; each chunk is filtered (every pixel minus its left neighbour,
+mod 256, as PNG's "Sub" filter) and deflated with zlib. A reader gets the exact bytes back.
+Decompression runs in threads (zlib and numpy release the GIL), once per process: onto the GPU
+chunk by chunk when the cache is device-resident (no host copy), otherwise into RAM; predict
+decompresses only the chunks that hold its rows. `false` keeps `images.npy`, memory-mapped:
+nothing is held in RAM, for a cache larger than RAM.
 
 Container (`images.u8z`): MAGIC, the chunks, a JSON footer (`shape`, `chunk_rows`, `codec`,
 `filter`, `offsets`: the chunks' byte offsets after MAGIC, one more than there are chunks),
@@ -32,7 +31,7 @@ from ..errors import UserError
 NPY, U8Z = "images.npy", "images.u8z"
 MAGIC = b"IMGCOMP-U8Z\x01"
 CHUNK_BYTES = 4 << 20
-LEVEL = 1  # zlib level: 1 is 3x faster than 6 for 1.06x larger files (measured on photos)
+LEVEL = 1  # zlib level: the fastest, for files a little larger than 6's (README, Disk)
 
 
 def locate(root: str | Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import atomic_path
-from .cards import ModelCard, card_from_json
+from ..artifacts.cards import ModelCard, card_from_json
 
 KEY = "imgcomp"  # the metadata entry holding the card
 SUFFIX = ".safetensors"

@@ -20,3 +20,11 @@ def combine(stack: np.ndarray, weights: np.ndarray, method: str,
         out = np.tensordot(weights, stack, axes=1)
         return out / out.sum(axis=1, keepdims=True).clip(1e-12) if normalise else out
     return np.tensordot(weights, stack, axes=1)
+
+
+def combine_folds(per_model: list[list[np.ndarray]], weights: np.ndarray, method: str,
+                  normalise: bool = True) -> np.ndarray:
+    """Each model's fold predictions averaged, then the models combined: what `ensemble` does
+    to the test rows and `infer` to new images."""
+    return combine(np.stack([np.mean(folds, axis=0) for folds in per_model]), weights, method,
+                   normalise)

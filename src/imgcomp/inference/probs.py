@@ -16,15 +16,14 @@ import torch.nn.functional as F
 from ..data import tta as tta_views
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, slices
+from ..artifacts.cards import ModelCard
 from ..errors import UserError
-from .cards import ModelCard
+from ..models import create_model
 
 
 def rebuild(card: ModelCard, state: dict, rt, where: str = "") -> tuple[nn.Module, ModelCard]:
     """The network a card describes, with `state`'s weights, on `rt`'s device: ready to
     predict. Weights that do not fit the card are one line."""
-    from ..models import create_model
-
     model = create_model(card.arch, card.num_classes, card.in_chans, card.image_size,
                          pretrained=False, args=card.args)
     try:
@@ -36,6 +35,18 @@ def rebuild(card: ModelCard, state: dict, rt, where: str = "") -> tuple[nn.Modul
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, card
+
+
+def item_probs(card: ModelCard, state: dict, rt, images: Images, rows, tta: list[str],
+               batch_size: int, desc: str = "", where: str = "") -> np.ndarray:
+    """The probabilities of one trained (model, fold) over `rows` of `images`, its card's
+    preprocessing and TTA `tta`: what predict computes for the pipeline and infer for a
+    package."""
+    net, _ = rebuild(card, state, rt, where)
+    prep = DevicePrep(rt.device, card.mean, card.std, card.image_size, rt.channels_last,
+                      card.interpolation)
+    return predict_probs(net, images, np.asarray(rows), prep, rt, tta, batch_size, desc,
+                         multilabel=card.multilabel)
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """Where and how a model runs, from plain values: device, autocast precision, channels_last, and
-the kernels' exactness. Training (training/device.py), predict and infer all go through it, so
-a package's inference computes what the pipeline's predict computed.
+the kernels' exactness. `open_runtime` is the one factory: training (training/device.py),
+predict and infer all go through it, so a package's inference computes what the pipeline's
+predict computed.
 
 CPU runs are always deterministic. CUDA runs are exact with `deterministic` (deterministic cuDNN
 and algorithms, with the cuBLAS workspace setting they need, set before cuBLAS starts);
@@ -14,6 +15,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+
+from ..errors import UserError
+from .gpus import pick_gpu
 
 AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -38,6 +42,47 @@ class Runtime:
     @property
     def precision(self) -> str:
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a process computes: train.*'s knobs of the same names (infer: the
+    package's recorded predict settings and --device)."""
+
+    device: str  # auto | cpu | cuda
+    precision: str  # auto | bf16 | fp16 | fp32
+    channels_last: bool
+    deterministic: bool
+    compile: bool = False
+    gpu: str | int = "auto"  # auto (inference/gpus.py) or an index
+
+
+def uses_cuda(device: str, cuda_available: bool) -> bool:
+    return device == "cuda" or (device == "auto" and cuda_available)
+
+
+def check_placement(place: Placement, cuda_available: bool, gpu_count: int,
+                    single: bool = True) -> None:
+    """One line for a placement that cannot work here (`single`: one process, whose GPU index
+    must exist)."""
+    if place.device == "cuda" and not cuda_available:
+        raise UserError("train.device: cuda, but no CUDA device is visible here; set "
+                        "train.device to auto or cpu")
+    gpu = place.gpu
+    if single and uses_cuda(place.device, cuda_available) and gpu != "auto" and gpu >= gpu_count:
+        raise UserError(f"train.gpu: {gpu}, but this machine shows {gpu_count} GPU"
+                        f"{'s' if gpu_count != 1 else ''} (0..{gpu_count - 1}); use auto")
+
+
+def open_runtime(place: Placement, rank: int = 0, world: int = 1) -> Runtime:
+    """The runtime of `place` in this process: its device (this process's GPU where CUDA is
+    used), kernels, precision and layout."""
+    available = torch.cuda.is_available()
+    check_placement(place, available, torch.cuda.device_count() if available else 0)
+    cuda = uses_cuda(place.device, available)
+    device = torch.device(f"cuda:{pick_gpu(place.gpu)}" if cuda else "cpu")
+    return make_runtime(device, place.precision, place.channels_last, place.deterministic,
+                        place.compile, rank, world)
 
 
 def resolve_precision(precision: str, cuda: bool) -> str:

@@ -1,15 +1,35 @@
-"""What train and predict share: the fold's rows, the digests of their inputs."""
+"""What the stages share: where params turn into the plain values the layers below take, the
+fold's rows, the digests of their inputs."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..inference.runtime import Placement
 from ..manifest import Prepared
+from ..params import Train
+
+Config = TypeVar("Config")
+
+
+def plain(cls: type[Config], source, **rest) -> Config:
+    """A lower layer's config dataclass from params: each field not in `rest` is `source`'s
+    attribute of the same name (the config and train.* share the names)."""
+    return cls(**{f.name: getattr(source, f.name) for f in fields(cls) if f.name not in rest},
+               **rest)
+
+
+def placement(train: Train, **rest) -> Placement:
+    """Where train and predict compute: train.device, precision, channels_last, ... (`rest`:
+    what a stage sets itself, e.g. predict never compiles)."""
+    return plain(Placement, train, **rest)
 
 
 def read_folds(path: Path, prepared: Prepared) -> pd.Series:

@@ -17,18 +17,30 @@ is the cross-fitted one: each fold's rows post-processed by a fit on the other f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..artifacts.names import POST, item_dir, probs_file
+from ..artifacts.reports import (
+    CvReport,
+    EnsembleResult,
+    ModelResult,
+    PostScores,
+    Scores,
+    write_post,
+    write_report,
+)
 from ..crossfit import cross_fit
 from ..errors import UserError
-from ..fileio import atomic_path, write_json
-from ..inference.ensemble import combine
+from ..fileio import atomic_path
+from ..inference.ensemble import combine, combine_folds
 from ..inference.probfiles import read_probs, write_probs
-from ..manifest import POST, Prepared
-from ..metrics import better, choose_post, is_multilabel, report, score
+from ..manifest import Prepared
+from ..metrics import better, choose_post, is_multilabel, report, roc_points, score
+from ..multilabel import tags
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -48,16 +60,6 @@ DVC = {
                                                        "y": "actual"}},
               {"plots/${competition}/roc.csv": {"template": "simple", "x": "fpr", "y": "tpr"}}],
 }
-
-
-def item_dir(preds_dir: Path, model: str, fold: int) -> Path:
-    return Path(preds_dir) / f"{model}-f{fold}"
-
-
-def recorded_weights(models: list[str], weights: np.ndarray) -> dict[str, float]:
-    """The weights as cv.json holds them: exact (JSON floats round-trip), never rounded, because
-    `package` hands them to `infer`, whose CSV must equal this run's byte for byte."""
-    return {m: float(w) for m, w in zip(models, weights)}
 
 
 def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
@@ -90,37 +92,12 @@ def cross_fitted(oof: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
                      lambda w, rows: combine(oof[:, rows], w, "mean"), np.empty_like(oof[0]))
 
 
-def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> pd.DataFrame:
-    """ROC of class 1 (binary) or micro-averaged one-vs-rest (multi-class): a point per
-    distinct score, as scikit-learn's `roc_curve` without dropping collinear points (tested
-    equal on its points; written out because importing scikit-learn's metrics takes a second,
-    a third of this stage's run)."""
-    if is_multilabel(labels):  # micro-averaged over every (image, tag)
-        truth, score_ = np.asarray(labels).astype(bool).ravel(), probs.ravel()
-    elif probs.shape[1] == 2:
-        truth, score_ = labels == 1, probs[:, 1]
-    else:
-        truth = (labels[:, None] == np.arange(probs.shape[1])[None]).ravel()
-        score_ = probs.ravel()
-    order = np.argsort(-score_, kind="mergesort")
-    s, t = score_[order], truth[order].astype(np.int64)
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the end of each run of equal scores
-    tps = np.cumsum(t)[last]
-    fps = last + 1 - tps
-    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
-    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
-    keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).round().astype(int))
-    return pd.DataFrame({"fpr": fpr[keep].round(6), "tpr": tpr[keep].round(6)})
-
-
 def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes: list[str],
                 post: dict | None = None) -> None:
     """OOF confusion pairs and ROC points, the DVC plots of the ensemble (multi-label: each
     tag's yes/no pairs at its threshold, given as `post`)."""
     names = np.asarray(classes, dtype=object)
     if is_multilabel(labels):
-        from ..multilabel import tags
-
         pred, y = tags(probs, post), np.asarray(labels).astype(bool)
         yes = np.array(["no", "yes"], dtype=object)
         confusion = pd.DataFrame({
@@ -134,89 +111,116 @@ def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes:
     with atomic_path(plots_dir) as tmp:
         tmp.mkdir()
         confusion.to_csv(tmp / "confusion.csv", index=False)
-        roc_points(labels, probs).to_csv(tmp / "roc.csv", index=False)
+        pd.DataFrame(roc_points(labels, probs)).to_csv(tmp / "roc.csv", index=False)
 
 
 def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
          plots_dir: Path | None = None) -> None:
-    comp = params.competition_block()
+    metric = params.competition_keys().metric
     prepared = Prepared.load(prepared_dir)
-    test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
     models, folds = params.train.models, params.folds.run
+    items = gather(prepared, Path(preds_dir), models, folds, metric)
+    y = prepared.targets_of(items.oof_ids)
+    method = params.ensemble.method
+    weights, oof_ens, note = _combine(items, y, metric, method, not prepared.multilabel)
+    test_ens = combine_folds(items.test, weights, method, not prepared.multilabel)
+    choice = choose_post(metric, y, oof_ens, items.fold_of)  # fitted on OOF; scored cross-fitted
+    post = choice.pop("post")
+    scores = {**report(metric, y, oof_ens, prepared.classes, post),
+              metric: round(choice["score"], 6)}  # the honest (cross-fitted) score
+    ensemble = EnsembleResult(**scores, method=method,
+                              weights=dict(zip(models, map(float, weights))),
+                              post=PostScores(**choice), note=note)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_probs(probs_file(tmp, "oof"), items.oof_ids, oof_ens, prepared.classes)
+        write_probs(probs_file(tmp, "test"), prepared.test_ids, test_ens, prepared.classes)
+        write_post(tmp / POST, post)
+    if plots_dir is not None:
+        write_plots(plots_dir, y, oof_ens, prepared.classes, post)
+    write_report(cv_json, CvReport(competition=params.competition, metric=metric,
+                                   images=len(items.oof_ids), folds=list(folds),
+                                   ensemble=ensemble, models=items.per_model))
+    _say(metric, method, models, folds, len(items.oof_ids), ensemble, post, cv_json)
 
+
+@dataclass
+class Items:
+    """Every (model, fold)'s predictions, gathered: each model's OOF rows over the folds that
+    ran (in one row order), its test probabilities of each fold, and its scores."""
+
+    oof_ids: list[str]
+    fold_of: np.ndarray  # the fold of each OOF row
+    oof: np.ndarray  # (models, rows, classes)
+    test: list[list[np.ndarray]]  # per model, per fold: (test rows, classes)
+    per_model: dict[str, ModelResult]
+
+
+def gather(prepared: Prepared, preds_dir: Path, models: list[str], folds: list[int],
+           metric: str) -> Items:
     oof_ids: list[str] | None = None
     fold_by_id: dict[str, int] = {}
     oof_stack, test_stack, per_model = [], [], {}
     for model in models:
         parts, tests, per_fold = [], [], {}
         for k in folds:
-            ids, p = read_probs(item_dir(preds_dir, model, k) / "oof.csv")
-            y = prepared.targets_of(ids)
-            per_fold[str(k)] = report(comp.metric, y, p)
+            ids, p = read_probs(probs_file(item_dir(preds_dir, model, k), "oof"))
+            per_fold[str(k)] = Scores(**report(metric, prepared.targets_of(ids), p))
             fold_by_id.update((i, k) for i in ids)
             parts.append(pd.DataFrame(p, index=ids))
-            t_ids, t = read_probs(item_dir(preds_dir, model, k) / "test.csv")
-            if t_ids != test_ids:
-                raise UserError(f"{item_dir(preds_dir, model, k)}/test.csv: ids differ from the "
-                                "manifest's test ids; rerun `dvc repro`")
-            tests.append(t)
+            tests.append(_test_probs(prepared, preds_dir, model, k))
         oof = pd.concat(parts).sort_index()
-        if oof_ids is None:
-            oof_ids = oof.index.tolist()
+        oof_ids = oof.index.tolist() if oof_ids is None else oof_ids
         oof_stack.append(oof.loc[oof_ids].to_numpy())
-        test_stack.append(np.mean(tests, axis=0))
+        test_stack.append(tests)
         y = prepared.targets_of(oof_ids)
-        per_model[model] = {**report(comp.metric, y, oof_stack[-1], prepared.classes),
-                            "folds": per_fold}
+        per_model[model] = ModelResult(**report(metric, y, oof_stack[-1], prepared.classes),
+                                       folds=per_fold)
+    return Items(oof_ids, np.array([fold_by_id[i] for i in oof_ids]), np.stack(oof_stack),
+                 test_stack, per_model)
 
-    oof_all, test_all = np.stack(oof_stack), np.stack(test_stack)
-    y = prepared.targets_of(oof_ids)
-    norm = not prepared.multilabel
-    method = params.ensemble.method
-    note = None
-    if method == "weighted":
-        weights = fit_weights(oof_all, y, comp.metric)  # the test predictions' weights: all OOF
-        if len(models) > 1 and len(folds) > 1:
-            fold_of = np.array([fold_by_id[i] for i in oof_ids])
-            oof_ens = cross_fitted(oof_all, y, fold_of, comp.metric)
-            note = "OOF score with each fold's weights fitted on the other folds"
-        else:
-            oof_ens = combine(oof_all, weights, method, norm)
-            if len(models) > 1:
-                note = "weights fitted on the scored OOF itself (one fold): optimistic"
-    else:
-        weights = np.full(len(models), 1.0 / len(models))
-        oof_ens = combine(oof_all, weights, method, norm)
-    test_ens = combine(test_all, weights, method, norm)
-    fold_of = np.array([fold_by_id[i] for i in oof_ids])
-    post = choose_post(comp.metric, y, oof_ens, fold_of)  # fitted on OOF; its score cross-fitted
-    ensemble = {**report(comp.metric, y, oof_ens, prepared.classes, post["post"]),
-                comp.metric: round(post["score"], 6), "method": method,
-                "weights": recorded_weights(models, weights), "post": post,
-                **({"note": note} if note else {})}
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        write_probs(tmp / "oof.csv", oof_ids, oof_ens, prepared.classes)
-        write_probs(tmp / "test.csv", test_ids, test_ens, prepared.classes)
-        write_json(tmp / POST, post["post"])
-    if plots_dir is not None:
-        write_plots(plots_dir, y, oof_ens, prepared.classes, post["post"])
-    write_json(cv_json, {"competition": params.competition, "metric": comp.metric,
-                         "images": len(oof_ids), "folds": list(folds),
-                         "ensemble": ensemble, "models": per_model})
+
+def _test_probs(prepared: Prepared, preds_dir: Path, model: str, fold: int) -> np.ndarray:
+    path = probs_file(item_dir(preds_dir, model, fold), "test")
+    ids, probs = read_probs(path)
+    if ids != prepared.test_ids:
+        raise UserError(f"{path}: ids differ from the manifest's test ids; rerun `dvc repro`")
+    return probs
+
+
+def _combine(items: Items, y: np.ndarray, metric: str, method: str,
+             normalise: bool) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(the models' weights, the ensemble's OOF probabilities, a note on how honest its score
+    is): `weighted` fits the weights on all OOF rows for the test predictions, and scores OOF
+    with each fold's weights fitted on the other folds."""
+    m = len(items.oof)
+    if method != "weighted":
+        weights = np.full(m, 1.0 / m)
+        return weights, combine(items.oof, weights, method, normalise), None
+    weights = fit_weights(items.oof, y, metric)
+    if m > 1 and len(np.unique(items.fold_of)) > 1:
+        return (weights, cross_fitted(items.oof, y, items.fold_of, metric),
+                "OOF score with each fold's weights fitted on the other folds")
+    note = "weights fitted on the scored OOF itself (one fold): optimistic" if m > 1 else None
+    return weights, combine(items.oof, weights, method, normalise), note
+
+
+def _say(metric: str, method: str, models: list[str], folds: list[int], images: int,
+         ensemble: EnsembleResult, post: dict | None, cv_json: Path) -> None:
+    """What the run scored, on the terminal."""
     print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
-          f"CV {comp.metric} {ensemble[comp.metric]:.4f} on {len(oof_ids)} OOF images"
-          + (f" ({note})" if note else ""))
-    if post["post"] is not None:
-        print(f"  post-processing {post['post']} fitted on OOF; its CV score "
-              + ("is in-sample (one fold)" if post.get("note") else
-                 f"cross-fitted on the other folds (without it: {post['raw_score']:.4f})"))
-    if prepared.multilabel:
-        rows = sorted(ensemble["per_tag"], key=lambda r: r["f1"])
-        print(f"  lowest OOF F1: tag {rows[0]['tag']} {rows[0]['f1']:.4f} at threshold "
-              f"{rows[0]['threshold']} (every tag's: ensemble.per_tag in {cv_json})")
+          f"CV {metric} {ensemble.value(metric):.4f} on {images} OOF images"
+          + (f" ({ensemble.note})" if ensemble.note else ""))
+    if post is not None:
+        print(f"  post-processing {post} fitted on OOF; its CV score "
+              + ("is in-sample (one fold)" if ensemble.post.note else
+                 f"cross-fitted on the other folds (without it: {ensemble.post.raw_score:.4f})"))
+    if ensemble.per_tag is not None:
+        row = min(ensemble.per_tag, key=lambda r: r["f1"])
+        print(f"  lowest OOF F1: tag {row['tag']} {row['f1']:.4f} at threshold "
+              f"{row['threshold']} (every tag's: ensemble.per_tag in {cv_json})")
         return
-    known = {c: r for c, r in ensemble["recall"].items() if r is not None}
+    known = {c: r for c, r in ensemble.recall.items() if r is not None}
     low = min(known, key=known.get)
     print(f"  lowest OOF recall: class {low} {known[low]:.4f} (every class's: ensemble.recall in "
           f"{cv_json})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..competitions.block import FilesFetch
+from ..competitions.block import FilesFetch, run_block
 from ..competitions.fetch import fetch
 from ..params import Params
 
@@ -27,7 +27,7 @@ DVC = {
 
 def main(params: Params, raw_dir: Path) -> None:
     Path(raw_dir).mkdir(parents=True, exist_ok=True)
-    block = params.competition_block()
+    block = run_block(params)
     # only a competition fetched as Kaggle ships it reads its slug
     as_shipped = isinstance(block.fetch, FilesFetch) and not block.fetch.archives
     fetch(params.competition, block, Path(raw_dir), params.kaggle_slug() if as_shipped else None)

@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..errors import UserError
 from ..fileio import write_csv
-from ..manifest import META, Prepared
+from ..artifacts.names import META
+from ..manifest import Prepared
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -76,9 +77,9 @@ def _grouped_tag_folds(y: np.ndarray, groups: np.ndarray, n_splits: int,
     largest first, each to the fold that keeps every tag's (and the untagged images', and the
     images') share across folds most even; scikit-learn's StratifiedGroupKFold rule, with a
     group's count vector over tags where it has one over classes. Iterative stratification of
-    the groups' tag presence (a group has a tag if any image does) was tried and kept each
-    tag's share per fold 2-10x less even on 120-400 groups of 900 images: a large group holds
-    most tags, so presence says little about how many of its images carry each."""
+    the groups' tag presence (a group has a tag if any image does) kept each tag's share per
+    fold less even when tried (README, Multi-label, has the figures): a large group holds most
+    tags, so presence says little about how many of its images carry each."""
     names, member = np.unique(groups, return_inverse=True)
     cols = np.column_stack([y, y.sum(axis=1) == 0, np.ones(len(y))]).astype(np.float64)
     per_group = np.zeros((len(names), cols.shape[1]))

@@ -2,7 +2,7 @@
 
 `packages/<competition>/` holds each (model, fold) of the run as `<model>-f<fold>.safetensors`,
 the very checkpoint `train` wrote (weights and its model card: loading one runs no code; the
-same bytes, so DVC's cache holds the model once), one `package.json` (inference/cards.py's
+same bytes, so DVC's cache holds the model once), one `package.json` (artifacts/cards.py's
 PackageSpec: each item's card, TTA views, ensemble method and weights, classes, the
 competition's block, its submission format and post-processing, predict's batch size and
 precision), and `requirements.lock` (the exact versions it was made with). With it,
@@ -20,22 +20,28 @@ from pathlib import Path
 
 from .. import __version__
 from ..archives import sha256sum
+from ..artifacts.cards import PACKAGE_FORMAT, PackageItem, PackageSpec, write_spec
+from ..artifacts.names import FORMAT, POST, STATS, checkpoint_of, package_file
+from ..artifacts.prepared import Stats, read_fact
+from ..artifacts.reports import CvReport, read_post, read_report
+from ..competitions.block import run_block
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..inference import checkpoint
-from ..inference.cards import PACKAGE_FORMAT, PackageItem, PackageSpec, write_spec
-from ..manifest import cache_side
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "cmd": "python -m imgcomp package --models models/${competition} --cv metrics/cv.json "
-           "--format data/prepared/${competition}/submission.json --out packages/${competition}",
+           "--ensemble preds/${competition}/ensemble --prepared data/prepared/${competition} "
+           "--out packages/${competition}",
     "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock",
-             "data/prepared/${competition}/submission.json"],
+             "preds/${competition}/ensemble/post.json",
+             "data/prepared/${competition}/submission.json",
+             "data/prepared/${competition}/stats.json"],
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
-               "prepare.cache_margin", "ensemble", "predict.batch_size",
+               "ensemble", "predict.batch_size",
                "train.precision", "train.channels_last", "train.deterministic"],
     "outs": ["packages/${competition}"],
 }
@@ -44,32 +50,31 @@ DVC = {
 READS_UNTRACKED = ["prepare.max_extract_gb"]
 
 
-def main(params: Params, models_dir: Path, cv_json: Path, submission_json: Path,
-         out_dir: Path) -> None:
-    block = params.competition_block()
-    cv = json.loads(Path(cv_json).read_text())
+def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
+         prepared_dir: Path, out_dir: Path) -> None:
+    block = run_block(params)
+    cv = read_report(CvReport, cv_json, "ensemble")
     models, folds = params.train.models, params.folds.run
-    if cv.get("competition") != params.competition or list(cv["models"]) != list(models) \
-            or [int(f) for f in cv["folds"]] != list(folds):
+    if cv.competition != params.competition or list(cv.models) != list(models) \
+            or cv.folds != list(folds):
         raise UserError(f"{cv_json}: not this run's ensemble ({models} x folds {folds}); "
                         "run `dvc repro ensemble` first")
     method = params.ensemble.method
-    weights = cv["ensemble"]["weights"] if method == "weighted" else \
+    weights = cv.ensemble.weights if method == "weighted" else \
         {m: 1.0 / len(models) for m in models}
+    stats = read_fact(Stats, Path(prepared_dir) / STATS)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         items = [_item(Path(models_dir), model, fold, tmp) for model in models for fold in folds]
         sizes = {it.card.image_size for it in items}
         if len(sizes) != 1:
             raise UserError(f"package: the run's models differ in image_size {sorted(sizes)}")
-        image_size = sizes.pop()
         spec = PackageSpec(
             format=PACKAGE_FORMAT, imgcomp=__version__, competition=params.competition,
             competition_block=block.model_dump(mode="json", by_alias=True),
-            submission=json.loads(Path(submission_json).read_text()),
-            post=cv["ensemble"]["post"]["post"], classes=items[0].card.classes,
-            channels=block.channels, image_size=image_size,
-            cache_side=cache_side(image_size, params.prepare.cache_margin),
+            submission=json.loads((Path(prepared_dir) / FORMAT).read_text()),
+            post=read_post(Path(ensemble_dir) / POST), classes=items[0].card.classes,
+            channels=block.channels, image_size=sizes.pop(), cache_side=stats.cache_side,
             max_extract_gb=params.prepare.max_extract_gb, tta=list(params.tta),
             ensemble={"method": method, "weights": weights},
             # predict's settings: infer computes what predict computed, on either device
@@ -77,18 +82,18 @@ def main(params: Params, models_dir: Path, cv_json: Path, submission_json: Path,
                      "precision": params.train.precision,
                      "channels_last": params.train.channels_last,
                      "deterministic": params.train.deterministic},
-            cv={block.metric: cv["ensemble"][block.metric]}, items=items)
+            cv={block.metric: cv.ensemble.value(block.metric)}, items=items)
         write_spec(spec, tmp)
         shutil.copy("requirements.lock", tmp / "requirements.lock")
     print(f"package: {len(items)} model(s) x fold(s), {method} ensemble, CV {block.metric} "
-          f"{cv['ensemble'][block.metric]:.4f} -> {out_dir} "
+          f"{cv.ensemble.value(block.metric):.4f} -> {out_dir} "
           f"(python -m imgcomp infer --package {out_dir} --raw DIR --out submission.csv)")
 
 
 def _item(models_dir: Path, model: str, fold: int, tmp: Path) -> PackageItem:
     """One (model, fold): its checkpoint copied byte for byte, its card read from the header."""
-    src = models_dir / model / f"f{fold}{checkpoint.SUFFIX}"
+    src = checkpoint_of(models_dir, model, fold)
     card = checkpoint.read_card(src)  # checked: an imgcomp checkpoint, data only
-    name = f"{model}-f{fold}{checkpoint.SUFFIX}"
+    name = package_file(model, fold)
     shutil.copyfile(src, tmp / name)  # the same bytes: DVC's cache keeps one
     return PackageItem(file=name, sha256=sha256sum(tmp / name), card=card)

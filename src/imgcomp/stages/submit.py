@@ -5,17 +5,17 @@ solution.csv)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from .. import submission
+from ..artifacts.formats import load_format
+from ..artifacts.names import FORMAT, POST, SOLUTION, probs_file
+from ..artifacts.reports import Leaderboard, Scores, read_post, write_report
 from ..errors import UserError
-from ..fileio import write_json
-from ..formats import load_format
 from ..inference.probfiles import read_probs
-from ..manifest import FORMAT, POST, SOLUTION, Prepared
+from ..manifest import Prepared
 from ..metrics import report
 from ..params import Params
 
@@ -41,25 +41,26 @@ DVC = {
 
 def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
          leaderboard_json: Path) -> None:
-    comp = params.competition_block()
+    metric = params.competition_keys().metric
     prepared = Prepared.load(prepared_dir)
     fmt = load_format(Path(prepared_dir) / FORMAT)
-    test_ids = prepared.manifest.loc[prepared.manifest["split"] == "test", "id"].tolist()
-    ids, probs = read_probs(Path(ensemble_dir) / "test.csv")
+    test_ids = prepared.test_ids
+    path = probs_file(ensemble_dir, "test")
+    ids, probs = read_probs(path)
     if ids != test_ids:
-        raise UserError(f"{ensemble_dir}/test.csv: ids differ from the manifest's test ids; "
-                        "rerun `dvc repro`")
-    post = json.loads((Path(ensemble_dir) / POST).read_text())
+        raise UserError(f"{path}: ids differ from the manifest's test ids; rerun `dvc repro`")
+    post = read_post(Path(ensemble_dir) / POST)
     text = submission.build(fmt, test_ids, probs, prepared.classes, post)
     submission.write(fmt, text, test_ids, prepared.classes, Path(out_csv))
-    result = {"competition": params.competition, "metric": comp.metric, "submission": str(out_csv)}
+    test = None
     answers = Path(prepared_dir) / SOLUTION
     if answers.is_file():
         truth = pd.read_csv(answers, dtype={"id": str}).set_index("id").loc[test_ids, "label"]
-        result["test"] = report(comp.metric, truth.astype(int).to_numpy(), probs, post=post)
-        print(f"submit: held-out test {comp.metric} {result['test'][comp.metric]:.4f} "
+        test = Scores(**report(metric, truth.astype(int).to_numpy(), probs, post=post))
+        print(f"submit: held-out test {metric} {test.value(metric):.4f} "
               f"({len(test_ids)} images, scored against {answers})")
-    write_json(leaderboard_json, result)
+    write_report(leaderboard_json, Leaderboard(competition=params.competition, metric=metric,
+                                               submission=str(out_csv), test=test))
     upload = f" (upload it as {fmt.upload_as})" if fmt.upload_as else ""
     print(f"submit: {out_csv} written and validated: {len(test_ids)} rows, "
           f"{fmt.describe()}{upload}")

@@ -26,22 +26,33 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..artifacts.cards import ModelCard
+from ..artifacts.names import MANIFEST, STATS, fold_checkpoint, fold_prefix, resume_file
+from ..data.augment import AugmentSpec
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
 from ..inference import checkpoint
-from ..inference.cards import ModelCard
 from ..inference.runtime import Runtime
-from ..manifest import MANIFEST, STATS, Prepared
+from ..manifest import Prepared
 from ..models import create_model
-from ..params import Params
+from ..params import Params, Train
 from ..pretrained import checked_weights
 from ..sources import code_digest, stage_modules
 from ..training.device import runtime, seed_everything
-from ..training.feeds import make_feed
-from ..training.launch import check_launch, needs_torchrun, relaunch
-from ..training.loop import FitConfig, Validation, fit
-from .common import file_digest, fold_rows, read_folds, sampled_digest
+from ..training.feeds import FeedConfig, make_feed
+from ..training.launch import Launch, check_launch, needs_torchrun, relaunch
+from ..training.loop import FitConfig, Validation, fit, log_row
+from ..training.optim import Schedule
+from ..training.step import StepConfig
+from .common import (
+    file_digest,
+    fold_rows,
+    placement,
+    plain,
+    read_folds,
+    sampled_digest,
+)
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
@@ -81,15 +92,15 @@ READS_UNTRACKED = ["train.models",               # the matrix: is this model one
                    "train.rdzv_endpoint"]        # where the machines meet
 
 
-def preprocessing(model: torch.nn.Module, pretrained: bool, channels: int,
-                  stats: dict) -> tuple[list[float], list[float], str]:
+def preprocessing(model: torch.nn.Module, pretrained: bool, channels: int, mean: list[float],
+                  std: list[float]) -> tuple[list[float], list[float], str]:
     """(mean, std, resize interpolation) of the model's inputs: a pretrained timm model's own
     (its pretrained_cfg: what its weights were trained on; one channel gets the mean of the
     three, as timm folds an RGB stem into one channel), else the training images' statistics,
     resized bilinearly. The checkpoint records them, so predict and infer agree."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if not pretrained or "mean" not in cfg:
-        return list(stats["mean"]), list(stats["std"]), "bilinear"
+        return list(mean), list(std), "bilinear"
     mean, std = [float(v) for v in cfg["mean"]], [float(v) for v in cfg["std"]]
     if channels == 1:
         mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
@@ -105,7 +116,6 @@ class Run:
     model_name: str
     prepared: Prepared
     folds: pd.Series  # fold per manifest row
-    folds_csv: Path
     labels: np.ndarray
     rt: Runtime
     images: Images
@@ -119,9 +129,12 @@ def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, o
          live_dir: Path, resume_dir: Path = Path("checkpoints"), init_dir: Path | None = None,
          only: list[int] | None = None) -> None:
     """Train `model_name` on the run's folds (`only`: those folds alone) into `out_dir`."""
-    check_launch(params.train, torch.cuda.is_available(), torch.cuda.device_count())
-    if needs_torchrun(params.train):
-        return relaunch(params.train, f"imgcomp-{params.competition}-{model_name}")
+    launch = plain(Launch, params.train)
+    check_launch(launch, placement(params.train), torch.cuda.is_available(),
+                 torch.cuda.device_count())
+    if needs_torchrun(launch):
+        return relaunch(launch, params.train.deterministic,
+                        f"imgcomp-{params.competition}-{model_name}")
     folds_to_train = _check_folds(params, model_name, only)
     run = _setup(params, model_name, Path(prepared_dir), Path(folds_csv), Path(resume_dir),
                  init_dir)
@@ -133,14 +146,10 @@ def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, o
         if live is not None:
             live.end()
     if run.rt.is_main and only is None:  # the output holds exactly the run's folds
-        keep = {fold_file(out_dir, k).name for k in folds_to_train}
-        for stale in Path(out_dir).glob(f"f*{checkpoint.SUFFIX}"):
+        keep = {fold_checkpoint(out_dir, k).name for k in folds_to_train}
+        for stale in Path(out_dir).glob(fold_checkpoint(".", "*").name):
             if stale.name not in keep:
                 stale.unlink()
-
-
-def fold_file(out_dir: Path, fold: int) -> Path:
-    return Path(out_dir) / f"f{fold}{checkpoint.SUFFIX}"
 
 
 def _check_folds(params: Params, model_name: str, only: list[int] | None) -> list[int]:
@@ -155,22 +164,39 @@ def _check_folds(params: Params, model_name: str, only: list[int] | None) -> lis
 def _setup(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path,
            resume_dir: Path, init_dir: Path | None) -> Run:
     prepared = Prepared.load(prepared_dir)
-    spec = params.model_spec(model_name)
-    rt = runtime(params.train)
-    init = init_sha = None
-    if spec.pretrained:  # from the weights stage's file, never from the network
-        if init_dir is None:
-            raise UserError(f"train: {model_name} is pretrained: pass --init "
-                            f"models/pretrained/{model_name} (the weights stage's folder)")
-        init, init_sha = checked_weights(Path(init_dir), model_name, spec.sha256)
+    params.train.check_labels(params.competition, prepared.multilabel)
+    _check_extra_transforms(params)
+    init, init_sha = _init_weights(params, model_name, init_dir)
+    rt = runtime(placement(params.train))
     if rt.is_main and (repo := git_without_commit()) is not None:
         raise UserError(no_commit_message(repo))  # dvclive's logger fails there otherwise
-    labels = prepared.targets()  # class indices, or a 0/1 tag matrix
     digests = {"data": file_digest(prepared.root / MANIFEST, prepared.root / STATS, folds_csv),
                "cache": sampled_digest(prepared.cache), "code": code_digest(stage_modules("train"))}
-    return Run(params, model_name, prepared, read_folds(folds_csv, prepared), folds_csv, labels,
+    return Run(params, model_name, prepared, read_folds(folds_csv, prepared),
+               prepared.targets(),  # class indices, or a 0/1 tag matrix
                rt, Images(prepared.cache, rt.device, params.train.device_cache), init, init_sha,
                resume_dir, digests)
+
+
+def _check_extra_transforms(params: Params) -> None:
+    if params.augment_backend() == "albumentations" and (
+            extra := params.competition_augment().albumentations):
+        from ..data.extra_transforms import check_extra  # loads albumentations: this backend's
+
+        check_extra(extra, f"augment.{params.competition}.albumentations")
+
+
+def _init_weights(params: Params, model_name: str,
+                  init_dir: Path | None) -> tuple[Path | None, str | None]:
+    """(the pretrained weights' file, its sha256) from the weights stage's folder, never from
+    the network; (None, None) for a model trained from scratch."""
+    spec = params.model_spec(model_name)
+    if not spec.pretrained:
+        return None, None
+    if init_dir is None:
+        raise UserError(f"train: {model_name} is pretrained: pass --init "
+                        f"models/pretrained/{model_name} (the weights stage's folder)")
+    return checked_weights(Path(init_dir), model_name, spec.sha256)
 
 
 def _live(live_dir: Path):
@@ -187,7 +213,7 @@ def run_config(run: Run, fold: int) -> dict:
     return {
         "competition": p.competition, "model": run.model_name, "fold": fold,
         "image_size": p.image_size, "augment": p.competition_augment().model_dump(mode="json"),
-        "metric": p.competition_block().metric,
+        "metric": p.competition_keys().metric,
         "train": p.train.model_dump(mode="json", exclude={
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
         "model_spec": p.model_spec(run.model_name).model_dump(mode="json"),
@@ -202,14 +228,12 @@ def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
     """One fold: kept if its checkpoint is this run's, else trained (resumed where killed)."""
     name = f"train {run.model_name} fold {fold}"
     config = run_config(run, fold)
-    out = fold_file(out_dir, fold)
+    out = fold_checkpoint(out_dir, fold)
     if out.is_file() and checkpoint.read_card(out).config == config:
         card = checkpoint.read_card(out)
         if live is not None:
-            from ..training.loop import log_row
-
             for row in card.history:
-                log_row(live, row, f"f{fold}/")
+                log_row(live, row, fold_prefix(fold))
         if run.rt.is_main:
             print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
         return
@@ -218,51 +242,68 @@ def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
     result = _fit(run, fold, name, config, model, mean, std, interpolation, live)
     if not run.rt.is_main:
         return
-    block, spec = run.params.competition_block(), run.params.model_spec(run.model_name)
-    card = ModelCard(
+    card = _card(run, fold, config, result, mean, std, interpolation)
+    checkpoint.save(out, card, result.best_state)
+    _resume_file(run, fold).unlink(missing_ok=True)
+    print(f"{name}: best val {card.metric} {result.best_score:.4f} at epoch "
+          f"{result.best_epoch} -> {out}")
+
+
+def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -> ModelCard:
+    keys, spec = run.params.competition_keys(), run.params.model_spec(run.model_name)
+    return ModelCard(
         card=1, model=run.model_name, fold=fold, arch=spec.arch or run.model_name,
-        args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=block.channels,
+        args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=keys.channels,
         image_size=run.params.image_size, mean=mean, std=std, interpolation=interpolation,
-        classes=run.prepared.classes, multilabel=run.prepared.multilabel, metric=block.metric,
+        classes=run.prepared.classes, multilabel=run.prepared.multilabel, metric=keys.metric,
         score=None if math.isnan(result.best_score) else result.best_score,
         best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
         history=[{k: v for k, v in row.items() if not k.startswith("time/")}  # the same
                  for row in result.history])  # bytes for the same run: no wall-clock figures
-    checkpoint.save(out, card, result.best_state)
-    _resume_file(run, fold).unlink(missing_ok=True)
-    print(f"{name}: best val {block.metric} {result.best_score:.4f} at epoch "
-          f"{result.best_epoch} -> {out}")
 
 
 def _resume_file(run: Run, fold: int) -> Path:
-    return run.resume_dir / run.params.competition / f"{run.model_name}-f{fold}.last.pt"
+    return resume_file(run.resume_dir, run.params.competition, run.model_name, fold)
 
 
 def _build(run: Run):
     """(model, mean, std, interpolation): the network, and the preprocessing it is fed."""
-    spec, block = run.params.model_spec(run.model_name), run.params.competition_block()
-    model = create_model(spec.arch or run.model_name, run.prepared.num_classes, block.channels,
+    spec, channels = run.params.model_spec(run.model_name), run.params.competition_keys().channels
+    model = create_model(spec.arch or run.model_name, run.prepared.num_classes, channels,
                          run.params.image_size, spec.pretrained,
                          str(run.init) if run.init else None, spec.args)
-    return (model, *preprocessing(model, spec.pretrained, block.channels, run.prepared.stats))
+    stats = run.prepared.stats
+    return (model, *preprocessing(model, spec.pretrained, channels, stats.mean, stats.std))
+
+
+def step_config(train: Train, num_classes: int, class_weight: np.ndarray | None = None,
+                multilabel: bool = False) -> StepConfig:
+    """The training step's plain values from train.*: where config stops."""
+    return plain(StepConfig, train, schedule=plain(Schedule, train), num_classes=num_classes,
+                 class_weight=class_weight, multilabel=multilabel)
+
+
+def feed_config(params: Params, mean: list[float], std: list[float]) -> FeedConfig:
+    """The training feed's plain values from params."""
+    return plain(FeedConfig, params.train, backend=params.augment_backend(),
+                 augment=AugmentSpec.of(params.competition_augment().model_dump()),
+                 size=params.image_size, mean=mean, std=std)
 
 
 def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpolation, live):
     p, rt = run.params, run.rt
-    cfg = p.train
     train_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
-    backend = p.augment_backend()
-    feed = make_feed(cfg, rt, backend, p.competition_augment(), run.images, train_rows,
-                     run.labels[train_rows], p.image_size, mean, std)
+    feed = make_feed(feed_config(p, mean, std), rt, run.images, train_rows,
+                     run.labels[train_rows])
     prep = DevicePrep(rt.device, mean, std, p.image_size, rt.channels_last, interpolation)
     if rt.is_main:
-        _describe(run, name, model, len(train_rows), len(valid_rows), backend)
+        _describe(run, name, model, len(train_rows), len(valid_rows), p.augment_backend())
+    weight = (class_weights(run.labels[train_rows], run.prepared.num_classes)
+              if p.train.class_weights == "balanced" else None)
     fit_cfg = FitConfig(
-        cfg, run.prepared.num_classes, p.competition_block().metric, name,
-        _resume_file(run, fold), json.dumps(config, sort_keys=True),
-        class_weights(run.labels[train_rows], run.prepared.num_classes)
-        if cfg.class_weights == "balanced" else None, log_prefix=f"f{fold}/",
-        multilabel=run.prepared.multilabel)
+        step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel),
+        p.train.batch_size, p.train.patience, p.train.seed, p.competition_keys().metric, name,
+        _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold))
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep)
     return fit(fit_cfg, model, rt, feed, valid, live)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..archives import sha256sum
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, load_torch
+from ..model_names import check_name, custom_names
 from ..params import Params
 from ..pretrained import SOURCE, WEIGHTS
 
@@ -102,10 +103,8 @@ def as_safetensors(src: Path, dst: Path) -> None:
         return
     except Exception:
         pass
-    import torch
+    import torch  # only to convert a .pth: a scratch model's weights stage needs no torch
     from safetensors.torch import save_file
-
-    from ..fileio import load_torch
 
     state = load_torch(src, "weights file")
     for key in ("state_dict", "model", "module"):  # common wrappers of a state dict
@@ -122,8 +121,6 @@ def main(params: Params, model_name: str, out_dir: Path) -> None:
         raise UserError(f"weights: model {model_name!r} is not in train.models")
     spec = params.model_spec(model_name)
     arch = spec.arch or model_name
-    from ..model_names import check_name, custom_names
-
     check_name(arch)  # a misspelt name stops here, before anything is written
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

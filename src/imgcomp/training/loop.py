@@ -26,26 +26,33 @@ from ..errors import UserError
 from ..inference.probs import predict_probs, progress_bar
 from ..inference.runtime import Runtime
 from ..metrics import better, score
-from ..params import Train
 from . import resume
 from .device import seed_everything
 from .resume import Progress
-from .step import EpochLoss, Stepper
+from .step import EpochLoss, StepConfig, Stepper
 
 
 @dataclass(frozen=True)
 class FitConfig:
     """What one fit is, besides its collaborators (model, runtime, feed, validation)."""
 
-    train: Train
-    num_classes: int
+    step: StepConfig
+    batch_size: int  # train.batch_size, for messages (the global batch)
+    patience: int  # early stopping (0: off)
+    seed: int
     metric: str
     name: str  # for messages: "train lenet fold 0"
     resume_file: Path
     run_key: str  # the whole resolved run: a resume state of another key is ignored
-    class_weight: np.ndarray | None = None
     log_prefix: str = ""  # dvclive keys: "f0/" when one logger holds every fold
-    multilabel: bool = False  # sigmoid per tag, binary cross-entropy; labels a 0/1 matrix
+
+    @property
+    def epochs(self) -> int:
+        return self.step.schedule.epochs
+
+    @property
+    def multilabel(self) -> bool:  # sigmoid per tag, binary cross-entropy; labels a 0/1 matrix
+        return self.step.multilabel
 
 
 @dataclass(frozen=True)
@@ -76,12 +83,10 @@ def fit(cfg: FitConfig, model: nn.Module, rt: Runtime, feed, valid: Validation, 
     """Train with `feed` (`.epoch(seed)` yields device batches; `len()` is the steps per
     epoch); evaluate `valid` after every epoch. `stepper` (default: one made here) runs the
     steps."""
-    t = cfg.train
     if len(feed) == 0:
         raise UserError(f"{cfg.name}: too few training images for one batch of "
-                        f"train.batch_size={t.batch_size}")
-    stepper = stepper or Stepper(t, model, rt, cfg.num_classes, len(feed), cfg.class_weight,
-                                 cfg.multilabel)
+                        f"train.batch_size={cfg.batch_size}")
+    stepper = stepper or Stepper(cfg.step, model, rt, len(feed))
     progress, best_state = _resume(cfg, stepper, rt)
     if live is not None:
         for row in progress.history:  # DVC removed the old logs; replay the finished epochs
@@ -89,12 +94,12 @@ def fit(cfg: FitConfig, model: nn.Module, rt: Runtime, feed, valid: Validation, 
     stopped = progress.epoch > 0 and _stop(cfg, progress, rt)  # killed after its last epoch
     saver = resume.Saver()
     try:
-        for epoch in range(progress.epoch, 0 if stopped else t.epochs):
+        for epoch in range(progress.epoch, 0 if stopped else cfg.epochs):
             try:
                 row, state = _epoch(cfg, stepper, rt, feed, valid, epoch, progress)
             except torch.cuda.OutOfMemoryError:  # augmentation, step or evaluation: same advice
                 raise UserError(f"{cfg.name}: CUDA out of memory at train.batch_size="
-                                f"{t.batch_size}; lower it (try {max(2, t.batch_size // 2)})"
+                                f"{cfg.batch_size}; lower it (try {max(2, cfg.batch_size // 2)})"
                                 ) from None
             if rt.is_main:
                 best_state = state if state is not None else best_state
@@ -164,13 +169,13 @@ def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Valida
 def _train_epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, epoch: int,
                  last_good: int) -> tuple[float, int]:
     """(mean loss, images this rank stepped on) of one epoch over `feed`."""
-    t, seed = cfg.train, epoch_seed(cfg.train.seed, epoch)
+    seed = epoch_seed(cfg.seed, epoch)
     seed_everything(seed)
     stepper.start_epoch(seed)
-    stepper.freeze_body(epoch < t.freeze_epochs)
+    stepper.freeze_body(epoch < cfg.step.freeze_epochs)
     stepper.net.train()
     losses, steps = EpochLoss(), len(feed)
-    bar = progress_bar(steps * feed.batch_size * rt.world, f"epoch {epoch + 1}/{t.epochs}",
+    bar = progress_bar(steps * feed.batch_size * rt.world, f"epoch {epoch + 1}/{cfg.epochs}",
                        "img") if rt.is_main else None
     for step, (x, y) in enumerate(feed.epoch(seed)):
         loss = stepper.loss(x, y)
@@ -188,7 +193,8 @@ def _train_epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, epoch: int
     if bad is not None:
         raise TrainingDiverged(
             f"{cfg.name}: loss became {bad[0]} at epoch {epoch + 1} step {bad[1] + 1}; lower "
-            f"train.lr (now {t.lr}) or set train.grad_clip; the last good epoch ({last_good}) "
+            f"train.lr (now {cfg.step.schedule.lr}) or set train.grad_clip; the last good epoch "
+            f"({last_good}) "
             f"is kept in {cfg.resume_file}")
     return mean, losses.images
 
@@ -210,7 +216,7 @@ def _record(cfg: FitConfig, stepper: Stepper, progress: Progress, row: dict,
     both = (f" (live {row[f'val/{cfg.metric}_live']:.4f}, average "
             f"{row[f'val/{cfg.metric}_ema']:.4f}: {'live' if kept == 'live' else 'average'} "
             "kept)" if stepper.ema is not None else "")
-    print(f"{cfg.name}: epoch {row['epoch']}/{cfg.train.epochs} loss {row['train/loss']:.4f} "
+    print(f"{cfg.name}: epoch {row['epoch']}/{cfg.epochs} loss {row['train/loss']:.4f} "
           f"val {cfg.metric} {value:.4f}{both} val loss {row['val/loss']:.4f} "
           f"{row['time/epoch_s']:.1f} s {row['time/train_images_per_s']:,.0f} img/s"
           + (" *" if improved else ""), flush=True)
@@ -219,7 +225,7 @@ def _record(cfg: FitConfig, stepper: Stepper, progress: Progress, row: dict,
 
 def _stop(cfg: FitConfig, progress: Progress, rt: Runtime) -> bool:
     """Early stopping, decided on rank 0 and told to every rank."""
-    patience = cfg.train.patience
+    patience = cfg.patience
     stop = torch.zeros(1, device=rt.device)
     if rt.is_main and patience and progress.bad_epochs >= patience:
         print(f"{cfg.name}: early stop, no better {cfg.metric} for {patience} epochs")

@@ -2,9 +2,8 @@
 
 These are timm's `Mixup` (its `batch` mode: one mixing factor per batch, the batch mixed with
 itself reversed) and `SoftTargetCrossEntropy`, written out so that training a custom model
-never imports timm: importing any part of timm imports torchvision, about 0.8 s of a train
-item's start-up on a 2-core CPU (beyond `torch._dynamo`, which torchvision imports and torch's
-optimizers import anyway). They make the same draws as timm's, from numpy's global generator
+never imports timm: importing any part of timm imports torchvision, start-up a custom model's
+train item does not need (README, How training reads its data). They make the same draws as timm's, from numpy's global generator
 (seeded each epoch by `seed_everything`), and the same arithmetic, so batches, targets and
 losses equal timm's bit for bit (tests/test_mixup.py compares them).
 """

@@ -1,17 +1,33 @@
-"""The optimiser and the learning-rate schedule, from train.* (timm's groups, written out)."""
+"""The optimiser and the learning-rate schedule (timm's groups, written out)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from ..params import Train
+
+@dataclass(frozen=True)
+class Schedule:
+    """The optimiser and its learning-rate schedule: train.*'s knobs of the same names."""
+
+    optimizer: str  # adamw | sgd
+    lr: float
+    weight_decay: float
+    momentum: float  # sgd
+    layer_decay: float | None
+    schedule: str  # cosine | onecycle | step | constant
+    epochs: int
+    warmup_epochs: float
+    step_epochs: int
+    step_gamma: float
+    min_lr_ratio: float
 
 
-def lr_lambda(cfg: Train, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_lambda(cfg: Schedule, steps_per_epoch: int) -> Callable[[int], float]:
     total = cfg.epochs * steps_per_epoch
     warm = int(cfg.warmup_epochs * steps_per_epoch)
 
@@ -28,7 +44,7 @@ def lr_lambda(cfg: Train, steps_per_epoch: int) -> Callable[[int], float]:
     return factor
 
 
-def make_optimizer(cfg: Train, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: Schedule, model: nn.Module) -> torch.optim.Optimizer:
     """timm's `create_optimizer_v2` for `adamw` and `sgd` (Nesterov): biases, 1-D weights and the
     model's `no_weight_decay()` names are not decayed. Written out (tests/test_mixup.py checks it
     gives timm's groups and steps) so that a custom model's train item never imports timm; with
@@ -60,7 +76,7 @@ def make_optimizer(cfg: Train, model: nn.Module) -> torch.optim.Optimizer:
     return opt
 
 
-def make_scheduler(cfg: Train, opt: torch.optim.Optimizer, steps_per_epoch: int):
+def make_scheduler(cfg: Schedule, opt: torch.optim.Optimizer, steps_per_epoch: int):
     """The schedule of each param group from its own lr (cfg.lr x its layer-decay scale)."""
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(

@@ -5,6 +5,7 @@ share the Stepper, so the benchmark times the real step."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,9 +16,8 @@ from ..data.batch_aug import random_erase
 from ..data.feed import generator, stream_seed
 from ..errors import UserError
 from ..inference.runtime import Runtime
-from ..params import Train
 from .mixup import Mixup, SoftTargetCE, TagBCE
-from .optim import make_optimizer, make_scheduler
+from .optim import Schedule, make_optimizer, make_scheduler
 
 
 class WeightedSoftTargetCE(nn.Module):
@@ -147,42 +147,68 @@ def head_parameters(model: nn.Module) -> set[int]:
     return {id(p) for p in head.parameters()}
 
 
+@dataclass(frozen=True)
+class StepConfig:
+    """What a step does: the optimiser and schedule, and train.*'s knobs of the same names for
+    the rest; the classes it predicts, their loss weights, and whether they are tags."""
+
+    schedule: Schedule
+    mixup: float
+    cutmix: float
+    mix_prob: float
+    label_smoothing: float
+    erasing: float
+    ema: float
+    grad_clip: float
+    freeze_epochs: int
+    compile: bool
+    seed: int
+    num_classes: int
+    class_weight: np.ndarray | None = None
+    multilabel: bool = False
+
+
 class Stepper:
     """One optimisation step on a device batch: mixup/cutmix, random erasing, AMP, clipping,
     scheduler and EMA. `fit` and `make bench` share it, so the benchmark times the real step."""
 
-    def __init__(self, cfg: Train, model: nn.Module, rt: Runtime, num_classes: int,
-                 steps_per_epoch: int, class_weight: np.ndarray | None = None,
-                 multilabel: bool = False):
+    def __init__(self, cfg: StepConfig, model: nn.Module, rt: Runtime, steps_per_epoch: int):
         self.cfg, self.model, self.rt = cfg, model, rt
         model.to(rt.device)
         if rt.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.opt = make_optimizer(cfg, model)
+        self.opt = make_optimizer(cfg.schedule, model)
         self.head = head_parameters(model) if cfg.freeze_epochs else set()
         self.frozen = False
-        self.sched = make_scheduler(cfg, self.opt, steps_per_epoch)
+        self.sched = make_scheduler(cfg.schedule, self.opt, steps_per_epoch)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
-        self.ema = (Ema(model, cfg.ema, cfg.epochs * steps_per_epoch, WARMUP_POWER, WINDOW_SHARE)
-                    if cfg.ema else None)
-        mixing = cfg.mixup > 0 or cfg.cutmix > 0
-        self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
-                           label_smoothing=cfg.label_smoothing,
-                           num_classes=num_classes) if mixing else None
-        weight = (None if class_weight is None
-                  else torch.as_tensor(class_weight, dtype=torch.float32, device=rt.device))
-        if multilabel:  # sigmoid per tag; mixed targets arrive smoothed already
-            if weight is not None:
-                raise UserError("train.class_weights: balanced is for single-label data")
-            self.loss_fn = TagBCE(0.0 if mixing else cfg.label_smoothing)
-        elif mixing:  # targets arrive soft (mixed and smoothed)
-            self.loss_fn = SoftTargetCE() if weight is None else WeightedSoftTargetCE(weight)
-        else:
-            self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        total = cfg.schedule.epochs * steps_per_epoch
+        self.ema = (Ema(model, cfg.ema, total, WARMUP_POWER, WINDOW_SHARE) if cfg.ema else None)
+        self.mixup = self._mixup(cfg)
+        self.loss_fn = self._loss(cfg, rt, self.mixup is not None)
         self.gen = generator(rt.device, 0)  # random erasing's noise, on the device
         self.rng = np.random.default_rng(0)  # its boxes, on the host
         self.start_epoch(cfg.seed)
         self.wrap()
+
+    @staticmethod
+    def _mixup(cfg: StepConfig) -> Mixup | None:
+        if not (cfg.mixup > 0 or cfg.cutmix > 0):
+            return None
+        return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
+                     label_smoothing=cfg.label_smoothing, num_classes=cfg.num_classes)
+
+    @staticmethod
+    def _loss(cfg: StepConfig, rt: Runtime, mixing: bool) -> nn.Module:
+        weight = (None if cfg.class_weight is None else
+                  torch.as_tensor(cfg.class_weight, dtype=torch.float32, device=rt.device))
+        if cfg.multilabel:  # sigmoid per tag; mixed targets arrive smoothed already
+            if weight is not None:
+                raise UserError("train.class_weights: balanced is for single-label data")
+            return TagBCE(0.0 if mixing else cfg.label_smoothing)
+        if mixing:  # targets arrive soft (mixed and smoothed)
+            return SoftTargetCE() if weight is None else WeightedSoftTargetCE(weight)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
     def wrap(self) -> None:
         """The network the steps run: DDP (whose gradient sync covers the parameters that train

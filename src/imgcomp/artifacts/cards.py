@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import UserError
+from .reports import checked_post
 
 CARD_VERSION = 1
 PACKAGE_FORMAT = 4
@@ -70,12 +71,15 @@ class PackageItem(_Strict):
 
 
 class PackageSpec(_Strict):
+    """package.json: the competition, its submission format and post-processing, TTA, the
+    ensemble, predict's settings, and one item per (model, fold)."""
+
     format: Literal[4]
     imgcomp: str
     competition: str
     competition_block: dict[str, Any]
     submission: dict[str, Any]  # formats.Format, as prepare resolved it
-    post: dict[str, Any] | None  # metrics.fit_post's, fitted on the run's OOF
+    post: dict[str, Any] | None  # the ensemble's post.json (reports.py), fitted on the OOF
     classes: list[str]
     channels: int
     image_size: int
@@ -86,6 +90,14 @@ class PackageSpec(_Strict):
     predict: PredictSettings
     cv: dict[str, float | None]
     items: list[PackageItem] = Field(min_length=1)
+
+    @field_validator("post")
+    @classmethod
+    def _post(cls, v: dict | None) -> dict | None:
+        try:
+            return checked_post(v, "post")
+        except UserError as e:
+            raise ValueError(str(e)) from None
 
 
 def _why(err: ValidationError) -> str:

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 KINDS = ("label", "probability", "probabilities", "top_k", "tags")
 

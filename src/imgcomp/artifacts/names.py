@@ -1,0 +1,64 @@
+"""The one place the pipeline's files and folders are named: a prepared competition's files,
+a model's fold checkpoints, the (model, fold) items, the probability files, the resume states,
+the ensemble's post-processing. The folders above them are dvc.yaml's (a stage gets them on
+its command line); these are the names inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# A prepared competition's folder (prepare writes it; manifest.Prepared reads it).
+MANIFEST = "manifest.csv"
+CLASSES = "classes.json"
+STATS = "stats.json"  # prepared.Stats
+FORMAT = "submission.json"  # formats.Format: the resolved submission format
+SOLUTION = "solution.csv"  # test answers (id, label index), where the competition ships them
+TASK = "task.json"  # prepared.Task
+META = "meta.csv"  # train id + the other columns of the train tables
+
+CHECKPOINT = ".safetensors"  # a trained (model, fold): weights and its model card
+POST = "post.json"  # the ensemble's OOF-fitted post-processing, which submit applies
+PARTS = ("oof", "test")  # the probability files of an item and of the ensemble
+PROBS = ".csv"  # their suffix (inference/probfiles.py writes and reads them)
+
+
+def item_name(model: str, fold: int) -> str:
+    """One trained (model, fold): `resnet18-f3`."""
+    return f"{model}-f{fold}"
+
+
+def fold_checkpoint(model_dir: Path, fold: int) -> Path:
+    """A model folder's checkpoint of one fold: `<model_dir>/f3.safetensors`."""
+    return Path(model_dir) / f"f{fold}{CHECKPOINT}"
+
+
+def checkpoint_of(models_dir: Path, model: str, fold: int) -> Path:
+    """The checkpoint of (model, fold) under the competition's models folder."""
+    return fold_checkpoint(Path(models_dir) / model, fold)
+
+
+def package_file(model: str, fold: int) -> str:
+    """The file of (model, fold) inside a package: the same bytes as its checkpoint."""
+    return item_name(model, fold) + CHECKPOINT
+
+
+def item_dir(preds_dir: Path, model: str, fold: int) -> Path:
+    """predict's folder of one (model, fold)'s probabilities."""
+    return Path(preds_dir) / item_name(model, fold)
+
+
+def probs_file(folder: Path, part: str) -> Path:
+    """The `oof` or `test` probabilities of an item's or the ensemble's folder."""
+    if part not in PARTS:
+        raise ValueError(f"no probability file {part!r}; one of {PARTS}")
+    return Path(folder) / f"{part}{PROBS}"
+
+
+def resume_file(resume_dir: Path, competition: str, model: str, fold: int) -> Path:
+    """A killed fold's resume state (outside DVC)."""
+    return Path(resume_dir) / competition / f"{item_name(model, fold)}.last.pt"
+
+
+def fold_prefix(fold: int) -> str:
+    """A fold's curves inside its model's dvclive folder: `f3/` (dvclive/<c>/<m>/plots/metrics/f3)."""
+    return f"f{fold}/"

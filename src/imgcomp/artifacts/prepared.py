@@ -1,0 +1,45 @@
+"""The small facts `prepare` writes beside the manifest, typed: `stats.json` (the training
+images' per-channel mean and std, the cache's side and channels) and `task.json` (whether an
+image carries one class or any number of tags). Written once by prepare; train, predict,
+ensemble, submit, package and folds read them through here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stats(_Strict):
+    mean: list[float]  # per channel, in [0, 1]
+    std: list[float]
+    cache_side: int  # image_size * (1 + prepare.cache_margin): manifest.cache_side
+    channels: int
+
+
+class Task(_Strict):
+    multilabel: bool  # tags (a sigmoid per tag) rather than one class per image
+
+
+def to_text(fact: _Strict, indent: int | None = 2) -> str:
+    """The JSON text of a fact: key order as defined, so the same fact gives the same bytes."""
+    return json.dumps(fact.model_dump(), indent=indent) + "\n"
+
+
+def read_fact(kind: type[_Strict], path: Path):
+    """A fact file, parsed through its type; a missing or foreign file is one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: missing; run `dvc repro prepare` first")
+    try:
+        return kind.model_validate_json(path.read_text())
+    except ValidationError as e:
+        raise UserError(f"{path}: not what this imgcomp's prepare writes "
+                        f"({e.errors()[0]['msg']}); rerun `dvc repro prepare`") from None
