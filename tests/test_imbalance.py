@@ -73,16 +73,17 @@ def _recall_from_oof(oof_csvs, truth) -> dict[str, float]:
             for k, c in enumerate(oof.columns[1:])}
 
 
-# Class 3's OOF recall (13 training images left), as README's params table states it.
-CUT_CLASS_RECALL = {"none": 4 / 13, "class_weights": 1.0, "sampler": 1.0}
+# Class 3's OOF recall (13 training images left), low and high, as README's params table states
+# it. Without a knob it is 4/13 on 2 or 4 CPU threads and 5/13 on one (float sums follow the
+# thread count): bounded here, not pinned. With either knob it is 13/13 on each.
+CUT_CLASS_RECALL = {"none": (0.0, 6 / 13), "class_weights": (1.0, 1.0), "sampler": (1.0, 1.0)}
 
 
 def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
-    """Digits with class 3 cut to a tenth of its training images: with `none` the model
-    predicts it for 4 of its 13 OOF images; `class_weights: balanced` and `sampler: balanced`
-    each raise its out-of-fold recall to all 13, as the ensemble's CV output (cv.json) reports
-    it (recomputed here from the OOF predictions). CPU training is deterministic, so the
-    figures are exact: README quotes them."""
+    """Digits with class 3 cut to a tenth of its training images: with neither knob the model
+    finds under half of its 13 OOF images (4 or 5); `class_weights: balanced` and `sampler:
+    balanced` each raise its out-of-fold recall to all 13, as the ensemble's CV output
+    (cv.json) reports it (recomputed here from the OOF predictions). README quotes these."""
     import json
 
     import pandas as pd
@@ -123,4 +124,5 @@ def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
         assert cv["models"]["lenet"]["recall"] == _recall_from_oof(
             [out / f"items/lenet-f{k}/oof.csv" for k in (0, 1)], truth)
         recall[mode] = cv["ensemble"]["recall"]["3"]
-        assert recall[mode] == pytest.approx(CUT_CLASS_RECALL[mode], abs=1e-6), recall
+        low, high = CUT_CLASS_RECALL[mode]
+        assert low - 1e-6 <= recall[mode] <= high + 1e-6, recall
