@@ -62,10 +62,28 @@ def test_training_with_balanced_weights_and_sampler(digits_small, backend, tmp_p
     assert any(not torch.equal(v, other[k]) for k, v in weights.items())
 
 
+def _recall_from_oof(oof_csvs, truth) -> dict[str, float]:
+    """Per class, the share of its OOF images whose most probable class is it: recomputed from
+    the prediction files a stage wrote and the manifest's labels, not from the code under test."""
+    import pandas as pd
+
+    oof = pd.concat([pd.read_csv(f, dtype={"id": str}) for f in oof_csvs])
+    labels, pred = truth.loc[oof["id"]].to_numpy(), oof.iloc[:, 1:].to_numpy().argmax(axis=1)
+    return {c: round(float((pred[labels == k] == k).mean()), 6)
+            for k, c in enumerate(oof.columns[1:])}
+
+
+# Class 3's OOF recall (13 training images left), low and high, as README's params table states
+# it. Without a knob it is 4/13 on 2 or 4 CPU threads and 5/13 on one (float sums follow the
+# thread count): bounded here, not pinned. With either knob it is 13/13 on each.
+CUT_CLASS_RECALL = {"none": (0.0, 6 / 13), "class_weights": (1.0, 1.0), "sampler": (1.0, 1.0)}
+
+
 def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
-    """Digits with class 3 cut to a tenth of its training images: with `none` the model all but
-    never predicts it; `class_weights: balanced` and `sampler: balanced` each raise its
-    out-of-fold recall, as the ensemble's CV output (cv.json) reports it."""
+    """Digits with class 3 cut to a tenth of its training images: with neither knob the model
+    finds under half of its 13 OOF images (4 or 5); `class_weights: balanced` and `sampler:
+    balanced` each raise its out-of-fold recall to all 13, as the ensemble's CV output
+    (cv.json) reports it (recomputed here from the OOF predictions). README quotes these."""
     import json
 
     import pandas as pd
@@ -90,6 +108,8 @@ def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
     np.save(prep / "images.npy", store.load(cache)[keep])
     if cache.suffix != ".npy":
         cache.unlink()
+    assert len(cut) // 10 == 13  # the cut class's images left: the recall's denominator
+    truth = manifest.iloc[keep].set_index("id")["label"]
     folds.main(parse_params(raw), prep, root / "folds.csv")
     recall = {}
     for mode, over in {"none": {}, "class_weights": {"class_weights": "balanced"},
@@ -100,9 +120,9 @@ def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
         predict.main(params, out / "models", prep, root / "folds.csv", out / "items")
         ensemble.main(params, prep, out / "items", out / "ens", out / "cv.json")
         cv = json.loads((out / "cv.json").read_text())
-        assert set(cv["ensemble"]["recall"]) == {str(d) for d in range(10)}
-        assert cv["ensemble"]["recall"] == cv["models"]["lenet"]["recall"]  # one model: the same
+        assert cv["ensemble"]["recall"] == _recall_from_oof([out / "ens/oof.csv"], truth)
+        assert cv["models"]["lenet"]["recall"] == _recall_from_oof(
+            [out / f"items/lenet-f{k}/oof.csv" for k in (0, 1)], truth)
         recall[mode] = cv["ensemble"]["recall"]["3"]
-    assert (cut.size // 10) >= 10  # enough images of the cut class to measure a recall on
-    assert recall["class_weights"] >= recall["none"] + 0.3, recall
-    assert recall["sampler"] >= recall["none"] + 0.3, recall
+        low, high = CUT_CLASS_RECALL[mode]
+        assert low - 1e-6 <= recall[mode] <= high + 1e-6, recall

@@ -49,16 +49,26 @@ def test_single_label_only_metrics_refuse_multilabel_data():
 
 
 def test_empty_rule_follows_what_the_metric_scores():
+    """Each way round, data where only one empty-row rule can score best: the fit must pick it."""
     y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
-    probs = np.array([[0.4, 0.1], [0.1, 0.45], [0.3, 0.2], [0.2, 0.35]])
-    # at 0.5 no row has a tag: `top` writes each row's most likely tag, all right here
+    probs = np.array([[0.30, 0.10], [0.35, 0.40], [0.20, 0.15], [0.10, 0.45]])
+    # row 1's wrong tag (0.35) outranks rows 0 and 2's right ones (0.30, 0.20): no threshold
+    # gets every row right with `none`; above 0.35 `top` writes each row's most likely tag, all
+    # right here. The fit must take `top`, at a threshold where it scores 1.
+    assert max(metrics.score("f1_micro", y, probs, {"thresholds": float(t), "empty": "none"})
+               for t in multilabel.GRID) < 0.9
     post = multilabel.fit_global(multilabel.f1_micro, y, probs)
-    assert post["empty"] == "top" or post["thresholds"] <= 0.3
+    assert post["empty"] == "top" and post["thresholds"] > 0.35, post
+    assert metrics.score("f1_micro", y, probs, post) == 1.0
     assert metrics.score("f1_micro", y, probs, {"thresholds": 0.5, "empty": "top"}) == 1.0
     assert metrics.score("f1_micro", y, probs, {"thresholds": 0.5, "empty": "none"}) == 0.0
-    # where rows truly have no tag, writing the top one costs F2: `none` is kept
+    # where rows truly have no tag, writing the top one costs F2: `none` is kept, above every
+    # probability, which scores each row 1
     y0 = np.zeros((4, 2), dtype=int)
-    assert multilabel.fit_global(multilabel.f2_samples, y0, probs)["empty"] == "none"
+    post = multilabel.fit_global(multilabel.f2_samples, y0, probs)
+    assert post["empty"] == "none" and post["thresholds"] > 0.45, post
+    assert metrics.score("f2_samples", y0, probs, post) == 1.0
+    assert metrics.score("f2_samples", y0, probs, {**post, "empty": "top"}) == 0.0
 
 
 def test_per_tag_thresholds_beat_global_when_tags_differ_in_scale():

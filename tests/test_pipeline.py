@@ -386,19 +386,59 @@ def test_default_pipeline_beats_the_svm_anchor(tmp_path):
     assert ours >= svm
 
 
+# A params.yaml as a user keeps one: comments (above, beside a key, on a list item) and flow lists.
+COMMENTED = [
+    (r"\A", "# imgcomp params: a comment above everything\n"),
+    (r"^  lr: 0\.003\n", "  lr: 0.003                   # the value the experiment sets\n"),
+    (r"^  run:\n  - 0\n  - 1\n", "  run: [0, 1]                # a flow list the experiment sets\n"),
+    (r"^tta:\n- identity\n- zoom\n", "tta: [identity, zoom]          # a flow list left alone\n"),
+    (r"^  - lenet\n", "  - lenet                     # a comment on a list item\n"),
+]
+
+
+def commented(text: str) -> str:
+    import re
+
+    for pattern, new in COMMENTED:
+        text, n = re.subn(pattern, new, text, count=1, flags=re.M)
+        assert n == 1, f"params.yaml layout changed: {pattern!r} matches {n} times"
+    return text
+
+
+def assert_dvc_rewrote(before: str, after: str) -> None:
+    """What README says `-S` does to params.yaml: the set values changed, nothing else; every
+    comment kept except those on a list's items; every list in block style; null left empty."""
+    import re
+
+    want = yaml.safe_load(before)
+    want["train"]["lr"], want["folds"]["run"] = 0.01, [0]
+    assert yaml.safe_load(after) == want
+    for kept in ("# imgcomp params: a comment above everything", "# the value the experiment sets",
+                 "# a flow list the experiment sets", "# a flow list left alone"):
+        assert kept in after, kept
+    assert "# a comment on a list item" not in after  # DVC replaces each list, its comments too
+    assert re.search(r"^  run: +# a flow list the experiment sets\n  - 0\n  group_column:", after,
+                     re.M), "folds.run not in block style"
+    assert re.search(r"^tta: +# a flow list left alone\n- identity\n- zoom\n", after, re.M), \
+        "a list -S did not set is rewritten in block style too"
+    assert "null" in before and not re.search(r": null$", after, re.M)
+
+
 def test_an_experiment_keeps_the_baseline_and_its_own_submission(tmp_path):
     """The README's experiment workflow: commit the baseline, `dvc exp run --temp` leaves the
     workspace (params, submission) as it was, `dvc exp show` lists both, `dvc exp apply` brings
-    the experiment's submission, and git + `dvc checkout` bring the baseline's back."""
+    the experiment's submission and its params.yaml as `-S` rewrote it (README: block style,
+    comments kept but those on list items), and git + `dvc checkout` bring the baseline's back."""
     import hashlib
 
     from helpers import GIT
 
     project = make_project(tmp_path / "p", scm=True)
+    sub, params = project / "submissions/digits.csv", project / "params.yaml"
+    params.write_text(commented(params.read_text()))
     run(["dvc", "repro"], project)
     run(["git", "add", "-A"], project)  # dvc.lock and the .gitignore files DVC wrote
     run([*GIT, "commit", "-qm", "baseline"], project)
-    sub, params = project / "submissions/digits.csv", project / "params.yaml"
 
     def digest(path):
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -412,7 +452,8 @@ def test_an_experiment_keeps_the_baseline_and_its_own_submission(tmp_path):
     names = [e.get("name") for row in shown for e in row.get("experiments") or []]
     assert "quick" in names
     run(["dvc", "exp", "apply", "quick"], project)
-    assert "lr: 0.01" in params.read_text() and digest(sub) != baseline
+    assert_dvc_rewrote(baseline_params, params.read_text())  # README: how -S writes params.yaml
+    assert digest(sub) != baseline
     assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
     run(["git", "checkout", "--", "."], project)
     run(["dvc", "checkout"], project)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from helpers import REPO, jpeg_bytes, merge, write_zip
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -161,6 +161,11 @@ def _mutations():
     return st.dictionaries(keys, st.one_of(leaf, sub), max_size=4)
 
 
+def _names_a_key_of(mutation: dict, message: str) -> bool:
+    """The error names (as `key`, `key.sub` or `augment.<c>...`) one of the keys the mutation set."""
+    return any(re.search(rf"(?<![\w.]){re.escape(k)}\b", message) for k in mutation)
+
+
 @settings(max_examples=300, deadline=None)
 @given(_mutations())
 def test_random_params_are_valid_or_one_clear_error(mutation):
@@ -168,30 +173,111 @@ def test_random_params_are_valid_or_one_clear_error(mutation):
         p = parse_params(merge(BASE, mutation))
     except UserError as e:
         assert "\n" not in str(e) and str(e).startswith("params.yaml: ")
+        assert _names_a_key_of(mutation, str(e)), (mutation, str(e))  # BASE alone is valid
         return
     assert p.train.models and all(m in p.models for m in p.train.models)
     assert all(0 <= f < p.folds.n_splits for f in p.folds.run)
 
 
+@st.composite
+def _valid_mutations(draw):
+    """Values every key allows (digits: upright, so no flips and no turn past 45 degrees)."""
+    n = draw(st.integers(2, 50))
+    finite = {"allow_nan": False, "allow_infinity": False}
+    optional = {
+        "image_size": st.integers(16, 2048),
+        "folds": st.fixed_dictionaries({"n_splits": st.just(n), "run": st.lists(
+            st.integers(0, n - 1), min_size=1, max_size=5, unique=True)},
+            optional={"seed": st.integers(-10**6, 10**6)}),
+        "train": st.fixed_dictionaries({}, optional={
+            "epochs": st.integers(1, 10_000), "batch_size": st.integers(2, 65_536),
+            "lr": st.floats(1e-6, 10.0, **finite), "optimizer": st.sampled_from(["adamw", "sgd"]),
+            "class_weights": st.sampled_from(["none", "balanced"]),
+            "sampler": st.sampled_from(["shuffle", "balanced"]),
+            "device_cache": st.one_of(st.just("auto"), st.floats(0.0, 1.0, **finite)),
+            "layer_decay": st.one_of(st.none(), st.floats(0.01, 1.0, **finite))}),
+        "tta": st.lists(st.sampled_from(["identity", "zoom", "fivecrop"]), min_size=1, max_size=3),
+        "augment": st.fixed_dictionaries({"digits": st.fixed_dictionaries({}, optional={
+            "rotate": st.floats(0.0, 45.0, **finite), "color_jitter": st.floats(0.0, 1.0, **finite)})}),
+        "ensemble": st.fixed_dictionaries({"method": st.sampled_from(["mean", "weighted", "rank"])}),
+        "predict": st.fixed_dictionaries({"batch_size": st.integers(1, 4096)}),
+    }
+    return draw(st.fixed_dictionaries({}, optional=optional))
+
+
+def _holds(parsed: dict, mutation: dict) -> bool:
+    return all(_holds(parsed[k], v) if isinstance(v, dict) else parsed[k] == v
+               for k, v in mutation.items())
+
+
+@settings(max_examples=100, deadline=None)
+@given(_valid_mutations())
+def test_random_valid_params_are_accepted_as_written(mutation):
+    """The other half: a parser that refused everything would pass the test above."""
+    p = parse_params(merge(BASE, mutation))
+    assert _holds(p.model_dump(mode="json"), mutation), mutation
+
+
+def _manifest_problems(rows, classes=("x", "y")) -> dict:
+    """What check_manifest must refuse in these (id, label, split) rows, each with what its
+    error names, worked out here independently of it."""
+    ids = [i for i, _, _ in rows]
+    dupes, seen = [], set()
+    for i in ids:
+        if i in seen and i not in dupes:
+            dupes.append(i)
+        seen.add(i)
+    train = [(i, label) for i, label, split in rows if split == "train"]
+    present = {label for _, label in train}
+    found = {
+        "duplicate ids": dupes,
+        "split must be train or test": sorted({s for *_, s in rows} - {"train", "test"}),
+        "train images without a label": [i for i, label in train if label is None],
+        "labels outside 0..1": [i for i, label in train
+                                if label is not None and not 0 <= label < len(classes)],
+        "training classes with no images": [c for k, c in enumerate(classes) if k not in present],
+        "no test images": ["test"] if not any(s == "test" for *_, s in rows) else [],
+    }
+    return {k: v for k, v in found.items() if v}
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "a"]), st.one_of(st.none(), st.integers(-1, 3)),
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d", "e", "a"]),
+                          st.one_of(st.none(), st.integers(-1, 3)),
                           st.sampled_from(["train", "test", "dev"])), max_size=12))
+@example([("a", 0, "train"), ("b", 1, "train"), ("c", None, "test")])  # valid
+@example([("a", 0, "train"), ("b", 1, "train"), ("c", 1, "train"), ("d", 3, "test")])  # valid
+@example([("a", 0, "train"), ("a", 1, "train"), ("b", None, "test")])
+@example([("a", 0, "train"), ("b", 1, "train"), ("c", None, "train"), ("d", 5, "test")])
+@example([("a", 0, "train"), ("b", 0, "train"), ("c", None, "test")])
+@example([("a", 0, "train"), ("b", 1, "train")])
 def test_random_manifests_are_valid_or_name_the_problem(rows):
+    """Refused exactly when the rows have a problem, and then the error names one of them,
+    with its ids; accepted rows come back as written."""
     frame = pd.DataFrame([(i, f"f/{i}.png", l, s, s) for i, l, s in rows],
                          columns=["id", "path", "label", "split", "source"])
+    problems = _manifest_problems(rows)
     try:
         out = check_manifest(frame, ["x", "y"], "m")
     except UserError as e:
-        assert str(e).startswith("m: ") and "\n" not in str(e)
+        msg = str(e)
+        assert msg.startswith("m: ") and "\n" not in msg
+        assert problems, f"valid rows refused: {msg}"
+        assert any(what in msg and (what == "no test images" or repr(named) in msg)
+                   for what, named in problems.items()), (msg, problems)
         return
+    assert not problems, f"accepted despite {problems}"
+    assert out.id.tolist() == [i for i, _, _ in rows]
     train = out[out.split == "train"]
+    assert train.label.tolist() == [label for _, label, s in rows if s == "train"]
     assert set(train.label.astype(int)) == {0, 1} and (out.split == "test").any()
-    assert out.id.is_unique
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(labels=st.lists(st.integers(0, 2), min_size=1, max_size=30), n_splits=st.integers(2, 6),
        seed=st.integers(0, 10))
+@example(labels=[0, 1, 2] * 2, n_splits=2, seed=0)  # valid
+@example(labels=[0, 1, 2, 0, 1], n_splits=2, seed=0)  # class c has 1 image
 def test_random_manifests_through_the_folds_stage(tmp_path_factory, labels, n_splits, seed):
     """The folds stage on random manifests: a complete, stratified folds.csv, or one clear error
     and no file."""
@@ -202,18 +288,23 @@ def test_random_manifests_through_the_folds_stage(tmp_path_factory, labels, n_sp
     rows.append(("t0", "files/t0.png", None, "test", "test"))
     pd.DataFrame(rows, columns=["id", "path", "label", "split", "source"]).to_csv(root / "manifest.csv", index=False)
     (root / "classes.json").write_text(json.dumps({"0": "a", "1": "b", "2": "c"}))
-    (root / "stats.json").write_text(json.dumps({"mean": [0.5], "std": [0.2]}))
+    (root / "task.json").write_text(json.dumps({"multilabel": False}))
     p = parse_params(merge(BASE, {"folds": {"n_splits": n_splits, "seed": seed, "run": [0]}}))
     out = root / "folds.csv"
+    counts = np.bincount(labels, minlength=3)
+    small = [c for c, n in zip("abc", counts) if n < n_splits]  # every class must fill each fold
     try:
         folds.main(p, root, out)
     except UserError as e:
         assert "\n" not in str(e) and not out.exists()
+        assert small and f"classes {small} have fewer images than folds" in str(e), str(e)
         return
+    assert not small, f"folds.csv written with classes {small} smaller than {n_splits} folds"
     f = pd.read_csv(out, dtype={"id": str})
     assert sorted(f.id) == sorted(r[0] for r in rows[:-1]) and f.fold.between(0, n_splits - 1).all()
-    counts = np.bincount(labels, minlength=3)
-    assert (counts[counts > 0] >= n_splits).all()
+    label_of = {r[0]: r[2] for r in rows[:-1]}
+    per_fold = pd.crosstab(f.fold, f.id.map(label_of))  # images of each class in each fold
+    assert len(per_fold) == n_splits and (per_fold.max() - per_fold.min() <= 1).all()  # stratified
 
 
 def test_a_git_repository_without_a_commit_is_one_line_before_dvc_starts(tmp_path):
