@@ -52,6 +52,7 @@ def record_reads(monkeypatch):
         return p
 
     monkeypatch.setattr(params_module, "load_params", load)
+    monkeypatch.setattr("imgcomp.__main__.load_params", load)  # bound there at its import
     from imgcomp.competitions import block as block_module
 
     def registered(real, prefix):  # the block's models, read under competitions.<name>

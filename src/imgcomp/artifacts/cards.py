@@ -106,39 +106,41 @@ def _why(err: ValidationError) -> str:
     return f"{where}: {e['msg']}" if where else e["msg"]
 
 
-def card_from_json(text: str, where: str) -> ModelCard:
+def _parsed(text: str | bytes, where: str, what: str, fix: str):
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}: its model card is not JSON ({e})") from None
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{where}: {what} is not readable JSON ({e}); {fix}") from None
+
+
+def _validated(kind: type[BaseModel], raw: dict, where: str, what: str, fix: str):
+    try:
+        return kind.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"{where}: not an imgcomp {what} ({_why(e)}); {fix}") from None
+
+
+def card_from_json(text: str, where: str) -> ModelCard:
+    raw = _parsed(text, where, "its model card", "retrain it")
     if not isinstance(raw, dict) or raw.get("card") != CARD_VERSION:
         raise UserError(f"{where}: made by another imgcomp (model card "
                         f"{raw.get('card') if isinstance(raw, dict) else None}, this one reads "
                         f"{CARD_VERSION}); retrain it (`dvc repro`)")
-    try:
-        return ModelCard.model_validate(raw)
-    except ValidationError as e:
-        raise UserError(f"{where}: not an imgcomp model card ({_why(e)}); retrain it") from None
+    return _validated(ModelCard, raw, where, "model card", "retrain it")
 
 
 def load_spec(package: Path) -> PackageSpec:
     path = Path(package) / "package.json"
     if not path.is_file():
         raise UserError(f"{package}: no package.json; make one with `make package`")
-    try:
-        raw = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: not readable JSON ({e}); copy the package whole") from None
+    raw = _parsed(path.read_bytes(), str(path), "it", "copy the package whole")
     got = raw.get("format") if isinstance(raw, dict) else None
     if got != PACKAGE_FORMAT:
         raise UserError(f"{path}: package format {got}, this imgcomp reads {PACKAGE_FORMAT}; use "
                         f"the imgcomp version that made it "
                         f"({raw.get('imgcomp') if isinstance(raw, dict) else None})")
-    try:
-        return PackageSpec.model_validate(raw)
-    except ValidationError as e:
-        raise UserError(f"{path}: not an imgcomp package ({_why(e)}); copy the package whole "
-                        "or make it again") from None
+    return _validated(PackageSpec, raw, str(path), "package",
+                      "copy the package whole or make it again")
 
 
 def write_spec(spec: PackageSpec, folder: Path) -> None:

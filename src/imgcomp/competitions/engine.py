@@ -17,18 +17,6 @@ class Competition:
     def __init__(self, name: str, block: CompetitionBlock):
         self.name, self.block = name, block
 
-    @property
-    def metric(self) -> str:
-        return self.block.metric
-
-    @property
-    def channels(self) -> int:
-        return self.block.channels
-
-    @property
-    def leaderboard(self) -> bool:
-        return self.block.leaderboard
-
     def archives(self, raw_dir: Path) -> list[Path]:
         """The archives prepare extracts: the listed ones, else every one at the top of
         `raw_dir` (Kaggle's `<slug>.zip`, or `train.zip` beside unpacked files)."""

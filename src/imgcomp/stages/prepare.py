@@ -59,7 +59,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest",
                                listing.multilabel)
         ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / NPY, size,
-                                 comp.channels, params.prepare.workers)
+                                 comp.block.channels, params.prepare.workers)
         if not ok.all():  # named where the user can find them: the path inside the archive
             errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
@@ -72,7 +72,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         frame.to_csv(tmp / MANIFEST, index=False)
         (tmp / CLASSES).write_text(json.dumps(dict(enumerate(listing.classes)), indent=2) + "\n")
         (tmp / STATS).write_text(to_text(Stats(**stats, cache_side=size,
-                                               channels=comp.channels)))
+                                               channels=comp.block.channels)))
         (tmp / FORMAT).write_text(json.dumps(listing.format.to_json(), indent=1) + "\n")
         (tmp / TASK).write_text(to_text(Task(multilabel=listing.multilabel), indent=None))
         meta = listing.meta if listing.meta is not None else frame.loc[
