@@ -382,3 +382,13 @@ def block_of(params, name: str | None = None):
 
     name = name or params.competition
     return load_block(name, params.competitions[name])
+
+
+def read_pred(folder, part: str):
+    """(ids, array) of a prediction a stage wrote (`<part>.ids`, `<part>.npy`), read with numpy
+    alone, not through the code under test."""
+    import numpy as np
+
+    folder = Path(folder)
+    ids = (folder / f"{part}.ids").read_text().splitlines()
+    return ids, np.load(folder / f"{part}.npy")

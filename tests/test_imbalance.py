@@ -62,15 +62,16 @@ def test_training_with_balanced_weights_and_sampler(digits_small, backend, tmp_p
     assert any(not torch.equal(v, other[k]) for k, v in weights.items())
 
 
-def _recall_from_oof(oof_csvs, truth) -> dict[str, float]:
+def _recall_from_oof(folders, truth) -> dict[str, float]:
     """Per class, the share of its OOF images whose most probable class is it: recomputed from
     the prediction files a stage wrote and the manifest's labels, not from the code under test."""
-    import pandas as pd
+    from helpers import read_pred
 
-    oof = pd.concat([pd.read_csv(f, dtype={"id": str}) for f in oof_csvs])
-    labels, pred = truth.loc[oof["id"]].to_numpy(), oof.iloc[:, 1:].to_numpy().argmax(axis=1)
-    return {c: round(float((pred[labels == k] == k).mean()), 6)
-            for k, c in enumerate(oof.columns[1:])}
+    read = [read_pred(f, "oof") for f in folders]
+    ids = [i for got, _ in read for i in got]
+    labels = truth.loc[ids].to_numpy()
+    pred = np.concatenate([p for _, p in read]).argmax(axis=1)
+    return {str(k): round(float((pred[labels == k] == k).mean()), 6) for k in range(10)}
 
 
 # Class 3's OOF recall (13 training images left), low and high, as README's params table states
@@ -120,9 +121,9 @@ def test_balanced_raises_the_cut_class_oof_recall(tmp_path):
         predict.main(params, out / "models", prep, root / "folds.csv", out / "items")
         ensemble.main(params, prep, out / "items", out / "ens", out / "cv.json")
         cv = json.loads((out / "cv.json").read_text())
-        assert cv["ensemble"]["recall"] == _recall_from_oof([out / "ens/oof.csv"], truth)
+        assert cv["ensemble"]["recall"] == _recall_from_oof([out / "ens"], truth)
         assert cv["models"]["lenet"]["recall"] == _recall_from_oof(
-            [out / f"items/lenet-f{k}/oof.csv" for k in (0, 1)], truth)
+            [out / f"items/lenet-f{k}" for k in (0, 1)], truth)
         recall[mode] = cv["ensemble"]["recall"]["3"]
         low, high = CUT_CLASS_RECALL[mode]
         assert low - 1e-6 <= recall[mode] <= high + 1e-6, recall

@@ -222,7 +222,7 @@ def test_report_keeps_its_keys():
     out = M.report("roc_auc", y, p, classes=["a", "b", "c"])
     assert list(out) == ["roc_auc", "accuracy", "log_loss", "recall"]
     assert out["accuracy"] == round(M.accuracy(y, p), 6)
-    assert out["recall"] == M.recall(y, p, ["a", "b", "c"])
+    assert out["recall"] == M.recall(y, p.argmax(axis=1), ["a", "b", "c"])
     assert list(M.report("log_loss", y, p)) == ["log_loss", "accuracy"]
     assert list(M.report("accuracy", y, p)) == ["accuracy", "log_loss"]
     post = {"temperature": 2.0}

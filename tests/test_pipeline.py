@@ -16,6 +16,7 @@ from helpers import (
     make_project,
     palm_archives,
     ran_stages,
+    read_pred,
     run,
     set_params,
 )
@@ -44,10 +45,10 @@ def test_digits_end_to_end(digits_project):
 
     cv = json.loads((project / "metrics/cv.json").read_text())
     assert set(cv["models"]["lenet"]["folds"]) == {"0", "1"}
-    oof = pd.read_csv(project / "preds/digits/ensemble/oof.csv", dtype={"id": str})
+    oof_ids, oof = read_pred(project / "preds/digits/ensemble", "oof")
     truth = pd.read_csv(project / "data/prepared/digits/manifest.csv",
                         dtype={"id": str}).set_index("id")["label"]
-    recomputed = (oof.iloc[:, 1:].to_numpy().argmax(1) == truth.loc[oof["id"]].to_numpy()).mean()
+    recomputed = (oof.argmax(1) == truth.loc[oof_ids].to_numpy()).mean()
     assert cv["ensemble"]["accuracy"] == pytest.approx(recomputed, abs=1e-6)  # what it reports
     lb = json.loads((project / "metrics/leaderboard.json").read_text())
     sub = pd.read_csv(project / "submissions/digits.csv")
@@ -100,9 +101,9 @@ def test_the_package_alone_reproduces_the_submission_from_the_raw_data(digits_pr
     run_sub = pd.read_csv(project / "submissions/digits.csv", dtype=str)
     pred = dict(zip(probs["file"].str.removesuffix(".png"), probs["pred"]))
     assert [pred[i] for i in run_sub["id"]] == run_sub["label"].tolist()
-    ens = pd.read_csv(project / "preds/digits/ensemble/test.csv", dtype={"id": str})
-    by_file = probs.set_index(probs["file"].str.removesuffix(".png")).loc[ens["id"]]
-    assert np.array_equal(by_file.iloc[:, 2:].to_numpy(), ens.iloc[:, 1:].to_numpy())
+    ens_ids, ens = read_pred(project / "preds/digits/ensemble", "test")
+    by_file = probs.set_index(probs["file"].str.removesuffix(".png")).loc[ens_ids]
+    assert np.allclose(by_file.iloc[:, 2:].to_numpy(), ens, rtol=0, atol=5e-9)  # 8 decimals
 
     def error(*args):
         proc = infer(*args, "--out", "bad.csv", check=False)
@@ -163,8 +164,9 @@ def test_same_params_give_byte_identical_submission(digits_project, tmp_path):
     set_params(project, tta=["identity", "zoom"], train={"epochs": 1}, ensemble={"method": "mean"})
     run(["dvc", "repro"], project)
     assert (twin / "submissions/digits.csv").read_bytes() == (project / "submissions/digits.csv").read_bytes()
-    assert (twin / "preds/digits/ensemble/test.csv").read_bytes() == \
-        (project / "preds/digits/ensemble/test.csv").read_bytes()
+    for name in ("test.npy", "test.ids"):
+        assert (twin / "preds/digits/ensemble" / name).read_bytes() == \
+            (project / "preds/digits/ensemble" / name).read_bytes()
 
 
 def test_unknown_model_stops_before_anything_is_written(tmp_path):

@@ -61,9 +61,9 @@ def test_recall_table_shows_each_class_and_bolds_the_ensembles_lowest():
 
     labels = np.array([0, 0, 0, 0, 1, 1, 2])
     probs = np.eye(3)[[0, 0, 0, 1, 1, 1, 1]]  # class 0: 3 of 4, class 1: 2 of 2, class 2: 0 of 1
-    rec = recall(labels, probs, ["a", "b", "c"])
+    rec = recall(labels, probs.argmax(axis=1), ["a", "b", "c"])
     assert rec == {"a": 0.75, "b": 1.0, "c": 0.0}
-    assert recall(labels[:4], probs[:4], ["a", "b", "c"])["c"] is None  # no images of c here
+    assert recall(labels[:4], probs[:4].argmax(axis=1), ["a", "b", "c"])["c"] is None  # no images of c here
     page = recall_table({"lenet": rec, "ensemble": {**rec, "a": 0.5}}, labels, ["a", "b", "c"])
     assert "<tr><td>a</td><td>4</td><td>0.7500</td><td>0.5000</td></tr>" in page
     assert "<td>c</td><td>1</td><td>0.0000</td><td><b>0.0000</b></td>" in page
@@ -200,9 +200,8 @@ def _fake_run(root, metric, multilabel, n=40):
     items = root / "preds/fake/items"
     for m, p in zip(("lenet", "resnet"), oof):
         for k in (0, 1):
-            write_probs(item_dir(items, m, k) / "oof.csv", ids[fold_of == k], p[fold_of == k],
-                        classes)
-            write_probs(item_dir(items, m, k) / "test.csv", ["t0"], p[:1], classes)
+            write_probs(item_dir(items, m, k), "oof", ids[fold_of == k], p[fold_of == k])
+            write_probs(item_dir(items, m, k), "test", ["t0"], p[:1])
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     base["competitions"]["fake"] = {**base["competitions"]["digits"], "metric": metric}
     base["augment"]["fake"], base["kaggle"]["fake"] = base["augment"]["digits"], None

@@ -121,4 +121,4 @@ def test_training_with_the_recipe_and_predict_reads_its_preprocessing(digits_sma
          str(digits_small / "folds.csv"), "--out", str(tmp_path / "o")],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "o" / "lenet-f0" / "oof.csv").is_file()
+    assert (tmp_path / "o" / "lenet-f0" / "oof.npy").is_file()

@@ -13,8 +13,8 @@ relative to the folder, the predicted class's name, the ensemble's probability o
 Each (model, fold) is rebuilt from its safetensors file (checked against the sha256 in
 package.json; a file that is not safetensors is refused in one line, nothing of it run) and
 predicts in batches with the package's TTA views and predict's recorded settings (batch size,
-precision); folds are averaged and models combined as `ensemble` combined them, through the
-same probability files (8 decimals) the pipeline passes between its stages.
+precision); folds are averaged and models combined as `ensemble` combined them, from the same
+float32 numbers the pipeline's probability files hold.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .errors import UserError
 from .fileio import write_csv
 from .inference import checkpoint
 from .inference.ensemble import combine_folds
-from .inference.probfiles import read_probs, write_probs
+from .inference.probfiles import TopK, stored
 from .inference.probs import item_probs
 from .inference.runtime import Placement, open_runtime
 
@@ -76,14 +76,6 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
     return test["id"].tolist(), [tree.real(p) for p in test["path"]]
 
 
-def stored(probs: np.ndarray, classes: list[str], work: Path) -> np.ndarray:
-    """`probs` as the pipeline's stages hand them on: written and read back as a probability
-    file, so every sum and argmax after this sees the pipeline's numbers."""
-    path = Path(work) / "probs.csv"
-    write_probs(path, [str(i) for i in range(len(probs))], probs, classes)
-    return read_probs(path)[1]
-
-
 def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None = None,
           device: str = "auto", batch_size: int | None = None) -> Path:
     if (raw is None) == (images is None):
@@ -111,9 +103,16 @@ def _submission(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path)
     return f"{spec.competition} submission, validated: {len(ids)} test ids"
 
 
-def _probabilities(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path) -> str:
+def _probabilities(spec: PackageSpec, ids: list[str], probs, out: Path) -> str:
+    names = np.asarray(spec.classes, dtype=object)
+    if isinstance(probs, TopK):  # many classes: each row's kept top k, as class:probability
+        frame = pd.DataFrame({"file": ids, "pred": names[probs.argmax()], "top": [
+            " ".join(f"{names[c]}:{p:.8f}" for c, p in zip(i, q))
+            for i, q in zip(probs.index.tolist(), probs.prob.tolist())]})
+        write_csv(out, frame, lineterminator="\n")
+        return f"{len(ids)} images: file, pred, top (the {probs.index.shape[1]} most probable)"
     frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in spec.classes])
-    frame.insert(0, "pred", np.asarray(spec.classes, dtype=object)[probs.argmax(axis=1)])
+    frame.insert(0, "pred", names[probs.argmax(axis=1)])
     frame.insert(0, "file", ids)
     write_csv(out, frame, float_format="%.8f", lineterminator="\n")
     return f"{len(ids)} images: file, pred, p_<class> x {len(spec.classes)}"
@@ -143,11 +142,11 @@ def ensemble_probs(spec: PackageSpec, package: Path, paths: list[Path], work: Pa
         card = item.card
         probs = item_probs(card, state, rt, images, np.arange(len(paths)), spec.tta, batch_size,
                            f"infer {card.model} fold {card.fold}", str(Path(package) / item.file))
-        per_model.setdefault(card.model, []).append(stored(probs, spec.classes, work))
+        per_model.setdefault(card.model, []).append(stored(probs))
     weights = np.array([spec.ensemble.weights[m] for m in per_model])
     probs = combine_folds(list(per_model.values()), weights, spec.ensemble.method,
                           normalise=not spec.items[0].card.multilabel)
-    return stored(probs, spec.classes, work), f"{rt.device.type} {rt.precision}"
+    return stored(probs), f"{rt.device.type} {rt.precision}"
 
 
 def _decoded(spec: PackageSpec, paths: list[Path], work: Path) -> Path:

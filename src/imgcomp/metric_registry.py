@@ -24,16 +24,18 @@ class MetricSpec:
     multilabel: Literal["tags", "probabilities"] | None  # None: single-label only
     post: Literal["temperature", "cutpoints"] | None = None  # single-label OOF fit
     k: int | None = None  # map@K: how many labels
+    top_k_ok: bool = True  # scores from the best few classes of a row (not every class's)
 
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("accuracy", True, "label", "tags"),
-    MetricSpec("log_loss", False, "probability", "probabilities", post="temperature"),
-    MetricSpec("roc_auc", True, "probability", "probabilities"),
+    MetricSpec("log_loss", False, "probability", "probabilities", post="temperature",
+               top_k_ok=False),
+    MetricSpec("roc_auc", True, "probability", "probabilities", top_k_ok=False),
     MetricSpec("f1_micro", True, "label", "tags"),
     MetricSpec("f1_macro", True, "label", "tags"),
     MetricSpec("f2_samples", True, "label", "tags"),
-    MetricSpec("qwk", True, "label", None, post="cutpoints"),
+    MetricSpec("qwk", True, "label", None, post="cutpoints", top_k_ok=False),
 ]}
 FAMILIES = ("map@K",)  # named with a parameter: mean average precision of the top K labels
 

@@ -27,6 +27,7 @@ import numpy as np
 from . import multilabel
 from .crossfit import coordinate_search, cross_fit
 from .errors import UserError
+from .inference.probfiles import TopK
 from .metric_registry import MetricSpec, multilabel_names, spec
 
 EPS = 1e-15  # Kaggle's log-loss clipping
@@ -34,9 +35,24 @@ EPS = 1e-15  # Kaggle's log-loss clipping
 
 # --- metrics: (labels, probs) -> float ----------------------------------------------------
 
+def top_classes(probs, k: int | None = None) -> np.ndarray:
+    """Each row's most probable class (k None), or its k most probable, best first (ties: the
+    lower class index), from dense probabilities or each row's kept top k (TopK)."""
+    if isinstance(probs, TopK):
+        return probs.argmax() if k is None else probs.top(k)
+    probs = np.asarray(probs)
+    if k is None:
+        return probs.argmax(axis=1)
+    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+
+
+def num_columns(probs) -> int:
+    return probs.num_classes if isinstance(probs, TopK) else np.asarray(probs).shape[1]
+
+
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     """The share of rows whose argmax is the true class."""
-    return float((np.asarray(probs).argmax(axis=1) == np.asarray(labels)).mean())
+    return float((top_classes(probs) == np.asarray(labels)).mean())
 
 
 def log_loss(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -62,7 +78,7 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
 def _f1(labels: np.ndarray, probs: np.ndarray, average: str) -> float:
     from sklearn.metrics import f1_score
 
-    pred = np.asarray(probs).argmax(axis=1)
+    pred = top_classes(probs)
     return float(f1_score(np.asarray(labels), pred, average=average, zero_division=0))
 
 
@@ -79,9 +95,7 @@ def f1_macro(labels: np.ndarray, probs: np.ndarray) -> float:
 def f2_samples(labels: np.ndarray, probs: np.ndarray) -> float:
     """The mean per-row F2 of the argmax label: on single-label data, the accuracy (the
     multi-label metric of the same name is in multilabel.py)."""
-    c = np.asarray(probs).shape[1]
-    return multilabel.f2_samples(np.eye(c, dtype=bool)[np.asarray(labels)],
-                                 np.eye(c, dtype=bool)[np.asarray(probs).argmax(axis=1)])
+    return float((top_classes(probs) == np.asarray(labels)).mean())  # F2 of one right label: 1
 
 
 def qwk(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -107,7 +121,7 @@ def _kappa(labels: np.ndarray, pred: np.ndarray, c: int) -> float:
 def map_at_k(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
     """Mean over rows of 1/rank of the true class among the k most probable (0 if not among
     them); equal probabilities rank the lower class index first."""
-    top = np.argsort(-np.asarray(probs), axis=1, kind="stable")[:, :k]
+    top = top_classes(probs, k)
     hit = top == np.asarray(labels)[:, None]
     return float(np.where(hit.any(axis=1), 1.0 / (hit.argmax(axis=1) + 1), 0.0).mean())
 
@@ -178,7 +192,10 @@ def worst(metric: str) -> float:
 
 def apply_post(post: dict | None, probs: np.ndarray) -> np.ndarray:
     """Probabilities after `post`: a temperature T gives p**(1/T) renormalised per row (logits
-    divided by T); cut-points and None leave them as they are."""
+    divided by T); cut-points and None leave them as they are (and each row's top k, which no
+    temperature is fitted for)."""
+    if isinstance(probs, TopK):
+        return probs
     probs = np.asarray(probs, dtype=float)
     if not post or "temperature" not in post:
         return probs
@@ -199,7 +216,7 @@ def predict_labels(post: dict | None, probs: np.ndarray) -> np.ndarray:
     the argmax of the post-processed probabilities."""
     if post and "cutpoints" in post:
         return np.searchsorted(np.asarray(post["cutpoints"]), expected_grade(probs), side="left")
-    return apply_post(post, probs).argmax(axis=1)
+    return top_classes(apply_post(post, probs))
 
 
 def _one_hot(pred: np.ndarray, c: int) -> np.ndarray:
@@ -230,7 +247,12 @@ def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None 
         if m.probs_fn is not None:
             return m.probs_fn(y, probs)
         return m.tags_fn(y, multilabel.tags(probs, post))
-    m, probs = get_metric(metric), np.asarray(probs, dtype=float)
+    m = get_metric(metric)
+    if isinstance(probs, TopK):  # accuracy, F1, MAP@K: from each row's best few classes
+        if not m.spec.top_k_ok:
+            raise ValueError(f"{metric} needs every class's probability, not the top k")
+        return float(m.fn(np.asarray(labels), probs))
+    probs = np.asarray(probs, dtype=float)
     if post and "cutpoints" in post and m.needs == "label":
         probs = _one_hot(predict_labels(post, probs), probs.shape[1])
     return float(m.fn(np.asarray(labels), apply_post(post, probs)))
@@ -316,10 +338,14 @@ def choose_post(metric: str, labels: np.ndarray, probs: np.ndarray, fold_of: np.
 
 # --- what cv.json shows --------------------------------------------------------------------
 
-def recall(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, float | None]:
-    """Per class: the share of its images predicted as it (None for a class with no images
-    here). What an overall accuracy hides on imbalanced classes."""
-    labels, pred = np.asarray(labels), np.asarray(probs).argmax(axis=1)
+RECALL_CLASSES = 1000  # more classes than this: no per-class recall (cv.json would grow with C)
+
+
+def recall(labels: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, float | None]:
+    """Per class: the share of its images predicted as it (`pred`: the predicted class of each
+    row; None for a class with no images here). What an overall accuracy hides on imbalanced
+    classes."""
+    labels, pred = np.asarray(labels), np.asarray(pred)
     out: dict[str, float | None] = {}
     for k, name in enumerate(classes):
         mine = labels == k
@@ -336,13 +362,11 @@ def report(metric: str, labels: np.ndarray, probs: np.ndarray,
     if is_multilabel(labels):
         return _multilabel_report(metric, out, labels, probs, classes, post)
     for extra in ("accuracy", "log_loss"):
-        if extra != metric:
+        if extra != metric and (spec(extra).top_k_ok or not isinstance(probs, TopK)):
             out[extra] = score(extra, labels, probs, post)
     out = {k: round(v, 6) for k, v in out.items()}
-    if classes is not None:
-        probs = np.asarray(probs)
-        out["recall"] = recall(labels, _one_hot(predict_labels(post, probs), probs.shape[1]),
-                               classes)
+    if classes is not None and len(classes) <= RECALL_CLASSES:
+        out["recall"] = recall(labels, predict_labels(post, probs), classes)
     return out
 
 
@@ -351,7 +375,9 @@ def roc_points(labels: np.ndarray, probs: np.ndarray, limit: int = 1000) -> dict
     distinct score, as scikit-learn's `roc_curve` without dropping collinear points (tested
     equal on its points; written out to keep scikit-learn's metrics, slow to import, out of the
     ensemble stage)."""
-    if is_multilabel(labels):  # micro-averaged over every (image, tag)
+    if isinstance(probs, TopK):  # micro over the (image, class) pairs a row keeps
+        truth, score_ = (probs.index == np.asarray(labels)[:, None]).ravel(), probs.prob.ravel()
+    elif is_multilabel(labels):  # micro-averaged over every (image, tag)
         truth, score_ = np.asarray(labels).astype(bool).ravel(), probs.ravel()
     elif probs.shape[1] == 2:
         truth, score_ = labels == 1, probs[:, 1]

@@ -21,13 +21,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts.names import POST, fold_prefix, item_name, probs_file
-from .artifacts.reports import CvReport, Leaderboard, PostScores, read_post, read_report
+from .artifacts.names import POST, fold_prefix, item_name
+from .artifacts.reports import (
+    CvReport,
+    Leaderboard,
+    PostScores,
+    learned_nothing,
+    read_post,
+    read_report,
+)
 from .errors import UserError
 from .fileio import write_text
-from .inference.probfiles import read_probs
+from .inference.probfiles import TopK, read_probs
 from .manifest import Prepared
-from .metrics import roc_points
+from .metrics import roc_points, top_classes
 from .multilabel import tags
 from .params import Params
 from .pipeline import stage_path
@@ -79,7 +86,25 @@ def curves(live_root: Path, metric: str, items: list[tuple[str, int]]) -> str:
     return f"<p>Items: {html.escape(', '.join(shown))}</p>" + _png(fig)
 
 
-def confusion_or_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> str:
+MATRIX_CLASSES = 30  # more classes than this: the most frequent confusions, not a matrix
+
+
+def confused_pairs(labels: np.ndarray, pred: np.ndarray, classes: list[str],
+                   limit: int = 20) -> str:
+    """The most frequent (actual, predicted) mistakes, as a table."""
+    wrong = pred != labels
+    pairs, counts = np.unique(np.stack([labels[wrong], pred[wrong]], axis=1), axis=0,
+                              return_counts=True)
+    rows = "".join(f"<tr><td>{html.escape(classes[a])}</td><td>{html.escape(classes[p])}</td>"
+                   f"<td>{n}</td></tr>"
+                   for (a, p), n in sorted(zip(pairs.tolist(), counts.tolist()),
+                                           key=lambda t: -t[1])[:limit])
+    return (f"<p>{len(classes)} classes: the most frequent out-of-fold mistakes instead of a "
+            f"matrix ({int(wrong.sum())} of {len(labels)} images wrong).</p><table><tr><th>actual"
+            "</th><th>predicted</th><th>images</th></tr>" + rows + "</table>")
+
+
+def confusion_or_roc(labels: np.ndarray, probs, classes: list[str]) -> str:
     import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
 
@@ -90,7 +115,9 @@ def confusion_or_roc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) 
         ax.plot([0, 1], [0, 1], ls="--", c="grey")
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title="OOF ROC")
         return _png(fig)
-    cm = confusion_matrix(labels, probs.argmax(1), labels=range(len(classes)))
+    if len(classes) > MATRIX_CLASSES:
+        return confused_pairs(labels, top_classes(probs), classes)
+    cm = confusion_matrix(labels, top_classes(probs), labels=range(len(classes)))
     fig, ax = plt.subplots(figsize=(1 + 0.55 * len(classes), 1 + 0.5 * len(classes)))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
@@ -144,15 +171,16 @@ def _image_grid(prepared: Prepared, ids: list[str], picked: np.ndarray, titles: 
     return fig
 
 
-def confidently_wrong(prepared: Prepared, ids: list[str], labels: np.ndarray, probs: np.ndarray,
+def confidently_wrong(prepared: Prepared, ids: list[str], labels: np.ndarray, probs,
                       limit: int = 24) -> str:
-    pred = probs.argmax(1)
+    pred = top_classes(probs)
+    sure = probs.prob[:, 0] if isinstance(probs, TopK) else probs[np.arange(len(pred)), pred]
     wrong = np.flatnonzero(pred != labels)
     if len(wrong) == 0:
         return "<p>No wrong out-of-fold predictions.</p>"
-    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:limit]
+    wrong = wrong[np.argsort(-sure[wrong], kind="stable")][:limit]
     c = prepared.classes
-    titles = [f"{ids[k]}\n{c[labels[k]]} -> {c[pred[k]]} ({probs[k, pred[k]]:.2f})" for k in wrong]
+    titles = [f"{ids[k]}\n{c[labels[k]]} -> {c[pred[k]]} ({sure[k]:.2f})" for k in wrong]
     return (f"<p>Each image: its id, then <i>actual class -&gt; predicted class</i> and, in "
             f"brackets, the out-of-fold probability given to the predicted class; the "
             f"{len(wrong)} most confident mistakes first.</p>"
@@ -406,7 +434,7 @@ def main(params: Params, params_path: Path, out: str | None = None) -> Path:
         raise UserError(f"{cv_path} is from {cv.competition}, params say {name}; run `make all`")
     post = read_post(ensemble_dir / POST)
     prepared = Prepared.load(stage_path("prepare", "out", name))
-    ids, probs = read_probs(probs_file(ensemble_dir, "oof"))
+    ids, probs = read_probs(ensemble_dir, "oof", prepared.num_classes)
     labels = prepared.targets_of(ids)  # class indices, or a 0/1 (image, tag) matrix
     body = [f"<h1>imgcomp &middot; {name}</h1>", _headline(cv, lb_path),
             "<h2>Cross-validation</h2>", cv_table(cv),
@@ -429,8 +457,12 @@ def _headline(cv: CvReport, lb_path: Path) -> str:
     held_out = ""
     if lb_path.is_file() and (lb := read_report(Leaderboard, lb_path, "submit")).test:
         held_out = f" &middot; held-out test {metric} <b>{lb.test.value(metric):.4f}</b>"
+    e = cv.ensemble
+    warning = ("" if e.baseline.beaten else
+               f"<p><b>Warning: {html.escape(learned_nothing(metric, e))}.</b></p>")
     return (f"<p>CV {metric} (out-of-fold, {cv.images} images) "
-            f"<b>{cv.ensemble.value(metric):.4f}</b>{held_out}</p>")
+            f"<b>{e.value(metric):.4f}</b>{held_out} &middot; the class prior on the same rows "
+            f"{e.baseline.score:.4f}</p>{warning}")
 
 
 def _params_section(params_path: Path, name: str, cv: CvReport) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import write_text
-from .metrics import apply_post, predict_labels
+from .metrics import apply_post, predict_labels, top_classes
 from .multilabel import tags
 from .artifacts.formats import Format
 
@@ -81,8 +81,7 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
     if fmt.kind == "label":
         return [[t] for t in _label_text(fmt, classes, predict_labels(post, probs))]
     if fmt.kind == "top_k":
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :fmt.k]
-        return [[" ".join(_label_text(fmt, classes, row))] for row in top]
+        return [[" ".join(_label_text(fmt, classes, row))] for row in top_classes(probs, fmt.k)]
     if fmt.kind == "probability":
         p = np.clip(probs[:, fmt.positive], 0.0, 1.0).round(fmt.decimals)
         return [[f"{v:.{fmt.decimals}f}"] for v in p]

@@ -10,7 +10,7 @@ from .competitions.kaggle import credentials
 from .errors import UserError, git_without_commit, no_commit_message
 from .artifacts.formats import load_format
 from .artifacts.names import FORMAT
-from .artifacts.reports import CvReport, Leaderboard, read_report
+from .artifacts.reports import CvReport, Leaderboard, learned_nothing, read_report
 from .manifest import Prepared
 from .params import Params
 from .pipeline import stage_path
@@ -80,6 +80,9 @@ def summary(params: Params) -> None:
         print(f"  {model:<20} {r.value(metric):.4f}   folds: {folds}")
     e = cv.ensemble
     print(f"  {'ensemble (' + e.method + ')':<20} {e.value(metric):.4f}")
+    print(f"  {'class prior':<20} {e.baseline.score:.4f}   (a model that learned nothing)")
+    if not e.baseline.beaten:
+        print(f"warning: {learned_nothing(metric, e)}")
     lb_path = leaderboard_path(params.competition)
     if lb_path.is_file():
         lb = read_report(Leaderboard, lb_path, "submit")

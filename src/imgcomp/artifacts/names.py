@@ -19,7 +19,7 @@ META = "meta.csv"  # train id + the other columns of the train tables
 CHECKPOINT = ".safetensors"  # a trained (model, fold): weights and its model card
 POST = "post.json"  # the ensemble's OOF-fitted post-processing, which submit applies
 PARTS = ("oof", "test")  # the probability files of an item and of the ensemble
-PROBS = ".csv"  # their suffix (inference/probfiles.py writes and reads them)
+PROBS, IDS = ".npy", ".ids"  # their arrays and their rows' ids (inference/probfiles.py)
 
 
 def item_name(model: str, fold: int) -> str:
@@ -52,6 +52,11 @@ def probs_file(folder: Path, part: str) -> Path:
     if part not in PARTS:
         raise ValueError(f"no probability file {part!r}; one of {PARTS}")
     return Path(folder) / f"{part}{PROBS}"
+
+
+def ids_file(folder: Path, part: str) -> Path:
+    """The ids of the rows of `probs_file(folder, part)`, one per line."""
+    return probs_file(folder, part).with_suffix(IDS)
 
 
 def resume_file(resume_dir: Path, competition: str, model: str, fold: int) -> Path:

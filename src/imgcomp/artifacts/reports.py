@@ -125,11 +125,29 @@ class PostScores(_Strict):
                 if v is not None or k == "cross_fitted_score"}
 
 
+class Baseline(_Strict):
+    """What a model that learned nothing scores on the same OOF rows: the class (or tag) prior,
+    each fold's counted on the other folds; `beaten`: the ensemble scored better."""
+    score: float
+    beaten: bool
+
+
 class EnsembleResult(Scores):
     method: Literal["mean", "weighted", "rank"]
     weights: dict[str, float]  # exact (JSON floats round-trip): the package hands them to infer
     post: PostScores
+    baseline: Baseline
     note: str | None = None
+
+
+def learned_nothing(metric: str, result: EnsembleResult) -> str:
+    """The one line `ensemble`, `make summary` and the report say where the models did not
+    beat the prior."""
+    return (f"the models did not beat the class prior (CV {metric} "
+            f"{result.value(metric):.4f}, the prior's {result.baseline.score:.4f}): they "
+            "learned nothing the metric rewards; what usually helps: more train.epochs, a "
+            "pretrained model (models.<name>.pretrained), a larger image_size. The submission "
+            "is written all the same")
 
 
 class CvReport(_Strict):

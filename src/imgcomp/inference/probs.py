@@ -19,6 +19,7 @@ from ..data.feed import Images, slices
 from ..artifacts.cards import ModelCard
 from ..errors import UserError
 from ..models import create_model
+from .probfiles import TopK, top_k_for
 
 
 def rebuild(card: ModelCard, state: dict, rt, where: str = "") -> tuple[nn.Module, ModelCard]:
@@ -38,24 +39,26 @@ def rebuild(card: ModelCard, state: dict, rt, where: str = "") -> tuple[nn.Modul
 
 
 def item_probs(card: ModelCard, state: dict, rt, images: Images, rows, tta: list[str],
-               batch_size: int, desc: str = "", where: str = "") -> np.ndarray:
+               batch_size: int, desc: str = "", where: str = "") -> np.ndarray | TopK:
     """The probabilities of one trained (model, fold) over `rows` of `images`, its card's
     preprocessing and TTA `tta`: what predict computes for the pipeline and infer for a
-    package."""
+    package (the top k of each row where its metric and classes call for it)."""
     net, _ = rebuild(card, state, rt, where)
     prep = DevicePrep(rt.device, card.mean, card.std, card.image_size, rt.channels_last,
                       card.interpolation)
     return predict_probs(net, images, np.asarray(rows), prep, rt, tta, batch_size, desc,
-                         multilabel=card.multilabel)
+                         multilabel=card.multilabel,
+                         top_k=top_k_for(card.metric, card.num_classes, card.multilabel))
 
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: DevicePrep,
                   rt, tta: list[str], batch_size: int, desc: str = "",
-                  multilabel: bool = False) -> np.ndarray:
-    """Class probabilities (N, C), float64, averaged over the TTA views in probability space
-    (softmax; `multilabel`: an independent sigmoid per tag). All views of a batch go through
-    the model as one batch; `rt` gives the autocast."""
+                  multilabel: bool = False, top_k: int | None = None) -> np.ndarray | TopK:
+    """Class probabilities (N, C), float32, averaged over the TTA views in probability space
+    (softmax; `multilabel`: an independent sigmoid per tag), or with `top_k` each row's k most
+    probable classes (TopK), cut per batch so that no (N, C) array is ever made. All views of
+    a batch go through the model as one batch; `rt` gives the autocast."""
     model.eval()
     out = []
     bar = progress_bar(len(rows), desc, "img") if desc else None
@@ -66,12 +69,28 @@ def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: Devi
             logits = model(torch.cat(views) if len(views) > 1 else views[0])
         p = (torch.sigmoid(logits.float()) if multilabel else F.softmax(logits.float(), dim=1)
              ).view(len(views), len(x), -1).mean(dim=0)
-        out.append(p.double().cpu().numpy())
+        out.append(_kept(p, top_k))
         if bar is not None:
             bar.update(len(x))
     if bar is not None:
         bar.close()
-    return np.concatenate(out) if out else np.zeros((0, 0))
+    return _joined(out, top_k)
+
+
+def _kept(p: torch.Tensor, top_k: int | None) -> np.ndarray | TopK:
+    if top_k is None:
+        return p.cpu().numpy()
+    value, index = p.topk(min(top_k, p.shape[1]), dim=1)  # on the device: k, not C, leave it
+    return TopK.of(value.cpu().numpy(), top_k, p.shape[1], index.cpu().numpy())
+
+
+def _joined(out: list, top_k: int | None) -> np.ndarray | TopK:
+    if top_k is None:
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    if not out:
+        return TopK(np.zeros((0, top_k), np.int32), np.zeros((0, top_k), np.float32), 0)
+    return TopK(np.concatenate([t.index for t in out]), np.concatenate([t.prob for t in out]),
+                out[0].num_classes)
 
 
 def progress_bar(total: int, desc: str, unit: str):

@@ -25,11 +25,13 @@ import pandas as pd
 
 from ..artifacts.names import POST, item_dir, probs_file
 from ..artifacts.reports import (
+    Baseline,
     CvReport,
     EnsembleResult,
     ModelResult,
     PostScores,
     Scores,
+    learned_nothing,
     write_post,
     write_report,
 )
@@ -37,9 +39,17 @@ from ..crossfit import cross_fit
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..inference.ensemble import combine, combine_folds
-from ..inference.probfiles import read_probs, write_probs
+from ..inference.probfiles import TopK, read_probs, write_probs
 from ..manifest import Prepared
-from ..metrics import better, choose_post, is_multilabel, report, roc_points, score
+from ..metrics import (
+    better,
+    choose_post,
+    is_multilabel,
+    report,
+    roc_points,
+    score,
+    top_classes,
+)
 from ..multilabel import tags
 from ..params import Params
 
@@ -62,14 +72,16 @@ DVC = {
 }
 
 
-def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
+def fit_weights(oof, labels: np.ndarray, metric: str) -> np.ndarray:
     """Weights on the simplex; never worse on OOF than the best single model or the mean
-    (multi-label: the per-tag binary log loss is the surrogate, and tags at 0.5 are scored)."""
-    from scipy.optimize import minimize
-
+    (multi-label: the per-tag binary log loss is the surrogate, and tags at 0.5 are scored).
+    On each row's top k only (many classes) there is no smooth surrogate: the singles or the
+    mean, whichever scores best."""
     m = len(oof)
     candidates = [np.eye(m)[i] for i in range(m)] + [np.full(m, 1.0 / m)]
-    if m > 1:
+    if m > 1 and not isinstance(oof, list):
+        from scipy.optimize import minimize  # slow to import: only where it runs
+
         res = minimize(lambda w: score("log_loss", labels, combine(oof, w, "mean")),
                        np.full(m, 1.0 / m),
                        method="SLSQP", bounds=[(0.0, 1.0)] * m,
@@ -84,12 +96,23 @@ def fit_weights(oof: np.ndarray, labels: np.ndarray, metric: str) -> np.ndarray:
     return candidates[best]
 
 
-def cross_fitted(oof: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
-                 metric: str) -> np.ndarray:
+def rows_of(oof, rows):
+    """The OOF predictions of `rows` (a boolean mask or indices) of every model."""
+    return [p.take(rows) for p in oof] if isinstance(oof, list) else oof[:, rows]
+
+
+def cross_fitted(oof, labels: np.ndarray, fold_of: np.ndarray, metric: str):
     """The weighted ensemble's OOF probabilities with each fold's rows combined by weights
     fitted on the other folds' rows only: a CV score not flattered by fitting on itself."""
-    return cross_fit(fold_of, lambda rows: fit_weights(oof[:, rows], labels[rows], metric),
-                     lambda w, rows: combine(oof[:, rows], w, "mean"), np.empty_like(oof[0]))
+    def fit(rows):
+        return fit_weights(rows_of(oof, rows), labels[rows], metric)
+
+    def apply(w, rows):
+        return combine(rows_of(oof, rows), w, "mean")
+
+    out = (TopK.empty(len(oof[0]), oof[0].index.shape[1], oof[0].num_classes)
+           if isinstance(oof, list) else np.empty_like(oof[0], dtype=np.float64))
+    return cross_fit(fold_of, fit, apply, out)
 
 
 def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes: list[str],
@@ -107,7 +130,7 @@ def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes:
                                          for j, name in enumerate(classes)])})
     else:
         confusion = pd.DataFrame({"actual": names[labels],
-                                  "predicted": names[probs.argmax(axis=1)]})
+                                  "predicted": names[top_classes(probs)]})
     with atomic_path(plots_dir) as tmp:
         tmp.mkdir()
         confusion.to_csv(tmp / "confusion.csv", index=False)
@@ -130,11 +153,13 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
               metric: round(choice["score"], 6)}  # the honest (cross-fitted) score
     ensemble = EnsembleResult(**scores, method=method,
                               weights=dict(zip(models, map(float, weights))),
-                              post=PostScores(**choice), note=note)
+                              post=PostScores(**choice), note=note,
+                              baseline=baseline(metric, y, items.fold_of, prepared.num_classes,
+                                                choice["score"], oof_ens))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_probs(probs_file(tmp, "oof"), items.oof_ids, oof_ens, prepared.classes)
-        write_probs(probs_file(tmp, "test"), prepared.test_ids, test_ens, prepared.classes)
+        write_probs(tmp, "oof", items.oof_ids, oof_ens)
+        write_probs(tmp, "test", prepared.test_ids, test_ens)
         write_post(tmp / POST, post)
     if plots_dir is not None:
         write_plots(plots_dir, y, oof_ens, prepared.classes, post)
@@ -151,40 +176,58 @@ class Items:
 
     oof_ids: list[str]
     fold_of: np.ndarray  # the fold of each OOF row
-    oof: np.ndarray  # (models, rows, classes)
+    oof: np.ndarray | list[TopK]  # (models, rows, classes), or each model's top k
     test: list[list[np.ndarray]]  # per model, per fold: (test rows, classes)
     per_model: dict[str, ModelResult]
 
 
 def gather(prepared: Prepared, preds_dir: Path, models: list[str], folds: list[int],
            metric: str) -> Items:
-    oof_ids: list[str] | None = None
-    fold_by_id: dict[str, int] = {}
+    oof_ids: np.ndarray | None = None
+    fold_of: np.ndarray | None = None
     oof_stack, test_stack, per_model = [], [], {}
     for model in models:
         parts, tests, per_fold = [], [], {}
         for k in folds:
-            ids, p = read_probs(probs_file(item_dir(preds_dir, model, k), "oof"))
+            ids, p = read_probs(item_dir(preds_dir, model, k), "oof", prepared.num_classes)
             per_fold[str(k)] = Scores(**report(metric, prepared.targets_of(ids), p))
-            fold_by_id.update((i, k) for i in ids)
-            parts.append(pd.DataFrame(p, index=ids))
+            parts.append((np.asarray(ids, dtype=object), np.full(len(ids), k), p))
             tests.append(_test_probs(prepared, preds_dir, model, k))
-        oof = pd.concat(parts).sort_index()
-        oof_ids = oof.index.tolist() if oof_ids is None else oof_ids
-        oof_stack.append(oof.loc[oof_ids].to_numpy())
+        ids, fold, oof = _joined(parts, oof_ids)
+        oof_ids, fold_of = (ids, fold) if oof_ids is None else (oof_ids, fold_of)
+        oof_stack.append(oof)
         test_stack.append(tests)
         y = prepared.targets_of(oof_ids)
-        per_model[model] = ModelResult(**report(metric, y, oof_stack[-1], prepared.classes),
-                                       folds=per_fold)
-    return Items(oof_ids, np.array([fold_by_id[i] for i in oof_ids]), np.stack(oof_stack),
-                 test_stack, per_model)
+        per_model[model] = ModelResult(**report(metric, y, oof, prepared.classes), folds=per_fold)
+    stacked = oof_stack if isinstance(oof_stack[0], TopK) else np.stack(oof_stack)
+    return Items(oof_ids.tolist(), fold_of, stacked, test_stack, per_model)
 
 
-def _test_probs(prepared: Prepared, preds_dir: Path, model: str, fold: int) -> np.ndarray:
-    path = probs_file(item_dir(preds_dir, model, fold), "test")
-    ids, probs = read_probs(path)
+def _joined(parts: list, order_like: np.ndarray | None):
+    """One model's OOF rows from its folds, in one order for every model: by id (the first
+    model's), each row with its fold."""
+    ids = np.concatenate([i for i, _, _ in parts])
+    fold = np.concatenate([f for _, f, _ in parts])
+    probs = ([p for _, _, p in parts])
+    if isinstance(probs[0], TopK):
+        probs = TopK(np.concatenate([p.index for p in probs]),
+                     np.concatenate([p.prob for p in probs]), probs[0].num_classes)
+    else:
+        probs = np.concatenate(probs)
+    order = (np.argsort(ids, kind="stable") if order_like is None
+             else pd.Index(ids).get_indexer(order_like))
+    if (order < 0).any():
+        raise UserError(f"the models' OOF rows differ ({len(ids)} ids); rerun `dvc repro predict`")
+    return ids[order], fold[order], (probs.take(order) if isinstance(probs, TopK)
+                                     else probs[order])
+
+
+def _test_probs(prepared: Prepared, preds_dir: Path, model: str, fold: int):
+    folder = item_dir(preds_dir, model, fold)
+    ids, probs = read_probs(folder, "test", prepared.num_classes)
     if ids != prepared.test_ids:
-        raise UserError(f"{path}: ids differ from the manifest's test ids; rerun `dvc repro`")
+        raise UserError(f"{probs_file(folder, 'test')}: ids differ from the manifest's test ids; "
+                        "rerun `dvc repro`")
     return probs
 
 
@@ -205,12 +248,45 @@ def _combine(items: Items, y: np.ndarray, metric: str, method: str,
     return weights, combine(items.oof, weights, method, normalise), note
 
 
+def prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Each class's (or tag's) share of `labels`: the prediction that knows only the counts."""
+    if is_multilabel(labels):
+        return np.asarray(labels, dtype=np.float64).mean(axis=0)
+    return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
+
+
+def baseline(metric: str, y: np.ndarray, fold_of: np.ndarray, num_classes: int,
+             ensemble_score: float, like) -> Baseline:
+    """The class prior's CV score on the same OOF rows, each fold's prior counted on the other
+    folds (as the models learned): what a model that learned nothing scores."""
+    def fit(rows: np.ndarray) -> np.ndarray:
+        return prior(y[rows], num_classes)
+
+    def apply(p: np.ndarray, rows: np.ndarray):
+        n = int(np.count_nonzero(rows))
+        if not isinstance(like, TopK):
+            return np.tile(p, (n, 1))
+        top = TopK.of(p[None], like.index.shape[1])  # the most frequent classes, once
+        return TopK(np.tile(top.index, (n, 1)), np.tile(top.prob, (n, 1)), num_classes)
+
+    if len(np.unique(fold_of)) > 1:
+        out = (TopK.empty(len(y), like.index.shape[1], num_classes) if isinstance(like, TopK)
+               else np.empty((len(y), num_classes)))
+        preds = cross_fit(fold_of, fit, apply, out)
+    else:
+        preds = apply(fit(np.ones(len(y), dtype=bool)), np.ones(len(y), dtype=bool))
+    value = score(metric, y, preds)
+    return Baseline(score=round(value, 6), beaten=better(metric, ensemble_score, value))
+
+
 def _say(metric: str, method: str, models: list[str], folds: list[int], images: int,
          ensemble: EnsembleResult, post: dict | None, cv_json: Path) -> None:
     """What the run scored, on the terminal."""
     print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
           f"CV {metric} {ensemble.value(metric):.4f} on {images} OOF images"
           + (f" ({ensemble.note})" if ensemble.note else ""))
+    if not ensemble.baseline.beaten:
+        print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")
     if post is not None:
         print(f"  post-processing {post} fitted on OOF; its CV score "
               + ("is in-sample (one fold)" if ensemble.post.note else
@@ -220,7 +296,8 @@ def _say(metric: str, method: str, models: list[str], folds: list[int], images: 
         print(f"  lowest OOF F1: tag {row['tag']} {row['f1']:.4f} at threshold "
               f"{row['threshold']} (every tag's: ensemble.per_tag in {cv_json})")
         return
-    known = {c: r for c, r in ensemble.recall.items() if r is not None}
-    low = min(known, key=known.get)
-    print(f"  lowest OOF recall: class {low} {known[low]:.4f} (every class's: ensemble.recall in "
-          f"{cv_json})")
+    if ensemble.recall:
+        known = {c: r for c, r in ensemble.recall.items() if r is not None}
+        low = min(known, key=known.get)
+        print(f"  lowest OOF recall: class {low} {known[low]:.4f} (every class's: "
+              f"ensemble.recall in {cv_json})")

@@ -5,7 +5,8 @@ Each model is rebuilt from its checkpoint's card alone. One process for all item
 start-up and reads the cache's rows once: the union of every fold's validation rows and the
 test rows (from a compressed cache, only the chunks holding them). Changing `tta` or
 `predict.*` reruns this stage (and what follows), never training; its output keeps one folder
-per item, `items/<model>-f<fold>/{oof,test}.csv`.
+per item, `items/<model>-f<fold>/`, with the OOF and test probabilities as binary files
+(inference/probfiles.py: dense, or each row's top k past a thousand classes).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts.names import checkpoint_of, item_dir, probs_file
+from ..artifacts.names import checkpoint_of, item_dir
 from ..data.feed import Images
 from ..fileio import atomic_path
 from ..inference import checkpoint
@@ -66,8 +67,8 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
                 oof, test = probs(valid[k], "oof"), probs(test_rows, "test")
                 item = item_dir(tmp, model, k)
                 item.mkdir(parents=True)
-                write_probs(probs_file(item, "oof"), ids[valid[k]], oof, prepared.classes)
-                write_probs(probs_file(item, "test"), ids[test_rows], test, prepared.classes)
+                write_probs(item, "oof", ids[valid[k]], oof)
+                write_probs(item, "test", ids[test_rows], test)
                 print(f"{name}: OOF {card.metric} {score(card.metric, labels[valid[k]], oof):.4f} "
                       f"with tta {params.tta}")
     print(f"predict: {len(params.train.models)} model(s) x {len(params.folds.run)} fold(s) "

@@ -29,7 +29,8 @@ DVC = {
              "data/prepared/${competition}/classes.json",
              "data/prepared/${competition}/task.json",
              "data/prepared/${competition}/submission.json",
-             "preds/${competition}/ensemble/test.csv", "preds/${competition}/ensemble/post.json"],
+             "preds/${competition}/ensemble/test.npy", "preds/${competition}/ensemble/test.ids",
+             "preds/${competition}/ensemble/post.json"],
     "params": ["competition", "competitions.${competition}.metric"],
     # persist: a failed run never deletes the last good submission; cached: each experiment's
     # submission is kept by DVC, so `dvc exp apply` brings it back (written by atomic rename,
@@ -45,10 +46,10 @@ def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
     prepared = Prepared.load(prepared_dir)
     fmt = load_format(Path(prepared_dir) / FORMAT)
     test_ids = prepared.test_ids
-    path = probs_file(ensemble_dir, "test")
-    ids, probs = read_probs(path)
+    ids, probs = read_probs(ensemble_dir, "test", prepared.num_classes)
     if ids != test_ids:
-        raise UserError(f"{path}: ids differ from the manifest's test ids; rerun `dvc repro`")
+        raise UserError(f"{probs_file(ensemble_dir, 'test')}: ids differ from the manifest's "
+                        "test ids; rerun `dvc repro`")
     post = read_post(Path(ensemble_dir) / POST)
     text = submission.build(fmt, test_ids, probs, prepared.classes, post)
     submission.write(fmt, text, test_ids, prepared.classes, Path(out_csv))

@@ -33,6 +33,7 @@ from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
 from ..inference import checkpoint
+from ..inference.probfiles import top_k_for
 from ..inference.runtime import Runtime
 from ..manifest import Prepared
 from ..models import create_model
@@ -303,7 +304,9 @@ def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpo
     fit_cfg = FitConfig(
         step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel),
         p.train.batch_size, p.train.patience, p.train.seed, p.competition_keys().metric, name,
-        _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold))
+        _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold),
+        top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
+                        run.prepared.multilabel))
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep)
     return fit(fit_cfg, model, rt, feed, valid, live)
 

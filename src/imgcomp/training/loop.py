@@ -45,6 +45,7 @@ class FitConfig:
     resume_file: Path
     run_key: str  # the whole resolved run: a resume state of another key is ignored
     log_prefix: str = ""  # dvclive keys: "f0/" when one logger holds every fold
+    top_k: int | None = None  # score each row's top k (many classes): probfiles.top_k_for
 
     @property
     def epochs(self) -> int:
@@ -137,8 +138,9 @@ def _epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validatio
     if not rt.is_main:
         return None, None
     kept, value, probs, scores = _validate(cfg, stepper, rt, feed, valid)
-    row = {"epoch": epoch + 1, "train/loss": train_loss, f"val/{cfg.metric}": value,
-           "val/loss": score("log_loss", valid.labels, probs), **scores,
+    loss = {} if cfg.top_k else {"val/loss": score("log_loss", valid.labels, probs)}
+    row = {"epoch": epoch + 1, "train/loss": train_loss, f"val/{cfg.metric}": value, **loss,
+           **scores,
            "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
            "time/epoch_s": round(time.perf_counter() - start, 3),
            "time/train_images_per_s": round(images * rt.world / train_s, 1)}
@@ -156,7 +158,8 @@ def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Valida
     found = {}
     for name, model in candidates.items():
         probs = predict_probs(model, valid.images, valid.rows, valid.prep, rt, ["identity"],
-                              max(feed.batch_size, 256), multilabel=cfg.multilabel)
+                              max(feed.batch_size, 256), multilabel=cfg.multilabel,
+                              top_k=cfg.top_k)
         found[name] = score(cfg.metric, valid.labels, probs), probs  # multi-label: tags at 0.5
     kept = next(iter(found))
     if kept == "ema" and better(cfg.metric, found["live"][0], found["ema"][0]):
@@ -217,7 +220,8 @@ def _record(cfg: FitConfig, stepper: Stepper, progress: Progress, row: dict,
             f"{row[f'val/{cfg.metric}_ema']:.4f}: {'live' if kept == 'live' else 'average'} "
             "kept)" if stepper.ema is not None else "")
     print(f"{cfg.name}: epoch {row['epoch']}/{cfg.epochs} loss {row['train/loss']:.4f} "
-          f"val {cfg.metric} {value:.4f}{both} val loss {row['val/loss']:.4f} "
+          f"val {cfg.metric} {value:.4f}{both}"
+          + (f" val loss {row['val/loss']:.4f}" if "val/loss" in row else "") + " "
           f"{row['time/epoch_s']:.1f} s {row['time/train_images_per_s']:,.0f} img/s"
           + (" *" if improved else ""), flush=True)
     return state
