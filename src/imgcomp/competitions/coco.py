@@ -27,7 +27,7 @@ import codecs
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import pandas as pd
 
@@ -64,12 +64,20 @@ def decode(data: bytes) -> tuple[str, str]:
 
 def load_json(data: bytes, where: str) -> Any:
     """The JSON in `data`; invalid JSON is one line naming `where`."""
+    return _loads(_text(data, where), where)
+
+
+def _text(data: bytes, where: str) -> str:
     try:
-        text, _ = decode(data)
-        return json.loads(text)
+        return decode(data)[0]
     except UnicodeDecodeError as e:  # a UTF-8 BOM before bytes that are not UTF-8
         raise UserError(f"{where}: not readable text ({e.reason} at byte {e.start}); "
                         "re-download it") from None
+
+
+def _loads(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
                         f"{e.colno}); re-download it") from None
@@ -258,6 +266,26 @@ def read(data: bytes, where: str) -> Coco | None:
     return parse(obj, where) if is_coco(obj) else None
 
 
+def load(read_bytes: Callable[[], bytes], where: str) -> Coco | None:
+    """`read` for a file that may be large (herbarium 2022's train_metadata.json): its bytes
+    are dropped once decoded and the text once parsed, so what is held at the end is the
+    columns; JSON that names no `file_name` is not parsed at all (None)."""
+    text = _named_files(read_bytes(), where)
+    if text is None:
+        return None
+    obj = _loads(text, where)
+    del text
+    return parse(obj, where) if is_coco(obj) else None
+
+
+def _named_files(data: bytes, where: str) -> str | None:
+    """The text of `data` if it may be COCO metadata (it holds `file_name`), else None."""
+    if b"file_name" not in data and not data.startswith((codecs.BOM_UTF16_LE,
+                                                          codecs.BOM_UTF16_BE)):
+        return None
+    return _text(data, where)
+
+
 # -- file names to the data's paths ----------------------------------------------------------
 
 
@@ -394,6 +422,23 @@ def match_files(file_names: Sequence[str], paths: Collection[str], where: str,
                         f"the data ({best.rule.describe()}, the closest reading): "
                         f"{_preview(lost)} (are those images missing from the download?)")
     return Matched(best.paths, best.rule, _description(best, tried, names))
+
+
+def place(file_names: Sequence[str], rule: Rule, paths: Collection[str], where: str,
+          key: str) -> list[str]:
+    """Each file_name's path under a rule already chosen (the block's): a name it does not
+    find, or two names on one file, is one line with how many and which, naming `key`."""
+    names = [_clean(n) for n in file_names]
+    found = _try(rule, names, paths)
+    if found.missing:
+        lost = [n for n, p in zip(names, found.paths) if p is None]
+        raise UserError(f"{where}: {len(lost):,} of {len(names):,} file_name(s) name no file of "
+                        f"the data read as {rule.describe()}: {_preview(lost)} (set {key}.drop "
+                        f"and {key}.prefix; `new` finds them)")
+    if found.collisions:
+        raise UserError(f"{where}: {found.collisions:,} file_name(s) land on a file another one "
+                        f"names too, read as {rule.describe()}: {_preview(_shared(found, names))}")
+    return found.paths
 
 
 def _shared(tried: _Tried, names: list[str]) -> list[str]:
