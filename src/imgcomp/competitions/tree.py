@@ -234,8 +234,8 @@ class Tree:
 
     def read_table(self, path: str) -> pd.DataFrame:
         """A CSV or xlsx as text cells: ids are never re-typed (`0001` stays `0001`)."""
-        data = self.tables.get(path)
-        source = io.BytesIO(data) if data is not None else self.real(path)
+        on_disk = path not in self.tables and self.roots[self.files[path]].base is not None
+        source = self.real(path) if on_disk else io.BytesIO(self.read_bytes(path))
         try:
             if path.lower().endswith((".xlsx", ".xls")):
                 frame = _text_cells(pd.read_excel(source))
