@@ -55,8 +55,7 @@ def test_ids(tree: Tree, found: list[Metadata], sample_ids: list[str] | None,
     else:
         pool = [m for m in found if m.meta.labels is None]
     if sample_ids is not None:
-        ids = set(sample_ids)
-        pool = [m for m in pool if ids <= set(m.meta.images["id"])]
+        pool = _holding(pool, sample_ids)
     if not pool:
         return None
     if len(pool) > 1:
@@ -71,6 +70,23 @@ def test_ids(tree: Tree, found: list[Metadata], sample_ids: list[str] | None,
     rule = {"from": "coco", "json": chosen.path, **_rule_dict(match)}
     order = "the sample's ids, in its order, are" if sample_ids is not None else "in its order:"
     return rule, f"{order} image ids of {chosen.path}; {match.description}"
+
+
+def _holding(pool: list[Metadata], sample_ids: list[str]) -> list[Metadata]:
+    """The metadata files whose image ids hold every sample id; one that holds most of them
+    but not all is one line naming the ids it lacks."""
+    ids = set(sample_ids)
+    held = [(m, ids & set(m.meta.images["id"])) for m in pool]
+    if full := [m for m, h in held if h == ids]:
+        return full
+    near = [(m, h) for m, h in held if len(h) >= len(ids) / 2]
+    if near:
+        m, h = near[0]
+        lost = [i for i in sample_ids if i not in h]
+        raise UserError(f"{m.path}: {len(lost):,} sample id(s) it does not list as an image id: "
+                        f"{coco._preview(lost)} (are they in another metadata file? set "
+                        "test.ids.json)")
+    return []
 
 
 def _named(path: str, pattern: str) -> bool:
