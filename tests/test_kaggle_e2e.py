@@ -241,3 +241,35 @@ def test_a_new_shape_runs_end_to_end(tmp_path, monkeypatch, capsys, key):
         BUILT[key][0](unpacked, zipped=False)
         out = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)
         assert out.read_bytes() == csv.read_bytes()
+
+
+@pytest.mark.skipif("index" not in __import__("imgcomp.artifacts.formats", fromlist=["Format"])
+                    .Format.__dataclass_fields__,
+                    reason="the submission writer's index column (Format.index) is not wired yet")
+def test_a_sample_with_an_unnamed_index_column_is_written_byte_for_byte(tmp_path, monkeypatch):
+    """iWildCam 2020 with images in 7z archives and MLE-bench's sample `,Id,Category` (pandas'
+    unnamed index first): the submission's header and index cells are the sample's."""
+    from test_new_shapes import INDEXED
+
+    from imgcomp.competitions.new import main as new
+
+    slug = "iwildcam-2020-fgvc7"
+    root = tmp_path / "p"
+    built = INDEXED(root / "data/raw" / slug, zipped=True)
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    new(slug, "accuracy", root / "params.yaml", built.raw, False, ["train.labels.several=drop"])
+    params = merge(merge(yaml.safe_load((root / "params.yaml").read_text()), TINY),
+                   {"image_size": 16})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    monkeypatch.chdir(root)
+    run_stages(root, params)
+    csv = (root / f"submissions/{slug}.csv").read_bytes().decode()
+    sample = _sample(built.raw).read().decode()
+    assert csv.split("\n")[0] == sample.split("\n")[0] == ",Id,Category"
+    rows = [line.split(",") for line in csv.strip().split("\n")[1:]]
+    assert [r[0] for r in rows] == [str(k) for k in range(len(built.answers))]
+    assert [r[1] for r in rows] == list(built.answers)
+    from imgcomp.__main__ import main as cli  # this checkout's validate, in process
+
+    assert cli(["validate", str(root / f"submissions/{slug}.csv")]) == 0

@@ -20,6 +20,7 @@ from layouts_json import JSON_LAYOUTS, iwildcam_2020
 from layouts_tail import TAIL
 from test_layouts_tail import members
 
+from imgcomp.artifacts.formats import Format
 from imgcomp.competitions.block import run_block
 from imgcomp.competitions.engine import Competition
 from imgcomp.competitions.layout import resolve
@@ -332,6 +333,39 @@ def test_the_rule_in_the_block_is_the_one_prepare_uses(tmp_path):
     msg = str(e.value)
     assert "\n" not in msg and "24 of 24 file_name(s) name no file of the data read as " \
         "file_name under test_images/" in msg and ".labels.drop" in msg
+
+
+INDEXED = partial(iwildcam_2020, packed="7z", indexed_sample=True)  # `,Id,Category`
+WIRED = "index" in Format.__dataclass_fields__  # the writer's side (artifacts/formats.py)
+
+
+def test_a_sample_with_an_unnamed_index_column_is_read_apart_from_its_ids(tmp_path):
+    """MLE-bench's iWildCam sample starts with pandas' unnamed index (`,Id,Category`, then
+    `0,<id>,0`): the ids are its second column, and its header is kept whole, byte for byte."""
+    from imgcomp.competitions.layout import read_sample
+
+    built = INDEXED(tmp_path / "raw", zipped=True)
+    sample = read_sample(Tree.listing(built.raw), "sample_submission.csv")
+    assert sample.index and sample.header == ("", "Id", "Category")
+    assert list(sample.frame.columns) == ["Id", "Category"]
+    assert sample.frame["Id"].tolist() == list(built.answers)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    args = ("iwildcam-2020-fgvc7", "accuracy", tmp_path / "params.yaml", built.raw, False,
+            ["train.labels.several=drop"])
+    if not WIRED:
+        from imgcomp.errors import UserError
+
+        with pytest.raises(UserError, match=r"starts with an unnamed index column "
+                                            r"\(,Id,Category\), which this imgcomp cannot write"):
+            new(*args)
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        new(*args)
+    comp = Competition("iwildcam-2020-fgvc7", run_block(load_params(tmp_path / "params.yaml")))
+    listing = resolve(comp.block, Tree.listing(built.raw), "iwildcam-2020-fgvc7")
+    assert listing.format.header == ("", "Id", "Category") and listing.format.index
+    test = listing.rows[listing.rows["split"] == "test"]
+    assert test["id"].tolist() == list(built.answers)
 
 
 if __name__ == "__main__":

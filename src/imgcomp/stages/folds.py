@@ -183,7 +183,8 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
               "validation folds hold none of them (their AUC and F1 there are undefined)")
     elif small:
         rare = counts[counts < n]
+        ones = int((rare == 1).sum())
         print(f"folds: {len(small):,} class(es) with fewer images than the {n} folds "
               f"({int(rare.sum()):,} image(s), e.g. {small[:3]}): spread over the folds, one "
-              f"image per fold; {int((rare == 1).sum()):,} class(es) of one image are validated "
-              "by the one model that never saw them")
+              "image per fold" + (f"; {ones:,} class(es) of one image are validated by the one "
+                                  "model that never saw them" if ones else ""))
