@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Sequence
@@ -268,14 +269,95 @@ def read(data: bytes, where: str) -> Coco | None:
 
 def load(read_bytes: Callable[[], bytes], where: str) -> Coco | None:
     """`read` for a file that may be large (herbarium 2022's train_metadata.json): its bytes
-    are dropped once decoded and the text once parsed, so what is held at the end is the
-    columns; JSON that names no `file_name` is not parsed at all (None)."""
+    are dropped once decoded, the document is built slim (`slim_loads`) and dropped once its
+    columns are made; JSON that names no `file_name` is not parsed at all (None)."""
     text = _named_files(read_bytes(), where)
     if text is None:
         return None
-    obj = _loads(text, where)
+    try:
+        obj = slim_loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
+                        f"{e.colno}); re-download it") from None
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply to read") from None
     del text
     return parse(obj, where) if is_coco(obj) else None
+
+
+# Per top-level array, the keys of its entries that `parse` reads (None: whole entries); the
+# entries of any other top-level array are read and dropped.
+SLIM = {"images": IMAGE_ID_KEYS + ("file_name",), "annotations": ("image_id", "category_id"),
+        "categories": None}
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def slim_loads(text: str) -> Any:
+    """`json.loads(text)` as `parse` sees it, built one entry of a top-level array at a time:
+    `images` and `annotations` entries keep only the keys `parse` reads, other top-level
+    arrays (herbarium 2022's genus `distances`) are empty, a bare list is read as images. The
+    parsed whole is never held: the peak is the text and the slim entries."""
+    pos = _space(text, 0)
+    if text.startswith("[", pos):
+        out, pos = _array(text, pos, SLIM["images"])
+    elif text.startswith("{", pos):
+        out, pos = _object(text, pos)
+    else:
+        return _DECODER.decode(text)
+    if _space(text, pos) != len(text):
+        raise json.JSONDecodeError("Extra data", text, _space(text, pos))
+    return out
+
+
+def _space(text: str, pos: int) -> int:
+    return _SPACE.match(text, pos).end()
+
+
+def _expect(text: str, pos: int, char: str) -> int:
+    pos = _space(text, pos)
+    if not text.startswith(char, pos):
+        raise json.JSONDecodeError(f"Expecting {char!r} delimiter", text, pos)
+    return _space(text, pos + 1)
+
+
+def _object(text: str, pos: int) -> tuple[dict, int]:
+    out: dict = {}
+    pos = _space(text, pos + 1)
+    if text.startswith("}", pos):
+        return out, pos + 1
+    while True:
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes",
+                                       text, pos)
+        key, pos = _DECODER.raw_decode(text, pos)
+        pos = _expect(text, pos, ":")
+        if text.startswith("[", pos):
+            out[key], pos = _array(text, pos, SLIM.get(key, ()))
+        else:
+            out[key], pos = _DECODER.raw_decode(text, pos)
+        pos = _space(text, pos)
+        if text.startswith("}", pos):
+            return out, pos + 1
+        pos = _expect(text, pos, ",")
+
+
+def _array(text: str, pos: int, keep) -> tuple[list, int]:
+    """The array at `pos`, its entries trimmed to `keep` (None: whole; (): dropped)."""
+    out: list = []
+    pos = _space(text, pos + 1)
+    if text.startswith("]", pos):
+        return out, pos + 1
+    while True:
+        value, pos = _DECODER.raw_decode(text, pos)
+        if keep is None or not isinstance(value, dict):
+            out.append(value) if keep != () else None
+        elif keep:
+            out.append({k: value[k] for k in keep if k in value})
+        pos = _space(text, pos)
+        if text.startswith("]", pos):
+            return out, pos + 1
+        pos = _expect(text, pos, ",")
 
 
 def _named_files(data: bytes, where: str) -> str | None:
