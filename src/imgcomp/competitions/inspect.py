@@ -8,18 +8,27 @@ The rules, in order:
   label (the top k labels where the metric is MAP@k). A sample whose values say
   nothing (all `0`, or empty) leaves the kind to the metric (AUC and log loss need
   probabilities; accuracy, F1 and kappa need labels).
-- **train labels**: a table (CSV or xlsx) whose id column's values name image files (with or
-  without extension); its label column is the one named like the sample's value column, or
+- **train labels**: COCO-style JSON metadata with annotations (inspect_coco.py); else a table
+  (CSV or xlsx) whose id column's values name image files (with or without extension), and
+  that labels about as many images as the table labelling most (a few-row annotations table
+  beside it is none); its label column is the one named like the sample's value column, or
   whose values are the sample header's classes, or the only column that looks like a label; one
   0/1 column per sample class is one-hot. Without such a table: a folder whose folders hold the
-  images (a folder per class), else the label in the file names.
+  images (a folder per class, the test folder never one), where the sample agrees (its header's
+  classes, its labels, two classes for one probability), else `train.label_map` must map the
+  folders; else the label in the file names.
   A label column of space-separated tags (`rust scab`, `0 16 25`: values of several words
   whose words are fewer than the distinct values) is multi-label, and so are one-hot columns
   where a row has several 1s or none; a multi-label submission with one value column is `tags`.
 - **groups**: a column of the train table named like `patient` or `subject`, with fewer distinct
   values than rows, becomes `folds.group_column` (a patient's images share a fold).
-- **test images**: the folder holding the sample's ids (shared with train or not).
-Images are never opened: the tree is a listing, and only tables are read.
+- **test images**: COCO test metadata holding every sample id; else the one folder whose own
+  images carry every sample id (`test/1.jpg` beside `train/<class>/1.jpg`), else the folder
+  holding them all (shared with train or not).
+- **checks** before the block is written: a sample whose value column holds labels (two or
+  more different ones) must name classes train has; `new` prints three train files with
+  their labels and three test ids with their files.
+Images are never opened: the tree is a listing, and only tables and metadata are read.
 """
 
 from __future__ import annotations
@@ -260,23 +269,7 @@ def _labelish(values: pd.Series) -> bool:
 
 def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: str,
                  test_ids: set[str], hints: dict) -> TrainGuess | None:
-    tables = [p for p in tree.files if p.lower().endswith((".csv", ".xlsx", ".xls"))]
-    if "train.labels.table" in hints:
-        tables = [tree.find_file(hints["train.labels.table"], "train", "train.labels.table")]
-    candidates = []
-    for path in tables:
-        if path == hints.get("_sample"):
-            continue
-        frame = tree.read_table(path)
-        id_col, share = _id_column(frame, index, hints.get("train.labels.id"))
-        if id_col is None or share < 0.5 or frame.shape[1] < 2:
-            continue
-        ids = frame[id_col]
-        if test_ids and ids.isin(test_ids).mean() > 0.5:
-            continue  # the test listing (test.csv), not labels
-        if ids.duplicated().any() and "train.labels.table" not in hints:
-            continue  # several rows per image (RANZCR's train_annotations.csv): not labels
-        candidates.append((path, frame, id_col))
+    candidates = _label_tables(tree, index, test_ids, hints)
     if not candidates:
         return None
     candidates, skipped = _covering(candidates, index)
@@ -319,6 +312,29 @@ def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: st
     return TrainGuess(src, raw, why_text, folder, len(frame), extra, table=name,
                       group=group_column(frame, extra),
                       multi=bool(src.get("multi") or src.get("delimiter")), notes=skipped)
+
+
+def _label_tables(tree: Tree, index: Index, test_ids: set[str], hints: dict) -> list:
+    """[(path, table, id column)] of the tables that could label the train images: most of an
+    id column's values name images, the test ids are not most of them, each image once."""
+    tables = [p for p in tree.files if p.lower().endswith((".csv", ".xlsx", ".xls"))]
+    if "train.labels.table" in hints:
+        tables = [tree.find_file(hints["train.labels.table"], "train", "train.labels.table")]
+    candidates = []
+    for path in tables:
+        if path == hints.get("_sample"):
+            continue
+        frame = tree.read_table(path)
+        id_col, share = _id_column(frame, index, hints.get("train.labels.id"))
+        if id_col is None or share < 0.5 or frame.shape[1] < 2:
+            continue
+        ids = frame[id_col]
+        if test_ids and ids.isin(test_ids).mean() > 0.5:
+            continue  # the test listing (test.csv), not labels
+        if ids.duplicated().any() and "train.labels.table" not in hints:
+            continue  # several rows per image (RANZCR's train_annotations.csv): not labels
+        candidates.append((path, frame, id_col))
+    return candidates
 
 
 COVERS = 0.5  # a label table labelling under this share of what the best one labels is none

@@ -2,11 +2,16 @@
 format and the local answers, with one line for each thing that does not fit.
 
 Train rows come from each `train` source in turn: its folder's images, labelled by their
-class folder, their file name, a table of id -> label, or a one-hot table. An id in a table
+class folder (mapped by `label_map` where folders are not the classes: alaska2's four folders,
+one binary label), their file name, a table of id -> label, a one-hot table, or COCO-style JSON
+metadata (coco_source.py: the JSON's image ids and category ids, each file_name placed by the
+block's `drop` and `prefix`). The test folder is never a class folder. An id in a table
 finds its image by exact file name or by the name without its image extension (an id may
 hold dots: `1.2.826.0.1.3680043.8.498.1234` is an id, not a name with a `.1234` extension).
 Test rows are sample_submission's ids in its order (or the test folder's files in natural
-order, or a test table's ids). Train ids are the table's id, the file name, or the path below
+order, or a test table's ids; COCO test metadata maps each id to its file). A sample whose first
+column has an empty header (pandas' unnamed index, `,Id,Category`) is read with the id second
+and its header kept whole. Train ids are the table's id, the file name, or the path below
 a class-folder root; with several sources, or a train id that is also a test id, a source's
 ids get its name in front (`valid/3_120.jpg`), so every id is unique. Rows listed from files
 come in path order; rows from a table, in the table's order.
@@ -24,6 +29,7 @@ import pandas as pd
 from ..errors import UserError
 from ..artifacts.formats import Format
 from . import coco_source
+from .coco import Rule
 from .block import (
     CocoIds,
     CocoLabels,
@@ -174,10 +180,9 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
 
 def _outside(paths: list[str], folder: str, test_folder: str) -> list[str]:
     """`paths` without those in the test folder, where it sits inside `folder`."""
-    if not test_folder or test_folder == folder or not (
-            not folder or test_folder.startswith(folder + "/")):
-        return paths
-    return [p for p in paths if not p.startswith(test_folder + "/")]
+    inside = bool(test_folder) and test_folder != folder and (
+        not folder or test_folder.startswith(folder + "/"))
+    return [p for p in paths if not p.startswith(test_folder + "/")] if inside else paths
 
 
 def _one_hot(frame: pd.DataFrame, lab: OneHotLabels, where: str) -> list[str]:
@@ -508,4 +513,4 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
 
 
 def _rule_text(rule: CocoLabels | CocoIds) -> str:
-    return coco_source.Rule(rule.drop, rule.prefix).describe()
+    return Rule(rule.drop, rule.prefix).describe()

@@ -2,8 +2,9 @@
 
 It lists `data/raw/<slug>/` (Kaggle's zip, or its files unpacked) without extracting an image,
 infers the block (inspect.py), checks it by listing the data through it exactly as `prepare`
-will, and writes it into params.yaml as text: the rest of the file, comments included, stays
-byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
+will (a sample whose labels are not train's classes stops it), prints three train files with
+their labels and three test ids with their files, and writes it into params.yaml as text: the
+rest of the file, comments included, stays byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
 `augment.<slug>`, `kaggle.<slug>`, sets `competition: <slug>` and `folds.group_column` (a
 patient or subject column of the train table, or null). Where the files do not decide
 a key it stops with one line naming it; `--set KEY=VALUE` (a YAML value; `train.` is the first

@@ -8,7 +8,10 @@ from the extracted folders (`Tree.of`); `new` builds it by listing the archives,
 extracting an image (`Tree.listing`), and reads only the tables. Desktop junk never enters it.
 
 One walk fills the tree; every lookup after it is a dict or one pass over the sorted paths,
-never a glob per id, so 200,000 images list and match in seconds.
+never a glob per id, so 200,000 images list and match in seconds. An image is any file whose
+extension Pillow's registry opens and decodes (gif, tif, webp, ...). A table over TABLE_LIMIT
+is not kept by the listing: it is read again from its archive when needed (herbarium 2022's
+train_metadata.json), and COCO metadata is parsed once per tree, as columns.
 """
 
 from __future__ import annotations
