@@ -370,3 +370,19 @@ def test_a_sample_with_an_unnamed_index_column_is_read_apart_from_its_ids(tmp_pa
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_several_categories_as_tags_where_the_metric_scores_tags(tmp_path):
+    """iWildCam's image showing two species, with several: multi: multi-label, that image
+    carrying both categories as tags, the submission the predicted tags."""
+    built, params, _ = made(tmp_path, "iwildcam-2020-fgvc7", True,
+                            ["train.labels.several=multi"])
+    b = run_block(params)
+    assert b.multilabel and b.submission.kind == "tags"
+    listing = resolve(b, Tree.listing(built.raw), "iwildcam-2020-fgvc7")
+    meta = json.loads(_inner(members(built.raw))["iwildcam2020_train_annotations.json"])
+    two = meta["images"][2]["id"]
+    row = listing.rows.set_index("id").loc[two]
+    tags = {listing.classes[int(t)] for t in row["label"].split()}
+    expected = {str(a["category_id"]) for a in meta["annotations"] if a["image_id"] == two}
+    assert len(tags) == 2 and tags == expected
