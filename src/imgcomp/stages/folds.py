@@ -167,7 +167,8 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
                         f"folds.n_splits to at most {len(ids)}")
     counts = labels.sum(axis=0) if prepared.multilabel else np.bincount(
         labels, minlength=prepared.num_classes)
-    small = [prepared.classes[i] for i, c in enumerate(counts) if c < n]
+    small = [prepared.classes[i] for i, c in enumerate(counts)
+             if c < n and (prepared.multilabel or c > 0)]
     groups = read_groups(prepared, ids, column) if column else None
     if groups is not None and (g := len(np.unique(groups))) < n:
         raise UserError(f"folds.group_column: {column!r} has {g} distinct value(s), fewer than "
@@ -182,7 +183,7 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
         print(f"folds: warning: tags {small[:10]} have fewer images than folds, so some "
               "validation folds hold none of them (their AUC and F1 there are undefined)")
     elif small:
-        rare = counts[counts < n]
+        rare = counts[(counts > 0) & (counts < n)]
         ones = int((rare == 1).sum())
         print(f"folds: {len(small):,} class(es) with fewer images than the {n} folds "
               f"({int(rare.sum()):,} image(s), e.g. {small[:3]}): spread over the folds, one "
