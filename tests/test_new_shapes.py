@@ -386,3 +386,13 @@ def test_several_categories_as_tags_where_the_metric_scores_tags(tmp_path):
     tags = {listing.classes[int(t)] for t in row["label"].split()}
     expected = {str(a["category_id"]) for a in meta["annotations"] if a["image_id"] == two}
     assert len(tags) == 2 and tags == expected
+
+
+def test_set_names_the_metadata_files(tmp_path):
+    """--set test.ids.json / train.labels.json pick among metadata files; the other keeps its
+    own inference (iNaturalist 2021: val.json alone as the train source)."""
+    _, params, _ = made(tmp_path, "inaturalist-2021", True,
+                        ["train.labels.json=val.json", "test.ids.json=public_test.json"])
+    b = block(params, "inaturalist-2021")
+    assert [s["labels"]["json"] for s in b["train"]] == ["val.json"]
+    assert b["test"]["ids"]["json"] == "public_test.json"

@@ -450,7 +450,7 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")).frame \
         if sample_path else None
     hints = {**hints, "_sample": sample_path}
-    metadata = inspect_coco.metadata_files(tree, hints)
+    metadata = inspect_coco.metadata_files(tree)
     test = _test_side(tree, index, sample_path, sample, metric, hints, metadata)
     guess = _train_labels(tree, index, sample, test, hints, metadata)
     kind, why = _multilabel_kind(guess, test, sample, metric)

@@ -34,12 +34,9 @@ class Metadata:
     meta: Coco
 
 
-def metadata_files(tree: Tree, hints: dict) -> list[Metadata]:
+def metadata_files(tree: Tree) -> list[Metadata]:
     """Every JSON of the data that is COCO-style image metadata, by path."""
-    wanted = {hints.get("train.labels.json"), hints.get("test.ids.json")} - {None}
     paths = sorted(p for p in tree.files if p.lower().endswith(".json"))
-    if wanted:  # named by --set: those alone are read
-        paths = [p for p in paths if any(p == w or p.endswith("/" + w) for w in wanted)]
     return [Metadata(p, m) for p in paths if (m := tree.coco(p)) is not None]
 
 
