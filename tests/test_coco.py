@@ -385,3 +385,48 @@ def test_a_large_table_matches_by_lookups(tmp_path):
 
 def test_json_bytes_of_the_builders_round_trip():
     assert json.loads(json_bytes({"a": "×"}, "latin-1").decode("latin-1")) == {"a": "×"}
+
+
+# -- slim_loads: large metadata built one entry at a time ------------------------------------
+
+@pytest.mark.parametrize("slug", sorted(VARIANTS))
+def test_slim_loads_parses_as_json_loads_does(tmp_path, slug):
+    """Every metadata file of every layout gives the same columns through slim_loads (what
+    Tree.coco reads large files with) as through json.loads."""
+    built = VARIANTS[slug](tmp_path / "raw", zipped=True)
+    _, jsons = listed(built.raw)
+    for path, data in jsons.items():
+        text = coco.decode(data)[0]
+        full, slim = json.loads(text), coco.slim_loads(text)
+        assert coco.is_coco(full) is coco.is_coco(slim)
+        if coco.is_coco(full):
+            a, b = coco.parse(full, path), coco.parse(slim, path)
+            assert a.images.equals(b.images) and a.several == b.several
+            assert (a.labels is None and b.labels is None) or a.labels.equals(b.labels)
+            assert (a.categories is None) or a.categories.equals(b.categories)
+
+
+def test_slim_loads_keeps_only_what_parse_reads_and_drops_other_arrays():
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "license": 3}],
+           "annotations": [{"id": 5, "image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4]}],
+           "categories": [{"id": 2, "name": "x", "family": "y"}],
+           "distances": [{"genus_id_x": 1, "genus_id_y": 2, "distance": 0.5}] * 3,
+           "info": {"year": 2022}, "version": "1.0"}
+    slim = coco.slim_loads(json.dumps(doc, indent=2))
+    assert slim == {"images": [{"id": 1, "file_name": "a.jpg"}],
+                    "annotations": [{"image_id": 1, "category_id": 2}],
+                    "categories": doc["categories"], "distances": [], "info": {"year": 2022},
+                    "version": "1.0"}
+    assert coco.slim_loads(' [ {"image_id": "7", "file_name": "t.jpg", "license": 0} ] ') == [
+        {"image_id": "7", "file_name": "t.jpg"}]
+    assert coco.slim_loads("[]") == [] and coco.slim_loads("{}") == {} and coco.slim_loads("3") == 3
+
+
+@pytest.mark.parametrize("text", ['{"images": [{"id": 1, "file_name": "a"} {"id": 2}]}',
+                                  '{"images": [1, 2', '{"a": 1} x', '{images: []}', '{"a" 1}'])
+def test_slim_loads_refuses_what_json_loads_refuses_as_one_line(text):
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    with pytest.raises(UserError) as e:
+        coco.load(lambda: text.encode() + b" file_name", "m.json")
+    assert one_line(e).startswith("m.json: not valid JSON (")

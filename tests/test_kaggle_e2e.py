@@ -58,6 +58,8 @@ def score(built, sample: pd.DataFrame, sub: pd.DataFrame, kind: str) -> float:
         tops = [v.split()[:k] for v in values.iloc[:, 0]]
         return float(np.mean([1 / (t.index(y) + 1) if y in t else 0.0 for t, y in zip(tops, truth)]))
     pred = values.iloc[:, 0].to_numpy()
+    if built.metric == "f1_macro":
+        return m.f1_score(truth, pred, average="macro")
     if built.metric == "qwk":
         return m.cohen_kappa_score(truth.astype(int), pred.astype(int), weights="quadratic")
     if built.metric == "f1_micro":
@@ -192,3 +194,82 @@ def test_a_multilabel_competition_through_dvc_and_infer(tmp_path):
     spec = json.loads((project / "packages" / slug / "package.json").read_text())
     assert spec["post"] == post and all(i["card"]["multilabel"] for i in spec["items"])
     assert infer_raw(tmp_path, project, slug, plant_pathology_2021) == csv.read_bytes()
+
+
+# the shapes of #32: COCO metadata (herbarium 2022: ids and labels from JSON, file_names under a
+# folder the JSON does not name), folders mapped onto a binary label (alaska2), a class of one
+# image, fewer than the folds (spread over them)
+SHAPES = ["herbarium-2022-fgvc9", "alaska2-image-steganalysis", "singleton-class"]
+
+
+@pytest.mark.parametrize("key", SHAPES)
+def test_a_new_shape_runs_end_to_end(tmp_path, monkeypatch, capsys, key):
+    from test_new_shapes import SHAPES as BUILT, made
+
+    from imgcomp.infer import infer
+
+    root = tmp_path / "p"
+    (root / "data/raw").mkdir(parents=True)
+    slug = BUILT[key][1]
+    built, _, _ = made(root, key, zipped=True)
+    shutil.move(root / "raw", root / "data/raw" / slug)
+    built.raw = root / "data/raw" / slug
+    params = merge(merge(yaml.safe_load((root / "params.yaml").read_text()), TINY),
+                   {"image_size": 16})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    monkeypatch.chdir(root)
+    run_stages(root, params)
+    printed = capsys.readouterr().out
+    csv = root / f"submissions/{slug}.csv"
+    sample = pd.read_csv(_sample(built.raw), dtype=str, keep_default_na=False)
+    sub = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    assert list(sub.columns) == list(sample.columns)
+    assert sub.iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()
+    kind = params["competitions"][slug]["submission"]["kind"]
+    assert math.isfinite(score(built, sample, sub, kind))
+    if kind == "label":
+        assert set(sub.iloc[:, 1]) <= set(built.classes)  # category ids, class names: as trained
+    assert imgcomp(["validate", str(csv)], root).returncode == 0
+    if key == "singleton-class":
+        assert ("folds: 1 class(es) with fewer images than the 2 folds (1 image(s), e.g. "
+                "['rare']): spread over the folds") in printed
+        folds = pd.read_csv(root / f"data/folds/{slug}.csv", dtype=str)
+        assert folds["fold"].isin(["0", "1"]).all() and len(folds) == 25
+    if key == "herbarium-2022-fgvc9":  # the package lists the same files through its block
+        unpacked = tmp_path / "kaggle-input" / slug
+        BUILT[key][0](unpacked, zipped=False)
+        out = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)
+        assert out.read_bytes() == csv.read_bytes()
+
+
+@pytest.mark.skipif("index" not in __import__("imgcomp.artifacts.formats", fromlist=["Format"])
+                    .Format.__dataclass_fields__,
+                    reason="the submission writer's index column (Format.index) is not wired yet")
+def test_a_sample_with_an_unnamed_index_column_is_written_byte_for_byte(tmp_path, monkeypatch):
+    """iWildCam 2020 with images in 7z archives and MLE-bench's sample `,Id,Category` (pandas'
+    unnamed index first): the submission's header and index cells are the sample's."""
+    from test_new_shapes import INDEXED
+
+    from imgcomp.competitions.new import main as new
+
+    slug = "iwildcam-2020-fgvc7"
+    root = tmp_path / "p"
+    built = INDEXED(root / "data/raw" / slug, zipped=True)
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    new(slug, "accuracy", root / "params.yaml", built.raw, False, ["train.labels.several=drop"])
+    params = merge(merge(yaml.safe_load((root / "params.yaml").read_text()), TINY),
+                   {"image_size": 16})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    monkeypatch.chdir(root)
+    run_stages(root, params)
+    csv = (root / f"submissions/{slug}.csv").read_bytes().decode()
+    sample = _sample(built.raw).read().decode()
+    assert csv.split("\n")[0] == sample.split("\n")[0] == ",Id,Category"
+    rows = [line.split(",") for line in csv.strip().split("\n")[1:]]
+    assert [r[0] for r in rows] == [str(k) for k in range(len(built.answers))]
+    assert [r[1] for r in rows] == list(built.answers)
+    from imgcomp.__main__ import main as cli  # this checkout's validate, in process
+
+    assert cli(["validate", str(root / f"submissions/{slug}.csv")]) == 0

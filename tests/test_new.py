@@ -250,3 +250,91 @@ def test_a_large_competition_lists_and_matches_in_seconds(tmp_path, monkeypatch,
     block = yaml.safe_load((tmp_path / "params.yaml").read_text())["competitions"]["big"]
     assert block["train"][0]["labels"] == {"from": "table", "table": "train.csv", "id": "id",
                                            "label": "label", "delimiter": None}
+
+
+# -- the shapes of #32: each bad input one line, exit 2, nothing written -------------------
+
+def _herbarium(root: Path, edit=None):
+    """herbarium 2022 unpacked in root/raw, `edit(train metadata, test metadata)` applied."""
+    import json
+
+    from layouts_json import herbarium_2022
+
+    herbarium_2022(root / "raw", zipped=False)
+    train_json, test_json = root / "raw/train_metadata.json", root / "raw/test_metadata.json"
+    train, test = json.loads(train_json.read_text()), json.loads(test_json.read_text())
+    if edit:
+        edit(train, test)
+    train_json.write_text(json.dumps(train))
+    test_json.write_text(json.dumps(test))
+
+
+def test_coco_bad_inputs_are_one_line(tmp_path):
+    def case(name, edit, *extra):
+        _herbarium(tmp_path / name, edit)
+        return stops(tmp_path / name, "herbarium-2022-fgvc9", "f1_macro", *extra)
+
+    def stray(train, test):  # annotations of 3 images the metadata does not hold
+        train["annotations"] += [{"image_id": f"x{k}", "category_id": 5} for k in range(3)]
+    assert ("train_metadata.json: 3 annotation(s) name image ids that `images` does not hold: "
+            "['x0', 'x1', 'x2']") in case("stray", stray)
+
+    def two(train, test):
+        train["annotations"].append({"image_id": train["images"][0]["image_id"],
+                                     "category_id": 140})
+    msg = case("two", two)
+    assert "train_metadata.json: 1 image(s) annotated with more than one category: " \
+           "['00005__001']; set train.labels.several (--set train.labels.several=drop" in msg
+
+    def missing(train, test):
+        train["images"][3]["file_name"] = "000/05/gone.jpg"
+    msg = case("missing", missing)
+    assert "train_metadata.json: 1 of 24 file_name(s) name no file of the data" in msg
+    assert "'000/05/gone.jpg'" in msg
+
+    def lacks(train, test):
+        del test[4]
+    assert "test_metadata.json: 1 sample id(s) it does not list as an image id: ['4']" in case(
+        "lacks", lacks)
+
+
+def test_bad_json_metadata_is_one_line(tmp_path):
+    _herbarium(tmp_path)
+    path = tmp_path / "raw/train_metadata.json"
+    path.write_text(path.read_text()[:-40])
+    assert "train_metadata.json: not valid JSON (" in stops(tmp_path, "herbarium-2022-fgvc9",
+                                                            "f1_macro")
+
+
+def test_folders_that_are_not_the_samples_classes_stop_naming_label_map(tmp_path):
+    from layouts_tail import alaska2
+
+    alaska2(tmp_path / "raw")
+    msg = stops(tmp_path, "alaska2-image-steganalysis", "roc_auc")
+    assert ("./: its 4 folders ['Cover', 'JMiPOD', 'JUNIWARD', 'UERD'] would be the classes, but "
+            "the sample scores one probability (two classes): map each folder to a class, e.g. "
+            "--set 'train.label_map={Cover: 0, JMiPOD: 1, JUNIWARD: 1, UERD: 1}'") in msg
+    msg = stops(tmp_path, "alaska2-image-steganalysis", "roc_auc", "--set",
+                "train.label_map={Cover: 0, JMiPOD: 1, JUNIWARD: 1}")
+    assert "train.label_map: no class for the folder(s) ['UERD'] of ./" in msg
+
+
+def test_sample_labels_that_no_train_class_is_stop(tmp_path):
+    train = {f"train/{i}.jpg": image(i % 2, i) for i in range(6)}
+    test = {f"test/t{i}.jpg": image(i % 2, 50 + i) for i in range(3)}
+    labels = csv_bytes(pd.DataFrame({"id": [str(i) for i in range(6)], "label": ["a", "b"] * 3}))
+    sample = csv_bytes(pd.DataFrame({"id": ["t0", "t1", "t2"], "label": ["a", "x", "y"]}))
+    layout(tmp_path, {**train, **test, "train.csv": labels, "sample_submission.csv": sample})
+    assert ("sample_submission.csv: its 'label' values ['x', 'y'] are not among the 2 train "
+            "classes ['a', 'b']") in stops(tmp_path, "some-comp", "accuracy")
+
+
+def test_an_unnamed_first_column_must_count_the_rows(tmp_path):
+    from layouts_json import iwildcam_2020
+
+    iwildcam_2020(tmp_path / "raw", zipped=False, indexed_sample=True)
+    sample = tmp_path / "raw/sample_submission.csv"
+    sample.write_text(sample.read_text().replace("\n1,", "\n7,", 1))
+    assert "sample_submission.csv: its first column has no name and does not count the rows " \
+           "0, 1, ... (found ['0', '7', '2'] and 7 more)" in stops(
+               tmp_path, "iwildcam-2020-fgvc7", "accuracy", "--set", "train.labels.several=drop")

@@ -118,7 +118,29 @@ class OneHotLabels(Strict):
         return self
 
 
-Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels,
+class CocoRule(Strict):
+    """Where a COCO `file_name` is in the data: its first `drop` folders dropped, `prefix` put
+    in front, under the source's `images` folder (`new` finds the rule that places every name)."""
+
+    metadata: str = Field(alias="json", description="the COCO-style metadata file (name or "
+                                                    "glob, found anywhere)")
+    drop: int = Field(ge=0, description="leading folders of file_name the data lacks "
+                                        "(train_val2019/ in iNaturalist 2019's names)")
+    prefix: str = Field(pattern=r"^$|^[^/].*/$", description="folders the data has in front of "
+                        "file_name (train_images/ in herbarium 2022), ending with '/'; '' none")
+
+
+class CocoLabels(CocoRule):
+    """COCO-style JSON metadata (the FGVC family): `images` (an id and a file_name each) labelled
+    by `annotations` (image_id -> category_id); the class is the category id, as text."""
+
+    from_: Literal["coco"] = Field(alias="from")
+    several: Literal["stop", "drop", "multi"] = Field(
+        description="an image annotated with several categories: stop (one line naming them), "
+                    "drop (leave it out of train), multi (its categories are tags: multi-label)")
+
+
+Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels | CocoLabels,
                    Field(discriminator="from_")]
 
 
@@ -168,7 +190,14 @@ class TableIds(Strict):
     id: str
 
 
-TestIds = Annotated[SampleIds | FileIds | TableIds, Field(discriminator="from_")]
+class CocoIds(CocoRule):
+    """The test images of COCO-style metadata (`images` alone, or a bare list of them): with a
+    sample, the sample's ids in its order, each the JSON's image id; without, the JSON's order."""
+
+    from_: Literal["coco"] = Field(alias="from")
+
+
+TestIds = Annotated[SampleIds | FileIds | TableIds | CocoIds, Field(discriminator="from_")]
 
 
 class Test(Strict):
@@ -218,7 +247,8 @@ class Submission(Strict):
 def multilabel_labels(labels) -> bool:
     """Whether this labels rule gives each image any number of tags."""
     return (isinstance(labels, TableLabels) and labels.delimiter is not None) or (
-        isinstance(labels, OneHotLabels) and labels.multi)
+        isinstance(labels, OneHotLabels) and labels.multi) or (
+        isinstance(labels, CocoLabels) and labels.several == "multi")
 
 
 class CompetitionBlock(Strict):

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import pandas as pd
 
@@ -64,12 +65,20 @@ def decode(data: bytes) -> tuple[str, str]:
 
 def load_json(data: bytes, where: str) -> Any:
     """The JSON in `data`; invalid JSON is one line naming `where`."""
+    return _loads(_text(data, where), where)
+
+
+def _text(data: bytes, where: str) -> str:
     try:
-        text, _ = decode(data)
-        return json.loads(text)
+        return decode(data)[0]
     except UnicodeDecodeError as e:  # a UTF-8 BOM before bytes that are not UTF-8
         raise UserError(f"{where}: not readable text ({e.reason} at byte {e.start}); "
                         "re-download it") from None
+
+
+def _loads(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
                         f"{e.colno}); re-download it") from None
@@ -258,6 +267,107 @@ def read(data: bytes, where: str) -> Coco | None:
     return parse(obj, where) if is_coco(obj) else None
 
 
+def load(read_bytes: Callable[[], bytes], where: str) -> Coco | None:
+    """`read` for a file that may be large (herbarium 2022's train_metadata.json): its bytes
+    are dropped once decoded, the document is built slim (`slim_loads`) and dropped once its
+    columns are made; JSON that names no `file_name` is not parsed at all (None)."""
+    text = _named_files(read_bytes(), where)
+    if text is None:
+        return None
+    try:
+        obj = slim_loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
+                        f"{e.colno}); re-download it") from None
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply to read") from None
+    del text
+    return parse(obj, where) if is_coco(obj) else None
+
+
+# Per top-level array, the keys of its entries that `parse` reads (None: whole entries); the
+# entries of any other top-level array are read and dropped.
+SLIM = {"images": IMAGE_ID_KEYS + ("file_name",), "annotations": ("image_id", "category_id"),
+        "categories": None}
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def slim_loads(text: str) -> Any:
+    """`json.loads(text)` as `parse` sees it, built one entry of a top-level array at a time:
+    `images` and `annotations` entries keep only the keys `parse` reads, other top-level
+    arrays (herbarium 2022's genus `distances`) are empty, a bare list is read as images. The
+    parsed whole is never held: the peak is the text and the slim entries."""
+    pos = _space(text, 0)
+    if text.startswith("[", pos):
+        out, pos = _array(text, pos, SLIM["images"])
+    elif text.startswith("{", pos):
+        out, pos = _object(text, pos)
+    else:
+        return _DECODER.decode(text)
+    if _space(text, pos) != len(text):
+        raise json.JSONDecodeError("Extra data", text, _space(text, pos))
+    return out
+
+
+def _space(text: str, pos: int) -> int:
+    return _SPACE.match(text, pos).end()
+
+
+def _expect(text: str, pos: int, char: str) -> int:
+    pos = _space(text, pos)
+    if not text.startswith(char, pos):
+        raise json.JSONDecodeError(f"Expecting {char!r} delimiter", text, pos)
+    return _space(text, pos + 1)
+
+
+def _object(text: str, pos: int) -> tuple[dict, int]:
+    out: dict = {}
+    pos = _space(text, pos + 1)
+    if text.startswith("}", pos):
+        return out, pos + 1
+    while True:
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes",
+                                       text, pos)
+        key, pos = _DECODER.raw_decode(text, pos)
+        pos = _expect(text, pos, ":")
+        if text.startswith("[", pos):
+            out[key], pos = _array(text, pos, SLIM.get(key, ()))
+        else:
+            out[key], pos = _DECODER.raw_decode(text, pos)
+        pos = _space(text, pos)
+        if text.startswith("}", pos):
+            return out, pos + 1
+        pos = _expect(text, pos, ",")
+
+
+def _array(text: str, pos: int, keep) -> tuple[list, int]:
+    """The array at `pos`, its entries trimmed to `keep` (None: whole; (): dropped)."""
+    out: list = []
+    pos = _space(text, pos + 1)
+    if text.startswith("]", pos):
+        return out, pos + 1
+    while True:
+        value, pos = _DECODER.raw_decode(text, pos)
+        if keep is None or not isinstance(value, dict):
+            out.append(value) if keep != () else None
+        elif keep:
+            out.append({k: value[k] for k in keep if k in value})
+        pos = _space(text, pos)
+        if text.startswith("]", pos):
+            return out, pos + 1
+        pos = _expect(text, pos, ",")
+
+
+def _named_files(data: bytes, where: str) -> str | None:
+    """The text of `data` if it may be COCO metadata (it holds `file_name`), else None."""
+    if b"file_name" not in data and not data.startswith((codecs.BOM_UTF16_LE,
+                                                          codecs.BOM_UTF16_BE)):
+        return None
+    return _text(data, where)
+
+
 # -- file names to the data's paths ----------------------------------------------------------
 
 
@@ -394,6 +504,23 @@ def match_files(file_names: Sequence[str], paths: Collection[str], where: str,
                         f"the data ({best.rule.describe()}, the closest reading): "
                         f"{_preview(lost)} (are those images missing from the download?)")
     return Matched(best.paths, best.rule, _description(best, tried, names))
+
+
+def place(file_names: Sequence[str], rule: Rule, paths: Collection[str], where: str,
+          key: str) -> list[str]:
+    """Each file_name's path under a rule already chosen (the block's): a name it does not
+    find, or two names on one file, is one line with how many and which, naming `key`."""
+    names = [_clean(n) for n in file_names]
+    found = _try(rule, names, paths)
+    if found.missing:
+        lost = [n for n, p in zip(names, found.paths) if p is None]
+        raise UserError(f"{where}: {len(lost):,} of {len(names):,} file_name(s) name no file of "
+                        f"the data read as {rule.describe()}: {_preview(lost)} (set {key}.drop "
+                        f"and {key}.prefix; `new` finds them)")
+    if found.collisions:
+        raise UserError(f"{where}: {found.collisions:,} file_name(s) land on a file another one "
+                        f"names too, read as {rule.describe()}: {_preview(_shared(found, names))}")
+    return found.paths
 
 
 def _shared(tried: _Tried, names: list[str]) -> list[str]:

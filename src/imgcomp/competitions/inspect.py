@@ -8,18 +8,27 @@ The rules, in order:
   label (the top k labels where the metric is MAP@k). A sample whose values say
   nothing (all `0`, or empty) leaves the kind to the metric (AUC and log loss need
   probabilities; accuracy, F1 and kappa need labels).
-- **train labels**: a table (CSV or xlsx) whose id column's values name image files (with or
-  without extension); its label column is the one named like the sample's value column, or
+- **train labels**: COCO-style JSON metadata with annotations (inspect_coco.py); else a table
+  (CSV or xlsx) whose id column's values name image files (with or without extension), and
+  that labels about as many images as the table labelling most (a few-row annotations table
+  beside it is none); its label column is the one named like the sample's value column, or
   whose values are the sample header's classes, or the only column that looks like a label; one
   0/1 column per sample class is one-hot. Without such a table: a folder whose folders hold the
-  images (a folder per class), else the label in the file names.
+  images (a folder per class, the test folder never one), where the sample agrees (its header's
+  classes, its labels, two classes for one probability), else `train.label_map` must map the
+  folders; else the label in the file names.
   A label column of space-separated tags (`rust scab`, `0 16 25`: values of several words
   whose words are fewer than the distinct values) is multi-label, and so are one-hot columns
   where a row has several 1s or none; a multi-label submission with one value column is `tags`.
 - **groups**: a column of the train table named like `patient` or `subject`, with fewer distinct
   values than rows, becomes `folds.group_column` (a patient's images share a fold).
-- **test images**: the folder holding the sample's ids (shared with train or not).
-Images are never opened: the tree is a listing, and only tables are read.
+- **test images**: COCO test metadata holding every sample id; else the one folder whose own
+  images carry every sample id (`test/1.jpg` beside `train/<class>/1.jpg`), else the folder
+  holding them all (shared with train or not).
+- **checks** before the block is written: a sample whose value column holds labels (two or
+  more different ones) must name classes train has; `new` prints three train files with
+  their labels and three test ids with their files.
+Images are never opened: the tree is a listing, and only tables and metadata are read.
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ import pandas as pd
 from ..errors import UserError
 from ..metric_registry import spec
 from ..submission import min_decimals
-from .tree import IMAGE_SUFFIXES, Tree
+from . import inspect_coco
+from .layout import read_sample
+from .tree import IMAGE_SUFFIXES, Tree, natural_key
 
 SEPARATED = re.compile(r"^([^._\-\s]+)[._\-\s]")  # the label before the first separator
 LETTERS = re.compile(r"^([A-Za-z]+)")  # the letters before the first digit
@@ -111,7 +122,7 @@ def out_of_scope(tree: Tree) -> None:
         else:
             what = "no image files"
         raise UserError(f"out of scope: {what}; imgcomp reads one image file per sample "
-                        f"({', '.join(IMAGE_SUFFIXES)})")
+                        "(any format Pillow decodes: .jpg, .png, .gif, .tif, .webp, ...)")
 
 
 def several_files_per_sample(ids: list[str], index: Index) -> bool:
@@ -179,6 +190,9 @@ class TrainGuess:
     table: str | None = None
     group: str | None = None  # the column that is obviously a group (patient, subject)
     multi: bool = False
+    notes: list[str] = field(default_factory=list)  # what `new` says besides the block
+    more: list[dict] = field(default_factory=list)  # further train sources (iNat's val)
+    name: str = "train"  # the first source's name
 
 
 def _id_column(frame: pd.DataFrame, index: Index, hint: str | None) -> tuple[str | None, float]:
@@ -255,25 +269,10 @@ def _labelish(values: pd.Series) -> bool:
 
 def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: str,
                  test_ids: set[str], hints: dict) -> TrainGuess | None:
-    tables = [p for p in tree.files if p.lower().endswith((".csv", ".xlsx", ".xls"))]
-    if "train.labels.table" in hints:
-        tables = [tree.find_file(hints["train.labels.table"], "train", "train.labels.table")]
-    candidates = []
-    for path in tables:
-        if path == hints.get("_sample"):
-            continue
-        frame = tree.read_table(path)
-        id_col, share = _id_column(frame, index, hints.get("train.labels.id"))
-        if id_col is None or share < 0.5 or frame.shape[1] < 2:
-            continue
-        ids = frame[id_col]
-        if test_ids and ids.isin(test_ids).mean() > 0.5:
-            continue  # the test listing (test.csv), not labels
-        if ids.duplicated().any() and "train.labels.table" not in hints:
-            continue  # several rows per image (RANZCR's train_annotations.csv): not labels
-        candidates.append((path, frame, id_col))
+    candidates = _label_tables(tree, index, test_ids, hints)
     if not candidates:
         return None
+    candidates, skipped = _covering(candidates, index)
     if len(candidates) > 1:
         named = [c for c in candidates if re.search(r"train|label", c[0].rpartition("/")[2], re.I)]
         if len(named) != 1:
@@ -312,7 +311,44 @@ def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: st
             "; space-separated tags: multi-label)" if tags else ")")
     return TrainGuess(src, raw, why_text, folder, len(frame), extra, table=name,
                       group=group_column(frame, extra),
-                      multi=bool(src.get("multi") or src.get("delimiter")))
+                      multi=bool(src.get("multi") or src.get("delimiter")), notes=skipped)
+
+
+def _label_tables(tree: Tree, index: Index, test_ids: set[str], hints: dict) -> list:
+    """[(path, table, id column)] of the tables that could label the train images: most of an
+    id column's values name images, the test ids are not most of them, each image once."""
+    tables = [p for p in tree.files if p.lower().endswith((".csv", ".xlsx", ".xls"))]
+    if "train.labels.table" in hints:
+        tables = [tree.find_file(hints["train.labels.table"], "train", "train.labels.table")]
+    candidates = []
+    for path in tables:
+        if path == hints.get("_sample"):
+            continue
+        frame = tree.read_table(path)
+        id_col, share = _id_column(frame, index, hints.get("train.labels.id"))
+        if id_col is None or share < 0.5 or frame.shape[1] < 2:
+            continue
+        ids = frame[id_col]
+        if test_ids and ids.isin(test_ids).mean() > 0.5:
+            continue  # the test listing (test.csv), not labels
+        if ids.duplicated().any() and "train.labels.table" not in hints:
+            continue  # several rows per image (RANZCR's train_annotations.csv): not labels
+        candidates.append((path, frame, id_col))
+    return candidates
+
+
+COVERS = 0.5  # a label table labelling under this share of what the best one labels is none
+
+
+def _covering(candidates: list, index: Index) -> tuple[list, list[str]]:
+    """The tables that label about as many images as the one labelling most: a table of a few
+    rows beside one labelling every image (RANZCR's annotations) is no label source."""
+    counts = [len(set(index.paths(frame[col]))) for _, frame, col in candidates]
+    best = max(counts)
+    keep = [c for c, n in zip(candidates, counts) if n >= COVERS * best]
+    notes = [f"{c[0]}: labels {n:,} of the {best:,} images another table labels: not a label "
+             "source" for c, n in zip(candidates, counts) if n < COVERS * best]
+    return keep, notes
 
 
 def _train_dirs(tree: Tree, holders: set[str], test_folder: str | None) -> list[str]:
@@ -322,24 +358,70 @@ def _train_dirs(tree: Tree, holders: set[str], test_folder: str | None) -> list[
     return sorted(named or dirs, key=lambda d: (d.count("/"), d))
 
 
-def folder_labels(tree: Tree, test_folder: str | None, hints: dict) -> TrainGuess | None:
-    """A folder with at least two folders of images (and not the one above the test folder)."""
-    def above_test(p: str) -> bool:
-        return test_folder is not None and (p == "" or test_folder.startswith(p + "/"))
+def folder_labels(tree: Tree, test_folder: str | None, hints: dict,
+                  sample: pd.DataFrame | None = None, kind: str = "label") -> TrainGuess | None:
+    """A folder with at least two folders of images, the test folder never one of them: a
+    folder per class, tried only where nothing else labels the images. Its folders are the
+    classes only where the sample agrees (its header's classes, its labels, two classes for one
+    probability); otherwise `train.label_map` must map them (alaska2's Cover, JMiPOD, JUNIWARD
+    and UERD onto a binary label)."""
+    def test(d: str) -> bool:
+        return test_folder is not None and (d == test_folder or d.startswith(test_folder + "/"))
 
-    parents = {p for p in tree._class_parents() if not above_test(p) and len(
-        {d for d in tree._image_dirs() if d.rpartition("/")[0] == p}) >= 2}
+    children: dict[str, set[str]] = {}
+    for d in tree._image_dirs():
+        if d and not test(d):
+            children.setdefault(d.rpartition("/")[0], set()).add(d)
+    parents = {p for p, ds in children.items() if len(ds) >= 2}
     dirs = _train_dirs(tree, parents, test_folder)
     if "train.images" in hints:
         dirs = [hints["train.images"]]
     if not dirs:
         return None
     folder = dirs[0]
-    paths = tree.images_below(folder)
-    below = [p[len(folder) + 1:] if folder else p for p in paths]
-    classes = sorted({b.partition("/")[0] for b in below if "/" in b})
-    return TrainGuess({"from": "folder"}, classes, "a folder per class", folder,
-                      sum("/" in b for b in below))
+    below = [p[len(folder) + 1:] if folder else p for p in tree.images_below(folder)
+             if not test(p.rpartition("/")[0])]
+    names = sorted({b.partition("/")[0] for b in below if "/" in b})
+    classes = _folder_classes(names, folder, sample, kind, hints)
+    why = "a folder per class" + (", mapped by train.label_map" if classes != names else "")
+    return TrainGuess({"from": "folder"}, classes, why, folder, sum("/" in b for b in below))
+
+
+def _folder_classes(names: list[str], folder: str, sample: pd.DataFrame | None, kind: str,
+                    hints: dict) -> list[str]:
+    """The classes the folders give: their names where the sample agrees, else the values of
+    train.label_map (which must map every folder); a disagreement without one stops `new`."""
+    if "train.label_map" in hints:
+        mapping = {str(k): str(v) for k, v in (hints["train.label_map"] or {}).items()}
+        if unmapped := [n for n in names if n not in mapping]:
+            raise Stop(f"train.label_map: no class for the folder(s) {_fmt(unmapped)} of "
+                       f"{_shown(folder)}/; map each of {_fmt(names, 8)}")
+        return sorted(set(mapping.values()))
+    says = _sample_disagrees(names, sample, kind)
+    if says:
+        example = ", ".join(f"{n}: {0 if k == 0 else 1}" if kind == "probability"
+                            else f"{n}: <class>" for k, n in enumerate(names[:6]))
+        raise Stop(f"{_shown(folder)}/: its {len(names)} folders {_fmt(names, 6)} would be the "
+                   f"classes, but the sample {says}: map each folder to a class, e.g. --set "
+                   f"'train.label_map={{{example}}}'")
+    return names
+
+
+def _sample_disagrees(names: list[str], sample: pd.DataFrame | None, kind: str) -> str | None:
+    """What the sample says that folder names as classes contradict, or None."""
+    if sample is None:
+        return None
+    if kind == "probabilities":
+        header = list(sample.columns[1:])
+        return None if set(header) == set(names) else f"names the classes {_fmt(header, 6)}"
+    if kind == "probability":
+        return None if len(names) == 2 else "scores one probability (two classes)"
+    values = sample.iloc[:, 1]
+    tokens = (set(values) if kind == "label" else {t for v in values for t in v.split()}) - {""}
+    if len(tokens) < 2 or tokens <= set(names) or all(
+            t.isdigit() and int(t) < len(names) for t in tokens):
+        return None  # a placeholder value, or labels (or indices) among the folders
+    return f"writes the labels {_fmt(sorted(tokens), 6)}"
 
 
 def filename_labels(tree: Tree, test_folder: str | None, hints: dict) -> TrainGuess | None:
@@ -365,17 +447,12 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     out_of_scope(tree)
     index = Index(tree)
     sample_path = find_sample(tree, hints)
-    sample = tree.read_table(tree.find_file(sample_path, "sample", "submission.sample")) \
+    sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")).frame \
         if sample_path else None
     hints = {**hints, "_sample": sample_path}
-    test = _test_side(tree, index, sample_path, sample, metric, hints)
-    guess = (table_labels(tree, index, sample, test.kind, set(test.ids), hints)
-             or folder_labels(tree, test.folder, hints)
-             or filename_labels(tree, test.folder, hints))
-    if guess is None:
-        raise Stop("found no train labels (a table of id -> label, a folder per class, or labels "
-                   "in the file names): set train.labels (--set 'train.labels={from: table, "
-                   "table: train.csv, id: <column>, label: <column>}') and train.images")
+    metadata = inspect_coco.metadata_files(tree)
+    test = _test_side(tree, index, sample_path, sample, metric, hints, metadata)
+    guess = _train_labels(tree, index, sample, test, hints, metadata)
     kind, why = _multilabel_kind(guess, test, sample, metric)
     header = list(sample.columns) if sample is not None else None
     sub, sub_why = _submission(sample_path, header, kind, test.k, guess, sample, hints)
@@ -385,17 +462,53 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
         "fetch": {"from": "files", "archives": [],
                   "where": f"https://www.kaggle.com/competitions/{name}/data"},
         "metric": metric, "channels": 3, "classes": None,
-        "train": [{"source": "train", "images": _shown(guess.folder), "required": True,
-                   "labels": guess.source, "label_map": None}],
+        "train": [{"source": guess.name, "images": _shown(guess.folder), "required": True,
+                   "labels": guess.source, "label_map": _label_map(hints)}, *guess.more],
         "test": {"images": _shown(test.folder), "ids": test.rule},
         "submission": sub, "solution": None, "leaderboard": True,
     }
-    notes = ([f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the id or the "
-              "label: metadata the images do not need)"] if guess.extra else [])
+    notes = guess.notes + ([f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the "
+                            "id or the label: metadata the images do not need)"]
+                           if guess.extra else [])
     group, group_why = _group(guess, hints)
     notes.append(f"folds: grouped by {group} ({group_why})" if group else
                  f"folds: not grouped ({group_why})")
     return Inferred(block, comments, notes, group_column=group, group_why=group_why)
+
+
+def _label_map(hints: dict) -> dict | None:
+    """--set train.label_map, its keys and values as text (what the block reads)."""
+    mapping = hints.get("train.label_map")
+    return None if mapping is None else {str(k): str(v) for k, v in mapping.items()}
+
+
+def _train_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, test: "TestSide",
+                  hints: dict, metadata: list) -> TrainGuess:
+    """The first train label source that fits: COCO metadata, a table, a folder per class,
+    the file names; none is one line."""
+    test_json = test.rule.get("json") if test.rule["from"] == "coco" else None
+    guess = (_coco_guess(tree, metadata, test_json, hints)
+             or table_labels(tree, index, sample, test.kind, set(test.ids), hints)
+             or folder_labels(tree, test.folder, hints, sample, test.kind)
+             or filename_labels(tree, test.folder, hints))
+    if guess is None:
+        raise Stop("found no train labels (COCO metadata, a table of id -> label, a folder per "
+                   "class, or labels in the file names): set train.labels (--set 'train.labels="
+                   "{from: table, table: train.csv, id: <column>, label: <column>}') and "
+                   "train.images")
+    return guess
+
+
+def _coco_guess(tree: Tree, metadata: list, test_json: str | None,
+                hints: dict) -> TrainGuess | None:
+    found = inspect_coco.train_labels(tree, metadata, test_json, hints)
+    if found is None:
+        return None
+    (name, first), *rest = found.sources
+    more = [{"source": n, "images": ".", "required": True, "labels": labels, "label_map": None}
+            for n, labels in rest]
+    return TrainGuess(first, found.classes, found.why, "", found.count, multi=found.multi,
+                      notes=found.notes, more=more, name=name)
 
 
 @dataclass
@@ -413,9 +526,11 @@ class TestSide:
 
 
 def _test_side(tree: Tree, index: Index, sample_path: str | None, sample: pd.DataFrame | None,
-               metric: str, hints: dict) -> TestSide:
+               metric: str, hints: dict, metadata: list) -> TestSide:
     if sample is None:
         kind, k, why = _no_sample_kind(metric)
+        if found := inspect_coco.test_ids(tree, metadata, None, hints):
+            return TestSide([], "", found[0], found[1], kind, k, why)
         folder, rule = _test_without_sample(tree, index, hints)
         return TestSide([], folder, rule, "no sample_submission: " + (
             f"{rule['table']}'s ids" if rule["from"] == "table"
@@ -425,6 +540,8 @@ def _test_side(tree: Tree, index: Index, sample_path: str | None, sample: pd.Dat
                    f"found {list(sample.columns)}")
     kind, k, why = sample_kind(sample, metric)
     ids = sample.iloc[:, 0].tolist()
+    if coco_ids := inspect_coco.test_ids(tree, metadata, ids, hints):
+        return TestSide(ids, "", coco_ids[0], coco_ids[1], kind, k, why)
     found = index.paths(ids)
     if len(found) < len(ids):
         if not found and several_files_per_sample(ids, index):
@@ -434,8 +551,22 @@ def _test_side(tree: Tree, index: Index, sample_path: str | None, sample: pd.Dat
         missing = [i for i in ids if not (i in index.by_name or i in index.by_stem)]
         raise UserError(f"{sample_path}: {len(missing)} sample id(s) with no image: "
                         f"{_fmt(missing)}")
-    return TestSide(ids, hints.get("test.images") or common_folder(found), {"from": "sample"},
-                    f"{sample_path}'s ids, in its order", kind, k, why)
+    folder = hints.get("test.images") or _folder_of_all(tree, ids) or common_folder(found)
+    return TestSide(ids, folder, {"from": "sample"}, f"{sample_path}'s ids, in its order", kind,
+                    k, why)
+
+
+def _folder_of_all(tree: Tree, ids: list[str]) -> str | None:
+    """The one folder whose own images carry every id (by name or by stem), where there is one:
+    `test/` for ids 1 ... 10 whose names every class folder of train repeats."""
+    wanted = set(ids)
+    table = tree.images
+    by_name = table["name"].isin(wanted)
+    hits = table[by_name | table["stem"].isin(wanted)]
+    key = hits["name"].where(by_name[hits.index], hits["stem"])
+    per_dir = key.groupby(hits["dir"]).nunique()
+    full = per_dir.index[per_dir == len(wanted)].tolist()
+    return full[0] if len(full) == 1 else None
 
 
 def _multilabel_kind(guess: TrainGuess, test: TestSide, sample: pd.DataFrame | None,
@@ -534,3 +665,40 @@ def _submission(sample_path, header, kind, k, guess: TrainGuess, sample, hints) 
     return {"sample": sample_path, "columns": columns, "header_line": True, "kind": kind,
             "labels": labels, "positive": positive, "k": k, "decimals": decimals,
             "upload_as": None}, why
+
+
+def check_sample_labels(block, classes: list[str], sample: pd.DataFrame | None) -> None:
+    """Where the sample's value column holds labels (two or more different ones, not one
+    placeholder repeated), each must be a class, or a class index where the submission writes
+    indices: otherwise the train labels are not what the submission scores."""
+    sub = block.submission
+    if sample is None or sub.kind not in ("label", "top_k", "tags"):
+        return
+    values = sample.iloc[:, 1]
+    tokens = set(values) if sub.kind == "label" else {t for v in values for t in v.split()}
+    tokens -= {""}
+    if len(tokens) < 2:
+        return
+    allowed = {str(i) for i in range(len(classes))} if sub.labels == "index" else set(classes)
+    if stray := sorted(tokens - allowed, key=natural_key):
+        raise Stop(f"{sub.sample}: its {sample.columns[1]!r} values {_fmt(stray)} are not among "
+                   f"the {len(classes):,} train classes {_fmt(classes)}: the train labels are not "
+                   "what the submission scores (check train.labels, or set train.label_map)")
+
+
+def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool) -> list[str]:
+    """Three train files with their labels and three test ids with their files (the first,
+    middle and last), for the user to check by eye."""
+    def spread(frame: pd.DataFrame) -> pd.DataFrame:
+        n = len(frame)
+        return frame.iloc[sorted({0, n // 2, n - 1})] if n else frame
+
+    def name(label) -> str:
+        if multilabel:
+            return " ".join(classes[int(x)] for x in str(label).split()) or "(no tag)"
+        return classes[int(label)]
+
+    train, test = (rows[rows["split"] == s] for s in ("train", "test"))
+    return ["preview: train " + "; ".join(f"{r.path} -> {name(r.label)}"
+                                          for r in spread(train).itertuples()),
+            "preview: test " + "; ".join(f"{r.id} -> {r.path}" for r in spread(test).itertuples())]

@@ -2,11 +2,16 @@
 format and the local answers, with one line for each thing that does not fit.
 
 Train rows come from each `train` source in turn: its folder's images, labelled by their
-class folder, their file name, a table of id -> label, or a one-hot table. An id in a table
+class folder (mapped by `label_map` where folders are not the classes: alaska2's four folders,
+one binary label), their file name, a table of id -> label, a one-hot table, or COCO-style JSON
+metadata (coco_source.py: the JSON's image ids and category ids, each file_name placed by the
+block's `drop` and `prefix`). The test folder is never a class folder. An id in a table
 finds its image by exact file name or by the name without its image extension (an id may
 hold dots: `1.2.826.0.1.3680043.8.498.1234` is an id, not a name with a `.1234` extension).
 Test rows are sample_submission's ids in its order (or the test folder's files in natural
-order, or a test table's ids). Train ids are the table's id, the file name, or the path below
+order, or a test table's ids; COCO test metadata maps each id to its file). A sample whose first
+column has an empty header (pandas' unnamed index, `,Id,Category`) is read with the id second
+and its header kept whole. Train ids are the table's id, the file name, or the path below
 a class-folder root; with several sources, or a train id that is also a test id, a source's
 ids get its name in front (`valid/3_120.jpg`), so every id is unique. Rows listed from files
 come in path order; rows from a table, in the table's order.
@@ -23,7 +28,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..artifacts.formats import Format
+from . import coco_source
+from .coco import Rule
 from .block import (
+    CocoIds,
+    CocoLabels,
     CompetitionBlock,
     FileIds,
     FilenameLabels,
@@ -39,7 +48,8 @@ from .tree import Tree, natural_key, stem
 
 # Where a source's images must sit in its folder: class folders, the folder itself, or anywhere
 # below it (a table names them).
-HOLDS = {"folder": "classes", "filename": "direct", "table": "below", "onehot": "below"}
+HOLDS = {"folder": "classes", "filename": "direct", "table": "below", "onehot": "below",
+         "coco": "below"}
 
 
 @dataclass
@@ -121,14 +131,17 @@ def _table(tree: Tree, pattern: str, columns: list[str], what: str, key: str) ->
 META = "\0meta\0"  # prefix of a table's other columns while rows are listed
 
 
-def _source_rows(tree: Tree, src: TrainSource, where: str):
+def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, notes: list[str]):
     """(ids, paths, raw labels, the table's other columns or None) of one train source; a
-    multi-label source's raw label is the list of its tags."""
+    multi-label source's raw label is the list of its tags. The test folder is never a class
+    folder: its images are no train source's."""
     lab = src.labels
     key = f"{where}.images"
+    if isinstance(lab, CocoLabels):
+        return (*coco_source.train_rows(tree, src, where, notes), None)
     if isinstance(lab, FolderLabels):
         folder = tree.find_dir(src.images, where, key, holds="classes")
-        paths = tree.images_below(folder)
+        paths = _outside(tree.images_below(folder), folder, test_folder)
         below = [p[len(folder) + 1:] if folder else p for p in paths]
         loose = [b for b in below if "/" not in b]
         if loose:
@@ -165,6 +178,13 @@ def _source_rows(tree: Tree, src: TrainSource, where: str):
     return ids, paths, _one_hot(frame, lab, where), extra
 
 
+def _outside(paths: list[str], folder: str, test_folder: str) -> list[str]:
+    """`paths` without those in the test folder, where it sits inside `folder`."""
+    inside = bool(test_folder) and test_folder != folder and (
+        not folder or test_folder.startswith(folder + "/"))
+    return [p for p in paths if not p.startswith(test_folder + "/")] if inside else paths
+
+
 def _one_hot(frame: pd.DataFrame, lab: OneHotLabels, where: str) -> list[str]:
     try:
         hot = frame[lab.columns].apply(pd.to_numeric).to_numpy(dtype=float)
@@ -199,14 +219,15 @@ def _mapped(labels: list[str], src: TrainSource, where: str) -> list[str]:
     return [src.label_map[v] for v in labels]
 
 
-def train_rows(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
-    parts = []
+def train_rows(block: CompetitionBlock, tree: Tree, name: str, test_folder: str = "",
+               notes: list[str] | None = None) -> pd.DataFrame:
+    parts, notes = [], [] if notes is None else notes
     for k, src in enumerate(block.train):
         where = f"competitions.{name}.train[{k}]"
         if not src.required and tree.find_dir(
                 src.images, where, "", HOLDS[src.labels.from_], required=False) is None:
             continue
-        ids, paths, labels, extra = _source_rows(tree, src, where)
+        ids, paths, labels, extra = _source_rows(tree, src, where, test_folder, notes)
         part = pd.DataFrame({"id": ids, "path": paths, "label": _mapped(labels, src, where),
                              "split": "train", "source": src.source})
         if extra is not None and len(extra.columns):
@@ -215,26 +236,63 @@ def train_rows(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def sample_table(block: CompetitionBlock, tree: Tree, name: str) -> tuple[str, pd.DataFrame] | None:
+@dataclass
+class Sample:
+    """sample_submission: its table (the id column first), its header as written, and whether
+    an unnamed index column (pandas' `,Id,Category`: 0, 1, ... ) comes before the id."""
+
+    path: str
+    frame: pd.DataFrame
+    header: tuple[str, ...]
+    index: bool = False
+
+
+def read_sample(tree: Tree, path: str) -> Sample:
+    """The sample at `path`; a leading column with an empty header cell must hold the row
+    numbers 0, 1, ... (what pandas writes), and is kept apart from the id column."""
+    frame = tree.read_table(path)
+    first = tree.read_bytes(path)[:4096].removeprefix(b"\xef\xbb\xbf")
+    if not first.startswith((b",", b'"",')) or frame.shape[1] < 2:
+        return Sample(path, frame, tuple(frame.columns))
+    cells = frame.iloc[:, 0].tolist()
+    if cells != [str(k) for k in range(len(cells))]:
+        raise UserError(f"{tree.shown(path)}: its first column has no name and does not count "
+                        f"the rows 0, 1, ... (found {_preview(cells, 3)}); the id must come "
+                        "first, or that column count the rows")
+    return Sample(path, frame.iloc[:, 1:], ("", *frame.columns[1:]), index=True)
+
+
+def sample_table(block: CompetitionBlock, tree: Tree, name: str) -> Sample | None:
     if block.submission.sample is None:
         return None
     key = f"competitions.{name}.submission.sample"
     path = tree.find_file(block.submission.sample, f"competitions.{name}", key)
-    frame = tree.read_table(path)
-    if frame.shape[1] < 2:
+    sample = read_sample(tree, path)
+    if sample.frame.shape[1] < 2:
         raise UserError(f"{tree.shown(path)}: a sample submission needs an id column and a "
-                        f"value column, found {list(frame.columns)}")
-    return path, frame
+                        f"value column, found {list(sample.frame.columns)}")
+    return sample
+
+
+def test_folder(block: CompetitionBlock, tree: Tree, name: str) -> str:
+    """The folder `test.images` names (`""`: the top)."""
+    where = f"competitions.{name}.test"
+    return tree.find_dir(block.test.images, where, f"{where}.images",
+                         "direct" if isinstance(block.test.ids, FileIds) else "below")
 
 
 def test_rows(block: CompetitionBlock, tree: Tree, name: str,
               sample: pd.DataFrame | None) -> pd.DataFrame:
     where = f"competitions.{name}.test"
     ids_rule = block.test.ids
-    folder = tree.find_dir(block.test.images, where, f"{where}.images",
-                           "direct" if isinstance(ids_rule, FileIds) else "below")
+    folder = test_folder(block, tree, name)
     images = Images(tree, folder)
-    if isinstance(ids_rule, FileIds):
+    if isinstance(ids_rule, CocoIds):
+        ids, paths = coco_source.test_rows(
+            tree, ids_rule, folder, None if sample is None else sample.iloc[:, 0].tolist(), where)
+        if dupes := sorted(i for i, n in Counter(ids).items() if n > 1):
+            raise UserError(f"{where}: the sample lists ids twice: {_preview(dupes)}")
+    elif isinstance(ids_rule, FileIds):
         names = [p.rpartition("/")[2] for p in images.paths]
         ids = [stem(n) if ids_rule.id == "stem" else n for n in names]
         order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
@@ -265,7 +323,7 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
 def test_only(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
     """The test rows alone (what `infer --raw` predicts): no train labels are read."""
     found = sample_table(block, tree, name)
-    return test_rows(block, tree, name, found[1] if found else None)
+    return test_rows(block, tree, name, found.frame if found else None)
 
 
 def class_list(block: CompetitionBlock, labels: list[str], sample: pd.DataFrame | None) -> list[str]:
@@ -277,14 +335,18 @@ def class_list(block: CompetitionBlock, labels: list[str], sample: pd.DataFrame 
     return sorted(set(labels), key=natural_key)
 
 
-def resolve_format(block: CompetitionBlock, classes: list[str], sample: pd.DataFrame | None,
+def resolve_format(block: CompetitionBlock, classes: list[str],
+                   sample: Sample | pd.DataFrame | None,
                    name: str, train_labels: set[str] | None = None) -> Format:
-    """The submission format, checked against the classes (and what train shows)."""
+    """The submission format, checked against the classes (and what train shows); `sample`
+    may be the sample's table alone."""
+    if isinstance(sample, pd.DataFrame):
+        sample = Sample("", sample, tuple(sample.columns))
     sub = block.submission
     key = f"competitions.{name}.submission"
-    header = tuple(sample.columns) if sample is not None else (
+    header = sample.header if sample is not None else (
         tuple(sub.columns) if sub.header_line else None)
-    names = list(header) if header else list(sub.columns)
+    names = list(sample.frame.columns) if sample is not None else list(header or sub.columns)
     positive = value_classes = None
     if sub.kind == "probabilities":
         columns = names[1:]
@@ -310,8 +372,19 @@ def resolve_format(block: CompetitionBlock, classes: list[str], sample: pd.DataF
             raise UserError(f"{key}.positive: {pick!r} is not a class ({classes})")
         positive = classes.index(pick)
     return Format(header=header, kind=sub.kind, labels=sub.labels, positive=positive, k=sub.k,
-                  multilabel=block.multilabel,
-                  decimals=sub.decimals, value_classes=value_classes, upload_as=sub.upload_as)
+                  multilabel=block.multilabel, decimals=sub.decimals,
+                  value_classes=value_classes, upload_as=sub.upload_as,
+                  **_index_column(sample, key))
+
+
+def _index_column(sample: Sample | None, key: str) -> dict:
+    """Format's `index` (row numbers written before each id) where the sample has one."""
+    if sample is None or not sample.index:
+        return {}
+    if "index" not in Format.__dataclass_fields__:  # the writer's side: artifacts/formats.py
+        raise UserError(f"{key}.sample: {sample.path} starts with an unnamed index column "
+                        f"({','.join(sample.header)}), which this imgcomp cannot write yet")
+    return {"index": True}
 
 
 def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.DataFrame:
@@ -325,8 +398,9 @@ def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.Da
 def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     """The whole listing: train and test rows, classes, format, local answers."""
     found = sample_table(block, tree, name)
-    sample = found[1] if found else None
-    train = train_rows(block, tree, name)
+    sample = found.frame if found else None
+    source_notes: list[str] = []
+    train = train_rows(block, tree, name, test_folder(block, tree, name), source_notes)
     test = test_rows(block, tree, name, sample)
     multi = block.multilabel
     flat = [x for v in train["label"] for x in v] if multi else train["label"].tolist()
@@ -335,7 +409,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     if stray := sorted(seen - set(classes), key=natural_key):
         raise UserError(f"competitions.{name}: train labels {_preview(stray)} are not among the "
                         f"classes {_preview(classes)}")
-    fmt = resolve_format(block, classes, sample, name, seen)
+    fmt = resolve_format(block, classes, found, name, seen)
     if unseen := [c for c in classes if c not in seen]:
         raise UserError(f"competitions.{name}: class(es) {_preview(unseen)} have no train image")
     shared = set(train["path"]) & set(test["path"])
@@ -353,7 +427,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     train = train.drop(columns=extra)
     rows = pd.concat([train, test], ignore_index=True)
     solution = local_answers(block, tree, name, test["id"].tolist(), index)
-    notes = describe(block, tree, train, test, classes, fmt, found)
+    notes = describe(block, tree, train, test, classes, fmt) + source_notes
     if multi:
         none = int((train["label"] == "").sum())
         notes.append(f"multi-label: {len(classes)} tags, "
@@ -406,7 +480,7 @@ def local_answers(block: CompetitionBlock, tree: Tree, name: str, test_ids: list
 
 
 def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.DataFrame,
-             classes: list[str], fmt: Format, sample) -> list[str]:
+             classes: list[str], fmt: Format) -> list[str]:
     """What was found, one line each: the train labels, the test rows, the submission."""
     lines = []
     for src in block.train:
@@ -419,15 +493,24 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
                if isinstance(lab, TableLabels) else "",
                "onehot": f"{lab.table}, " + ("one 0/1 column per tag" if lab.multi
                                              else "one-hot columns")
-               if isinstance(lab, OneHotLabels) else ""}[lab.from_]
+               if isinstance(lab, OneHotLabels) else "",
+               "coco": f"{lab.metadata} (COCO: image id -> category_id, {_rule_text(lab)})"
+               if isinstance(lab, CocoLabels) else ""}[lab.from_]
         lines.append(f"train ({src.source}): {n:,} images, labels from {how}")
     lines.append(f"{'tags' if fmt.multilabel else 'classes'}: {len(classes)} "
                  f"({', '.join(classes[:6])}"
                  + (", ..." if len(classes) > 6 else "") + ")")
     ids = block.test.ids
     origin = ("sample_submission" if isinstance(ids, SampleIds) else
-              ids.table if isinstance(ids, TableIds) else "the file names")
+              ids.table if isinstance(ids, TableIds) else
+              f"{block.submission.sample or ids.metadata}, each an image id of {ids.metadata}"
+              if isinstance(ids, CocoIds) else "the file names")
     folder = test["path"].iloc[0].rpartition("/")[0] if len(test) else ""
-    lines.append(f"test: {len(test):,} ids from {origin}, images {folder or '.'}/")
+    where = (f"{_rule_text(ids)}" if isinstance(ids, CocoIds) else f"images {folder or '.'}/")
+    lines.append(f"test: {len(test):,} ids from {origin}, {where}")
     lines.append(f"submission: {fmt.describe()}")
     return lines
+
+
+def _rule_text(rule: CocoLabels | CocoIds) -> str:
+    return Rule(rule.drop, rule.prefix).describe()

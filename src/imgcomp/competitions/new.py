@@ -2,8 +2,9 @@
 
 It lists `data/raw/<slug>/` (Kaggle's zip, or its files unpacked) without extracting an image,
 infers the block (inspect.py), checks it by listing the data through it exactly as `prepare`
-will, and writes it into params.yaml as text: the rest of the file, comments included, stays
-byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
+will (a sample whose labels are not train's classes stops it), prints three train files with
+their labels and three test ids with their files, and writes it into params.yaml as text: the
+rest of the file, comments included, stays byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
 `augment.<slug>`, `kaggle.<slug>`, sets `competition: <slug>` and `folds.group_column` (a
 patient or subject column of the train table, or null). Where the files do not decide
 a key it stops with one line naming it; `--set KEY=VALUE` (a YAML value; `train.` is the first
@@ -21,8 +22,8 @@ from ..errors import UserError
 from ..fileio import write_text
 from ..params import NAME, parse_params
 from .block import CompetitionBlock, check_metric_name
-from .inspect import infer
-from .layout import resolve
+from .inspect import check_sample_labels, infer, preview
+from .layout import resolve, sample_table
 from .tree import Tree
 
 AUGMENT = ("{scale: [0.35, 1.0], ratio: [0.75, 1.333], hflip: 0.5, vflip: 0.0, rotate: 0, "
@@ -177,6 +178,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
         raise UserError(f"new: the inferred block does not validate ({_first(e)}); set the key "
                         "with --set") from None
     listing = resolve(block, tree, name)  # the data through the block, exactly as prepare
+    sample = sample_table(block, tree, name)
+    check_sample_labels(block, listing.classes, sample.frame if sample else None)
     new_text = edit(text, name, render(name, found.block, found.comments, raw_dir), name,
                     (found.group_column, found.group_why))
     check = yaml.safe_load(new_text)
@@ -184,7 +187,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
         raise UserError("new: the block did not survive YAML's round trip; please report this")
     parse_params(check, str(params_path)).train.check_labels(name, block.multilabel)
     write_text(params_path, new_text)
-    for line in listing.notes + found.notes:
+    for line in listing.notes + found.notes + preview(listing.rows, listing.classes,
+                                                      listing.multilabel):
         print(f"new: {line}")
     print(f"new: wrote competitions.{name}, augment.{name}, kaggle.{name} and "
           f"folds.group_column into {params_path}; competition: {name}. Next: `make all` (image_size and train.models are yours to "

@@ -8,7 +8,10 @@ from the extracted folders (`Tree.of`); `new` builds it by listing the archives,
 extracting an image (`Tree.listing`), and reads only the tables. Desktop junk never enters it.
 
 One walk fills the tree; every lookup after it is a dict or one pass over the sorted paths,
-never a glob per id, so 200,000 images list and match in seconds.
+never a glob per id, so 200,000 images list and match in seconds. An image is any file whose
+extension Pillow's registry opens and decodes (gif, tif, webp, ...). A table over TABLE_LIMIT
+is not kept by the listing: it is read again from its archive when needed (herbarium 2022's
+train_metadata.json), and COCO metadata is parsed once per tree, as columns.
 """
 
 from __future__ import annotations
@@ -26,10 +29,31 @@ import pandas as pd
 
 from ..archives import DESKTOP_FILES, extract, is_archive, not_data, safe_member_name
 from ..errors import UserError
+from . import coco
+from .coco import Coco
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 TABLE_SUFFIXES = (".csv", ".xlsx", ".xls", ".json", ".txt")
 TABLE_LIMIT = 256 << 20  # a listed table is read into memory up to this size
+# Pillow formats that are no images to learn from: placeholders that cannot decode (stubs),
+# headers without pixels (MPEG), PostScript (needs Ghostscript), IPTC metadata.
+NOT_PICTURES = frozenset({"MPEG", "EPS", "IPTC"})
+
+
+def _image_suffixes() -> tuple[str, ...]:
+    """Every extension Pillow opens and decodes (its registry: gif, tif, webp, ...)."""
+    from PIL import Image, ImageFile
+
+    def decodes(fmt: str) -> bool:
+        opener = Image.OPEN.get(fmt, (None,))[0]
+        stub = isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile)
+        return opener is not None and not stub and fmt not in NOT_PICTURES
+
+    Image.init()
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items()
+                        if decodes(fmt)))
+
+
+IMAGE_SUFFIXES = _image_suffixes()
 
 
 def natural_key(text: str):
@@ -55,6 +79,7 @@ class Root:
     where: str  # for messages: `train.zip`, or the raw folder
     archive: bool = False  # `where` is an archive (its files were extracted to `base`)
     skip: frozenset[str] = frozenset()  # top-level names left out (the archives themselves)
+    source: Path | None = None  # a listed archive's file (to read a member not kept)
 
 
 @dataclass
@@ -64,6 +89,7 @@ class Tree:
     tables: dict[str, bytes] = field(default_factory=dict)  # listed tables' bytes
     shadowed: int = 0  # files found twice (unpacked beside their archive): the first kept
     _dirs: set[str] | None = field(default=None, repr=False)
+    _coco: dict = field(default_factory=dict, repr=False)  # path -> its Coco (None: other JSON)
     _images: pd.DataFrame | None = field(default=None, repr=False)
 
     def add(self, path: str, root: int) -> None:
@@ -108,7 +134,7 @@ class Tree:
                 else:
                     tree.add(rel, 0)
         for archive in archives:
-            tree.roots.append(Root(None, archive.name, archive=True))
+            tree.roots.append(Root(None, archive.name, archive=True, source=archive))
             _list_archive(archive, tree, len(tree.roots) - 1)
         return tree
 
@@ -192,10 +218,27 @@ class Tree:
             return table
         return table[(table["dir"] == folder) | table["dir"].str.startswith(folder + "/")]
 
+    def read_bytes(self, path: str) -> bytes:
+        """A file's bytes: kept from the listing, read from disk, or streamed again from its
+        archive (a table over TABLE_LIMIT, such as herbarium 2022's train_metadata.json)."""
+        data = self.tables.get(path)
+        if data is not None:
+            return data
+        root = self.roots[self.files[path]]
+        if root.base is not None:
+            return (root.base / path).read_bytes()
+        return _member_bytes(root.source, path)
+
+    def coco(self, path: str) -> Coco | None:
+        """`path` read as COCO-style metadata (None: other JSON), parsed once per tree."""
+        if path not in self._coco:
+            self._coco[path] = coco.load(lambda: self.read_bytes(path), self.shown(path))
+        return self._coco[path]
+
     def read_table(self, path: str) -> pd.DataFrame:
         """A CSV or xlsx as text cells: ids are never re-typed (`0001` stays `0001`)."""
-        data = self.tables.get(path)
-        source = io.BytesIO(data) if data is not None else self.real(path)
+        on_disk = path not in self.tables and self.roots[self.files[path]].base is not None
+        source = self.real(path) if on_disk else io.BytesIO(self.read_bytes(path))
         try:
             if path.lower().endswith((".xlsx", ".xls")):
                 frame = _text_cells(pd.read_excel(source))
@@ -336,3 +379,49 @@ def _list_by_extracting(archive: Path, tree: Tree, root: int) -> None:
             tree.add(path, root)
             if path.lower().endswith(TABLE_SUFFIXES):
                 tree.tables[path] = (dest / path).read_bytes()
+
+
+def _member_bytes(archive: Path, path: str) -> bytes:
+    """The bytes of `path` in `archive` as the listing placed it (nested archives unpacked
+    beside themselves), found by one more pass over the archive."""
+    import libarchive
+
+    if archive.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            if path in z.NameToInfo:
+                return z.read(path)
+            for info in z.infolist():
+                if is_archive(info.filename) and _inside(info.filename, path):
+                    with z.open(info) as f, libarchive.stream_reader(f) as inner:
+                        found = _find_entry(inner, info.filename.rpartition("/")[0], path, 1)
+                    if found is not None:
+                        return found
+    else:
+        with libarchive.file_reader(str(archive)) as reader:
+            found = _find_entry(reader, "", path, 0)
+        if found is not None:
+            return found
+    raise UserError(f"{path} in {archive.name}: listed before, not found now (did the archive "
+                    "change?)")
+
+
+def _inside(inner_archive: str, path: str) -> bool:
+    folder = inner_archive.rpartition("/")[0]
+    return not folder or path.startswith(folder + "/")
+
+
+def _find_entry(reader, prefix: str, path: str, depth: int) -> bytes | None:
+    import libarchive
+
+    for entry in reader:
+        if entry.isdir:
+            continue
+        name = f"{prefix}/{entry.pathname}" if prefix else entry.pathname
+        if name == path:
+            return b"".join(bytes(b) for b in entry.get_blocks())
+        if is_archive(name) and depth < 3 and _inside(name, path):
+            with libarchive.stream_reader(_Blocks(entry.get_blocks())) as inner:
+                found = _find_entry(inner, name.rpartition("/")[0], path, depth + 1)
+            if found is not None:
+                return found
+    return None

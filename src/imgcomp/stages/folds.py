@@ -1,8 +1,18 @@
 """folds: `folds.csv` (id, fold) over the training rows, stratified, seeded, and grouped where
 `folds.group_column` names a column of the train table.
 
-Single-label rows are stratified by class (scikit-learn's StratifiedKFold; with groups,
-StratifiedGroupKFold). Multi-label rows are stratified by iterative stratification
+Single-label rows are stratified by class: scikit-learn's StratifiedKFold assignment (the same
+folds, seed for seed), computed by `stratified_folds` in one sort instead of scikit-learn's pass
+over every row per class, which at 15,000 classes is the stage's whole time; with groups,
+StratifiedGroupKFold.
+
+A class with fewer images than folds never blocks the folds: its images are spread, one per
+fold, like every class's (what StratifiedKFold's allocation does), and the stage says how many
+classes and images. Spread rather than kept in training in every fold, so that every row has
+an out-of-fold prediction (the ensemble's weights, post-processing and CV score see every row,
+and none needs a "never validated" marker); the price is honest: a class of one image is
+validated by the one model that never saw it, which is what the test set does to a class too
+rare to learn. Multi-label rows are stratified by iterative stratification
 (Sechidis et al. 2011, the `iterative-stratification` package's MultilabelStratifiedKFold),
 which keeps each tag's share, and each pair's, near the whole data's in every fold; random
 folds leave a rare tag out of some folds altogether. Grouped multi-label rows are split as whole
@@ -44,17 +54,41 @@ def assign_folds(labels: np.ndarray, n_splits: int, seed: int,
     labels = np.asarray(labels)
     if labels.ndim == 2:
         return _multilabel_folds(labels, n_splits, seed, groups)
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    if groups is None:
+        return stratified_folds(labels, n_splits, seed)
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
 
     fold = np.full(len(labels), -1, dtype=int)
-    if groups is None:
-        split = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(
-            np.zeros(len(labels)), labels)
-    else:
-        split = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(
-            np.zeros(len(labels)), labels, groups)
-    for k, (_, valid) in enumerate(split):
-        fold[valid] = k
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # rare classes: main() says so in one line
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+            fold[valid] = k
+    return fold
+
+
+def stratified_folds(labels: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    """StratifiedKFold(n_splits, shuffle=True, random_state=seed)'s folds, in O(N log N): each
+    class's images dealt over the folds by round robin over the sorted labels (so a class
+    smaller than the folds lands in as many different folds as it has images), then shuffled
+    within the class by the same random stream, classes in order of first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    _, rank = np.unique(first, return_inverse=True)
+    y = rank[inverse.reshape(-1)]  # classes numbered by first appearance, as scikit-learn does
+    n_classes = len(first)
+    ordered = np.sort(y)
+    allocation = np.stack([np.bincount(ordered[i::n_splits], minlength=n_classes)
+                           for i in range(n_splits)])
+    rows = np.argsort(y, kind="stable")  # each class's rows, in row order
+    ends = np.cumsum(np.bincount(y, minlength=n_classes))
+    rng = np.random.RandomState(seed)
+    fold = np.empty(len(y), dtype=int)
+    for k in range(n_classes):
+        mine = np.arange(n_splits).repeat(allocation[:, k])
+        rng.shuffle(mine)
+        fold[rows[ends[k] - len(mine):ends[k]]] = mine
     return fold
 
 
@@ -128,12 +162,13 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
     ids = prepared.manifest["id"].iloc[train_rows].tolist()
     labels = prepared.targets(train_rows)
     n, column = params.folds.n_splits, params.folds.group_column
+    if len(ids) < n:
+        raise UserError(f"folds.n_splits={n}: only {len(ids)} training image(s); lower "
+                        f"folds.n_splits to at most {len(ids)}")
     counts = labels.sum(axis=0) if prepared.multilabel else np.bincount(
         labels, minlength=prepared.num_classes)
-    small = [prepared.classes[i] for i, c in enumerate(counts) if c < n]
-    if small and not prepared.multilabel:
-        raise UserError(f"folds.n_splits={n}: classes {small} have fewer images than folds; "
-                        f"lower folds.n_splits to at most {int(counts.min())}")
+    small = [prepared.classes[i] for i, c in enumerate(counts)
+             if c < n and (prepared.multilabel or c > 0)]
     groups = read_groups(prepared, ids, column) if column else None
     if groups is not None and (g := len(np.unique(groups))) < n:
         raise UserError(f"folds.group_column: {column!r} has {g} distinct value(s), fewer than "
@@ -144,6 +179,13 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
     print(f"folds: {len(ids)} training images in {n} {how} folds"
           + (f", grouped by {column} ({len(np.unique(groups))} groups)" if column else "")
           + f" -> {out_csv}")
-    if small:
+    if small and prepared.multilabel:
         print(f"folds: warning: tags {small[:10]} have fewer images than folds, so some "
               "validation folds hold none of them (their AUC and F1 there are undefined)")
+    elif small:
+        rare = counts[(counts > 0) & (counts < n)]
+        ones = int((rare == 1).sum())
+        print(f"folds: {len(small):,} class(es) with fewer images than the {n} folds "
+              f"({int(rare.sum()):,} image(s), e.g. {small[:3]}): spread over the folds, one "
+              "image per fold" + (f"; {ones:,} class(es) of one image are validated by the one "
+                                  "model that never saw them" if ones else ""))
