@@ -103,7 +103,8 @@ def to_text(fmt: Format, ids: list[str], cells: list[list[str]]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     if fmt.header is not None:
         writer.writerow(fmt.header)
-    writer.writerows([i, *row] for i, row in zip(ids, cells))
+    writer.writerows([str(k), i, *row] if fmt.index else [i, *row]  # pandas' unnamed index
+                     for k, (i, row) in enumerate(zip(ids, cells)))
     return buf.getvalue()
 
 
@@ -132,6 +133,11 @@ def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[s
     widths = sorted({len(r) for r in rows})
     if widths and widths != [fmt.width]:
         raise UserError(f"{where}: expected {fmt.width} columns, found {widths}")
+    if fmt.index:  # the unnamed first column counts the rows, as the sample's does
+        if (k := next((k for k, r in enumerate(rows) if r[0] != str(k)), None)) is not None:
+            raise UserError(f"{where}: data row {k + 1} must start with {k} (the sample's "
+                            "unnamed first column counts the rows)")
+        rows = [r[1:] for r in rows]
     return rows
 
 

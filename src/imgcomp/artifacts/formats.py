@@ -25,6 +25,7 @@ class Format:
     value_classes: tuple[int, ...] | None  # kind probabilities: class index of each column
     upload_as: str | None = None
     multilabel: bool = False  # probabilities are per tag (rows need not sum to 1)
+    index: bool = False  # the sample's first column is pandas' unnamed index: row k starts with k
 
     @property
     def width(self) -> int:

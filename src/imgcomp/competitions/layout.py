@@ -379,12 +379,7 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
 
 def _index_column(sample: Sample | None, key: str) -> dict:
     """Format's `index` (row numbers written before each id) where the sample has one."""
-    if sample is None or not sample.index:
-        return {}
-    if "index" not in Format.__dataclass_fields__:  # the writer's side: artifacts/formats.py
-        raise UserError(f"{key}.sample: {sample.path} starts with an unnamed index column "
-                        f"({','.join(sample.header)}), which this imgcomp cannot write yet")
-    return {"index": True}
+    return {"index": True} if sample is not None and sample.index else {}
 
 
 def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.DataFrame:
