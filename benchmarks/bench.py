@@ -17,7 +17,9 @@
 7. digits: the pipeline's held-out test accuracy beside a grid-searched RBF SVM on the same split;
 8. small data, short runs (benchmarks/small_data.py): about 300 images in 40 classes, 3 folds x 8
    epochs; the CV score with `train.ema` under the averaging rule, with `ema: 0`, and with the
-   fixed decay the rule replaced.
+   fixed decay the rule replaced;
+9. scale (benchmarks/scale.py): new + prepare + folds at 20,000 and 200,000 images (time per
+   image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS).
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
 
@@ -49,6 +51,7 @@ if importlib.util.find_spec("imgcomp") is None:  # a checkout without the instal
 sys.path.insert(0, str(REPO / "tests"))  # support.py: the instruments the tests check
 
 import run_shape  # noqa: E402  (benchmarks/, this script's folder)
+import scale  # noqa: E402
 import small_data  # noqa: E402
 from support import (  # noqa: E402
     bare_train,
@@ -635,11 +638,15 @@ def main(argv: list[str] | None = None) -> None:
     if "small_data" in only:
         results["small_data"] = small_data.measure(epochs=max(1, round(8 * min(SCALE, 1))))
         done("small_data")
+    if "scale" in only:
+        results["scale"] = scale.measure(["listing", "classes"], [n(20_000), n(200_000)],
+                                         max(20, int(15_000 * min(SCALE, 1))))
+        done("scale")
     print(f"\nwritten: {out}")
 
 
 SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy",
-            "small_data")
+            "small_data", "scale")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -711,6 +718,17 @@ def print_table(r: dict, section: str) -> None:
             round(sd["rule"]["cv"] - sd["ema_0"]["cv"], 4), "rule >= ema 0")
         row(f"  the same, rule vs fixed decay {sd['ema']}", sd["rule"]["cv"], sd["fixed"]["cv"],
             round(sd["rule"]["cv"] - sd["fixed"]["cv"], 4))
+    elif section == "scale":
+        sc = r["scale"]
+        small, big = sc["listing"]["rows"][0], sc["listing"]["rows"][-1]
+        row(f"new+prepare+folds us/image, {big['images']:,} vs {small['images']:,} images",
+            big["us_per_image"], small["us_per_image"], sc["listing"]["per_image_ratio"],
+            "<= 1.3")
+        row(f"  prepare's peak RSS MB at {big['images']:,} images", big["prepare_peak_mb"],
+            goal="<= 2048")
+        cl = sc["classes"]
+        row(f"{cl['classes']:,} classes through dvc repro: peak RSS MB", cl["peak_rss_mb"],
+            goal="<= 8192")
     sys.stdout.flush()
 
 

@@ -112,3 +112,22 @@ def test_weighted_cv_is_cross_fitted_and_can_lose_to_the_in_sample_fit():
     again = cross_fitted(stack, flipped, fold_of, "accuracy")
     assert np.array_equal(again[fold_of == 2], out[fold_of == 2])  # never seen by its own fit
     assert not np.array_equal(again[fold_of != 2], out[fold_of != 2])  # seen by the others'
+
+
+def test_the_baseline_is_the_prior_and_chance_on_the_same_rows():
+    """A model that knows the labels beats both; one that knows nothing beats neither for
+    sure (its score sits among its own predictions shuffled); the prior is counted fold by
+    fold on the other folds (a class absent from the others gets nothing)."""
+    from imgcomp.stages.ensemble import _prior_predictions, baseline
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    fold_of = np.arange(300) % 3
+    good = np.eye(3)[y] * 0.8 + 0.2 / 3
+    noise = rng.dirichlet(np.ones(3), 300)
+    assert baseline("accuracy", y, fold_of, 3, accuracy(y, good), good).beaten
+    b = baseline("log_loss", y, fold_of, 3, log_loss(y, noise), noise)
+    assert not b.beaten and b.score < log_loss(y, noise)  # the prior beats noise on log loss
+    y2 = np.array([0, 0, 1, 1, 2, 2])  # class 2 only in fold 2
+    p = _prior_predictions(y2, np.array([0, 1, 0, 1, 2, 2]), 3, np.zeros((6, 3)))
+    assert np.allclose(p[4], [0.5, 0.5, 0.0]) and np.allclose(p[0], [0.25, 0.25, 0.5])

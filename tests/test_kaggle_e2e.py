@@ -273,3 +273,35 @@ def test_a_sample_with_an_unnamed_index_column_is_written_byte_for_byte(tmp_path
     from imgcomp.__main__ import main as cli  # this checkout's validate, in process
 
     assert cli(["validate", str(root / f"submissions/{slug}.csv")]) == 0
+
+
+def test_a_run_that_learned_nothing_says_so_and_writes_its_submission(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Melanoma's layout with pure-noise images and metadata unrelated to the target: the
+    ensemble beats neither the class prior nor its own predictions shuffled across rows, and
+    ensemble, `make summary` and the report say so in one line; the submission is written."""
+    from layouts_tail import with_tail_block
+
+    from imgcomp.__main__ import run as cli
+
+    slug = "siim-isic-melanoma-classification"
+    root = tmp_path / "p"
+    root.mkdir()
+    built, _ = with_tail_block(root, "melanoma-noise", raw=root / "data/raw" / slug)
+    params = merge(merge(yaml.safe_load((root / "params.yaml").read_text()), TINY),
+                   {"image_size": 16})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    monkeypatch.chdir(root)
+    run_stages(root, params)
+    printed = capsys.readouterr().out
+    cv = json.loads((root / "metrics/cv.json").read_text())
+    base = cv["ensemble"]["baseline"]
+    assert base["beaten"] is False and base["score"] == 0.5  # a constant prior's AUC
+    warning = "did not beat a model that learned nothing"
+    assert f"ensemble: warning: the models {warning}" in printed
+    cli(["summary"])
+    assert warning in capsys.readouterr().out
+    cli(["report", "--out", str(tmp_path / "r.html")])
+    assert warning in (tmp_path / "r.html").read_text()
+    assert imgcomp(["validate", f"submissions/{slug}.csv"], root).returncode == 0

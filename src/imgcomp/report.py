@@ -461,8 +461,9 @@ def _headline(cv: CvReport, lb_path: Path) -> str:
     warning = ("" if e.baseline.beaten else
                f"<p><b>Warning: {html.escape(learned_nothing(metric, e))}.</b></p>")
     return (f"<p>CV {metric} (out-of-fold, {cv.images} images) "
-            f"<b>{e.value(metric):.4f}</b>{held_out} &middot; the class prior on the same rows "
-            f"{e.baseline.score:.4f}</p>{warning}")
+            f"<b>{e.value(metric):.4f}</b>{held_out} &middot; on the same rows, the class prior "
+            f"{e.baseline.score:.4f} and the predictions shuffled across rows "
+            f"{e.baseline.chance:.4f}</p>{warning}")
 
 
 def _params_section(params_path: Path, name: str, cv: CvReport) -> str:

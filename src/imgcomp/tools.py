@@ -80,7 +80,8 @@ def summary(params: Params) -> None:
         print(f"  {model:<20} {r.value(metric):.4f}   folds: {folds}")
     e = cv.ensemble
     print(f"  {'ensemble (' + e.method + ')':<20} {e.value(metric):.4f}")
-    print(f"  {'class prior':<20} {e.baseline.score:.4f}   (a model that learned nothing)")
+    print(f"  {'class prior':<20} {e.baseline.score:.4f}   (a model that learned nothing; "
+          f"shuffled across rows: {e.baseline.chance:.4f})")
     if not e.baseline.beaten:
         print(f"warning: {learned_nothing(metric, e)}")
     lb_path = leaderboard_path(params.competition)

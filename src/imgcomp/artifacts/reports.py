@@ -126,9 +126,11 @@ class PostScores(_Strict):
 
 
 class Baseline(_Strict):
-    """What a model that learned nothing scores on the same OOF rows: the class (or tag) prior,
-    each fold's counted on the other folds; `beaten`: the ensemble scored better."""
+    """What a model that learned nothing scores on the same OOF rows: the class (or tag) prior
+    (`score`, each fold's counted on the other folds) and `chance` (the ensemble's predictions
+    shuffled across rows, the best of 19); `beaten`: the ensemble scored better than both."""
     score: float
+    chance: float
     beaten: bool
 
 
@@ -143,9 +145,10 @@ class EnsembleResult(Scores):
 def learned_nothing(metric: str, result: EnsembleResult) -> str:
     """The one line `ensemble`, `make summary` and the report say where the models did not
     beat the prior."""
-    return (f"the models did not beat the class prior (CV {metric} "
-            f"{result.value(metric):.4f}, the prior's {result.baseline.score:.4f}): they "
-            "learned nothing the metric rewards; what usually helps: more train.epochs, a "
+    b = result.baseline
+    return (f"the models did not beat a model that learned nothing (CV {metric} "
+            f"{result.value(metric):.4f}; the class prior {b.score:.4f}, their own predictions "
+            f"shuffled across rows {b.chance:.4f}): what usually helps: more train.epochs, a "
             "pretrained model (models.<name>.pretrained), a larger image_size. The submission "
             "is written all the same")
 
