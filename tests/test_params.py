@@ -96,7 +96,7 @@ def test_cli_bad_yaml(tmp_path):
 OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_map"),
             ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
-            ("ModelSpec", "args"),
+            ("ModelSpec", "args"), ("ModelSpec", "image_size"), ("ModelSpec", "seed"),
             ("Augment", "albumentations")}
 
 

@@ -82,7 +82,7 @@ class PackageSpec(_Strict):
     post: dict[str, Any] | None  # the ensemble's post.json (reports.py), fitted on the OOF
     classes: list[str]
     channels: int
-    image_size: int
+    image_size: int  # the largest item's side (each item's card holds its own)
     cache_side: int
     max_extract_gb: float
     tta: list[str]

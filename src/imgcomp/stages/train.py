@@ -213,7 +213,7 @@ def run_config(run: Run, fold: int) -> dict:
     p = run.params
     return {
         "competition": p.competition, "model": run.model_name, "fold": fold,
-        "image_size": p.image_size, "augment": p.competition_augment().model_dump(mode="json"),
+        "image_size": p.model_size(run.model_name), "augment": p.competition_augment().model_dump(mode="json"),
         "metric": p.competition_keys().metric,
         "train": p.train.model_dump(mode="json", exclude={
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
@@ -238,7 +238,7 @@ def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
         if run.rt.is_main:
             print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
         return
-    seed_everything(run.params.train.seed)
+    seed_everything(run.params.model_seed(run.model_name))
     model, mean, std, interpolation = _build(run)
     result = _fit(run, fold, name, config, model, mean, std, interpolation, live)
     if not run.rt.is_main:
@@ -255,7 +255,7 @@ def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -
     return ModelCard(
         card=1, model=run.model_name, fold=fold, arch=spec.arch or run.model_name,
         args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=keys.channels,
-        image_size=run.params.image_size, mean=mean, std=std, interpolation=interpolation,
+        image_size=run.params.model_size(run.model_name), mean=mean, std=std, interpolation=interpolation,
         classes=run.prepared.classes, multilabel=run.prepared.multilabel, metric=keys.metric,
         score=None if math.isnan(result.best_score) else result.best_score,
         best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
@@ -271,39 +271,46 @@ def _build(run: Run):
     """(model, mean, std, interpolation): the network, and the preprocessing it is fed."""
     spec, channels = run.params.model_spec(run.model_name), run.params.competition_keys().channels
     model = create_model(spec.arch or run.model_name, run.prepared.num_classes, channels,
-                         run.params.image_size, spec.pretrained,
+                         run.params.model_size(run.model_name), spec.pretrained,
                          str(run.init) if run.init else None, spec.args)
     stats = run.prepared.stats
     return (model, *preprocessing(model, spec.pretrained, channels, stats.mean, stats.std))
 
 
 def step_config(train: Train, num_classes: int, class_weight: np.ndarray | None = None,
-                multilabel: bool = False) -> StepConfig:
-    """The training step's plain values from train.*: where config stops."""
+                multilabel: bool = False, seed: int | None = None) -> StepConfig:
+    """The training step's plain values from train.*: where config stops (`seed`: the
+    model's own, else train.seed)."""
     return plain(StepConfig, train, schedule=plain(Schedule, train), num_classes=num_classes,
-                 class_weight=class_weight, multilabel=multilabel)
+                 class_weight=class_weight, multilabel=multilabel,
+                 seed=train.seed if seed is None else seed)
 
 
-def feed_config(params: Params, mean: list[float], std: list[float]) -> FeedConfig:
-    """The training feed's plain values from params."""
+def feed_config(params: Params, model_name: str, mean: list[float],
+                std: list[float]) -> FeedConfig:
+    """The training feed's plain values from params, for `model_name` (its size and seed)."""
     return plain(FeedConfig, params.train, backend=params.augment_backend(),
                  augment=AugmentSpec.of(params.competition_augment().model_dump()),
-                 size=params.image_size, mean=mean, std=std)
+                 size=params.model_size(model_name), mean=mean, std=std,
+                 seed=params.model_seed(model_name))
 
 
 def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpolation, live):
     p, rt = run.params, run.rt
     train_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
-    feed = make_feed(feed_config(p, mean, std), rt, run.images, train_rows,
+    feed = make_feed(feed_config(p, run.model_name, mean, std), rt, run.images, train_rows,
                      run.labels[train_rows])
-    prep = DevicePrep(rt.device, mean, std, p.image_size, rt.channels_last, interpolation)
+    prep = DevicePrep(rt.device, mean, std, p.model_size(run.model_name), rt.channels_last,
+                      interpolation)
     if rt.is_main:
         _describe(run, name, model, len(train_rows), len(valid_rows), p.augment_backend())
     weight = (class_weights(run.labels[train_rows], run.prepared.num_classes)
               if p.train.class_weights == "balanced" else None)
     fit_cfg = FitConfig(
-        step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel),
-        p.train.batch_size, p.train.patience, p.train.seed, p.competition_keys().metric, name,
+        step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel,
+                    p.model_seed(run.model_name)),
+        p.train.batch_size, p.train.patience, p.model_seed(run.model_name),
+        p.competition_keys().metric, name,
         _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold),
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
                         run.prepared.multilabel))
@@ -318,7 +325,7 @@ def _describe(run: Run, name: str, model, n_train: int, n_valid: int, backend: s
              "cache streamed from the memory map" if rt.device.type == "cuda" else "")
     arch = run.params.model_spec(run.model_name).arch or run.model_name
     print(f"{name}: {arch} ({n_params / 1e6:.2f}M params), {n_train} train / {n_valid} valid "
-          f"images, {run.params.image_size}px, {rt.device} {rt.precision}, {backend} "
+          f"images, {run.params.model_size(run.model_name)}px, {rt.device} {rt.precision}, {backend} "
           "augmentation" + (f", {where}" if where else "")
           + (f" x{rt.world} DDP" if rt.world > 1 else "")
           + (", channels_last" if rt.channels_last else "")
