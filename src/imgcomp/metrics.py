@@ -202,7 +202,10 @@ def apply_post(post: dict | None, probs: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         z = np.log(probs) / float(post["temperature"])  # in logs: p**20 would underflow
     z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    z /= z.sum(axis=1, keepdims=True)
+    if post.get("blend"):  # towards the class prior: never worse than a model that knows less
+        z = (1.0 - post["blend"]) * z + post["blend"] * np.asarray(post["prior"])[None, :]
+    return z
 
 
 def expected_grade(probs: np.ndarray) -> np.ndarray:
@@ -259,13 +262,27 @@ def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None 
 
 
 def _fit_temperature(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """A temperature T, then a blend w in [0, 1] towards the class prior of these rows:
+    p' = (1 - w) softmax(log p / T) + w prior. A model that learned little gets a large w and
+    scores about the prior's log loss instead of worse; a good one keeps w near 0."""
     from scipy.optimize import minimize_scalar
 
     def loss(log_t: float) -> float:
         return log_loss(labels, apply_post({"temperature": math.exp(log_t)}, probs))
 
     res = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
-    return {"temperature": float(math.exp(res.x))}
+    t = float(math.exp(res.x))
+    prior = np.bincount(labels, minlength=probs.shape[1]) / len(labels)
+    prior = (prior + 1e-6) / (prior + 1e-6).sum()  # a class these rows lack: not impossible
+    scaled = apply_post({"temperature": t}, probs)
+
+    def blended(w: float) -> float:
+        return log_loss(labels, (1.0 - w) * scaled + w * prior[None, :])
+
+    w = float(minimize_scalar(blended, bounds=(0.0, 1.0), method="bounded").x)
+    if blended(w) >= blended(0.0):
+        return {"temperature": t}
+    return {"temperature": t, "blend": w, "prior": [float(v) for v in prior]}
 
 
 def _fit_cutpoints(labels: np.ndarray, probs: np.ndarray, rounds: int = 3,

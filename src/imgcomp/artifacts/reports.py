@@ -34,8 +34,11 @@ class _Strict(BaseModel):
 # --- the post-processing (post.json) -------------------------------------------------------
 
 class Temperature(_Strict):
-    """log loss: probabilities p**(1/T), renormalised per row."""
+    """log loss: probabilities p**(1/T), renormalised per row; then, where it was fitted
+    better, blended towards the class prior: (1 - blend) p + blend prior."""
     temperature: float
+    blend: float | None = None
+    prior: list[float] | None = None
 
 
 class Cutpoints(_Strict):

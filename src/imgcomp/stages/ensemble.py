@@ -9,8 +9,8 @@ log loss minimised by scipy's SLSQP as the smooth surrogate, then kept only if i
 single model and the mean on the competition's own metric, so it never scores below the best
 single model on OOF), or `rank` (per-class rank averaging, for AUC).
 
-Then the post-processing the metric rewards (a temperature for log loss, cut-points on the
-expected grade for qwk; metrics.py) is fitted on the ensemble's OOF predictions and written to
+Then the post-processing the metric rewards (a temperature for log loss, and a blend towards
+the class prior where it fits better; cut-points on the expected grade for qwk; metrics.py) is fitted on the ensemble's OOF predictions and written to
 `post.json` for submit; it is kept only if it helps when cross-fitted, and the CV score reported
 is the cross-fitted one: each fold's rows post-processed by a fit on the other folds alone.
 """
@@ -303,7 +303,8 @@ def _say(metric: str, method: str, models: list[str], folds: list[int], images: 
     if not ensemble.baseline.beaten:
         print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")
     if post is not None:
-        print(f"  post-processing {post} fitted on OOF; its CV score "
+        shown = {k: v for k, v in post.items() if k != "prior"}  # C numbers: post.json has it
+        print(f"  post-processing {shown} fitted on OOF; its CV score "
               + ("is in-sample (one fold)" if ensemble.post.note else
                  f"cross-fitted on the other folds (without it: {ensemble.post.raw_score:.4f})"))
     if ensemble.per_tag is not None:
