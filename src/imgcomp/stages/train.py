@@ -42,6 +42,7 @@ from ..pretrained import checked_weights
 from ..sources import code_digest, stage_modules
 from ..training.device import runtime, seed_everything
 from ..training.feeds import FeedConfig, make_feed
+from ..training.closed_form import fit_closed, is_closed_form
 from ..training.launch import Launch, check_launch, needs_torchrun, relaunch
 from ..training.loop import FitConfig, Validation, fit, log_row
 from ..training.optim import Schedule
@@ -315,6 +316,11 @@ def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpo
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
                         run.prepared.multilabel))
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep)
+    if is_closed_form(model):  # the classical member: one fit, no SGD (models/linear.py)
+        result = fit_closed(fit_cfg, model, rt, train_rows, run.labels[train_rows], valid)
+        if live is not None:
+            log_row(live, result.history[0], fold_prefix(fold))
+        return result
     return fit(fit_cfg, model, rt, feed, valid, live)
 
 
