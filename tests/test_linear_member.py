@@ -32,7 +32,7 @@ def test_its_softmax_is_scikit_learns_probability(num_classes):
     x, y = _data(120, num_classes)
     model = _probe(num_classes)
     feats = model.features(x).numpy().astype(np.float64)
-    model.fit_closed_form(feats, y, multilabel=False, seed=0)
+    model.fit_closed_form(feats, y, "classes", seed=0)
     with torch.no_grad():
         ours = torch.softmax(model(x), dim=1).numpy()
     z = (feats - feats.mean(0)) / feats.std(0)
@@ -44,16 +44,30 @@ def test_a_class_the_fold_lacks_gets_no_probability_and_tags_are_per_tag():
     x, y = _data(90, 3)
     y = np.where(y == 1, 0, y)  # class 1 absent from these rows
     model = _probe(3)
-    model.fit_closed_form(model.features(x).numpy().astype(np.float64), y, False, 0)
+    model.fit_closed_form(model.features(x).numpy().astype(np.float64), y, "classes", 0)
     with torch.no_grad():
         p = torch.softmax(model(x), dim=1).numpy()
     assert p[:, 1].max() < 1e-9 and np.allclose(p.sum(1), 1, atol=1e-5)
     tags = np.stack([y == 0, y == 2, np.ones(len(y), bool)], axis=1).astype(np.uint8)
-    model.fit_closed_form(model.features(x).numpy().astype(np.float64), tags, True, 0)
+    model.fit_closed_form(model.features(x).numpy().astype(np.float64), tags, "tags", 0)
     with torch.no_grad():
         q = torch.sigmoid(model(x)).numpy()
     assert q[:, 2].min() > 0.999  # every row carries tag 2
     assert ((q[:, 0] > 0.5) == (y == 0)).mean() > 0.8
+
+
+def test_a_numeric_target_is_scikit_learns_ridge():
+    from sklearn.linear_model import Ridge
+
+    x, y = _data(100, 5)
+    target = y * 2.0 + np.random.default_rng(1).normal(0, 0.1, len(y))
+    model = _probe(1)
+    feats = model.features(x).numpy().astype(np.float64)
+    model.fit_closed_form(feats, target, "value", 0)
+    with torch.no_grad():
+        ours = model(x).numpy()[:, 0]
+    z = (feats - feats.mean(0)) / feats.std(0)
+    assert np.allclose(ours, Ridge(alpha=1 / 0.5).fit(z, target).predict(z), atol=1e-4)
 
 
 def test_bad_args_are_one_line():

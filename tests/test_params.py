@@ -97,7 +97,8 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
             ("ModelSpec", "args"), ("ModelSpec", "image_size"), ("ModelSpec", "seed"),
-            ("Augment", "albumentations")}
+            ("Augment", "albumentations"),
+            ("TableLabels", "numeric")}  # left out: classes, as before numeric targets
 
 
 def test_params_yaml_is_the_only_place_defaults_live():

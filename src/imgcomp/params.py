@@ -143,8 +143,14 @@ class Train(Strict):
     rdzv_endpoint: str | None = Field(
         pattern=r"^[^\s:]+:\d+$", description="host:port where the machines meet (nnodes > 1)")
 
-    def check_labels(self, competition: str, multilabel: bool) -> None:
+    def check_labels(self, competition: str, multilabel: bool, numeric: bool = False) -> None:
         """What these train.* cannot do with a competition's labels, in one line."""
+        if numeric and "balanced" in (self.class_weights, self.sampler):
+            key = "class_weights" if self.class_weights == "balanced" else "sampler"
+            raise UserError(
+                f"train.{key}: balanced evens out classes, and {competition}'s target is a "
+                "number (no classes to even out; folds are stratified on its quantile bins); "
+                f"set train.{key}: " + ("none" if key == "class_weights" else "shuffle"))
         if multilabel and "balanced" in (self.class_weights, self.sampler):
             key = "class_weights" if self.class_weights == "balanced" else "sampler"
             raise UserError(

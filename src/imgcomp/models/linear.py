@@ -13,6 +13,7 @@ predict's TTA and OOF, the ensemble, the package and `infer` treat it as any oth
 one pass over the fold's train rows, no augmentation. Classes: a multinomial logistic
 regression; tags (multi-label): one logistic regression per tag; its logits are those of
 `predict_proba`, so softmax (or sigmoid) of the module's output is scikit-learn's probability.
+A numeric target: a ridge regression on the standardised target.
 """
 
 from __future__ import annotations
@@ -45,14 +46,17 @@ class LinearProbe(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head((self.features(x) - self.mean) * self.scale)
 
-    def fit_closed_form(self, feats: np.ndarray, y: np.ndarray, multilabel: bool,
-                        seed: int) -> None:
-        """Standardise `feats` (train rows' features) and fit the head on them."""
+    def fit_closed_form(self, feats: np.ndarray, y: np.ndarray, kind: str, seed: int) -> None:
+        """Standardise `feats` (train rows' features) and fit the head on them: `kind` classes
+        (y: indices), tags (y: a 0/1 matrix) or value (y: a standardised number)."""
         mean, std = feats.mean(axis=0), feats.std(axis=0)
         scale = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 0.0)
         z = (feats - mean) * scale
-        weight, bias = (_fit_tags(z, y, self.C, self.max_iter, seed) if multilabel else
-                        _fit_classes(z, y, self.head.out_features, self.C, self.max_iter, seed))
+        fit = {"classes": lambda: _fit_classes(z, y, self.head.out_features, self.C,
+                                               self.max_iter, seed),
+               "tags": lambda: _fit_tags(z, y, self.C, self.max_iter, seed),
+               "value": lambda: _fit_value(z, y, self.C)}[kind]
+        weight, bias = fit()
         with torch.no_grad():
             self.mean.copy_(torch.from_numpy(mean.astype(np.float32)))
             self.scale.copy_(torch.from_numpy(scale.astype(np.float32)))
@@ -97,6 +101,14 @@ def _fit_tags(z: np.ndarray, y: np.ndarray, C: float, max_iter: int,
         model = _logistic(C, max_iter, seed).fit(z, y[:, t])
         weight[t], bias[t] = model.coef_[0], model.intercept_[0]
     return weight, bias
+
+
+def _fit_value(z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of a ridge regression, its penalty 1 / C (C as the classifiers take it)."""
+    from sklearn.linear_model import Ridge  # training only: infer never fits
+
+    model = Ridge(alpha=1.0 / C).fit(z, y)
+    return model.coef_[None, :], np.array([model.intercept_])
 
 
 @register

@@ -15,7 +15,7 @@ from ..data.feed import slices
 from ..inference.probs import predict_probs
 from ..inference.runtime import Runtime
 from ..metrics import score
-from .loop import FitConfig, FitResult, Validation
+from .loop import FitConfig, FitResult, Validation, val_loss
 
 BATCH = 256
 
@@ -35,13 +35,19 @@ def _features(model: nn.Module, valid: Validation, rows: np.ndarray, rt: Runtime
 
 def fit_closed(cfg: FitConfig, model: nn.Module, rt: Runtime, train_rows: np.ndarray,
                train_labels: np.ndarray, valid: Validation) -> FitResult:
-    """Fit on the train rows' features; score the validation rows with the identity view."""
-    model.fit_closed_form(_features(model, valid, train_rows, rt), np.asarray(train_labels),
-                          cfg.multilabel, cfg.seed)
+    """Fit on the train rows' features (a numeric target standardised by `valid.target`, the
+    fold's train mean and std, as SGD learns it); score the validation rows with the identity
+    view."""
+    y = np.asarray(train_labels)
+    if valid.target is not None:
+        y = (y.astype(np.float64) - valid.target[0]) / valid.target[1]
+    model.fit_closed_form(_features(model, valid, train_rows, rt), y,
+                          "value" if valid.target is not None else
+                          "tags" if cfg.multilabel else "classes", cfg.seed)
     probs = predict_probs(model, valid.images, valid.rows, valid.prep, rt, ["identity"], BATCH,
-                          multilabel=cfg.multilabel, top_k=cfg.top_k)
+                          multilabel=cfg.multilabel, top_k=cfg.top_k, target=valid.target)
     value = score(cfg.metric, valid.labels, probs)
-    loss = {} if cfg.top_k else {"val/loss": score("log_loss", valid.labels, probs)}
+    loss = {} if cfg.top_k else {"val/loss": val_loss(valid, probs)}
     row = {"epoch": 1, f"val/{cfg.metric}": value, **loss}
     print(f"{cfg.name}: fitted in closed form on {len(train_rows)} rows: val {cfg.metric} "
           f"{value:.4f}", flush=True)
