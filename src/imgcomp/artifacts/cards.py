@@ -84,6 +84,7 @@ class PackageSpec(_Strict):
     channels: int
     image_size: int
     cache_side: int
+    array_rule: dict | None = None  # array samples: prepare's decode rule (stats.json)
     max_extract_gb: float
     tta: list[str]
     ensemble: Ensemble
