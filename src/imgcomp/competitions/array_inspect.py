@@ -16,6 +16,7 @@ The rules, in order (the first that finds something decides; none: inspect.py's 
 - **shape**: a square count of values is one square band; anything else stops with a line
   naming `train.samples.shape` (the data do not say height from width).
 - **decode**: every band a channel, scale auto (`channels` is the number of bands).
+- else **stacks** of grey band images (stack_inspect.py).
 Only the first rows or record of each file are read to decide; labels are read in full.
 """
 
@@ -31,6 +32,7 @@ from ..data import arrays
 from ..errors import UserError
 from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, find_sample,
                       sample_kind)
+from . import stack_inspect
 from .layout import read_sample
 from .tree import Tree, natural_key
 
@@ -41,11 +43,15 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     """The block for array samples, or None where the files hold none."""
     found = _pixel_tables(tree, hints) or _json_files(tree, hints)
     if found is None:
-        return None
+        return stack_inspect.detect(name, metric, tree, hints)
     train, test, why = found
     sample_path = find_sample(tree, hints)
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")
                          ).frame if sample_path else None
+    if sample is not None and sample.shape[1] < 2:
+        raise Stop(f"{sample_path}: one column {list(sample.columns)}, no id beside the value: "
+                   "imgcomp writes an id column first; set submission.sample to a sample "
+                   "with one, or null (and test.ids: {from: samples})")
     field = _label_field(train, test, hints)
     train["spec"]["shape"] = test["spec"]["shape"] = _shape(train, hints)
     ids, ids_why = _test_ids(test, sample, hints)

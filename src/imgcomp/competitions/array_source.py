@@ -130,7 +130,7 @@ def _stacks(tree: Tree, spec: ImageStack, patterns: list[str], where: str
     by_id: dict[str, dict[str, str]] = {}
     for f in files:
         m = rx.search(f)
-        if m and (f == m.group(0) or f[m.start() - 1] == "/"):
+        if m:
             by_id.setdefault(m.group("id"), {})[m.group("band")] = f
     broken = [i for i, b in by_id.items() if len(b) != len(spec.bands)]
     if broken:
@@ -142,7 +142,8 @@ def _stacks(tree: Tree, spec: ImageStack, patterns: list[str], where: str
 
 def _stack_rx(spec: ImageStack) -> re.Pattern:
     """A band file's path end: `pattern` with {id} any text and {band} one of the bands."""
-    return re.compile(re.escape(spec.pattern).replace(r"\{id\}", "(?P<id>.+?)").replace(
+    return re.compile("(?:^|(?<=/))" + re.escape(spec.pattern).replace(
+        r"\{id\}", "(?P<id>[^/]+?)").replace(
         r"\{band\}", "(?P<band>" + "|".join(map(re.escape, spec.bands)) + ")") + "$")
 
 
