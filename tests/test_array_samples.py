@@ -315,3 +315,69 @@ def test_the_block_holds_samples_together():
     with pytest.raises(UserError, match="from field reads a field of each sample"):
         load_block("x", _block(train=[{**_block()["train"][0], "samples": None}],
                                test={"samples": None, "ids": {"from": "sample"}}))
+
+
+# -- sources `new` does not detect, written by hand ---------------------------------------------
+
+def _hand_block(root, slug, train_samples, test_samples, labels, metric, sub_kind,
+                folders=(".", "."), **over):
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    block = merge(_block(), {"metric": metric, "test": {"ids": {"from": "sample"}}})
+    block["train"] = [{**block["train"][0], "labels": labels, "samples": train_samples,
+                       "images": folders[0]}]
+    block["test"] = {**block["test"], "samples": test_samples, "images": folders[1]}
+    block["submission"] = {**block["submission"], "sample": "sample_submission.csv",
+                           "columns": None, "kind": sub_kind}
+    params["competitions"][slug] = merge(block, over)
+    params["augment"][slug] = params["augment"]["digits"]
+    params["kaggle"][slug] = None
+    params["competition"] = slug
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_seti_npy_files_tiled_into_one_tall_channel(tmp_path, monkeypatch):
+    """One float16 .npy per sample, labelled by a table; `tile: vertical` stacks the six
+    cadence panels; the scale is fitted (floats) and stored."""
+    root, slug, _ = project(tmp_path, monkeypatch, L.seti, n_train=8, n_test=4)
+    _hand_block(root, slug, {"from": "npy", "shape": None}, {"from": "npy", "shape": None},
+                {"from": "table", "table": "train_labels.csv", "id": "id", "label": "target",
+                 "delimiter": None}, "roc_auc", "probability", folders=("train", "test"),
+                decode={"channels": None, "tile": "vertical", "scale": "auto"})
+    out = prepare(slug)
+    manifest = pd.read_csv(root / out / "manifest.csv", dtype=str)
+    assert manifest["path"].str.endswith(".npy").all() and len(manifest) == 12
+    assert manifest.loc[manifest["split"] == "test", "path"].str.startswith("test/").all()
+    rule = json.loads((root / out / STATS).read_text())["array_rule"]
+    assert rule["tile"] == "vertical" and len(rule["lo"]) == 1
+    assert np.load(root / out / NPY).shape == (12, 18, 18, 1)
+
+
+def test_bengali_parquet_rows_over_several_files(tmp_path, monkeypatch):
+    """Parquet files of a row per sample (a glob: both files, in natural order), a table of
+    labels, a non-square shape set by hand."""
+    root, slug, built = project(tmp_path, monkeypatch, L.bengali_like)
+    shape = list(L.BENGALI_SHAPE)
+    _hand_block(root, slug,
+                {"from": "parquet", "file": "train_image_data_*.parquet", "shape": shape,
+                 "id": "image_id"},
+                {"from": "parquet", "file": "test_image_data_*.parquet", "shape": shape,
+                 "id": "image_id"},
+                {"from": "table", "table": "train.csv", "id": "image_id",
+                 "label": "grapheme_root", "delimiter": None}, "accuracy", "label")
+    out = prepare(slug)
+    manifest = pd.read_csv(root / out / "manifest.csv", dtype=str)
+    test = manifest[manifest["split"] == "test"]
+    assert test["id"].tolist() == list(built.answers)
+    assert test["path"].str.match(r"test_image_data_\d\.parquet#\d+$").all()
+    rule = json.loads((root / out / STATS).read_text())["array_rule"]
+    assert (rule["lo"], rule["hi"]) == ([0.0], [255.0])  # uint8 columns: their own range
+
+
+def test_bson_products_are_out_of_scope_in_one_line(tmp_path, monkeypatch):
+    root, slug, _ = project(tmp_path, monkeypatch, L.cdiscount)
+    before = (root / "params.yaml").read_text()
+    proc = imgcomp(["new", slug, "--metric", "accuracy"], root)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: out of scope: BSON products (several pictures per "
+                                   "sample, Cdiscount) are not read by the competition block yet")
+    assert (root / "params.yaml").read_text() == before

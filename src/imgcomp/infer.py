@@ -104,6 +104,9 @@ def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None
         raise UserError("infer: give exactly one of --raw (the competition's test data) and "
                         "--images (any folder of images)")
     spec = load_spec(package)
+    if images is not None and spec.array_rule is not None:
+        raise UserError(f"infer: {spec.competition}'s samples are arrays decoded by a recorded "
+                        "rule, not image files: give --raw (its test data as shipped)")
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
         work = Path(tmp)
         if raw is not None and spec.competition_block["test"].get("samples") is not None:

@@ -34,7 +34,7 @@ from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, 
                       sample_kind)
 from . import stack_inspect
 from .layout import read_sample
-from .tree import Tree, natural_key
+from .tree import Tree, is_image, natural_key
 
 PEEK = 50  # rows read to decide a table's dtype
 
@@ -43,7 +43,7 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     """The block for array samples, or None where the files hold none."""
     found = _pixel_tables(tree, hints) or _json_files(tree, hints)
     if found is None:
-        return stack_inspect.detect(name, metric, tree, hints)
+        return stack_inspect.detect(name, metric, tree, hints) or _nothing_read(tree)
     train, test, why = found
     sample_path = find_sample(tree, hints)
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")
@@ -85,6 +85,21 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     return Inferred(block, comments, notes, group_column=hints.get("folds.group_column"),
                     group_why="--set" if "folds.group_column" in hints
                     else "array samples: no group column")
+
+
+def _nothing_read(tree: Tree) -> None:
+    """None where inspect.py's rules apply (image files, or data it names out of scope); else
+    one line on what was looked for."""
+    if any(is_image(f) for f in tree.files):
+        return None
+    if any(f.lower().endswith(".bson") for f in tree.files):
+        raise Stop("out of scope: BSON products (several pictures per sample, Cdiscount) are "
+                   "not read by the competition block yet")
+    if any(f.lower().endswith((".dcm", ".tfrec", ".tfrecord")) for f in tree.files):
+        return None
+    raise Stop("out of scope: no image files, no CSV of pixels (pixel0.. columns or a pixels "
+               "column), no JSON records of bands named like train and test, no stacks of band "
+               "images; set train.samples and test.samples by hand")
 
 
 def _named(paths: list[str], word: str, key: str, hints: dict) -> str | None:

@@ -14,7 +14,9 @@ column has an empty header (pandas' unnamed index, `,Id,Category`) is read with 
 and its header kept whole. Train ids are the table's id, the file name, or the path below
 a class-folder root; with several sources, or a train id that is also a test id, a source's
 ids get its name in front (`valid/3_120.jpg`), so every id is unique. Rows listed from files
-come in path order; rows from a table, in the table's order.
+come in path order; rows from a table, in the table's order. Samples that are no image files
+(the block's `samples:`: pixels in a CSV, bands in JSON, stacks of band images) are listed by
+array_source.py.
 """
 
 from __future__ import annotations

@@ -23,13 +23,13 @@ import pandas as pd
 from ..metric_registry import spec
 from .inspect import (Inferred, Stop, TrainGuess, _submission, find_sample, sample_kind)
 from .layout import read_sample
-from .tree import Tree, natural_key
+from .tree import Tree, is_image, natural_key
 
 
 def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     """The block for stacks of band images, or None where the sample's ids name images."""
     sample_path = find_sample(tree, hints)
-    if sample_path is None:
+    if sample_path is None or not any(is_image(f) for f in tree.files):
         return None
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")).frame
     if sample.shape[1] < 2:
