@@ -18,16 +18,14 @@ bytes.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections import Counter
-from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
-import numpy as np
 import pandas as pd
 
 from ..data import arrays
-from ..data.arrays import ArrayRule, ChannelMap, Sample
 from ..errors import UserError
 from .block import (CompetitionBlock, FieldLabels, ImageStack, JsonBands, NpyFiles,
                     OwnIds, ParquetRows, PixelColumns, PixelStrings, SampleIds, TableIds)
@@ -48,17 +46,11 @@ def row_files(tree: Tree, spec, where: str, key: str) -> list[str]:
     pattern = spec.file
     if not any(c in pattern for c in "*?["):
         return [tree.find_file(pattern, where, key)]
-    found = sorted((f for f in tree.files if re.fullmatch(_glob(pattern), f.rpartition("/")[2])
-                    or re.fullmatch(_glob(pattern), f)), key=natural_key)
+    found = sorted((f for f in tree.files if fnmatch.fnmatch(f.rpartition("/")[2], pattern)
+                    or fnmatch.fnmatch(f, pattern)), key=natural_key)
     if not found:
         raise UserError(f"{where}: no file {pattern!r} in the data (set {key})")
     return found
-
-
-def _glob(pattern: str) -> str:
-    import fnmatch
-
-    return fnmatch.translate(pattern).removeprefix("(?s:").removesuffix(")\\Z")
 
 
 def _row_fields(tree: Tree, spec, path: str) -> Iterator[tuple[str, dict[str, str]]]:
@@ -102,18 +94,22 @@ def listed(tree: Tree, spec, folder_patterns: list[str], where: str
 
 
 def _folder(tree: Tree, patterns: list[str], where: str, suffix: str) -> list[str]:
-    """The files ending `suffix` below the folder `patterns` names (the shallowest match)."""
-    dirs = {f.rpartition("/")[0] for f in tree.files if f.lower().endswith(suffix)}
+    """The files ending `suffix` below the folder `patterns` names (each the end of a folder's
+    path; `.` the top), the shallowest such folder holding any."""
+    files = [f for f in tree.files if f.lower().endswith(suffix)]
+    dirs = {f.rpartition("/")[0] for f in files}
     heads = {"/".join(d.split("/")[:k]) for d in dirs for k in range(d.count("/") + 2)}
-    found = sorted({h for p in patterns for h in heads
-                    if p in (".", "") and h == "" or h == p.strip("/") or h.endswith("/" + p.strip("/"))},
+
+    def named(head: str, pattern: str) -> bool:
+        p = pattern.strip("/")
+        return head == "" if p in (".", "") else head == p or head.endswith("/" + p)
+    found = sorted({h for p in patterns for h in heads if named(h, p)},
                    key=lambda d: (d.count("/") if d else -1, d))
     if not found:
         raise UserError(f"{where}: no folder {patterns} holding {suffix} files (set "
                         f"{where}.images)")
     top = found[0]
-    return sorted((f for f in tree.files if f.lower().endswith(suffix)
-                   and (not top or f.startswith(top + "/"))), key=natural_key)
+    return sorted((f for f in files if not top or f.startswith(top + "/")), key=natural_key)
 
 
 def _npy_files(tree: Tree, patterns: list[str], where: str) -> tuple[list[str], list[str]]:

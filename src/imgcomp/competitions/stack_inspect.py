@@ -15,7 +15,6 @@ Images are never opened.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import pandas as pd
