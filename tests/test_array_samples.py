@@ -381,3 +381,30 @@ def test_bson_products_are_out_of_scope_in_one_line(tmp_path, monkeypatch):
     assert proc.stderr.strip() == ("error: out of scope: BSON products (several pictures per "
                                    "sample, Cdiscount) are not read by the competition block yet")
     assert (root / "params.yaml").read_text() == before
+
+
+def test_without_a_sample_the_test_samples_name_themselves(tmp_path, monkeypatch, capsys):
+    """No sample submission: test ids are the test rows counted from 1 (`from: samples`), the
+    header a guess `new` says is one; Kannada's extra pixel table is named as left out."""
+    def no_sample(raw):
+        fer_like(raw)
+        (raw / "sample_submission.csv").unlink()
+        return raw
+
+    root, slug, _ = project(tmp_path, monkeypatch, no_sample, slug="fer-like")
+    cli("new", slug, "--metric", "accuracy")
+    b = block_of(root, slug)
+    assert b["test"]["ids"] == {"from": "samples"} and b["submission"]["columns"] == ["id",
+                                                                                    "label"]
+    manifest = pd.read_csv(root / prepare(slug) / "manifest.csv", dtype=str)
+    assert manifest.loc[manifest["split"] == "test", "id"].tolist() == [str(k) for k in
+                                                                         range(1, 7)]
+    capsys.readouterr()
+    root2 = tmp_path / "k"
+    root2.mkdir()
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(root, root2, dirs_exist_ok=True, symlinks=True)
+    L.kannada_mnist(root2 / "data/raw/Kannada-MNIST")
+    monkeypatch.chdir(root2)
+    cli("new", "Kannada-MNIST", "--metric", "accuracy")
+    assert "pixel tables left out: ['Dig-MNIST.csv']" in capsys.readouterr().out

@@ -97,7 +97,9 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
             ("ModelSpec", "args"),
-            ("Augment", "albumentations")}
+            ("Augment", "albumentations"),
+            # array samples only (null: image files), so no block of image files names them
+            ("TrainSource", "samples"), ("Test", "samples"), ("CompetitionBlock", "decode")}
 
 
 def test_params_yaml_is_the_only_place_defaults_live():

@@ -192,6 +192,9 @@ def _pixel_tables(tree: Tree, hints: dict):
         side["spec"]["dtype"] = dtype
     what = "a column per pixel" if sides[0]["spec"]["from"] == "pixels" else \
         f"pixels as one string in column {sides[0]['spec']['column']!r}"
+    left = [p for p in tables if p not in (train_path, test_path)]
+    if left:  # Kannada-MNIST's Dig-MNIST.csv: more labelled samples, a source to add by hand
+        what += f"; pixel tables left out: {left[:5]} (a train source of their own may use them)"
     return sides[0], sides[1], f"{train_path} and {test_path}: {what}, {dtype}"
 
 
