@@ -408,3 +408,32 @@ def test_without_a_sample_the_test_samples_name_themselves(tmp_path, monkeypatch
     monkeypatch.chdir(root2)
     cli("new", "Kannada-MNIST", "--metric", "accuracy")
     assert "pixel tables left out: ['Dig-MNIST.csv']" in capsys.readouterr().out
+
+
+def test_set_maps_two_bands_onto_three_channels(tmp_path, monkeypatch):
+    """statoil's HH, HV and their mean as three channels: `--set decode.channels` and
+    `channels`; each cache channel is its bands composed, then scaled by its own range."""
+    root, slug, _ = project(tmp_path, monkeypatch, L.statoil, n_train=8, n_test=4)
+    cli("new", slug, "--metric", "log_loss", "--set", "decode.channels=[[0], [1], [0, 1]]",
+        "--set", "channels=3")
+    out = prepare(slug)
+    rule = A.ArrayRule.from_json(json.loads((root / out / STATS).read_text())["array_rule"])
+    assert rule.map.channels == ((0,), (1,), (0, 1)) and len(rule.lo) == 3
+    assert np.load(root / out / NPY).shape == (12, 18, 18, 3)
+    with pytest.raises(UserError, match="channels is 2, but decode makes 3 channel"):
+        cli("new", slug, "--metric", "log_loss", "--force", "--set",
+            "decode.channels=[[0], [1], [0, 1]]", "--set", "channels=2")
+        shutil.rmtree(root / out)
+        prepare(slug)
+
+
+def test_fer2013s_one_column_example_stops_naming_the_key(tmp_path, monkeypatch):
+    root, slug, _ = project(tmp_path, monkeypatch, L.fer2013, n_test=4)
+    with pytest.raises(UserError) as info:
+        cli("new", slug, "--metric", "accuracy")
+    assert "example_submission.csv: one column ['Emotion'], no id beside the value" in str(
+        info.value) and "set submission.sample" in str(info.value)
+    cli("new", slug, "--metric", "accuracy", "--set", "submission.sample=null")
+    b = block_of(root, slug)
+    assert b["train"][0]["samples"]["from"] == "pixel_string"
+    assert b["test"]["ids"] == {"from": "samples"}
