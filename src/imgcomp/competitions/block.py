@@ -442,8 +442,7 @@ def check_samples(block: "CompetitionBlock") -> None:
         if isinstance(src.labels, FieldLabels) and src.samples is None:
             raise ValueError(f"train[{k}].labels: from field reads a field of each sample; set "
                              "train.samples")
-        if src.samples is not None and not isinstance(
-                src.labels, (FieldLabels, TableLabels, OneHotLabels)):
+        if src.samples is not None and not isinstance(src.labels, (FieldLabels, TableLabels)):
             raise ValueError(f"train[{k}].labels: samples are labelled by a field of theirs or a "
                              f"table, not by {src.labels.from_}")
     if block.test.samples is not None and isinstance(block.test.ids, (FileIds, CocoIds)):

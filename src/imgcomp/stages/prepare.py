@@ -4,8 +4,9 @@ image once into the cache.
 Output folder (written under a temporary name, renamed into place when whole):
 `manifest.csv` (its `path`: where each image is in the competition's data, inside its archive
 or its folder; for array samples, `<file>#<k>` or the sample's file: competitions/
-array_source.py), `classes.json`, `stats.json` (per-channel mean/std of the training images; for array samples also the rule that
-decoded them, fitted on train: competitions/array_cache.py),
+array_source.py), `classes.json`, `stats.json` (per-channel mean/std of the training images;
+for array samples also the rule that decoded them, fitted on train: competitions/
+array_cache.py),
 `submission.json` (the submission's format, resolved from the block and sample_submission:
 header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
 train id and its table's other columns: patient ids, metadata), `solution.csv` (the test answers, where the competition
