@@ -437,3 +437,19 @@ def test_fer2013s_one_column_example_stops_naming_the_key(tmp_path, monkeypatch)
     b = block_of(root, slug)
     assert b["train"][0]["samples"]["from"] == "pixel_string"
     assert b["test"]["ids"] == {"from": "samples"}
+
+
+def test_a_numeric_target_of_array_samples(tmp_path, monkeypatch):
+    """A table's column of numbers labels .npy samples (labels.numeric: true): the manifest's
+    label is the number, classes the column's name."""
+    root, slug, _ = project(tmp_path, monkeypatch, L.seti, zipped=False, n_train=8, n_test=4)
+    _hand_block(root, slug, {"from": "npy", "shape": None}, {"from": "npy", "shape": None},
+                {"from": "table", "table": "train_labels.csv", "id": "id", "label": "target",
+                 "delimiter": None, "numeric": True}, "rmse", "value",
+                folders=("train", "test"), channels=6)
+    out = prepare(slug)
+    manifest = pd.read_csv(root / out / "manifest.csv", dtype=str)
+    labels = pd.read_csv(root / f"data/raw/{slug}/train_labels.csv", dtype=str)
+    train = manifest[manifest["split"] == "train"].set_index("id")["label"].astype(float)
+    assert train.to_dict() == {i: float(t) for i, t in zip(labels["id"], labels["target"])}
+    assert json.loads((root / out / "classes.json").read_text()) == {"0": "target"}

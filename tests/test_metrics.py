@@ -109,7 +109,8 @@ def test_unknown_metric_names_the_valid_ones(name):
         M.get_metric(name)
     msg = str(err.value)
     assert "\n" not in msg and repr(name) in msg
-    assert "accuracy, log_loss, roc_auc, f1_micro, f1_macro, f2_samples, qwk, map@K" in msg
+    assert ("accuracy, log_loss, roc_auc, f1_micro, f1_macro, f2_samples, qwk, rmse, mae, r2, "
+            "map@K") in msg
     with pytest.raises(UserError):
         M.check_metric(name)
     assert M.check_metric("map@12") == "map@12"
@@ -121,7 +122,8 @@ def test_temperature_cools_over_confident_predictions():
     assert post["temperature"] > 1.5
     assert M.score("log_loss", y, hot, post) < M.log_loss(y, hot) - 0.05
     assert np.allclose(M.apply_post(post, hot).sum(1), 1)
-    assert (M.apply_post(post, hot).argmax(1) == hot.argmax(1)).all()  # labels unchanged
+    cooled = M.apply_post({"temperature": post["temperature"]}, hot)
+    assert (cooled.argmax(1) == hot.argmax(1)).all()  # a temperature keeps the labels
     assert M.fit_post("log_loss", y, calibrated)["temperature"] == pytest.approx(1.0, abs=0.15)
     json.dumps(post)
 
@@ -196,6 +198,28 @@ def test_choose_post_drops_a_temperature_that_does_not_help_out_of_fold():
     rec = M.choose_post("log_loss", y, calibrated, np.arange(len(y)) % 5)
     assert rec["post"] is None and rec["score"] == rec["raw_score"]
     assert rec["cross_fitted_score"] > rec["raw_score"]
+
+
+def test_a_model_that_learned_little_is_blended_towards_the_prior_cross_fitted():
+    """Skewed classes (70/20/10), a model right on a fifth of the rows and uniform noise on
+    the rest: the temperature alone cannot undo noise, the blend towards the prior can; the
+    cross-fitted score lands at or below the prior's own log loss. A good model keeps no blend."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    y = rng.choice(3, n, p=[0.7, 0.2, 0.1])
+    knows = rng.random(n) < 0.2
+    p = rng.dirichlet(np.ones(3), n)
+    p[knows] = 0.05 / 2
+    p[knows, y[knows]] = 0.95
+    prior = np.bincount(y, minlength=3) / n
+    prior_loss = M.log_loss(y, np.tile(prior, (n, 1)))
+    rec = M.choose_post("log_loss", y, p, np.arange(n) % 5)
+    assert rec["post"]["blend"] > 0.3 and np.allclose(sum(rec["post"]["prior"]), 1)
+    assert rec["cross_fitted_score"] < prior_loss < rec["raw_score"]
+    temperature_only = M.score("log_loss", y, p, {"temperature": rec["post"]["temperature"]})
+    assert rec["score"] < temperature_only - 0.05
+    yg, _, calibrated = over_confident(1)  # a model that learned: next to no blend
+    assert M.fit_post("log_loss", yg, calibrated).get("blend", 0.0) < 0.01
 
 
 def test_fast_kappa_is_sklearns_qwk():

@@ -96,8 +96,9 @@ def test_cli_bad_yaml(tmp_path):
 OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_map"),
             ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
-            ("ModelSpec", "args"),
+            ("ModelSpec", "args"), ("ModelSpec", "image_size"), ("ModelSpec", "seed"),
             ("Augment", "albumentations"),
+            ("TableLabels", "numeric"),  # left out: classes, as before numeric targets
             # array samples only (null: image files), so no block of image files names them
             ("TrainSource", "samples"), ("Test", "samples"), ("CompetitionBlock", "decode")}
 

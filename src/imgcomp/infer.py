@@ -8,7 +8,8 @@ mounts them), listed through the competition's block recorded in the package and
 the cache code `prepare` uses; the result is the competition's submission, validated against
 those test ids. On the run's own raw data and the same machine it is byte-identical to the
 run's submission. `--images`: any folder of images; the CSV is `file,pred,p_<class>...` (file
-relative to the folder, the predicted class's name, the ensemble's probability of each class).
+relative to the folder, the predicted class's name, the ensemble's probability of each class);
+for a numeric target `file,<target>` (the predicted value, recalibrated as the submission is).
 
 Each (model, fold) is rebuilt from its safetensors file (checked against the sha256 in
 package.json; a file that is not safetensors is refused in one line, nothing of it run) and
@@ -46,6 +47,7 @@ from .inference.ensemble import combine_folds
 from .inference.probfiles import TopK, stored
 from .inference.probs import item_probs
 from .inference.runtime import Placement, open_runtime
+from .metrics import apply_post, predicted_values
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -133,6 +135,11 @@ def _submission(spec: PackageSpec, ids: list[str], probs: np.ndarray, out: Path)
 
 
 def _probabilities(spec: PackageSpec, ids: list[str], probs, out: Path) -> str:
+    if spec.items[0].card.target is not None:  # a numeric target: one value per image
+        frame = pd.DataFrame({"file": ids, spec.classes[0]: predicted_values(
+            apply_post(spec.post, probs))})
+        write_csv(out, frame, float_format="%.8f", lineterminator="\n")
+        return f"{len(ids)} images: file, the predicted {spec.classes[0]}"
     names = np.asarray(spec.classes, dtype=object)
     if isinstance(probs, TopK):  # many classes: each row's kept top k, as class:probability
         frame = pd.DataFrame({"file": ids, "pred": names[probs.argmax()], "top": [

@@ -4,7 +4,9 @@
 (where the image is in the competition's data: inside its archive, or its folder), `label` (int
 class index, empty for test; multi-label: the image's tag indices, space-separated, empty for
 none), `split` (`train` | `test`), `source` (the organisers' split it came from).
-`classes.json`: index → name (of a class, or of a tag). `task.json`: whether labels are tags.
+`classes.json`: index → name (of a class, or of a tag; a numeric target's one entry is its
+name). `task.json`: whether labels are tags or numbers (a numeric target: `label` is the
+number).
 `meta.csv`: each train id and the train tables' other columns (what `folds.group_column` names).
 """
 
@@ -58,10 +60,22 @@ def _check_tags(frame: pd.DataFrame, classes: list[str], where: str) -> pd.DataF
     return frame
 
 
+def _check_numbers(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """A numeric target's rows: every train label a finite number, float; test rows empty."""
+    train = (frame["split"] == "train").to_numpy()
+    labels = pd.to_numeric(frame["label"], errors="coerce").astype(float)
+    if bad := frame.loc[train & ~np.isfinite(labels.to_numpy()), "id"].tolist():
+        raise UserError(f"{where}: train images without a number as label: {bad[:10]}")
+    frame["label"] = labels.where(train)
+    if not (~train).any():
+        raise UserError(f"{where}: no test images: nothing to predict")
+    return frame
+
+
 def check_manifest(frame: pd.DataFrame, classes: list[str], where: str,
-                   multilabel: bool = False) -> pd.DataFrame:
+                   multilabel: bool = False, numeric: bool = False) -> pd.DataFrame:
     """Validate rows; return them with `label` as nullable int (multi-label: text of tag
-    indices). Errors name the ids."""
+    indices; numeric: float). Errors name the ids."""
     if list(frame.columns) != COLUMNS:
         raise UserError(f"{where}: columns must be {COLUMNS}, found {list(frame.columns)}")
     frame = frame.copy()
@@ -73,6 +87,8 @@ def check_manifest(frame: pd.DataFrame, classes: list[str], where: str,
         raise UserError(f"{where}: split must be train or test, found {bad}")
     if multilabel:
         return _check_tags(frame, classes, where)
+    if numeric:
+        return _check_numbers(frame, where)
     train = frame["split"] == "train"
     labels = pd.to_numeric(frame["label"], errors="coerce")
     unlabeled = frame.loc[train & labels.isna(), "id"].tolist()
@@ -98,6 +114,7 @@ class Prepared:
     manifest: pd.DataFrame
     classes: list[str]
     multilabel: bool = False
+    numeric: bool = False  # labels are numbers (classes: the target's one name)
 
     @classmethod
     def load(cls, root: str | Path) -> "Prepared":
@@ -105,21 +122,30 @@ class Prepared:
         if not (root / MANIFEST).is_file():
             raise UserError(f"{root / MANIFEST}: missing; run `dvc repro prepare` first")
         classes = json.loads((root / CLASSES).read_text())
-        multi = read_fact(Task, root / TASK).multilabel
+        task = read_fact(Task, root / TASK)
+        multi = task.multilabel
         if multi:
             frame = pd.read_csv(root / MANIFEST, dtype=str, keep_default_na=False)
+        elif task.numeric:
+            frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str,
+                                                        "label": float}, keep_default_na=False,
+                                na_values={"label": [""]})
         else:
             frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str},
                                 keep_default_na=False, na_values={"label": [""]})
             frame["label"] = frame["label"].astype("Int64")
-        return cls(root, frame, [classes[str(i)] for i in range(len(classes))], bool(multi))
+        return cls(root, frame, [classes[str(i)] for i in range(len(classes))], bool(multi),
+                   task.numeric)
 
     def targets(self, rows=None) -> np.ndarray:
         """The labels of manifest rows (all by default): class indices (N,), -1 for a test row;
-        multi-label: a 0/1 matrix (N, tags), zeros for a test row."""
+        multi-label: a 0/1 matrix (N, tags), zeros for a test row; numeric: float64 (N,), NaN
+        for a test row."""
         labels = self.manifest["label"] if rows is None else self.manifest["label"].iloc[rows]
         if self.multilabel:
             return tag_matrix(labels.tolist(), self.num_classes)
+        if self.numeric:
+            return labels.to_numpy(dtype=np.float64)
         return labels.fillna(-1).astype(int).to_numpy()
 
     def targets_of(self, ids) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The one registry of metrics: each metric's name (the one list of names), which way is
-better, what a submission scored by it carries, whether it scores multi-label data (on tags or
-on probabilities), and the post-processing fitted on OOF rows that it rewards.
+better, what a submission scored by it carries (a label, probabilities, or a number for a
+numeric target), whether it scores multi-label data (on tags or on probabilities), and the
+post-processing fitted on OOF rows that it rewards.
 
 Plain data with no dependencies: the params and competition blocks check metric names here, so
 an edit of how a metric is computed (metrics.py, where each metric is the function of its
@@ -20,9 +21,10 @@ from .errors import UserError
 class MetricSpec:
     name: str
     higher_is_better: bool
-    needs: Literal["label", "probability"]  # what the submission carries (single-label)
+    needs: Literal["label", "probability", "value"]  # what the submission carries (single-
+    # label); value: a number per image (a numeric target)
     multilabel: Literal["tags", "probabilities"] | None  # None: single-label only
-    post: Literal["temperature", "cutpoints"] | None = None  # single-label OOF fit
+    post: Literal["temperature", "cutpoints", "linear"] | None = None  # single-label OOF fit
     k: int | None = None  # map@K: how many labels
     top_k_ok: bool = True  # scores from the best few classes of a row (not every class's)
 
@@ -36,6 +38,9 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("f1_macro", True, "label", "tags"),
     MetricSpec("f2_samples", True, "label", "tags"),
     MetricSpec("qwk", True, "label", None, post="cutpoints", top_k_ok=False),
+    MetricSpec("rmse", False, "value", None, post="linear", top_k_ok=False),
+    MetricSpec("mae", False, "value", None, post="linear", top_k_ok=False),
+    MetricSpec("r2", True, "value", None, post="linear", top_k_ok=False),
 ]}
 FAMILIES = ("map@K",)  # named with a parameter: mean average precision of the top K labels
 
@@ -58,3 +63,12 @@ def spec(name: str) -> MetricSpec:
 
 def multilabel_names() -> str:
     return ", ".join(name for name, m in METRICS.items() if m.multilabel)
+
+
+def numeric_metric(name: str) -> bool:
+    """Whether `name` scores a number per image (a numeric target), not classes."""
+    return spec(name).needs == "value"
+
+
+def numeric_names() -> str:
+    return ", ".join(name for name, m in METRICS.items() if m.needs == "value")

@@ -6,9 +6,14 @@ way Kaggle scores it, so a CV number means the same as a leaderboard number. The
 (metric_registry.py) names them and says which way is better, so no caller has to assume higher
 wins; `get_metric` joins each name to its function here (and in multilabel.py).
 
+A numeric target (a score, an age) is scored by rmse, mae or r2: `labels` are then the numbers
+(N,), float, and `probs` the predicted values, one column (N, 1).
+
 Some metrics reward a step after the model: a temperature for log loss (over-confident networks
-lose a lot on a few wrong rows) and cut-points on the expected grade for quadratic weighted kappa
-(argmax ignores how far apart grades are). Such a step is fitted on OOF predictions, and only
+lose a lot on a few wrong rows), cut-points on the expected grade for quadratic weighted kappa
+(argmax ignores how far apart grades are), and a linear recalibration a * pred + b of a numeric
+target (a network trained briefly, or with mixup's blended targets, predicts too close to the
+mean). Such a step is fitted on OOF predictions, and only
 kept when its cross-fitted score (each fold post-processed by a fit on the other folds) is at
 least as good as the raw one: a fit scored on its own rows always looks better than it is.
 
@@ -28,7 +33,7 @@ from . import multilabel
 from .crossfit import coordinate_search, cross_fit
 from .errors import UserError
 from .inference.probfiles import TopK
-from .metric_registry import MetricSpec, multilabel_names, spec
+from .metric_registry import METRICS, MetricSpec, multilabel_names, numeric_metric, spec
 
 EPS = 1e-15  # Kaggle's log-loss clipping
 
@@ -126,6 +131,34 @@ def map_at_k(labels: np.ndarray, probs: np.ndarray, k: int) -> float:
     return float(np.where(hit.any(axis=1), 1.0 / (hit.argmax(axis=1) + 1), 0.0).mean())
 
 
+def predicted_values(preds) -> np.ndarray:
+    """A numeric target's predictions, one value per row: (N, 1) or (N,) -> (N,), float."""
+    preds = np.asarray(preds, dtype=float)
+    return preds.reshape(len(preds), -1)[:, 0]
+
+
+def rmse(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Root mean squared error of the predicted values (PetFinder's Pawpularity)."""
+    err = predicted_values(preds) - np.asarray(labels, dtype=float)
+    return float(np.sqrt(np.mean(err * err)))
+
+
+def mae(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Mean absolute error of the predicted values (RSNA bone age, in months)."""
+    return float(np.mean(np.abs(predicted_values(preds) - np.asarray(labels, dtype=float))))
+
+
+def r2(labels: np.ndarray, preds: np.ndarray) -> float:
+    """The coefficient of determination, 1 - SSE / SST, as scikit-learn's r2_score: where the
+    targets are all equal, 1 for a perfect prediction and 0 otherwise."""
+    y = np.asarray(labels, dtype=float)
+    sse = float(np.sum((y - predicted_values(preds)) ** 2))
+    sst = float(np.sum((y - y.mean()) ** 2))
+    if sst == 0.0:
+        return 1.0 if sse == 0.0 else 0.0
+    return 1.0 - sse / sst
+
+
 @dataclass(frozen=True)
 class Metric:
     """A metric of the registry with its functions: `fn(labels, probs)` on single-label data
@@ -153,6 +186,8 @@ class Metric:
     @property
     def post_fit(self) -> Callable[[np.ndarray, np.ndarray], dict] | None:
         """The post-processing it rewards on single-label data, as a fit on OOF rows."""
+        if self.spec.post == "linear":
+            return lambda labels, preds: _fit_linear(labels, preds, self.spec.name)
         return {"temperature": _fit_temperature, "cutpoints": _fit_cutpoints,
                 None: None}[self.spec.post]
 
@@ -192,17 +227,24 @@ def worst(metric: str) -> float:
 
 def apply_post(post: dict | None, probs: np.ndarray) -> np.ndarray:
     """Probabilities after `post`: a temperature T gives p**(1/T) renormalised per row (logits
-    divided by T); cut-points and None leave them as they are (and each row's top k, which no
-    temperature is fitted for)."""
+    divided by T), then, with a blend, (1 - blend) p + blend prior; cut-points and None leave
+    them as they are (and each row's top k, which no temperature is fitted for). A numeric
+    target's values (N, 1) after a linear recalibration
+    {"scale": a, "shift": b}: a * value + b."""
     if isinstance(probs, TopK):
         return probs
     probs = np.asarray(probs, dtype=float)
+    if post and "scale" in post:
+        return probs * float(post["scale"]) + float(post["shift"])
     if not post or "temperature" not in post:
         return probs
     with np.errstate(divide="ignore"):
         z = np.log(probs) / float(post["temperature"])  # in logs: p**20 would underflow
     z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    z /= z.sum(axis=1, keepdims=True)
+    if post.get("blend"):  # towards the class prior: never worse than a model that knows less
+        z = (1.0 - post["blend"]) * z + post["blend"] * np.asarray(post["prior"])[None, :]
+    return z
 
 
 def expected_grade(probs: np.ndarray) -> np.ndarray:
@@ -248,6 +290,8 @@ def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None 
             return m.probs_fn(y, probs)
         return m.tags_fn(y, multilabel.tags(probs, post))
     m = get_metric(metric)
+    if m.needs == "value":  # a numeric target: the values, recalibrated where post says
+        return float(m.fn(np.asarray(labels, dtype=float), apply_post(post, probs)))
     if isinstance(probs, TopK):  # accuracy, F1, MAP@K: from each row's best few classes
         if not m.spec.top_k_ok:
             raise ValueError(f"{metric} needs every class's probability, not the top k")
@@ -259,13 +303,27 @@ def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None 
 
 
 def _fit_temperature(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """A temperature T, then a blend w in [0, 1] towards the class prior of these rows:
+    p' = (1 - w) softmax(log p / T) + w prior. A model that learned little gets a large w and
+    scores about the prior's log loss instead of worse; a good one keeps w near 0."""
     from scipy.optimize import minimize_scalar
 
     def loss(log_t: float) -> float:
         return log_loss(labels, apply_post({"temperature": math.exp(log_t)}, probs))
 
     res = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
-    return {"temperature": float(math.exp(res.x))}
+    t = float(math.exp(res.x))
+    prior = np.bincount(labels, minlength=probs.shape[1]) / len(labels)
+    prior = (prior + 1e-6) / (prior + 1e-6).sum()  # a class these rows lack: not impossible
+    scaled = apply_post({"temperature": t}, probs)
+
+    def blended(w: float) -> float:
+        return log_loss(labels, (1.0 - w) * scaled + w * prior[None, :])
+
+    w = float(minimize_scalar(blended, bounds=(0.0, 1.0), method="bounded").x)
+    if blended(w) >= blended(0.0):
+        return {"temperature": t}
+    return {"temperature": t, "blend": w, "prior": [float(v) for v in prior]}
 
 
 def _fit_cutpoints(labels: np.ndarray, probs: np.ndarray, rounds: int = 3,
@@ -287,9 +345,29 @@ def _fit_cutpoints(labels: np.ndarray, probs: np.ndarray, rounds: int = 3,
     return {"cutpoints": [float(x) for x in cuts]}
 
 
+def _fit_linear(labels: np.ndarray, preds: np.ndarray, metric: str) -> dict:
+    """a * pred + b fitted on these rows: least squares (what rmse and r2 reward), then for mae
+    the least absolute deviations from there (Nelder-Mead over the two numbers). Predictions
+    that do not vary get the shift alone."""
+    y, p = np.asarray(labels, dtype=float), predicted_values(preds)
+    spread = float(np.var(p))
+    a = float(np.cov(p, y, bias=True)[0, 1] / spread) if spread > 0 else 1.0
+    b = float(y.mean() - a * p.mean())
+    if metric == "mae" and spread == 0:
+        b = float(np.median(y - p))
+    elif metric == "mae":
+        from scipy.optimize import minimize
+
+        res = minimize(lambda ab: float(np.mean(np.abs(ab[0] * p + ab[1] - y))), [a, b],
+                       method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+        a, b = (float(v) for v in res.x)
+    return {"scale": a, "shift": b}
+
+
 def fit_post(metric: str, labels: np.ndarray, probs: np.ndarray) -> dict | None:
     """The post-processing `metric` rewards, fitted on these rows: {"temperature": T} for
-    log_loss, {"cutpoints": [...]} (C - 1, increasing) for qwk, None for every other metric."""
+    log_loss, {"cutpoints": [...]} (C - 1, increasing) for qwk, {"scale": a, "shift": b} for a
+    numeric target's rmse, mae and r2, None for every other metric."""
     fit = get_metric(metric).post_fit
     return fit(np.asarray(labels), np.asarray(probs, dtype=float)) if fit else None
 
@@ -356,11 +434,15 @@ def recall(labels: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str
 def report(metric: str, labels: np.ndarray, probs: np.ndarray,
            classes: list[str] | None = None, post: dict | None = None) -> dict:
     """The competition's metric first, then accuracy and log loss beside it (unless it is one
-    of them), all with `post` applied as a submission would be; with `classes`, the per-class
-    recall of the predicted labels too."""
+    of them; a numeric target: the other numeric metrics), all with `post` applied as a
+    submission would be; with `classes`, the per-class recall of the predicted labels too."""
     out = {metric: score(metric, labels, probs, post)}
     if is_multilabel(labels):
         return _multilabel_report(metric, out, labels, probs, classes, post)
+    if numeric_metric(metric):  # a number per image: the other numeric metrics, no recall
+        others = [n for n, s in METRICS.items() if s.needs == "value" and n != metric]
+        out.update({n: score(n, labels, probs, post) for n in others})
+        return {k: round(v, 6) for k, v in out.items()}
     for extra in ("accuracy", "log_loss"):
         if extra != metric and (spec(extra).top_k_ok or not isinstance(probs, TopK)):
             out[extra] = score(extra, labels, probs, post)

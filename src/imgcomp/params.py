@@ -89,6 +89,12 @@ class ModelSpec(Strict):
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
                                description="pin of the pretrained weights' sha256 (optional)")
     args: dict[str, Any] = {}
+    image_size: int | None = Field(
+        None, ge=16, le=2048, description="this model's input side (null: image_size, the "
+        "cache's); at most image_size: every model reads the one cache, resized on the device")
+    seed: int | None = Field(
+        None, description="this model's seed (null: train.seed): a second seed of a model is "
+        "a model entry of its own (`resnet18-s1: {arch: resnet18, seed: 1}`), trained alone")
 
 
 class Train(Strict):
@@ -137,8 +143,14 @@ class Train(Strict):
     rdzv_endpoint: str | None = Field(
         pattern=r"^[^\s:]+:\d+$", description="host:port where the machines meet (nnodes > 1)")
 
-    def check_labels(self, competition: str, multilabel: bool) -> None:
+    def check_labels(self, competition: str, multilabel: bool, numeric: bool = False) -> None:
         """What these train.* cannot do with a competition's labels, in one line."""
+        if numeric and "balanced" in (self.class_weights, self.sampler):
+            key = "class_weights" if self.class_weights == "balanced" else "sampler"
+            raise UserError(
+                f"train.{key}: balanced evens out classes, and {competition}'s target is a "
+                "number (no classes to even out; folds are stratified on its quantile bins); "
+                f"set train.{key}: " + ("none" if key == "class_weights" else "shuffle"))
         if multilabel and "balanced" in (self.class_weights, self.sampler):
             key = "class_weights" if self.class_weights == "balanced" else "sampler"
             raise UserError(
@@ -233,6 +245,12 @@ class Params(Strict):
                 f"{self.competition} out of rules.no_pretrained if this run may use them")
         if len(set(self.train.models)) != len(self.train.models):
             raise ValueError(f"train.models: duplicates in {self.train.models}")
+        if big := [m for m in self.train.models if (self.models[m].image_size or 0)
+                   > self.image_size]:
+            raise ValueError(
+                f"models.{big[0]}.image_size: {self.models[big[0]].image_size} is larger than "
+                f"image_size {self.image_size}, the side the cache is built for: raise "
+                "image_size to the largest model's (smaller models resize from it)")
         bad = [f for f in self.folds.run if not 0 <= f < self.folds.n_splits]
         if bad or len(set(self.folds.run)) != len(self.folds.run):
             raise ValueError(
@@ -295,6 +313,15 @@ class Params(Strict):
 
     def model_spec(self, name: str) -> ModelSpec:
         return self.models[name]
+
+    def model_size(self, name: str) -> int:
+        """The input side model `name` trains and predicts at (its own, else image_size)."""
+        return self.models[name].image_size or self.image_size
+
+    def model_seed(self, name: str) -> int:
+        """The seed model `name` trains with (its own, else train.seed)."""
+        seed = self.models[name].seed
+        return self.train.seed if seed is None else seed
 
 
 def describe_error(err: dict) -> str:

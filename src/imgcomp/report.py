@@ -8,7 +8,9 @@ reads the outputs at the paths dvc.yaml gives them for the current competition.
 
 A multi-label run (rows carry any number of tags, so no argmax and no single label) has instead
 the per-tag AUC and F1, the thresholds beside each tag's F1, the micro-averaged ROC with each
-tag's yes/no counts, and the images whose most wrong tag is most confidently wrong.
+tag's yes/no counts, and the images whose most wrong tag is most confidently wrong. A numeric
+target has no classes: a scatter of predicted against actual values instead of a confusion
+matrix, the images predicted furthest from their value, and no recall tables.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from .errors import UserError
 from .fileio import write_text
 from .inference.probfiles import TopK, read_probs
 from .manifest import Prepared
-from .metrics import roc_points, top_classes
+from .metric_registry import numeric_metric
+from .metrics import apply_post, predicted_values, roc_points, top_classes
 from .multilabel import tags
 from .params import Params
 from .pipeline import stage_path
@@ -208,6 +211,36 @@ def confidently_wrong_tags(prepared: Prepared, ids: list[str], labels: np.ndarra
             f"probability of that tag; the {len(wrong)} images with the largest |actual &minus; "
             f"probability| on a wrongly predicted tag first.</p>"
             + _png(_image_grid(prepared, ids, wrong, titles)))
+
+
+def value_scatter(labels: np.ndarray, preds: np.ndarray, name: str) -> str:
+    """A numeric target: each OOF image's predicted value against its actual one, beside the
+    diagonal where they are equal (what a confusion matrix is to classes)."""
+    import matplotlib.pyplot as plt
+
+    y, p = np.asarray(labels, dtype=float), predicted_values(preds)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(y, p, s=8, alpha=0.5)
+    lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+    ax.plot([lo, hi], [lo, hi], ls="--", c="grey", lw=1)
+    ax.axhline(float(y.mean()), ls=":", c="tab:red", lw=1, label="the mean target")
+    ax.set(xlabel=f"actual {name}", ylabel=f"predicted {name}",
+           title="OOF predicted vs actual")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def furthest_off(prepared: Prepared, ids: list[str], labels: np.ndarray, preds: np.ndarray,
+                 limit: int = 24) -> str:
+    """A numeric target: the OOF images predicted furthest from their value, largest first."""
+    y, p = np.asarray(labels, dtype=float), predicted_values(preds)
+    worst = np.argsort(-np.abs(p - y), kind="stable")[:limit]
+    if len(worst) == 0:
+        return "<p>No out-of-fold images.</p>"
+    titles = [f"{ids[k]}\n{y[k]:.4g} -> {p[k]:.4g}" for k in worst]
+    return (f"<p>Each image: its id, then <i>actual -&gt; predicted</i> value (out of fold, as "
+            f"the submission would write it); the {len(worst)} furthest off first.</p>"
+            + _png(_image_grid(prepared, ids, worst, titles)))
 
 
 def cv_table(cv: CvReport) -> str:
@@ -394,6 +427,8 @@ def _per_class(cv: CvReport, post: dict | None, prepared: Prepared,
                labels: np.ndarray) -> list[str]:
     """The per-class recall, or for multi-label the per-tag table and the threshold plot."""
     e = cv.ensemble
+    if prepared.numeric:  # a number: no classes to recall
+        return []
     if prepared.multilabel:
         tables = {**{m: r.per_tag or [] for m, r in cv.models.items()}, "ensemble": e.per_tag}
         return ["<h2>Per-tag AUC and F1 (out-of-fold)</h2>",
@@ -408,6 +443,12 @@ def _oof_sections(post: dict | None, prepared: Prepared, ids: list[str], labels:
                   probs: np.ndarray) -> list[str]:
     """The OOF confusion matrix or ROC and the most confidently wrong images; multi-label: the
     micro ROC with per-tag counts and the images' worst tags, at the ensemble's thresholds."""
+    if prepared.numeric:
+        values = apply_post(post, probs)
+        return ["<h2>Out-of-fold predicted vs actual</h2>",
+                value_scatter(labels, values, prepared.classes[0]),
+                "<h2>Furthest off out-of-fold images</h2>",
+                furthest_off(prepared, ids, labels, values)]
     if prepared.multilabel:
         return ["<h2>Out-of-fold ROC (micro-averaged over tags) and per-tag counts</h2>",
                 multilabel_roc(labels, probs, prepared.classes, post),
@@ -460,8 +501,9 @@ def _headline(cv: CvReport, lb_path: Path) -> str:
     e = cv.ensemble
     warning = ("" if e.baseline.beaten else
                f"<p><b>Warning: {html.escape(learned_nothing(metric, e))}.</b></p>")
+    prior = "the mean target" if numeric_metric(metric) else "the class prior"
     return (f"<p>CV {metric} (out-of-fold, {cv.images} images) "
-            f"<b>{e.value(metric):.4f}</b>{held_out} &middot; on the same rows, the class prior "
+            f"<b>{e.value(metric):.4f}</b>{held_out} &middot; on the same rows, {prior} "
             f"{e.baseline.score:.4f} and the predictions shuffled across rows "
             f"{e.baseline.chance:.4f}</p>{warning}")
 

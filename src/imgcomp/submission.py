@@ -15,7 +15,9 @@ a good submission. Kinds:
 - `top_k`: id + the k most probable labels, best first, space-separated (MAP@k);
 - `tags` (multi-label): id + the tags whose probability reaches their threshold (post), most
   probable first, space-separated; a row with none writes nothing, or its most probable tag
-  where the OOF fit found that scores better (`empty: top`).
+  where the OOF fit found that scores better (`empty: top`);
+- `value` (a numeric target): id + the predicted number, recalibrated where the OOF fit kept
+  a * pred + b, printed with `decimals` digits (the sample's); it must be a finite number.
 Multi-label `probabilities` are independent per tag: each is rounded alone, rows sum to
 anything.
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import write_text
-from .metrics import apply_post, predict_labels, top_classes
+from .metrics import apply_post, predict_labels, predicted_values, top_classes
 from .multilabel import tags
 from .artifacts.formats import Format
 
@@ -78,6 +80,8 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
     if fmt.multilabel:
         return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
+    if fmt.kind == "value":
+        return [[f"{v:.{fmt.decimals}f}"] for v in predicted_values(probs)]
     if fmt.kind == "label":
         return [[t] for t in _label_text(fmt, classes, predict_labels(post, probs))]
     if fmt.kind == "top_k":
@@ -158,6 +162,8 @@ def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
         nums = [float(c) for c in cells]
     except ValueError:
         return f"{','.join(cells)[:80]!r} is not a number"
+    if fmt.kind == "value":
+        return None if math.isfinite(nums[0]) else f"{cells[0]!r} is not a finite number"
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in nums):
         return f"{','.join(cells)[:80]!r} is outside [0, 1]"
     if fmt.kind == "probabilities" and not fmt.multilabel and abs(sum(nums) - 1.0) > 1e-6:

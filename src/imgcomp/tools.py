@@ -11,7 +11,9 @@ from .errors import UserError, git_without_commit, no_commit_message
 from .artifacts.formats import load_format
 from .artifacts.names import FORMAT
 from .artifacts.reports import CvReport, Leaderboard, learned_nothing, read_report
+from .inference.ensemble import check_method
 from .manifest import Prepared
+from .metric_registry import numeric_metric
 from .params import Params
 from .pipeline import stage_path
 
@@ -55,7 +57,8 @@ def validate(params: Params):
     for name, raw in params.competitions.items():
         load_block(name, raw)
     block = run_block(params)
-    params.train.check_labels(params.competition, block.multilabel)
+    params.train.check_labels(params.competition, block.multilabel, block.numeric)
+    check_method(params.ensemble.method, block.numeric)
     if extra := params.competition_augment().albumentations:
         from .data.extra_transforms import check_extra  # loads albumentations: only when named
 
@@ -80,7 +83,8 @@ def summary(params: Params) -> None:
         print(f"  {model:<20} {r.value(metric):.4f}   folds: {folds}")
     e = cv.ensemble
     print(f"  {'ensemble (' + e.method + ')':<20} {e.value(metric):.4f}")
-    print(f"  {'class prior':<20} {e.baseline.score:.4f}   (a model that learned nothing; "
+    prior = "mean target" if numeric_metric(metric) else "class prior"
+    print(f"  {prior:<20} {e.baseline.score:.4f}   (a model that learned nothing; "
           f"shuffled across rows: {e.baseline.chance:.4f})")
     if not e.baseline.beaten:
         print(f"warning: {learned_nothing(metric, e)}")

@@ -1,13 +1,13 @@
 """The one typed definition of what a trained model and a package hold.
 
 A `ModelCard` is everything that rebuilds and feeds one trained (model, fold): architecture and
-args, input size, channels and normalisation, classes, its validation score, and the resolved
-config that trained it. `train` writes it into the checkpoint's metadata; `predict`, `package`
-and `infer` read it back through here. A `PackageSpec` is `package.json`: the competition, its
-submission format and post-processing, TTA, the ensemble, predict's settings, and one
-`PackageItem` (a file, its sha256, its card) per model and fold. A file of another layout
-(an older imgcomp's, a hand-written one missing a key) is refused in one line naming what is
-wrong, before anything else of it is used.
+args, input size, channels and normalisation, classes (or a numeric target's standardisation),
+its validation score, and the resolved config that trained it. `train` writes it into the
+checkpoint's metadata; `predict`, `package` and `infer` read it back through here. A
+`PackageSpec` is `package.json`: the competition, its submission format and post-processing,
+TTA, the ensemble, predict's settings, and one `PackageItem` (a file, its sha256, its card)
+per model and fold. A file of another layout (an older imgcomp's, a hand-written one missing a
+key) is refused in one line naming what is wrong, before anything else of it is used.
 """
 
 from __future__ import annotations
@@ -29,6 +29,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TargetScale(_Strict):
+    """A numeric target's standardisation: the model learns (y - mean) / std, with the mean and
+    std of its fold's training rows, and every prediction is output * std + mean."""
+    mean: float
+    std: float = Field(gt=0.0)
+
+    def pair(self) -> tuple[float, float]:
+        return self.mean, self.std
+
+
 class ModelCard(_Strict):
     card: Literal[1] = Field(description="this layout's version")
     model: str
@@ -44,6 +54,8 @@ class ModelCard(_Strict):
     classes: list[str]
     multilabel: bool = Field(False, description="a sigmoid per tag (classes are tags); "
                              "false: a softmax over the classes")
+    target: TargetScale | None = Field(None, description="a numeric target's standardisation "
+                                       "(one output); None: classes or tags")
     metric: str
     score: float | None  # None: NaN (an AUC of a one-class fold)
     best_epoch: int
@@ -82,7 +94,7 @@ class PackageSpec(_Strict):
     post: dict[str, Any] | None  # the ensemble's post.json (reports.py), fitted on the OOF
     classes: list[str]
     channels: int
-    image_size: int
+    image_size: int  # the largest item's side (each item's card holds its own)
     cache_side: int
     array_rule: dict | None = None  # array samples: prepare's decode rule (stats.json)
     max_extract_gb: float

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-KINDS = ("label", "probability", "probabilities", "top_k", "tags")
+KINDS = ("label", "probability", "probabilities", "top_k", "tags", "value")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Format:
                 "probabilities": "id + one probability column per "
                                  + ("tag (independent)" if self.multilabel else "class"),
                 "tags": "id + the predicted tags, space-separated",
-                "top_k": f"id + the top {self.k} labels, space-separated"}[self.kind]
+                "top_k": f"id + the top {self.k} labels, space-separated",
+                "value": f"id + the predicted number ({self.decimals} decimals)"}[self.kind]
 
 
 def load_format(path: Path) -> Format:

@@ -1,14 +1,14 @@
 """The small facts `prepare` writes beside the manifest, typed: `stats.json` (the training
 images' per-channel mean and std, the cache's side and channels) and `task.json` (whether an
-image carries one class or any number of tags). Written once by prepare; train, predict,
-ensemble, submit, package and folds read them through here."""
+image carries one class, any number of tags, or a number). Written once by prepare; train,
+predict, ensemble, submit, package and folds read them through here."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer
 
 from ..errors import UserError
 
@@ -29,6 +29,16 @@ class Stats(_Strict):
 
 class Task(_Strict):
     multilabel: bool  # tags (a sigmoid per tag) rather than one class per image
+    numeric: bool = False  # a number per image (one output, regression); classes.json: its name
+
+    @model_serializer(mode="wrap")
+    def _classes_as_before(self, handler):
+        """`numeric` is written only where true: a class competition's task.json keeps the
+        bytes it had before numeric targets (and stays readable by an older imgcomp)."""
+        out = handler(self)
+        if not self.numeric:
+            out.pop("numeric", None)
+        return out
 
 
 def to_text(fact: _Strict, indent: int | None = 2) -> str:

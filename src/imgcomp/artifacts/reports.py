@@ -25,6 +25,7 @@ from pydantic import (
 
 from ..errors import UserError
 from ..fileio import write_json
+from ..metric_registry import numeric_metric
 
 
 class _Strict(BaseModel):
@@ -34,8 +35,11 @@ class _Strict(BaseModel):
 # --- the post-processing (post.json) -------------------------------------------------------
 
 class Temperature(_Strict):
-    """log loss: probabilities p**(1/T), renormalised per row."""
+    """log loss: probabilities p**(1/T), renormalised per row; then, where it was fitted
+    better, blended towards the class prior: (1 - blend) p + blend prior."""
     temperature: float
+    blend: float | None = None
+    prior: list[float] | None = None
 
 
 class Cutpoints(_Strict):
@@ -51,7 +55,13 @@ class Thresholds(_Strict):
     fit: Literal["default", "global", "per_tag"] | None = None
 
 
-_POST = TypeAdapter(Temperature | Cutpoints | Thresholds | None)
+class Linear(_Strict):
+    """a numeric target (rmse, mae, r2): the value written is scale * predicted + shift."""
+    scale: float
+    shift: float
+
+
+_POST = TypeAdapter(Temperature | Cutpoints | Thresholds | Linear | None)
 
 
 def checked_post(post: Any, where: str) -> dict | None:
@@ -126,9 +136,10 @@ class PostScores(_Strict):
 
 
 class Baseline(_Strict):
-    """What a model that learned nothing scores on the same OOF rows: the class (or tag) prior
-    (`score`, each fold's counted on the other folds) and `chance` (the ensemble's predictions
-    shuffled across rows, the best of 19); `beaten`: the ensemble scored better than both."""
+    """What a model that learned nothing scores on the same OOF rows: the class (or tag) prior,
+    or a numeric target's mean, each fold's counted on the other folds (`score`), and `chance`
+    (the ensemble's predictions shuffled across rows, the best of 19); `beaten`: the ensemble
+    scored better than both."""
     score: float
     chance: float
     beaten: bool
@@ -146,8 +157,9 @@ def learned_nothing(metric: str, result: EnsembleResult) -> str:
     """The one line `ensemble`, `make summary` and the report say where the models did not
     beat the prior."""
     b = result.baseline
+    prior = "the mean target" if numeric_metric(metric) else "the class prior"
     return (f"the models did not beat a model that learned nothing (CV {metric} "
-            f"{result.value(metric):.4f}; the class prior {b.score:.4f}, their own predictions "
+            f"{result.value(metric):.4f}; {prior} {b.score:.4f}, their own predictions "
             f"shuffled across rows {b.chance:.4f}): what usually helps: more train.epochs, a "
             "pretrained model (models.<name>.pretrained), a larger image_size. The submission "
             "is written all the same")

@@ -14,10 +14,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ..errors import UserError
-from ..metric_registry import metric_names, multilabel_names, spec
+from ..metric_registry import metric_names, multilabel_names, numeric_metric, numeric_names, spec
 from ..params import NAME, Params, describe_error
 
 
@@ -99,6 +107,24 @@ class TableLabels(Strict):
     delimiter: str | None = Field(min_length=1, description="multi-label: the label "
                                   "column holds tags joined by this (\" \": `rust scab`); "
                                   "null: one label per row")
+    numeric: bool = Field(False, description="true: the label column holds a number per image "
+                          "(a numeric target, scored by rmse, mae or r2), not a class; left "
+                          "out: false")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "TableLabels":
+        if self.numeric and self.delimiter is not None:
+            raise ValueError("numeric: true is one number per image; set delimiter: null")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _classes_as_before(self, handler):
+        """`numeric` is written only where true: a class table's dump (in package.json, and
+        compared by tests) stays what it was before numeric targets existed."""
+        out = handler(self)
+        if not self.numeric:
+            out.pop("numeric", None)
+        return out
 
 
 class OneHotLabels(Strict):
@@ -331,16 +357,18 @@ class Submission(Strict):
     sample: str | None = Field(description="sample_submission.csv (found anywhere in the data)")
     columns: list[str] | None = Field(description="without a sample: the header to write")
     header_line: bool = Field(description="false: the CSV has no header line")
-    kind: Literal["label", "probability", "probabilities", "top_k", "tags"] = Field(
+    kind: Literal["label", "probability", "probabilities", "top_k", "tags", "value"] = Field(
         description="label: id + class; probability: id + P(positive); probabilities: id + one "
                     "column per class (or tag); top_k: id + the k best labels, space-separated; "
-                    "tags: id + the predicted tags, space-separated (multi-label)")
+                    "tags: id + the predicted tags, space-separated (multi-label); value: id + "
+                    "the predicted number (a numeric target)")
     labels: Literal["name", "index"] = Field(description="a label written as the class's name "
                                                          "(as in train) or its index")
     positive: str | None = Field(description="kind probability: the positive class (null: the "
                                              "class that sorts second)")
     k: int | None = Field(ge=1, description="kind top_k: how many labels")
-    decimals: int = Field(ge=1, le=12, description="digits after the point of a probability")
+    decimals: int = Field(ge=0, le=12, description="digits after the point of a probability "
+                          "(at least 1) or of a value")
     upload_as: str | None = Field(description="the file name the organisers want, if not ours")
 
     @model_validator(mode="after")
@@ -352,6 +380,9 @@ class Submission(Strict):
             raise ValueError("header_line: false, but a sample's header is the submission's")
         if self.kind == "top_k" and self.k is None:
             raise ValueError("kind top_k needs k (how many labels per row)")
+        if self.decimals < 1 and self.kind != "value":
+            raise ValueError(f"decimals: {self.decimals} digits print no probability; at least "
+                             "1 (0 only for kind value)")
         if self.columns is not None and self.kind != "probabilities" and len(self.columns) != 2:
             raise ValueError(f"columns: kind {self.kind} writes two columns (id and value), "
                              f"got {self.columns}")
@@ -363,6 +394,11 @@ def multilabel_labels(labels) -> bool:
     return (isinstance(labels, TableLabels) and labels.delimiter is not None) or (
         isinstance(labels, OneHotLabels) and labels.multi) or (
         isinstance(labels, CocoLabels) and labels.several == "multi")
+
+
+def numeric_labels(labels) -> bool:
+    """Whether this labels rule gives each image a number (a numeric target)."""
+    return isinstance(labels, TableLabels) and labels.numeric
 
 
 class CompetitionBlock(Strict):
@@ -389,6 +425,11 @@ class CompetitionBlock(Strict):
         return any(multilabel_labels(s.labels) for s in self.train)
 
     @property
+    def numeric(self) -> bool:
+        """Whether an image's label is a number (a table's column with `numeric: true`)."""
+        return any(numeric_labels(s.labels) for s in self.train)
+
+    @property
     def where_to_get(self) -> str:
         return "scikit-learn (built in)" if isinstance(self.fetch, DigitsFetch) else self.fetch.where
 
@@ -408,6 +449,7 @@ class CompetitionBlock(Strict):
         if any(multi) and not all(multi):
             raise ValueError("train: every source must be multi-label (labels.delimiter, or "
                              "onehot with multi: true) or none")
+        self._numeric_consistent()
         k = self.metric.partition("@")[2]
         sub = self.submission
         if self.multilabel:
@@ -426,6 +468,34 @@ class CompetitionBlock(Strict):
                              f"kind: top_k and submission.k: {k}")
         check_samples(self)
         return self
+
+    def _numeric_consistent(self) -> None:
+        """A numeric target: every source a numeric table column, a metric that scores numbers,
+        a value submission, no classes; and no value submission or numeric metric without one."""
+        numeric = [numeric_labels(s.labels) for s in self.train]
+        if any(numeric) and not all(numeric):
+            raise ValueError("train: every source must be a numeric target (labels: {from: "
+                             "table, numeric: true}) or none")
+        if not self.numeric:
+            if numeric_metric(self.metric):
+                raise ValueError(f"metric {self.metric} scores a number per image, and these "
+                                 "train labels are classes: set train[*].labels.numeric: true "
+                                 "(a table's column of numbers), or a class metric")
+            if self.submission.kind == "value":
+                raise ValueError("submission.kind: value writes a number per image: needs a "
+                                 "numeric target (train[*].labels.numeric: true)")
+            return
+        if not numeric_metric(self.metric):
+            raise ValueError(f"metric {self.metric} scores classes, and the target is a number "
+                             f"(labels.numeric: true); choose one of {numeric_names()}")
+        if self.submission.kind != "value":
+            raise ValueError(f"submission.kind: {self.submission.kind} writes classes; a numeric "
+                             "target writes kind value (id + the number)")
+        if self.classes is not None:
+            raise ValueError("classes: a numeric target has none; set classes: null")
+        if mapped := [s.source for s in self.train if s.label_map is not None]:
+            raise ValueError(f"train ({', '.join(mapped)}): label_map maps classes; a numeric "
+                             "target's numbers are used as they are: set label_map: null")
 
 
 def check_samples(block: "CompetitionBlock") -> None:

@@ -20,6 +20,11 @@ The rules, in order:
   A label column of space-separated tags (`rust scab`, `0 16 25`: values of several words
   whose words are fewer than the distinct values) is multi-label, and so are one-hot columns
   where a row has several 1s or none; a multi-label submission with one value column is `tags`.
+- **a numeric target**: where the metric scores a number (rmse, mae, r2), the label is the
+  train table's column named like the sample's value column, else its one column of numbers
+  with more than two distinct values (0/1 flags are no target); the sample's value column is
+  then that number (`value`, written with the sample's decimals). Where the data do not decide
+  (a column of a few whole numbers: grades or a count?) the metric does, and `new` says so.
 - **groups**: a column of the train table named like `patient` or `subject`, with fewer distinct
   values than rows, becomes `folds.group_column` (a patient's images share a fold).
 - **test images**: COCO test metadata holding every sample id; else the one folder whose own
@@ -43,7 +48,7 @@ from ..errors import UserError
 from ..metric_registry import spec
 from ..submission import min_decimals
 from . import inspect_coco
-from .layout import read_sample
+from .layout import read_sample, target_numbers
 from .tree import IMAGE_SUFFIXES, Tree, natural_key
 
 SEPARATED = re.compile(r"^([^._\-\s]+)[._\-\s]")  # the label before the first separator
@@ -163,6 +168,8 @@ def sample_kind(sample: pd.DataFrame, metric: str) -> tuple[str, int | None, str
     needs_probs = m.needs == "probability"
     if m.k is not None:
         return "top_k", m.k, f"metric {metric} scores the top labels"
+    if m.needs == "value":
+        return "value", None, _value_sample(sample, metric)
     if sample.shape[1] > 2:
         return "probabilities", None, "the sample has one column per class"
     values = sample.iloc[:, 1]
@@ -175,6 +182,28 @@ def sample_kind(sample: pd.DataFrame, metric: str) -> tuple[str, int | None, str
         return kind, None, f"the sample's values say nothing; {metric} needs " + (
             "probabilities" if needs_probs else "labels")
     return ("probability" if needs_probs else "label"), None, "the sample's values are labels"
+
+
+def _value_sample(sample: pd.DataFrame, metric: str) -> str:
+    """Why a sample is a numeric target's (one value column of numbers); one line if not."""
+    values = sample.iloc[:, 1:]
+    if values.shape[1] != 1 or _numbers(values.iloc[:, 0][values.iloc[:, 0] != ""]) is None:
+        raise Stop(f"metric {metric} scores a number per image, and the sample's value "
+                   f"column(s) {list(values.columns)[:5]} do not hold one number each: check "
+                   "--metric (or set submission.sample)")
+    return f"metric {metric} scores a number: the sample's {values.columns[0]} is the value"
+
+
+def value_decimals(sample: pd.DataFrame | None) -> tuple[int, str]:
+    """(decimals, why) of a value submission: as many as the sample's values show, where they
+    say something (two or more different values); else 4."""
+    values = sample.iloc[:, 1] if sample is not None else pd.Series([], dtype=str)
+    values = values[values != ""]
+    if values.nunique() < 2:
+        return 4, ("no sample" if sample is None else "the sample's values say nothing") + (
+            ": 4 (--set submission.decimals=N)")
+    digits = int(values.str.partition(".")[2].str.len().max())
+    return digits, f"as the sample's values show ({values.iloc[0]})"
 
 
 # -- train labels -------------------------------------------------------------------------
@@ -212,6 +241,8 @@ def _label_column(frame: pd.DataFrame, id_col: str, sample: pd.DataFrame | None,
     if "train.labels.label" in hints:
         return hints["train.labels.label"], "--set"
     others = [c for c in frame.columns if c != id_col]
+    if kind == "value":
+        return _value_column(frame, others, sample, where)
     if sample is not None and kind == "probabilities":
         classes = list(sample.columns[1:])
         if set(classes) <= set(frame.columns):
@@ -230,10 +261,81 @@ def _label_column(frame: pd.DataFrame, id_col: str, sample: pd.DataFrame | None,
     if len(fits) == 1:
         return fits[0], why
     if not fits:
+        numbers = [c for c in others if _numberish(frame[c])]
         raise Stop(f"{where}: no column looks like the label (columns {list(frame.columns)}): "
-                   f"set train.labels.label (--set train.labels.label=<column>)")
+                   f"set train.labels.label (--set train.labels.label=<column>)" + (
+                       f"; {numbers[:3]} hold numbers: a numeric target takes --metric rmse, "
+                       "mae or r2" if numbers else ""))
     raise Stop(f"{where}: several candidate label columns {fits}: set train.labels.label "
                f"(--set train.labels.label={fits[0]})")
+
+
+def _value_column(frame: pd.DataFrame, others: list[str], sample: pd.DataFrame | None,
+                  where: str) -> tuple[str, str]:
+    """A numeric target's column: named like the sample's value column, else the one column of
+    numbers with more than two distinct values (0/1 flags are metadata, not the target)."""
+    if sample is not None and sample.columns[1] in others:
+        return sample.columns[1], "named like the sample's value column"
+    fits = [c for c in others if _numberish(frame[c])]
+    if len(fits) == 1:
+        return fits[0], "the only column of numbers with more than two distinct values"
+    if not fits:
+        raise Stop(f"{where}: no column of numbers to be the target (columns "
+                   f"{list(frame.columns)[:20]}): set train.labels.label (--set "
+                   "train.labels.label=<column>)")
+    raise Stop(f"{where}: several columns of numbers could be the target {fits}: set "
+               f"train.labels.label (--set train.labels.label={fits[0]})")
+
+
+def _numberish(values: pd.Series) -> bool:
+    """Numbers in every row, more than two distinct ones."""
+    return not (values == "").any() and _numbers(values) is not None and values.nunique() > 2
+
+
+def _value_notes(frame: pd.DataFrame, label: str, name: str, numeric: bool) -> list[str]:
+    """What `new` says of a label column of numbers: a numeric target (its spread), or classes
+    the metric made of numbers; and where a few whole numbers could have been either."""
+    nums = _numbers(frame[label])
+    if nums is None or not (numeric or _numberish(frame[label])):
+        return []
+    k = nums.nunique()
+    if not numeric:
+        return [f"{name}: {label} holds {k} distinct numbers, taken as classes because the "
+                "metric scores classes (--metric rmse, mae or r2 makes it a number)"]
+    few = k <= MAX_CLASSES and bool((nums == nums.round()).all()) and k <= len(nums) // 2
+    return [f"target: {label} taken as a number, not classes, because the metric scores a "
+            "number (one output)" + (f"; its {k} distinct whole numbers could be classes "
+                                     "(grades): a class metric (accuracy, qwk, ...) makes them "
+                                     "classes" if few else "")]
+
+
+def classes_or_values(values: pd.Series, sample: pd.DataFrame | None, kind: str, hints: dict,
+                      what: str) -> None:
+    """Under a metric that scores classes, a label column of numbers is taken as classes only
+    where nothing says it is a number: numbers that are not whole (an age in months, 12.5), or
+    a sample whose value column holds numbers that are no train label (Pawpularity's 67.75,
+    a placeholder 0), ask for a number per image, and the metric cannot decide that alone (100
+    distinct whole numbers are classes or values alike). Then `new` stops with one line naming
+    what decides: --metric rmse, mae or r2 for a number, --set train.labels.numeric=false for
+    classes."""
+    nums = _numbers(values)
+    if nums is None or nums.nunique() <= 2 or hints.get("train.labels.numeric") is False:
+        return
+    reason = None
+    if not bool((nums == nums.round()).all()):
+        reason = f"not all whole (e.g. {nums[nums != nums.round()].iloc[0]:g})"
+    elif sample is not None and kind == "label" and sample.shape[1] == 2:
+        asked = sample.iloc[:, 1][sample.iloc[:, 1] != ""]
+        wanted = _numbers(asked)
+        if wanted is not None and len(wanted) and not set(wanted) <= set(nums):
+            stray = sorted(set(wanted) - set(nums))
+            reason = (f"the sample's {sample.columns[1]} asks for numbers that are no train "
+                      f"label (e.g. {stray[0]:g})")
+    if reason is not None:
+        raise Stop(f"{what} holds {nums.nunique():,} distinct numbers ({nums.min():g} to "
+                   f"{nums.max():g}); {reason}; the metric scores classes: a number per "
+                   "image takes --metric rmse, mae or r2; classes take --set "
+                   "train.labels.numeric=false")
 
 
 def _tagish(values: pd.Series) -> bool:
@@ -253,9 +355,10 @@ GROUP_NAME = re.compile(r"patient|subject", re.I)
 
 def group_column(frame: pd.DataFrame, extra: list[str]) -> str | None:
     """The column that is obviously a group: named like patient or subject, fewer distinct
-    values than rows (several images per group), none empty."""
+    values than rows (several images per group), none empty, not a 0/1 flag (PetFinder's
+    `Subject Focus` says whether the pet fills the photo)."""
     found = [c for c in extra if GROUP_NAME.search(c) and (frame[c] != "").all()
-             and 1 < frame[c].nunique() < len(frame)]
+             and 1 < frame[c].nunique() < len(frame) and not set(frame[c]) <= {"0", "1"}]
     return found[0] if len(found) == 1 else None
 
 
@@ -301,6 +404,12 @@ def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: st
     elif label not in frame.columns:
         raise Stop(f"{name}: no column {label!r} (its columns: {list(frame.columns)[:20]}): set "
                    "train.labels.label")
+    elif kind == "value":  # a numeric target: its column must hold numbers
+        target_numbers(frame[label], ids.tolist(), name, f"{name} whose {label!r}")
+        src = {"from": "table", "table": path, "id": id_col, "label": label,
+               "delimiter": None, "numeric": True}
+        raw, why_text = [], f"{name} ({id_col} -> {label}: {why}; a number per image)"
+        skipped = skipped + _value_notes(frame, label, name, True)
     else:
         tags = _tagish(frame[label])
         src = {"from": "table", "table": path, "id": id_col, "label": label,
@@ -309,6 +418,9 @@ def table_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, kind: st
                else sorted(set(frame[label])))
         why_text = f"{name} ({id_col} -> {label}: {why}" + (
             "; space-separated tags: multi-label)" if tags else ")")
+        if not tags:
+            classes_or_values(frame[label], sample, kind, hints, f"{name}'s {label}")
+        skipped = skipped + ([] if tags else _value_notes(frame, label, name, False))
     return TrainGuess(src, raw, why_text, folder, len(frame), extra, table=name,
                       group=group_column(frame, extra),
                       multi=bool(src.get("multi") or src.get("delimiter")), notes=skipped)
@@ -587,6 +699,7 @@ def _comments(kind: str, guess: TrainGuess) -> dict[str, str]:
         "metric": "--metric (the competition's Evaluation page)",
         "channels": "RGB; grayscale images are converted (1: decode as grayscale)",
         "classes": "from the sample's header" if kind == "probabilities"
+                   else "a numeric target has none" if kind == "value"
                    else "the train labels, in natural order",
         "train.labels": guess.why,
         "train.images": f"{guess.count:,} images",
@@ -608,6 +721,8 @@ def _no_sample_kind(metric: str) -> tuple[str, int | None, str]:
     m = spec(metric)
     if m.k is not None:
         return "top_k", m.k, f"metric {metric}"
+    if m.needs == "value":
+        return "value", None, f"no sample: metric {metric} scores a number"
     if m.needs == "probability":  # a log loss scores every class; an AUC the positive one
         return "probabilities" if metric == "log_loss" else "probability", None, \
             f"no sample: {metric} needs probabilities"
@@ -656,12 +771,15 @@ def _submission(sample_path, header, kind, k, guess: TrainGuess, sample, hints) 
     columns = None
     if sample is None:
         columns = (["id", *sorted(guess.classes)] if kind == "probabilities"
+                   else ["id", guess.source["label"]] if kind == "value"
                    else ["id", "tags" if kind == "tags" else "label"])
         why["submission.columns"] = "no sample: a guess; check the competition's page"
     else:
         why["submission.sample"] = "its header, id strings and row order are the submission's"
     n = len(header) - 1 if header and kind == "probabilities" else len(guess.classes)
     decimals = min_decimals(n) if kind == "probabilities" else 6
+    if kind == "value":
+        decimals, why["submission.decimals"] = value_decimals(sample)
     return {"sample": sample_path, "columns": columns, "header_line": True, "kind": kind,
             "labels": labels, "positive": positive, "k": k, "decimals": decimals,
             "upload_as": None}, why
@@ -686,14 +804,17 @@ def check_sample_labels(block, classes: list[str], sample: pd.DataFrame | None) 
                    "what the submission scores (check train.labels, or set train.label_map)")
 
 
-def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool) -> list[str]:
-    """Three train files with their labels and three test ids with their files (the first,
-    middle and last), for the user to check by eye."""
+def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool,
+            numeric: bool = False) -> list[str]:
+    """Three train files with their labels (a numeric target: their numbers) and three test ids
+    with their files (the first, middle and last), for the user to check by eye."""
     def spread(frame: pd.DataFrame) -> pd.DataFrame:
         n = len(frame)
         return frame.iloc[sorted({0, n // 2, n - 1})] if n else frame
 
     def name(label) -> str:
+        if numeric:
+            return f"{float(label):g}"
         if multilabel:
             return " ".join(classes[int(x)] for x in str(label).split()) or "(no tag)"
         return classes[int(label)]

@@ -65,6 +65,7 @@ class Listing:
     solution: pd.DataFrame | None = None  # id, label (index)
     notes: list[str] = field(default_factory=list)  # what was found, for the user
     multilabel: bool = False  # labels: space-separated tag indices (none: empty)
+    numeric: bool = False  # labels: a number per image (classes: the target's one name)
     meta: pd.DataFrame | None = None  # train id + the train tables' other columns (groups)
 
 
@@ -140,7 +141,11 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
     lab = src.labels
     key = f"{where}.images"
     if src.samples is not None:  # arrays or stacks, not one image file each
-        return array_source.train_rows(tree, src, where, _table)
+        ids, paths, labels, extra = array_source.train_rows(tree, src, where, _table)
+        if getattr(lab, "numeric", False):
+            labels = target_numbers(pd.Series(labels), ids, where,
+                                    f"{lab.table} whose {lab.label!r}")
+        return ids, paths, labels, extra
     if isinstance(lab, CocoLabels):
         return (*coco_source.train_rows(tree, src, where, notes), None)
     if isinstance(lab, FolderLabels):
@@ -172,6 +177,9 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
     extra = frame[[c for c in frame.columns if c not in cols]]
     if isinstance(lab, TableLabels):
         labels = frame[lab.label].tolist()
+        if lab.numeric:
+            return ids, paths, target_numbers(frame[lab.label], ids, where,
+                                              f"{lab.table} whose {lab.label!r}"), extra
         if lab.delimiter is not None:  # tags; an empty cell is an image with none
             return ids, paths, [[x for x in v.split(lab.delimiter) if x.strip()]
                                 for v in labels], extra
@@ -180,6 +188,24 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
                             f"{lab.label!r}: {_preview(empty)}")
         return ids, paths, labels, extra
     return ids, paths, _one_hot(frame, lab, where), extra
+
+
+def target_numbers(values: pd.Series, ids: list[str], where: str, what: str) -> list[float]:
+    """A numeric target's column as numbers; a cell that is text, empty or not finite is one
+    line naming its rows (`what`: the table and column) and what to do."""
+    nums = pd.to_numeric(values.astype(str).str.strip(), errors="coerce").astype(float)
+    bad = [f"{i} ({v!r})" for i, v, x in zip(ids, values.tolist(), nums.tolist())
+           if not np.isfinite(x)]
+    if bad:
+        raise UserError(f"{where}: {len(bad)} row(s) of {what} is no number: {_preview(bad)}; "
+                        "a numeric target (labels.numeric: true) needs a finite number in every "
+                        "row (fix them, or drop those rows)")
+    return nums.tolist()
+
+
+def target_name(block: CompetitionBlock) -> list[str]:
+    """A numeric target's classes.json: one entry, the name of its column (Pawpularity)."""
+    return [block.train[0].labels.label]
 
 
 def _outside(paths: list[str], folder: str, test_folder: str) -> list[str]:
@@ -339,6 +365,8 @@ def test_only(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
 def class_list(block: CompetitionBlock, labels: list[str], sample: pd.DataFrame | None) -> list[str]:
     if block.classes is not None:
         return list(block.classes)
+    if block.numeric:
+        return target_name(block)
     sub = block.submission
     if sub.kind == "probabilities":
         return list(sample.columns[1:]) if sample is not None else list(sub.columns[1:])
@@ -410,7 +438,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     multi = block.multilabel
     flat = [x for v in train["label"] for x in v] if multi else train["label"].tolist()
     classes = class_list(block, flat, sample)
-    seen = set(flat)
+    seen = set(classes) if block.numeric else set(flat)  # a number: no class to check
     if stray := sorted(seen - set(classes), key=natural_key):
         raise UserError(f"competitions.{name}: train labels {_preview(stray)} are not among the "
                         f"classes {_preview(classes)}")
@@ -425,7 +453,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     index = {c: i for i, c in enumerate(classes)}
     if multi:
         train["label"] = [" ".join(map(str, sorted({index[x] for x in v}))) for v in train["label"]]
-    else:
+    elif not block.numeric:  # a numeric target's label is its number
         train["label"] = train["label"].map(index)
     extra = [c for c in train.columns if c.startswith(META)]
     meta = train[["id", *extra]].rename(columns=lambda c: c.removeprefix(META))
@@ -442,7 +470,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
         notes.append(f"train table's other columns, left alone (folds.group_column may name "
                      f"one): {_preview(list(meta.columns[1:]))}")
     return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows),
-                   multilabel=multi, meta=meta)
+                   multilabel=multi, meta=meta, numeric=block.numeric)
 
 
 def unlisted(block: CompetitionBlock, tree: Tree, rows: pd.DataFrame) -> list[str]:
@@ -479,6 +507,9 @@ def local_answers(block: CompetitionBlock, tree: Tree, name: str, test_ids: list
     if missing := [i for i in test_ids if i not in frame.index]:
         raise UserError(f"{tree.shown(path)}: no answer for test ids {_preview(missing)}")
     labels = frame.loc[test_ids]
+    if block.numeric:  # the answers are numbers
+        return pd.DataFrame({"id": test_ids, "label": target_numbers(
+            labels, test_ids, key, f"{tree.shown(path)} whose answer")})
     if unknown := sorted(set(labels) - set(index)):
         raise UserError(f"{tree.shown(path)}: answers {_preview(unknown)} are no class")
     return pd.DataFrame({"id": test_ids, "label": labels.map(index).to_numpy()})
@@ -503,9 +534,14 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
                if isinstance(lab, CocoLabels) else "",
                "field": f"each sample's field {getattr(lab, 'field', '')!r}"}[lab.from_]
         lines.append(f"train ({src.source}): {n:,} images, labels from {how}")
-    lines.append(f"{'tags' if fmt.multilabel else 'classes'}: {len(classes)} "
-                 f"({', '.join(classes[:6])}"
-                 + (", ..." if len(classes) > 6 else "") + ")")
+    if fmt.kind == "value":
+        y = train["label"].astype(float)
+        lines.append(f"target: a number, {classes[0]} ({y.nunique():,} distinct values, "
+                     f"{y.min():g} to {y.max():g}, mean {y.mean():.4g})")
+    else:
+        lines.append(f"{'tags' if fmt.multilabel else 'classes'}: {len(classes)} "
+                     f"({', '.join(classes[:6])}"
+                     + (", ..." if len(classes) > 6 else "") + ")")
     ids = block.test.ids
     origin = ("sample_submission" if isinstance(ids, SampleIds) else
               "the test samples' own ids" if ids.from_ == "samples" else

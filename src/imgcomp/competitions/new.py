@@ -191,10 +191,11 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
     check = yaml.safe_load(new_text)
     if check["competitions"][name] != found.block:
         raise UserError("new: the block did not survive YAML's round trip; please report this")
-    parse_params(check, str(params_path)).train.check_labels(name, block.multilabel)
+    parse_params(check, str(params_path)).train.check_labels(name, block.multilabel,
+                                                             block.numeric)
     write_text(params_path, new_text)
     for line in listing.notes + found.notes + preview(listing.rows, listing.classes,
-                                                      listing.multilabel):
+                                                      listing.multilabel, listing.numeric):
         print(f"new: {line}")
     print(f"new: wrote competitions.{name}, augment.{name}, kaggle.{name} and "
           f"folds.group_column into {params_path}; competition: {name}. Next: `make all` (image_size and train.models are yours to "

@@ -207,10 +207,12 @@ def epoch_order(n: int, seed: int, rank: int = 0, world: int = 1,
 
 
 def label_tensor(labels: np.ndarray) -> torch.Tensor:
-    """Class indices as int64 (what cross-entropy takes); a multi-label 0/1 matrix as float32
-    (what binary cross-entropy and mixing take)."""
+    """Class indices as int64 (what cross-entropy takes); a multi-label 0/1 matrix, or a numeric
+    target's (standardised) values, as float32 (what binary cross-entropy, the squared error
+    and mixing take)."""
     labels = np.asarray(labels)
-    return torch.as_tensor(labels, dtype=torch.float32 if labels.ndim == 2 else torch.long)
+    floats = labels.ndim == 2 or labels.dtype.kind == "f"
+    return torch.as_tensor(labels, dtype=torch.float32 if floats else torch.long)
 
 
 def sample_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:

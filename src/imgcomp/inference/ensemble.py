@@ -10,6 +10,13 @@ from ..errors import UserError
 from .probfiles import TopK
 
 
+def check_method(method: str, numeric: bool) -> None:
+    """One line where `ensemble.method` cannot combine these predictions."""
+    if numeric and method == "rank":
+        raise UserError("ensemble.method: rank averages ranks, and a numeric target's values "
+                        "are numbers whose scale the submission needs; use mean or weighted")
+
+
 def rank_normalise(p: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata  # scipy's import is slow: only for the rank method
 

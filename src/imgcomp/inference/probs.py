@@ -1,4 +1,5 @@
-"""Class probabilities of a model over rows of the uint8 cache, averaged over TTA views.
+"""Class probabilities of a model over rows of the uint8 cache, averaged over TTA views (a
+numeric target: its predicted values, in the target's units).
 
 Used by `predict` and by the training loop's per-epoch evaluation; imports nothing from
 training/, so an edit of the training loop never reruns predict.
@@ -48,17 +49,20 @@ def item_probs(card: ModelCard, state: dict, rt, images: Images, rows, tta: list
                       card.interpolation)
     return predict_probs(net, images, np.asarray(rows), prep, rt, tta, batch_size, desc,
                          multilabel=card.multilabel,
-                         top_k=top_k_for(card.metric, card.num_classes, card.multilabel))
+                         top_k=top_k_for(card.metric, card.num_classes, card.multilabel),
+                         target=card.target.pair() if card.target is not None else None)
 
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: DevicePrep,
                   rt, tta: list[str], batch_size: int, desc: str = "",
-                  multilabel: bool = False, top_k: int | None = None) -> np.ndarray | TopK:
+                  multilabel: bool = False, top_k: int | None = None,
+                  target: tuple[float, float] | None = None) -> np.ndarray | TopK:
     """Class probabilities (N, C), float32, averaged over the TTA views in probability space
     (softmax; `multilabel`: an independent sigmoid per tag), or with `top_k` each row's k most
-    probable classes (TopK), cut per batch so that no (N, C) array is ever made. All views of
-    a batch go through the model as one batch; `rt` gives the autocast."""
+    probable classes (TopK), cut per batch so that no (N, C) array is ever made; with `target`
+    (a numeric target's mean and std) the values (N, 1), output * std + mean, averaged over the
+    views. All views of a batch go through the model as one batch; `rt` gives the autocast."""
     model.eval()
     out = []
     bar = progress_bar(len(rows), desc, "img") if desc else None
@@ -67,7 +71,9 @@ def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: Devi
         views = tta_views.views(x, tta)
         with rt.autocast():
             logits = model(torch.cat(views) if len(views) > 1 else views[0])
-        p = (torch.sigmoid(logits.float()) if multilabel else F.softmax(logits.float(), dim=1)
+        z = logits.float()
+        p = (z * target[1] + target[0] if target is not None else
+             torch.sigmoid(z) if multilabel else F.softmax(z, dim=1)
              ).view(len(views), len(x), -1).mean(dim=0)
         out.append(_kept(p, top_k))
         if bar is not None:

@@ -21,7 +21,7 @@ def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-from . import classic  # noqa: E402,F401  (registers the custom CNNs)
+from . import classic, linear  # noqa: E402,F401  (registers the custom models)
 
 
 def check_arch(arch: str) -> None:

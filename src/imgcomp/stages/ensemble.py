@@ -5,13 +5,15 @@ are imbalanced).
 Each model's out-of-fold predictions cover every training image of the folds that ran; its
 test probabilities are the mean over those folds. Models are then combined by
 `ensemble.method`: `mean`, `weighted` (non-negative weights summing to one, fitted on OOF:
-log loss minimised by scipy's SLSQP as the smooth surrogate, then kept only if it beats every
-single model and the mean on the competition's own metric, so it never scores below the best
-single model on OOF), or `rank` (per-class rank averaging, for AUC).
+log loss, or a numeric target's mean squared error, minimised by scipy's SLSQP as the smooth
+surrogate, then kept only if it beats every single model and the mean on the competition's own
+metric, so it never scores below the best single model on OOF), or `rank` (per-class rank
+averaging, for AUC; refused for a numeric target, whose values the submission writes).
 
-Then the post-processing the metric rewards (a temperature for log loss, cut-points on the
-expected grade for qwk; metrics.py) is fitted on the ensemble's OOF predictions and written to
-`post.json` for submit; it is kept only if it helps when cross-fitted, and the CV score reported
+Then the post-processing the metric rewards (a temperature for log loss, and a blend towards
+the class prior where it fits better; cut-points on the expected grade for qwk; a linear
+recalibration of a numeric target; metrics.py) is fitted on the ensemble's OOF predictions and
+written to `post.json` for submit; it is kept only if it helps when cross-fitted, and the CV score reported
 is the cross-fitted one: each fold's rows post-processed by a fit on the other folds alone.
 """
 
@@ -38,13 +40,16 @@ from ..artifacts.reports import (
 from ..crossfit import cross_fit
 from ..errors import UserError
 from ..fileio import atomic_path
-from ..inference.ensemble import combine, combine_folds
+from ..inference.ensemble import check_method, combine, combine_folds
 from ..inference.probfiles import TopK, read_probs, write_probs
 from ..manifest import Prepared
+from ..metric_registry import numeric_metric
 from ..metrics import (
+    apply_post,
     better,
     choose_post,
     is_multilabel,
+    predicted_values,
     report,
     roc_points,
     score,
@@ -82,7 +87,7 @@ def fit_weights(oof, labels: np.ndarray, metric: str) -> np.ndarray:
     if m > 1 and not isinstance(oof, list):
         from scipy.optimize import minimize  # slow to import: only where it runs
 
-        res = minimize(lambda w: score("log_loss", labels, combine(oof, w, "mean")),
+        res = minimize(lambda w: surrogate(metric, labels, combine(oof, w, "mean")),
                        np.full(m, 1.0 / m),
                        method="SLSQP", bounds=[(0.0, 1.0)] * m,
                        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}])
@@ -94,6 +99,15 @@ def fit_weights(oof, labels: np.ndarray, metric: str) -> np.ndarray:
         if better(metric, s, scores[best]):
             best = i
     return candidates[best]
+
+
+def surrogate(metric: str, labels: np.ndarray, preds: np.ndarray) -> float:
+    """The smooth loss the weights are fitted by: log loss of probabilities, or a numeric
+    target's mean squared error."""
+    if numeric_metric(metric):
+        err = predicted_values(preds) - labels
+        return float(np.mean(err * err))
+    return score("log_loss", labels, preds)
 
 
 def rows_of(oof, rows):
@@ -116,11 +130,15 @@ def cross_fitted(oof, labels: np.ndarray, fold_of: np.ndarray, metric: str):
 
 
 def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes: list[str],
-                post: dict | None = None) -> None:
+                post: dict | None = None, numeric: bool = False) -> None:
     """OOF confusion pairs and ROC points, the DVC plots of the ensemble (multi-label: each
-    tag's yes/no pairs at its threshold, given as `post`)."""
+    tag's yes/no pairs at its threshold, given as `post`; a numeric target: the actual and
+    predicted values' ranges, and no ROC, its file a header alone)."""
     names = np.asarray(classes, dtype=object)
-    if is_multilabel(labels):
+    roc = None if numeric else pd.DataFrame(roc_points(labels, probs))
+    if numeric:
+        confusion = binned_confusion(labels, predicted_values(apply_post(post, probs)))
+    elif is_multilabel(labels):
         pred, y = tags(probs, post), np.asarray(labels).astype(bool)
         yes = np.array(["no", "yes"], dtype=object)
         confusion = pd.DataFrame({
@@ -134,7 +152,20 @@ def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes:
     with atomic_path(plots_dir) as tmp:
         tmp.mkdir()
         confusion.to_csv(tmp / "confusion.csv", index=False)
-        pd.DataFrame(roc_points(labels, probs)).to_csv(tmp / "roc.csv", index=False)
+        (roc if roc is not None else pd.DataFrame(columns=["fpr", "tpr"])).to_csv(
+            tmp / "roc.csv", index=False)
+
+
+def binned_confusion(actual: np.ndarray, predicted: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """A numeric target's OOF rows as (actual range, predicted range) pairs, the ranges cut at
+    the actual values' deciles (predictions beyond them fall in the end ranges): DVC's
+    confusion plot of the values' ranges."""
+    cuts = np.unique(np.quantile(actual, np.linspace(0, 1, bins + 1)))
+    inner = cuts[1:-1]
+    names = np.asarray([f"{lo:.4g} to {hi:.4g}" for lo, hi in zip(cuts[:-1], cuts[1:])]
+                       if len(cuts) > 1 else [f"{cuts[0]:.4g}"], dtype=object)
+    return pd.DataFrame({"actual": names[np.searchsorted(inner, actual, side="right")],
+                         "predicted": names[np.searchsorted(inner, predicted, side="right")]})
 
 
 def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
@@ -145,6 +176,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     items = gather(prepared, Path(preds_dir), models, folds, metric)
     y = prepared.targets_of(items.oof_ids)
     method = params.ensemble.method
+    check_method(method, prepared.numeric)
     weights, oof_ens, note = _combine(items, y, metric, method, not prepared.multilabel)
     test_ens = combine_folds(items.test, weights, method, not prepared.multilabel)
     choice = choose_post(metric, y, oof_ens, items.fold_of)  # fitted on OOF; scored cross-fitted
@@ -162,7 +194,7 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
         write_probs(tmp, "test", prepared.test_ids, test_ens)
         write_post(tmp / POST, post)
     if plots_dir is not None:
-        write_plots(plots_dir, y, oof_ens, prepared.classes, post)
+        write_plots(plots_dir, y, oof_ens, prepared.classes, post, prepared.numeric)
     write_report(cv_json, CvReport(competition=params.competition, metric=metric,
                                    images=len(items.oof_ids), folds=list(folds),
                                    ensemble=ensemble, models=items.per_model))
@@ -248,8 +280,11 @@ def _combine(items: Items, y: np.ndarray, metric: str, method: str,
     return weights, combine(items.oof, weights, method, normalise), note
 
 
-def prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Each class's (or tag's) share of `labels`: the prediction that knows only the counts."""
+def prior(labels: np.ndarray, num_classes: int, numeric: bool = False) -> np.ndarray:
+    """Each class's (or tag's) share of `labels`: the prediction that knows only the counts;
+    a numeric target's mean (one value)."""
+    if numeric:
+        return np.array([np.mean(labels)])
     if is_multilabel(labels):
         return np.asarray(labels, dtype=np.float64).mean(axis=0)
     return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
@@ -257,11 +292,12 @@ def prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def baseline(metric: str, y: np.ndarray, fold_of: np.ndarray, num_classes: int,
              ensemble_score: float, oof) -> Baseline:
-    """What a model that learned nothing scores on the same OOF rows: the class prior (each
-    fold's counted on the other folds, as the models learned), and chance: the ensemble's own
-    predictions dealt to the wrong rows (the best of 19 seeded shuffles, 1 in 20 by luck). The
-    ensemble learned something only where it beats both."""
-    prior_score = score(metric, y, _prior_predictions(y, fold_of, num_classes, oof))
+    """What a model that learned nothing scores on the same OOF rows: the class prior (a numeric
+    target's mean; each fold's counted on the other folds, as the models learned), and chance:
+    the ensemble's own predictions dealt to the wrong rows (the best of 19 seeded shuffles, 1 in
+    20 by luck). The ensemble learned something only where it beats both."""
+    prior_score = score(metric, y, _prior_predictions(y, fold_of, num_classes, oof,
+                                                         numeric_metric(metric)))
     rng = np.random.default_rng(0)
     def dealt(rows: np.ndarray):
         return oof.take(rows) if isinstance(oof, TopK) else np.asarray(oof)[rows]
@@ -275,9 +311,10 @@ def baseline(metric: str, y: np.ndarray, fold_of: np.ndarray, num_classes: int,
                     and better(metric, ensemble_score, chance))
 
 
-def _prior_predictions(y: np.ndarray, fold_of: np.ndarray, num_classes: int, like):
+def _prior_predictions(y: np.ndarray, fold_of: np.ndarray, num_classes: int, like,
+                       numeric: bool = False):
     def fit(rows: np.ndarray) -> np.ndarray:
-        return prior(y[rows], num_classes)
+        return prior(y[rows], num_classes, numeric)
 
     def apply(p: np.ndarray, rows: np.ndarray):
         n = int(np.count_nonzero(rows))
@@ -303,7 +340,8 @@ def _say(metric: str, method: str, models: list[str], folds: list[int], images: 
     if not ensemble.baseline.beaten:
         print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")
     if post is not None:
-        print(f"  post-processing {post} fitted on OOF; its CV score "
+        shown = {k: v for k, v in post.items() if k != "prior"}  # C numbers: post.json has it
+        print(f"  post-processing {shown} fitted on OOF; its CV score "
               + ("is in-sample (one fold)" if ensemble.post.note else
                  f"cross-fitted on the other folds (without it: {ensemble.post.raw_score:.4f})"))
     if ensemble.per_tag is not None:

@@ -17,7 +17,10 @@ rare to learn. Multi-label rows are stratified by iterative stratification
 which keeps each tag's share, and each pair's, near the whole data's in every fold; random
 folds leave a rare tag out of some folds altogether. Grouped multi-label rows are split as whole
 groups stratified on each group's tag counts (`_grouped_tag_folds` says why not iterative
-stratification there), and every image follows its group.
+stratification there), and every image follows its group. A numeric target is stratified on
+quantile bins of the training targets (`target_bins`), single-label's rule on the bin indices,
+so every fold sees the low, middle and high targets in the whole data's shares; with groups,
+StratifiedGroupKFold on the bins.
 """
 
 from __future__ import annotations
@@ -67,6 +70,20 @@ def assign_folds(labels: np.ndarray, n_splits: int, seed: int,
         for k, (_, valid) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
             fold[valid] = k
     return fold
+
+
+def target_bins(values: np.ndarray, n_splits: int) -> np.ndarray:
+    """The quantile bin (0, 1, ...) of each of a numeric target's values: k = min(Sturges'
+    1 + floor(log2 N), N // n_splits) bins of about N / k values each, cut at the values'
+    k-quantiles; equal values share a bin (a cut that falls inside a run of ties is dropped,
+    so a target of few distinct values gets fewer bins, numbered without gaps). N // n_splits
+    keeps every bin about as large as the folds, so that each fold gets some of every bin."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    k = max(1, min(1 + int(np.floor(np.log2(max(n, 1)))), n // n_splits))
+    cuts = np.unique(np.quantile(values, np.linspace(0, 1, k + 1)[1:-1]))
+    bins = np.searchsorted(cuts, values, side="right")
+    return np.unique(bins, return_inverse=True)[1].reshape(-1)  # 0, 1, ...: no empty bin
 
 
 def stratified_folds(labels: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
@@ -165,17 +182,21 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
     if len(ids) < n:
         raise UserError(f"folds.n_splits={n}: only {len(ids)} training image(s); lower "
                         f"folds.n_splits to at most {len(ids)}")
+    if prepared.numeric:  # stratified on the target's quantile bins, which have no rare one
+        labels = target_bins(labels, n)
     counts = labels.sum(axis=0) if prepared.multilabel else np.bincount(
         labels, minlength=prepared.num_classes)
-    small = [prepared.classes[i] for i, c in enumerate(counts)
-             if c < n and (prepared.multilabel or c > 0)]
+    small = [] if prepared.numeric else [prepared.classes[i] for i, c in enumerate(counts)
+                                         if c < n and (prepared.multilabel or c > 0)]
     groups = read_groups(prepared, ids, column) if column else None
     if groups is not None and (g := len(np.unique(groups))) < n:
         raise UserError(f"folds.group_column: {column!r} has {g} distinct value(s), fewer than "
                         f"folds.n_splits={n}; lower folds.n_splits to at most {g}")
     folds = assign_folds(labels, n, params.folds.seed, groups)
     write_csv(out_csv, pd.DataFrame({"id": ids, "fold": folds}))
-    how = ("iteratively stratified (multi-label)" if prepared.multilabel else "stratified")
+    how = ("iteratively stratified (multi-label)" if prepared.multilabel else
+           f"stratified (on {len(np.unique(labels))} quantile bins of the target)"
+           if prepared.numeric else "stratified")
     print(f"folds: {len(ids)} training images in {n} {how} folds"
           + (f", grouped by {column} ({len(np.unique(groups))} groups)" if column else "")
           + f" -> {out_csv}")

@@ -66,16 +66,13 @@ def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         items = [_item(Path(models_dir), model, fold, tmp) for model in models for fold in folds]
-        sizes = {it.card.image_size for it in items}
-        if len(sizes) != 1:
-            raise UserError(f"package: the run's models differ in image_size {sorted(sizes)}")
         spec = PackageSpec(
             format=PACKAGE_FORMAT, imgcomp=__version__, competition=params.competition,
             competition_block=block.model_dump(mode="json", by_alias=True),
             submission=json.loads((Path(prepared_dir) / FORMAT).read_text()),
             post=read_post(Path(ensemble_dir) / POST), classes=items[0].card.classes,
-            channels=block.channels, image_size=sizes.pop(), cache_side=stats.cache_side,
-            array_rule=stats.array_rule,
+            channels=block.channels, image_size=max(it.card.image_size for it in items),
+            cache_side=stats.cache_side, array_rule=stats.array_rule,
             max_extract_gb=params.prepare.max_extract_gb, tta=list(params.tta),
             ensemble={"method": method, "weights": weights},
             # predict's settings: infer computes what predict computed, on either device

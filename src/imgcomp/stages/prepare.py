@@ -61,7 +61,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         tree, junk = comp.extract(raw_dir, tmp / "files", max_bytes)
         listing = comp.listing(tree)
         frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest",
-                               listing.multilabel)
+                               listing.multilabel, listing.numeric)
         rule = None
         if comp.block.test.samples is not None:  # arrays: decoded by one rule, bad data stops
             rule = write_samples(tree, comp.block, frame, tmp / NPY, size)
@@ -73,7 +73,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
             errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / NPY,
-                              listing.classes, listing.multilabel, comp.name)
+                              listing.classes, listing.multilabel, comp.name, listing.numeric)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
             shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
@@ -83,7 +83,8 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         (tmp / STATS).write_text(to_text(Stats(**stats, cache_side=size,
                                                channels=comp.block.channels, array_rule=rule)))
         (tmp / FORMAT).write_text(json.dumps(listing.format.to_json(), indent=1) + "\n")
-        (tmp / TASK).write_text(to_text(Task(multilabel=listing.multilabel), indent=None))
+        (tmp / TASK).write_text(to_text(Task(multilabel=listing.multilabel,
+                                             numeric=listing.numeric), indent=None))
         meta = listing.meta if listing.meta is not None else frame.loc[
             frame["split"] == "train", ["id"]]
         meta[meta["id"].isin(frame["id"])].to_csv(tmp / META, index=False)
@@ -103,7 +104,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path,
-              classes: list[str], multilabel: bool, name: str):
+              classes: list[str], multilabel: bool, name: str, numeric: bool = False):
     bad = frame[~ok]
     bad_test = bad[bad["split"] == "test"]
     listing = "; ".join(errors[:5]) + (f"; ... {len(errors) - 5} more" if len(errors) > 5 else "")
@@ -125,4 +126,5 @@ def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path
     del out, images
     compact.replace(cache)
     return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
-                          classes, f"{name} manifest after skipping bad images", multilabel)
+                          classes, f"{name} manifest after skipping bad images", multilabel,
+                          numeric)

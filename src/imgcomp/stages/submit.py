@@ -57,7 +57,8 @@ def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
     answers = Path(prepared_dir) / SOLUTION
     if answers.is_file():
         truth = pd.read_csv(answers, dtype={"id": str}).set_index("id").loc[test_ids, "label"]
-        test = Scores(**report(metric, truth.astype(int).to_numpy(), probs, post=post))
+        truth = truth.astype(float if prepared.numeric else int)  # a number, or a class index
+        test = Scores(**report(metric, truth.to_numpy(), probs, post=post))
         print(f"submit: held-out test {metric} {test.value(metric):.4f} "
               f"({len(test_ids)} images, scored against {answers})")
     write_report(leaderboard_json, Leaderboard(competition=params.competition, metric=metric,

@@ -10,7 +10,9 @@ fold to `folds.run` trains only the new one (the models folder is a persistent D
 a killed run resumes its fold from the last finished epoch. `--fold` (repeatable) trains only
 the folds named (by hand: `python -m imgcomp train --model resnet18 --fold 2 ...`, then `dvc repro`
 keeps it and trains the rest); without it the run's folds are trained and other folds' files
-removed. Out-of-fold probabilities come from `predict`, with TTA. With `train.nproc > 1` or
+removed. Out-of-fold probabilities come from `predict`, with TTA. A numeric target is learned
+standardised by its fold's training rows (their mean and std, recorded in the card, undo it
+wherever the model predicts), with one output and the squared error. With `train.nproc > 1` or
 `train.nnodes > 1` the process relaunches itself under torchrun (DDP; rank 0 writes);
 training/launch.py checks the launch first and says what cannot work.
 """
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..artifacts.cards import ModelCard
+from ..artifacts.cards import ModelCard, TargetScale
 from ..artifacts.names import MANIFEST, STATS, fold_checkpoint, fold_prefix, resume_file
 from ..data.augment import AugmentSpec
 from ..data.batch_aug import DevicePrep
@@ -42,6 +44,7 @@ from ..pretrained import checked_weights
 from ..sources import code_digest, stage_modules
 from ..training.device import runtime, seed_everything
 from ..training.feeds import FeedConfig, make_feed
+from ..training.closed_form import fit_closed, is_closed_form
 from ..training.launch import Launch, check_launch, needs_torchrun, relaunch
 from ..training.loop import FitConfig, Validation, fit, log_row
 from ..training.optim import Schedule
@@ -165,7 +168,7 @@ def _check_folds(params: Params, model_name: str, only: list[int] | None) -> lis
 def _setup(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path,
            resume_dir: Path, init_dir: Path | None) -> Run:
     prepared = Prepared.load(prepared_dir)
-    params.train.check_labels(params.competition, prepared.multilabel)
+    params.train.check_labels(params.competition, prepared.multilabel, prepared.numeric)
     _check_extra_transforms(params)
     init, init_sha = _init_weights(params, model_name, init_dir)
     rt = runtime(placement(params.train))
@@ -213,7 +216,7 @@ def run_config(run: Run, fold: int) -> dict:
     p = run.params
     return {
         "competition": p.competition, "model": run.model_name, "fold": fold,
-        "image_size": p.image_size, "augment": p.competition_augment().model_dump(mode="json"),
+        "image_size": p.model_size(run.model_name), "augment": p.competition_augment().model_dump(mode="json"),
         "metric": p.competition_keys().metric,
         "train": p.train.model_dump(mode="json", exclude={
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
@@ -238,7 +241,7 @@ def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
         if run.rt.is_main:
             print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
         return
-    seed_everything(run.params.train.seed)
+    seed_everything(run.params.model_seed(run.model_name))
     model, mean, std, interpolation = _build(run)
     result = _fit(run, fold, name, config, model, mean, std, interpolation, live)
     if not run.rt.is_main:
@@ -255,8 +258,9 @@ def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -
     return ModelCard(
         card=1, model=run.model_name, fold=fold, arch=spec.arch or run.model_name,
         args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=keys.channels,
-        image_size=run.params.image_size, mean=mean, std=std, interpolation=interpolation,
-        classes=run.prepared.classes, multilabel=run.prepared.multilabel, metric=keys.metric,
+        image_size=run.params.model_size(run.model_name), mean=mean, std=std, interpolation=interpolation,
+        classes=run.prepared.classes, multilabel=run.prepared.multilabel,
+        target=target_scale(run, fold), metric=keys.metric,
         score=None if math.isnan(result.best_score) else result.best_score,
         best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
         history=[{k: v for k, v in row.items() if not k.startswith("time/")}  # the same
@@ -271,43 +275,72 @@ def _build(run: Run):
     """(model, mean, std, interpolation): the network, and the preprocessing it is fed."""
     spec, channels = run.params.model_spec(run.model_name), run.params.competition_keys().channels
     model = create_model(spec.arch or run.model_name, run.prepared.num_classes, channels,
-                         run.params.image_size, spec.pretrained,
+                         run.params.model_size(run.model_name), spec.pretrained,
                          str(run.init) if run.init else None, spec.args)
     stats = run.prepared.stats
     return (model, *preprocessing(model, spec.pretrained, channels, stats.mean, stats.std))
 
 
 def step_config(train: Train, num_classes: int, class_weight: np.ndarray | None = None,
-                multilabel: bool = False) -> StepConfig:
-    """The training step's plain values from train.*: where config stops."""
+                multilabel: bool = False, seed: int | None = None,
+                numeric: bool = False) -> StepConfig:
+    """The training step's plain values from train.*: where config stops (`seed`: the
+    model's own, else train.seed)."""
     return plain(StepConfig, train, schedule=plain(Schedule, train), num_classes=num_classes,
-                 class_weight=class_weight, multilabel=multilabel)
+                 class_weight=class_weight, multilabel=multilabel,
+                 seed=train.seed if seed is None else seed, numeric=numeric)
 
 
-def feed_config(params: Params, mean: list[float], std: list[float]) -> FeedConfig:
-    """The training feed's plain values from params."""
+def target_scale(run: Run, fold: int) -> TargetScale | None:
+    """A numeric target's standardisation: the mean and std of the fold's training rows (a
+    std of 0, every target equal, counts as 1); None for classes and tags."""
+    if not run.prepared.numeric:
+        return None
+    y = run.labels[fold_rows(run.prepared, run.folds, fold)[0]]
+    return TargetScale(mean=float(y.mean()), std=float(y.std()) or 1.0)
+
+
+def _standardised(labels: np.ndarray, scale: TargetScale | None) -> np.ndarray:
+    """What the model learns: (y - mean) / std of a numeric target, classes and tags as they are."""
+    return labels if scale is None else (labels - scale.mean) / scale.std
+
+
+def feed_config(params: Params, model_name: str, mean: list[float],
+                std: list[float]) -> FeedConfig:
+    """The training feed's plain values from params, for `model_name` (its size and seed)."""
     return plain(FeedConfig, params.train, backend=params.augment_backend(),
                  augment=AugmentSpec.of(params.competition_augment().model_dump()),
-                 size=params.image_size, mean=mean, std=std)
+                 size=params.model_size(model_name), mean=mean, std=std,
+                 seed=params.model_seed(model_name))
 
 
 def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpolation, live):
     p, rt = run.params, run.rt
     train_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
-    feed = make_feed(feed_config(p, mean, std), rt, run.images, train_rows,
-                     run.labels[train_rows])
-    prep = DevicePrep(rt.device, mean, std, p.image_size, rt.channels_last, interpolation)
+    scale = target_scale(run, fold)
+    feed = make_feed(feed_config(p, run.model_name, mean, std), rt, run.images, train_rows,
+                     _standardised(run.labels[train_rows], scale))
+    prep = DevicePrep(rt.device, mean, std, p.model_size(run.model_name), rt.channels_last,
+                      interpolation)
     if rt.is_main:
         _describe(run, name, model, len(train_rows), len(valid_rows), p.augment_backend())
     weight = (class_weights(run.labels[train_rows], run.prepared.num_classes)
               if p.train.class_weights == "balanced" else None)
     fit_cfg = FitConfig(
-        step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel),
-        p.train.batch_size, p.train.patience, p.train.seed, p.competition_keys().metric, name,
+        step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel,
+                    p.model_seed(run.model_name), run.prepared.numeric),
+        p.train.batch_size, p.train.patience, p.model_seed(run.model_name),
+        p.competition_keys().metric, name,
         _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold),
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
                         run.prepared.multilabel))
-    valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep)
+    valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep,
+                       scale.pair() if scale is not None else None)
+    if is_closed_form(model):  # the classical member: one fit, no SGD (models/linear.py)
+        result = fit_closed(fit_cfg, model, rt, train_rows, run.labels[train_rows], valid)
+        if live is not None:
+            log_row(live, result.history[0], fold_prefix(fold))
+        return result
     return fit(fit_cfg, model, rt, feed, valid, live)
 
 
@@ -318,8 +351,10 @@ def _describe(run: Run, name: str, model, n_train: int, n_valid: int, backend: s
              "cache streamed from the memory map" if rt.device.type == "cuda" else "")
     arch = run.params.model_spec(run.model_name).arch or run.model_name
     print(f"{name}: {arch} ({n_params / 1e6:.2f}M params), {n_train} train / {n_valid} valid "
-          f"images, {run.params.image_size}px, {rt.device} {rt.precision}, {backend} "
+          f"images, {run.params.model_size(run.model_name)}px, {rt.device} {rt.precision}, {backend} "
           "augmentation" + (f", {where}" if where else "")
           + (f" x{rt.world} DDP" if rt.world > 1 else "")
           + (", channels_last" if rt.channels_last else "")
-          + (", compiled" if cfg.compile else ""), flush=True)
+          + (", compiled" if cfg.compile else "")
+          + (", a numeric target: one output, the squared error of the standardised target "
+             "(train.label_smoothing unused)" if run.prepared.numeric else ""), flush=True)

@@ -58,12 +58,14 @@ class FitConfig:
 
 @dataclass(frozen=True)
 class Validation:
-    """The rows each epoch is scored on, and how a batch of them is preprocessed."""
+    """The rows each epoch is scored on, and how a batch of them is preprocessed; a numeric
+    target's (mean, std), which turn the model's output back into the target's units."""
 
     images: Images
     rows: np.ndarray
     labels: np.ndarray
     prep: DevicePrep
+    target: tuple[float, float] | None = None
 
 
 @dataclass
@@ -138,13 +140,22 @@ def _epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validatio
     if not rt.is_main:
         return None, None
     kept, value, probs, scores = _validate(cfg, stepper, rt, feed, valid)
-    loss = {} if cfg.top_k else {"val/loss": score("log_loss", valid.labels, probs)}
+    loss = {} if cfg.top_k else {"val/loss": val_loss(valid, probs)}
     row = {"epoch": epoch + 1, "train/loss": train_loss, f"val/{cfg.metric}": value, **loss,
            **scores,
            "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
            "time/epoch_s": round(time.perf_counter() - start, 3),
            "time/train_images_per_s": round(images * rt.world / train_s, 1)}
     return row, _record(cfg, stepper, progress, row, value, kept)
+
+
+def val_loss(valid: Validation, probs: np.ndarray) -> float:
+    """The validation rows' loss, as training measures it: log loss, or for a numeric target
+    the mean squared error of the standardised values."""
+    if valid.target is None:
+        return score("log_loss", valid.labels, probs)
+    err = (np.asarray(probs, dtype=float)[:, 0] - valid.labels) / valid.target[1]
+    return float(np.mean(err * err))
 
 
 def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validation):
@@ -159,7 +170,7 @@ def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Valida
     for name, model in candidates.items():
         probs = predict_probs(model, valid.images, valid.rows, valid.prep, rt, ["identity"],
                               max(feed.batch_size, 256), multilabel=cfg.multilabel,
-                              top_k=cfg.top_k)
+                              top_k=cfg.top_k, target=valid.target)
         found[name] = score(cfg.metric, valid.labels, probs), probs  # multi-label: tags at 0.5
     kept = next(iter(found))
     if kept == "ema" and better(cfg.metric, found["live"][0], found["ema"][0]):

@@ -67,7 +67,10 @@ def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], flo
 def mixed_targets(target: torch.Tensor, num_classes: int, lam: float,
                   smoothing: float) -> torch.Tensor:
     """Soft targets mixed by `lam` with the batch reversed: class indices become smoothed
-    distributions; multi-label 0/1 rows (2-D, float) are smoothed towards 0.5 per tag."""
+    distributions; multi-label 0/1 rows (2-D, float) are smoothed towards 0.5 per tag; a numeric
+    target's values (1-D, float) are mixed as they are (a number has nothing to smooth)."""
+    if target.ndim == 1 and target.is_floating_point():
+        return target * lam + target.flip(0) * (1.0 - lam)
     if target.ndim == 2:
         y = smooth_tags(target, smoothing)
         return y * lam + y.flip(0) * (1.0 - lam)

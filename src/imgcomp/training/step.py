@@ -33,6 +33,15 @@ class WeightedSoftTargetCE(nn.Module):
         return -(w * F.log_softmax(x.float(), dim=-1)).sum() / w.sum()
 
 
+class ValueLoss(nn.Module):
+    """A numeric target's loss: the mean squared error of the one output against the
+    standardised (and, under mixup, mixed) target: what rmse and r2 score, and smooth where the
+    mixed targets fall between two images' values."""
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(x.float().reshape(len(x), -1)[:, 0], target.float())
+
+
 def combined_loss(out, target, loss_fn) -> torch.Tensor:
     if isinstance(out, tuple):  # GoogLeNet's auxiliary heads in training
         main, *aux = out
@@ -150,7 +159,8 @@ def head_parameters(model: nn.Module) -> set[int]:
 @dataclass(frozen=True)
 class StepConfig:
     """What a step does: the optimiser and schedule, and train.*'s knobs of the same names for
-    the rest; the classes it predicts, their loss weights, and whether they are tags."""
+    the rest; the classes it predicts, their loss weights, and whether they are tags (or one
+    number: `numeric`)."""
 
     schedule: Schedule
     mixup: float
@@ -166,6 +176,7 @@ class StepConfig:
     num_classes: int
     class_weight: np.ndarray | None = None
     multilabel: bool = False
+    numeric: bool = False  # one output, a standardised number: the squared error, no smoothing
 
 
 class Stepper:
@@ -202,6 +213,10 @@ class Stepper:
     def _loss(cfg: StepConfig, rt: Runtime, mixing: bool) -> nn.Module:
         weight = (None if cfg.class_weight is None else
                   torch.as_tensor(cfg.class_weight, dtype=torch.float32, device=rt.device))
+        if cfg.numeric:  # mixed targets arrive mixed; a number has no smoothing or classes
+            if weight is not None:
+                raise UserError("train.class_weights: balanced is for classes, not a number")
+            return ValueLoss()
         if cfg.multilabel:  # sigmoid per tag; mixed targets arrive smoothed already
             if weight is not None:
                 raise UserError("train.class_weights: balanced is for single-label data")
