@@ -80,6 +80,11 @@ def test_digit_recognizer_end_to_end_and_infer_raw(tmp_path, monkeypatch):
     L.digit_recognizer(unpacked, zipped=False)
     out = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)
     assert out.read_bytes() == (root / f"submissions/{slug}.csv").read_bytes()
+    from imgcomp.errors import UserError
+
+    with pytest.raises(UserError, match="samples are arrays decoded by a recorded rule, not "
+                                        "image files: give --raw"):
+        infer(root / "packages" / slug, tmp_path / "x.csv", images=unpacked)
 
 
 def test_hpa_stacks_end_to_end(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """`python -m imgcomp new <slug> --metric M`: a competition's params block from its files.
 
 It lists `data/raw/<slug>/` (Kaggle's zip, or its files unpacked) without extracting an image,
-infers the block (inspect.py), checks it by listing the data through it exactly as `prepare`
+infers the block (array_inspect.py where samples are arrays or stacks of band images, else
+inspect.py), checks it by listing the data through it exactly as `prepare`
 will (a sample whose labels are not train's classes stops it), prints three train files with
 their labels and three test ids with their files, and writes it into params.yaml as text: the
 rest of the file, comments included, stays byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
