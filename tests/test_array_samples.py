@@ -453,3 +453,17 @@ def test_a_numeric_target_of_array_samples(tmp_path, monkeypatch):
     train = manifest[manifest["split"] == "train"].set_index("id")["label"].astype(float)
     assert train.to_dict() == {i: float(t) for i, t in zip(labels["id"], labels["target"])}
     assert json.loads((root / out / "classes.json").read_text()) == {"0": "target"}
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_colour_jitter_takes_bands_that_are_no_rgb(channels):
+    """Brightness and contrast on 2 or 4 bands (contrast about their plain mean; no hue or
+    saturation, which only RGB has): a batch of bands is jittered, not refused."""
+    import torch
+
+    from imgcomp.data.batch_aug import color_jitter
+
+    x = torch.rand(5, channels, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = color_jitter(x, 0.4, np.random.default_rng(0), p=1.0)
+    assert y.shape == x.shape and not torch.equal(x, y)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
