@@ -186,20 +186,9 @@ def test_set_decides_what_the_files_do_not(tmp_path):
 
 
 @pytest.mark.parametrize("what, members", [
-    ("several files per sample", {
-        **{f"train/{i}_{c}.png": image(0, i, "PNG") for i in range(4)
-           for c in ("red", "green", "blue", "yellow")},
-        **{f"test/t{i}_{c}.png": image(0, i, "PNG") for i in range(3)
-           for c in ("red", "green", "blue", "yellow")},
-        "train.csv": csv_bytes(pd.DataFrame({"Id": [str(i) for i in range(4)], "Target": "0 1"})),
-        "sample_submission.csv": csv_bytes(pd.DataFrame({"Id": ["t0", "t1", "t2"],
-                                                         "Predicted": "0"}))}),
     ("DICOM-only data", {"train/a.dcm": b"DICM", "test/b.dcm": b"DICM",
                          "sample_submission.csv": b"id,label\nb,0\n"}),
     ("TFRecord-only data", {"train/00-100.tfrec": b"\x00", "sample_submission.csv": b"id,l\n1,0\n"}),
-    ("pixels stored in CSV", {"train.csv": b"label,pixel0,pixel1\n1,0,255\n",
-                              "test.csv": b"pixel0,pixel1\n0,3\n",
-                              "sample_submission.csv": b"ImageId,Label\n1,0\n"}),
 ])
 def test_out_of_scope_data_says_so_in_one_line(tmp_path, what, members):
     layout(tmp_path, members)

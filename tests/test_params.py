@@ -98,7 +98,9 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
             ("ModelSpec", "args"), ("ModelSpec", "image_size"), ("ModelSpec", "seed"),
             ("Augment", "albumentations"),
-            ("TableLabels", "numeric")}  # left out: classes, as before numeric targets
+            ("TableLabels", "numeric"),  # left out: classes, as before numeric targets
+            # array samples only (null: image files), so no block of image files names them
+            ("TrainSource", "samples"), ("Test", "samples"), ("CompetitionBlock", "decode")}
 
 
 def test_params_yaml_is_the_only_place_defaults_live():

@@ -32,10 +32,12 @@ from . import submission
 from .archives import not_data, sha256sum, verify
 from .artifacts.cards import PackageItem, PackageSpec, load_spec
 from .artifacts.formats import Format
+from .competitions import array_cache
 from .competitions.block import FilesFetch
 from .competitions.engine import from_block
 from .competitions.layout import test_only
 from .competitions.tree import IMAGE_SUFFIXES, natural_key
+from .data.arrays import ArrayRule
 from .data.cache import build_cache
 from .data.feed import Images
 from .errors import UserError
@@ -64,6 +66,27 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
     """The competition's test ids and image files, in submission order, from its raw folder
     (zipped or unpacked): extracted under `work` and listed by the competition's block exactly
     as `prepare` lists them."""
+    comp, tree = _raw_tree(spec, raw_dir, work)
+    test = test_only(comp.block, tree, comp.name)
+    return test["id"].tolist(), [tree.real(p) for p in test["path"]]
+
+
+def raw_test_samples(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[str], Path]:
+    """The competition's test ids, in submission order, and their cache (.npy under `work`):
+    array samples listed as `prepare` lists them and decoded by the rule prepare recorded."""
+    comp, tree = _raw_tree(spec, raw_dir, work)
+    if spec.array_rule is None:
+        raise UserError(f"{comp.name}: the package records no array rule for its samples; "
+                        "package it again after `dvc repro prepare`")
+    test = test_only(comp.block, tree, comp.name).reset_index(drop=True)
+    cache = Path(work) / "test-images.npy"
+    array_cache.write(tree, comp.block, test, ArrayRule.from_json(spec.array_rule), cache,
+                      spec.cache_side)
+    return test["id"].tolist(), cache
+
+
+def _raw_tree(spec: PackageSpec, raw_dir: Path, work: Path):
+    """(the competition, its raw data's Tree): archives verified and extracted under `work`."""
     comp = from_block(spec.competition, spec.competition_block)
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
@@ -74,8 +97,7 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
         if (raw_dir / arch.name).is_file():
             verify(raw_dir / arch.name, arch.sha256)
     tree, _ = comp.extract(raw_dir, Path(work) / "files", int(spec.max_extract_gb * 1e9))
-    test = test_only(comp.block, tree, comp.name)
-    return test["id"].tolist(), [tree.real(p) for p in test["path"]]
+    return comp, tree
 
 
 def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None = None,
@@ -84,14 +106,21 @@ def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None
         raise UserError("infer: give exactly one of --raw (the competition's test data) and "
                         "--images (any folder of images)")
     spec = load_spec(package)
+    if images is not None and spec.array_rule is not None:
+        raise UserError(f"infer: {spec.competition}'s samples are arrays decoded by a recorded "
+                        "rule, not image files: give --raw (its test data as shipped)")
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
         work = Path(tmp)
-        if raw is not None:
-            ids, paths = raw_test_images(spec, raw, work)
+        if raw is not None and spec.competition_block["test"].get("samples") is not None:
+            ids, cache = raw_test_samples(spec, raw, work)
         else:
-            paths = image_files(images)
-            ids = [p.relative_to(images).as_posix() for p in paths]
-        probs, where = ensemble_probs(spec, Path(package), paths, work, device, batch_size)
+            if raw is not None:
+                ids, paths = raw_test_images(spec, raw, work)
+            else:
+                paths = image_files(images)
+                ids = [p.relative_to(images).as_posix() for p in paths]
+            cache = _decoded(spec, paths, work)
+        probs, where = ensemble_probs(spec, Path(package), cache, len(ids), device, batch_size)
     what = (_submission(spec, ids, probs, Path(out)) + f" from {raw}" if raw is not None
             else _probabilities(spec, ids, probs, Path(out)) + f" from {images}")
     print(f"infer: {out} written: {what} ({len(spec.items)} model(s) x fold(s) on {where})")
@@ -133,9 +162,10 @@ def _runtime(spec: PackageSpec, device: str):
     return open_runtime(Placement(device, run.precision, run.channels_last, run.deterministic))
 
 
-def ensemble_probs(spec: PackageSpec, package: Path, paths: list[Path], work: Path, device: str,
+def ensemble_probs(spec: PackageSpec, package: Path, cache: Path, n: int, device: str,
                    batch_size: int | None) -> tuple[np.ndarray, str]:
-    """(N, C) ensemble probabilities of the images `paths`, and the device they ran on: each
+    """(N, C) ensemble probabilities of the `n` decoded images in `cache` (.npy), and the device
+    they ran on: each
     (model, fold) as predict computes it, folds and models combined as ensemble combines them,
     through the same probability files."""
     batch_size = batch_size or spec.predict.batch_size
@@ -143,11 +173,11 @@ def ensemble_probs(spec: PackageSpec, package: Path, paths: list[Path], work: Pa
         raise UserError(f"infer: --batch-size must be at least 1, got {batch_size}")
     rt = _runtime(spec, device)
     states = [load_item(package, item) for item in spec.items]  # all refused ones first
-    images = Images(_decoded(spec, paths, work), rt.device, share=0)
+    images = Images(cache, rt.device, share=0)
     per_model: dict[str, list[np.ndarray]] = {}
     for item, state in zip(spec.items, states):
         card = item.card
-        probs = item_probs(card, state, rt, images, np.arange(len(paths)), spec.tta, batch_size,
+        probs = item_probs(card, state, rt, images, np.arange(n), spec.tta, batch_size,
                            f"infer {card.model} fold {card.fold}", str(Path(package) / item.file))
         per_model.setdefault(card.model, []).append(stored(probs))
     weights = np.array([spec.ensemble.weights[m] for m in per_model])

@@ -206,7 +206,8 @@ class CompetitionKeys(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     metric: str = Field(description="metrics.py's registry names it (checked where scored)")
-    channels: Literal[1, 3]
+    channels: int = Field(ge=1, le=64, description="1 or 3 for image files; array samples: "
+                                                   "their decode's channels")
 
 
 class Params(Strict):

@@ -96,6 +96,7 @@ class PackageSpec(_Strict):
     channels: int
     image_size: int  # the largest item's side (each item's card holds its own)
     cache_side: int
+    array_rule: dict | None = None  # array samples: prepare's decode rule (stats.json)
     max_extract_gb: float
     tta: list[str]
     ensemble: Ensemble

@@ -22,6 +22,9 @@ class Stats(_Strict):
     std: list[float]
     cache_side: int  # image_size * (1 + prepare.cache_margin): manifest.cache_side
     channels: int
+    # array samples: the rule that made their bytes (data/arrays.py ArrayRule.to_json), so
+    # `infer --raw` decodes test samples as prepare did; None for image files
+    array_rule: dict | None = None
 
 
 class Task(_Strict):

@@ -166,8 +166,112 @@ class CocoLabels(CocoRule):
                     "drop (leave it out of train), multi (its categories are tags: multi-label)")
 
 
-Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels | CocoLabels,
-                   Field(discriminator="from_")]
+class FieldLabels(Strict):
+    """The label is a field of each sample, read with its pixels (digit-recognizer's `label`
+    column, statoil's `is_iceberg` key, Cdiscount's `category_id`): samples only."""
+
+    from_: Literal["field"] = Field(alias="from")
+    field: str = Field(description="the column or key holding each sample's label")
+
+
+Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels | CocoLabels
+                   | FieldLabels, Field(discriminator="from_")]
+
+
+# -- samples that are not one image file each (competitions/array_source.py lists them) ------
+
+Shape = list[Annotated[int, Field(ge=1)]]
+
+
+class _Rows(Strict):
+    """Samples in the rows or records of one file (a glob: several, one after another in
+    natural order), found anywhere in the data like a table."""
+
+    file: str = Field(description="file name or glob, found anywhere in the data")
+    shape: Shape | None = Field(description="[height, width] or [bands, height, width] of a "
+                                            "sample; null: one square band")
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, v):
+        if v is not None and len(v) not in (2, 3):
+            raise ValueError("shape is [height, width] or [bands, height, width]")
+        return v
+
+
+class PixelColumns(_Rows):
+    """A CSV with a column per pixel (`pixel0`.., or `0`..): digit-recognizer, Kannada-MNIST."""
+
+    from_: Literal["pixels"] = Field(alias="from")
+    id: str | None = Field(description="the id column; null: the row's number")
+    first_id: int = Field(ge=0, description="id null: the first row's number "
+                                            "(digit-recognizer's ImageId counts from 1)")
+    dtype: Literal["uint8", "uint16", "float32"] = Field(description="the pixels' type")
+
+
+class PixelStrings(_Rows):
+    """A CSV whose `column` holds each sample's pixels as one space-separated string (fer2013)."""
+
+    from_: Literal["pixel_string"] = Field(alias="from")
+    column: str
+    id: str | None
+    first_id: int = Field(ge=0)
+    dtype: Literal["uint8", "uint16", "float32"]
+
+
+class JsonBands(_Rows):
+    """A JSON array of records, each with its bands as flat lists of numbers (statoil's band_1
+    and band_2); `shape` is one band's [height, width]."""
+
+    from_: Literal["json"] = Field(alias="from")
+    id: str
+    bands: list[str] = Field(min_length=1)
+
+
+class ParquetRows(_Rows):
+    """Parquet files with a row per sample: an id column and a column per pixel (bengaliai)."""
+
+    from_: Literal["parquet"] = Field(alias="from")
+    id: str
+
+
+class NpyFiles(Strict):
+    """One .npy per sample, `<id>.npy` anywhere below the source's folder (SETI)."""
+
+    from_: Literal["npy"] = Field(alias="from")
+    shape: Shape | None = Field(description="every file's shape; null: the first file's")
+
+
+class ImageStack(Strict):
+    """Several grey image files per sample, one per band, in the source's folder (Human
+    Protein Atlas: `{id}_{band}.png`, bands red, green, blue, yellow)."""
+
+    from_: Literal["stack"] = Field(alias="from")
+    pattern: str = Field(description="a band's file below the folder: {id} and {band}")
+    bands: list[str] = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
+        if "{id}" not in v or "{band}" not in v:
+            raise ValueError("pattern names a sample's band file with {id} and {band}, e.g. "
+                             "{id}_{band}.png")
+        return v
+
+
+Samples = Annotated[PixelColumns | PixelStrings | JsonBands | ParquetRows | NpyFiles
+                    | ImageStack, Field(discriminator="from_")]
+
+
+class Decode(Strict):
+    """How a sample's bands become the cache's channels and bytes (data/arrays.py): `channels`,
+    one entry per output channel, each the bands averaged into it (null: every band a channel);
+    `tile` lays an entry's bands side by side instead; `scale` auto takes an integer dtype's
+    range, else (or with fit) fits each channel's 0.5th-99.5th percentile on the train samples."""
+
+    channels: list[list[Annotated[int, Field(ge=0)]]] | None
+    tile: Literal["vertical", "horizontal"] | None
+    scale: Literal["auto", "fit"]
 
 
 class TrainSource(Strict):
@@ -182,6 +286,8 @@ class TrainSource(Strict):
     label_map: dict[str, str] | None = Field(
         None, description="raw label -> class name (P -> PM, 0 -> Bread); every raw label must "
                           "be mapped")
+    samples: Samples | None = Field(None, description="where a sample is not one image file: "
+                                    "how its arrays or pictures are read (null: image files)")
 
     @field_validator("images", mode="before")
     @classmethod
@@ -223,12 +329,20 @@ class CocoIds(CocoRule):
     from_: Literal["coco"] = Field(alias="from")
 
 
-TestIds = Annotated[SampleIds | FileIds | TableIds | CocoIds, Field(discriminator="from_")]
+class OwnIds(Strict):
+    """The test samples' own ids (their id column, or their row numbers), in file order."""
+
+    from_: Literal["samples"] = Field(alias="from")
+
+
+TestIds = Annotated[SampleIds | FileIds | TableIds | CocoIds | OwnIds,
+                    Field(discriminator="from_")]
 
 
 class Test(Strict):
     images: list[str] = Field(min_length=1)
     ids: TestIds
+    samples: Samples | None = None  # as a train source's: test samples that are no image files
 
     @field_validator("images", mode="before")
     @classmethod
@@ -292,7 +406,8 @@ class CompetitionBlock(Strict):
 
     fetch: Fetch
     metric: str = Field(description="a name of metric_registry.py's")
-    channels: Literal[1, 3]
+    channels: int = Field(ge=1, le=64, description="1 (grey) or 3 (RGB) for image files; "
+                                                   "array samples: what decode makes of them")
     classes: list[str] | None = Field(description="class names in index order; null: from the "
                                                   "sample's header, else the train labels sorted")
     train: list[TrainSource] = Field(min_length=1)
@@ -301,6 +416,8 @@ class CompetitionBlock(Strict):
     solution: str | None = Field(description="a table of the test answers (id, label: the first "
                                              "two columns), scored locally where it exists")
     leaderboard: bool = Field(description="false: nowhere to upload (scored locally)")
+    decode: Decode | None = Field(None, description="array samples: bands to channels and "
+                                  "bytes (null: every band a channel, the scale auto)")
 
     @property
     def multilabel(self) -> bool:
@@ -349,8 +466,8 @@ class CompetitionBlock(Strict):
         if k and (sub.kind != "top_k" or sub.k != int(k)):
             raise ValueError(f"metric {self.metric} scores the top {k} labels: set submission."
                              f"kind: top_k and submission.k: {k}")
+        check_samples(self)
         return self
-
 
     def _numeric_consistent(self) -> None:
         """A numeric target: every source a numeric table column, a metric that scores numbers,
@@ -379,6 +496,31 @@ class CompetitionBlock(Strict):
         if mapped := [s.source for s in self.train if s.label_map is not None]:
             raise ValueError(f"train ({', '.join(mapped)}): label_map maps classes; a numeric "
                              "target's numbers are used as they are: set label_map: null")
+
+
+def check_samples(block: "CompetitionBlock") -> None:
+    """Samples that are no image files: every source and the test alike, labels a table or a
+    field of the samples, test ids that name samples."""
+    arrays = [s.samples is not None for s in block.train] + [block.test.samples is not None]
+    if not any(arrays) and block.channels not in (1, 3):
+        raise ValueError(f"channels: {block.channels}; image files decode as 1 (grey) or 3 "
+                         "(RGB) channels")
+    if any(arrays) and not all(arrays):
+        raise ValueError("samples: set for every train source and for test, or for none (the "
+                         "cache holds one kind of sample)")
+    for k, src in enumerate(block.train):
+        if isinstance(src.labels, FieldLabels) and src.samples is None:
+            raise ValueError(f"train[{k}].labels: from field reads a field of each sample; set "
+                             "train.samples")
+        if src.samples is not None and not isinstance(src.labels, (FieldLabels, TableLabels)):
+            raise ValueError(f"train[{k}].labels: samples are labelled by a field of theirs or a "
+                             f"table, not by {src.labels.from_}")
+    if block.test.samples is not None and isinstance(block.test.ids, (FileIds, CocoIds)):
+        raise ValueError(f"test.ids: from {block.test.ids.from_} names image files; samples "
+                         "take their ids from the sample submission, a table or themselves "
+                         "(from: samples)")
+    if isinstance(block.test.ids, OwnIds) and block.test.samples is None:
+        raise ValueError("test.ids: from samples needs test.samples")
 
 
 def load_block(name: str, raw: Any, source: str = "params.yaml") -> CompetitionBlock:

@@ -14,7 +14,9 @@ column has an empty header (pandas' unnamed index, `,Id,Category`) is read with 
 and its header kept whole. Train ids are the table's id, the file name, or the path below
 a class-folder root; with several sources, or a train id that is also a test id, a source's
 ids get its name in front (`valid/3_120.jpg`), so every id is unique. Rows listed from files
-come in path order; rows from a table, in the table's order.
+come in path order; rows from a table, in the table's order. Samples that are no image files
+(the block's `samples:`: pixels in a CSV, bands in JSON, stacks of band images) are listed by
+array_source.py.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..artifacts.formats import Format
-from . import coco_source
+from . import array_source, coco_source
 from .coco import Rule
 from .block import (
     CocoIds,
@@ -49,7 +51,7 @@ from .tree import Tree, natural_key, stem
 # Where a source's images must sit in its folder: class folders, the folder itself, or anywhere
 # below it (a table names them).
 HOLDS = {"folder": "classes", "filename": "direct", "table": "below", "onehot": "below",
-         "coco": "below"}
+         "coco": "below", "field": "below"}
 
 
 @dataclass
@@ -138,6 +140,12 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
     folder: its images are no train source's."""
     lab = src.labels
     key = f"{where}.images"
+    if src.samples is not None:  # arrays or stacks, not one image file each
+        ids, paths, labels, extra = array_source.train_rows(tree, src, where, _table)
+        if getattr(lab, "numeric", False):
+            labels = target_numbers(pd.Series(labels), ids, where,
+                                    f"{lab.table} whose {lab.label!r}")
+        return ids, paths, labels, extra
     if isinstance(lab, CocoLabels):
         return (*coco_source.train_rows(tree, src, where, notes), None)
     if isinstance(lab, FolderLabels):
@@ -299,6 +307,8 @@ def sample_table(block: CompetitionBlock, tree: Tree, name: str) -> Sample | Non
 def test_folder(block: CompetitionBlock, tree: Tree, name: str) -> str:
     """The folder `test.images` names (`""`: the top)."""
     where = f"competitions.{name}.test"
+    if block.test.samples is not None:  # samples hold no image files to be a class folder
+        return ""
     return tree.find_dir(block.test.images, where, f"{where}.images",
                          "direct" if isinstance(block.test.ids, FileIds) else "below")
 
@@ -307,6 +317,10 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
               sample: pd.DataFrame | None) -> pd.DataFrame:
     where = f"competitions.{name}.test"
     ids_rule = block.test.ids
+    if block.test.samples is not None:
+        ids, paths = array_source.test_rows(block, tree, where, sample, _table)
+        return pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
+                             "source": "test"})
     folder = test_folder(block, tree, name)
     images = Images(tree, folder)
     if isinstance(ids_rule, CocoIds):
@@ -463,7 +477,7 @@ def unlisted(block: CompetitionBlock, tree: Tree, rows: pd.DataFrame) -> list[st
     """A note for the images of a table's folder that neither the table nor the test lists."""
     used, notes = set(rows["path"]), []
     for src in block.train:
-        if not isinstance(src.labels, (TableLabels, OneHotLabels)):
+        if not isinstance(src.labels, (TableLabels, OneHotLabels)) or src.samples is not None:
             continue
         folder = tree.find_dir(src.images, "", "", holds="below", required=False)
         if folder is None:
@@ -517,7 +531,8 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
                                              else "one-hot columns")
                if isinstance(lab, OneHotLabels) else "",
                "coco": f"{lab.metadata} (COCO: image id -> category_id, {_rule_text(lab)})"
-               if isinstance(lab, CocoLabels) else ""}[lab.from_]
+               if isinstance(lab, CocoLabels) else "",
+               "field": f"each sample's field {getattr(lab, 'field', '')!r}"}[lab.from_]
         lines.append(f"train ({src.source}): {n:,} images, labels from {how}")
     if fmt.kind == "value":
         y = train["label"].astype(float)
@@ -529,11 +544,14 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
                      + (", ..." if len(classes) > 6 else "") + ")")
     ids = block.test.ids
     origin = ("sample_submission" if isinstance(ids, SampleIds) else
+              "the test samples' own ids" if ids.from_ == "samples" else
               ids.table if isinstance(ids, TableIds) else
               f"{block.submission.sample or ids.metadata}, each an image id of {ids.metadata}"
               if isinstance(ids, CocoIds) else "the file names")
     folder = test["path"].iloc[0].rpartition("/")[0] if len(test) else ""
-    where = (f"{_rule_text(ids)}" if isinstance(ids, CocoIds) else f"images {folder or '.'}/")
+    where = (f"{_rule_text(ids)}" if isinstance(ids, CocoIds) else
+             f"samples of {block.test.samples.from_} ({test['path'].iloc[0]}, ...)"
+             if block.test.samples is not None and len(test) else f"images {folder or '.'}/")
     lines.append(f"test: {len(test):,} ids from {origin}, {where}")
     lines.append(f"submission: {fmt.describe()}")
     return lines

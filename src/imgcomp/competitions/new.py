@@ -1,7 +1,8 @@
 """`python -m imgcomp new <slug> --metric M`: a competition's params block from its files.
 
 It lists `data/raw/<slug>/` (Kaggle's zip, or its files unpacked) without extracting an image,
-infers the block (inspect.py), checks it by listing the data through it exactly as `prepare`
+infers the block (array_inspect.py where samples are arrays or stacks of band images, else
+inspect.py), checks it by listing the data through it exactly as `prepare`
 will (a sample whose labels are not train's classes stops it), prints three train files with
 their labels and three test ids with their files, and writes it into params.yaml as text: the
 rest of the file, comments included, stays byte for byte. It writes `competitions.<slug>` (every key, with a comment on what it inferred),
@@ -21,6 +22,7 @@ import yaml
 from ..errors import UserError
 from ..fileio import write_text
 from ..params import NAME, parse_params
+from .array_inspect import detect as detect_arrays
 from .block import CompetitionBlock, check_metric_name
 from .inspect import check_sample_labels, infer, preview
 from .layout import resolve, sample_table
@@ -29,6 +31,9 @@ from .tree import Tree
 AUGMENT = ("{scale: [0.35, 1.0], ratio: [0.75, 1.333], hflip: 0.5, vflip: 0.0, rotate: 0, "
            "color_jitter: 0.2}")
 AUGMENT_NOTE = "photos: random crops, mirrors, colour (hflip: 0 where orientation matters)"
+ARRAY_AUGMENT = ("{scale: [0.35, 1.0], ratio: [0.75, 1.333], hflip: 0.5, vflip: 0.0, rotate: 0, "
+                 "color_jitter: 0.0}", "array samples: crops and mirrors; no colour jitter "
+                 "(bands are no RGB colours; hflip: 0 where orientation matters)")
 TOP = re.compile(r"^[^\s#][^:]*:")
 
 
@@ -126,13 +131,14 @@ def _group_line(lines: list[str], group: str | None, why: str) -> list[str]:
 
 
 def edit(params_text: str, name: str, block_text: str, slug: str,
-         group: tuple[str | None, str] | None = None) -> str:
+         group: tuple[str | None, str] | None = None,
+         augment: tuple[str, str] = (AUGMENT, AUGMENT_NOTE)) -> str:
     lines = params_text.splitlines()
     if group is not None:
         lines = _group_line(lines, *group)
     key = yaml.safe_dump(name, default_flow_style=True).strip().removesuffix("...").strip()
     lines = _put(lines, "competitions", name, block_text.rstrip("\n").splitlines())
-    lines = _put(lines, "augment", name, [f"  {key}: {AUGMENT}  # {AUGMENT_NOTE}"])
+    lines = _put(lines, "augment", name, [f"  {key}: {augment[0]}  # {augment[1]}"])
     lines = _put(lines, "kaggle", name, [f"  {key}: {slug}  # fetch downloads and make submit uploads there"])
     comp = [i for i, ln in enumerate(lines) if re.match(r"^competition\s*:", ln)]
     if len(comp) != 1:
@@ -166,7 +172,7 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
                         f"{raw_dir}` (or the files unpacked)")
     tree = Tree.listing(raw_dir)
     overrides = parse_sets(sets or [])
-    found = infer(name, metric, tree, overrides)
+    found = detect_arrays(name, metric, tree, overrides) or infer(name, metric, tree, overrides)
     for key, value in overrides.items():
         if key == "folds.group_column":  # a global knob, not part of the block
             continue
@@ -181,7 +187,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
     sample = sample_table(block, tree, name)
     check_sample_labels(block, listing.classes, sample.frame if sample else None)
     new_text = edit(text, name, render(name, found.block, found.comments, raw_dir), name,
-                    (found.group_column, found.group_why))
+                    (found.group_column, found.group_why),
+                    ARRAY_AUGMENT if "decode" in found.block else (AUGMENT, AUGMENT_NOTE))
     check = yaml.safe_load(new_text)
     if check["competitions"][name] != found.block:
         raise UserError("new: the block did not survive YAML's round trip; please report this")

@@ -35,13 +35,15 @@ samples and image files are treated alike.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import BinaryIO, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -333,11 +335,34 @@ def _text(value) -> str:
 
 
 # -- readers -------------------------------------------------------------------------------
+# Each reader takes a path, or a seekable binary stream and the name messages call it (a
+# member of Kaggle's zip, streamed: competitions/tree.py's Tree.open).
 
-def _csv_names(path: Path) -> list[str]:
+Source = "str | Path | BinaryIO"
+
+
+@contextlib.contextmanager
+def _stream(source):
+    """A binary stream at the start of `source` (a path, opened and closed here, or a stream)."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            yield f
+    else:
+        source.seek(0)
+        yield source
+
+
+def _name(source, name: str | None) -> str:
+    if name:
+        return name
+    return Path(source).name if isinstance(source, (str, Path)) else "the file"
+
+
+def _csv_names(source) -> list[str]:
     import pandas as pd
 
-    return list(pd.read_csv(path, nrows=0).columns)
+    with _stream(source) as f:
+        return list(pd.read_csv(f, nrows=0).columns)
 
 
 def _column(names: Sequence[str], wanted: str, where: str) -> str:
@@ -360,30 +385,56 @@ def _fields(chunk, columns: Sequence[str]) -> list[dict[str, str]]:
     return [dict(zip(names, r)) for r in rows]
 
 
-def read_pixel_columns(path: str | Path, *, id_column: str | None = None,
+def read_pixel_columns(path: Source, *, id_column: str | None = None,
                        shape: Sequence[int] | None = None, dtype: str = "uint8",
-                       first_id: int = 1, chunk_rows: int = 1024) -> Iterator[Sample]:
+                       first_id: int = 1, chunk_rows: int = 1024,
+                       name: str | None = None) -> Iterator[Sample]:
     """A CSV with a pixel per column (digit-recognizer, Kannada-MNIST). Ids: `id_column`, else
     the row's number counted from `first_id`. The other columns become fields."""
     import pandas as pd
 
-    path = Path(path)
+    where = _name(path, name)
     names = _csv_names(path)
-    pixels = pixel_columns(names, path.name)
-    dims = band_shape(len(pixels), shape, path.name)
+    pixels = pixel_columns(names, where)
+    dims = band_shape(len(pixels), shape, where)
     if id_column is not None:
-        id_column = _column(names, id_column, path.name)
+        id_column = _column(names, id_column, where)
     taken = set(pixels)
     others = [n for n in names if n not in taken]
-    chunks = pd.read_csv(path, chunksize=chunk_rows, dtype={n: str for n in others})
-    start = first_id
-    for chunk in _parsed(chunks, path.name):
-        ids = _ids(chunk, id_column, start)
-        values = _as_dtype(_numbers(chunk[pixels], ids, path.name), dtype, pixels, ids, path.name)
-        fields = _fields(chunk, [n for n in others if n != id_column])
-        for sid, row, extra in zip(ids, values, fields):
-            yield Sample(sid, row.reshape(dims), extra)
-        start += len(chunk)
+    with _stream(path) as f:
+        chunks = pd.read_csv(f, chunksize=chunk_rows, dtype={n: str for n in others})
+        start = first_id
+        for chunk in _parsed(chunks, where):
+            ids = _ids(chunk, id_column, start)
+            values = _as_dtype(_numbers(chunk[pixels], ids, where), dtype, pixels, ids, where)
+            fields = _fields(chunk, [n for n in others if n != id_column])
+            for sid, row, extra in zip(ids, values, fields):
+                yield Sample(sid, row.reshape(dims), extra)
+            start += len(chunk)
+
+
+def pixel_fields(path: Source, *, id_column: str | None = None, first_id: int = 1,
+                 skip: Sequence[str] = (), chunk_rows: int = 65536,
+                 name: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """(id, other columns as text) of each row of a pixel CSV, its pixels never parsed: what a
+    listing needs. `skip`: columns that are no fields (a pixel-string column)."""
+    import pandas as pd
+
+    where = _name(path, name)
+    names = _csv_names(path)
+    skip = [_column(names, c, where) for c in skip] if skip else pixel_columns(names, where)
+    if id_column is not None:
+        id_column = _column(names, id_column, where)
+    keep = [n for n in names if n not in set(skip)] or [skip[0]]  # a column to count rows by
+    with _stream(path) as f:
+        chunks = pd.read_csv(f, chunksize=chunk_rows, usecols=keep, dtype=str,
+                             keep_default_na=False)
+        start = first_id
+        for chunk in _parsed(chunks, where):
+            ids = _ids(chunk, id_column, start)
+            fields = _fields(chunk, [n for n in keep if n != id_column and n not in set(skip)])
+            yield from zip(ids, fields)
+            start += len(chunk)
 
 
 def _parsed(chunks, where: str):
@@ -395,33 +446,35 @@ def _parsed(chunks, where: str):
         raise UserError(f"{where}: not a readable CSV ({str(e).strip()}); fix that line") from None
 
 
-def read_pixel_strings(path: str | Path, *, column: str = "pixels", id_column: str | None = None,
+def read_pixel_strings(path: Source, *, column: str = "pixels", id_column: str | None = None,
                        shape: Sequence[int] | None = None, dtype: str = "uint8",
-                       first_id: int = 1, chunk_rows: int = 1024) -> Iterator[Sample]:
+                       first_id: int = 1, chunk_rows: int = 1024,
+                       name: str | None = None) -> Iterator[Sample]:
     """A CSV whose `column` holds each sample's pixels as one space-separated string (fer2013).
     Column names match with surrounding spaces stripped; fields carry the stripped names."""
     import pandas as pd
 
-    path = Path(path)
+    where = _name(path, name)
     names = _csv_names(path)
-    column = _column(names, column, path.name)
+    column = _column(names, column, where)
     if id_column is not None:
-        id_column = _column(names, id_column, path.name)
+        id_column = _column(names, id_column, where)
     others = [n for n in names if n not in (column, id_column)]
-    chunks = pd.read_csv(path, chunksize=chunk_rows, dtype=str, keep_default_na=False)
-    start, dims = first_id, None
-    for chunk in _parsed(chunks, path.name):
-        ids = _ids(chunk, id_column, start)
-        for sid, text, extra in zip(ids, chunk[column], _fields(chunk, others)):
-            values = _split_numbers(text, path.name, sid)
-            dims = dims or band_shape(values.size, shape, path.name)
-            if values.size != math.prod(dims):
-                raise UserError(f"{path.name}: sample {sid} has {values.size} pixels, not "
-                                f"{math.prod(dims)} ({'x'.join(map(str, dims[1:]))}); fix or "
-                                "drop that row")
-            row = _as_dtype(values[None], dtype, [column.strip()], [sid], path.name)[0]
-            yield Sample(sid, row.reshape(dims), extra)
-        start += len(chunk)
+    with _stream(path) as f:
+        chunks = pd.read_csv(f, chunksize=chunk_rows, dtype=str, keep_default_na=False)
+        start, dims = first_id, None
+        for chunk in _parsed(chunks, where):
+            ids = _ids(chunk, id_column, start)
+            for sid, text, extra in zip(ids, chunk[column], _fields(chunk, others)):
+                values = _split_numbers(text, where, sid)
+                dims = dims or band_shape(values.size, shape, where)
+                if values.size != math.prod(dims):
+                    raise UserError(f"{where}: sample {sid} has {values.size} pixels, not "
+                                    f"{math.prod(dims)} ({'x'.join(map(str, dims[1:]))}); fix "
+                                    "or drop that row")
+                row = _as_dtype(values[None], dtype, [column.strip()], [sid], where)[0]
+                yield Sample(sid, row.reshape(dims), extra)
+            start += len(chunk)
 
 
 def _split_numbers(text: str, where: str, sid: str) -> np.ndarray:
@@ -442,29 +495,43 @@ def _is_number(token: str) -> bool:
         return False
 
 
-def read_json_bands(path: str | Path, *, bands: Sequence[str] = ("band_1", "band_2"),
-                    id_key: str = "id", shape: Sequence[int] | None = None) -> Iterator[Sample]:
+def read_json_bands(path: Source, *, bands: Sequence[str] = ("band_1", "band_2"),
+                    id_key: str = "id", shape: Sequence[int] | None = None,
+                    name: str | None = None) -> Iterator[Sample]:
     """A JSON array of records each holding its bands as flat lists of numbers (statoil:
     band_1, band_2 of 75 x 75 floats); `shape` is one band's (height, width). The record's
     other keys become fields (JSON text; a string as is, so inc_angle may read `na`)."""
-    path = Path(path)
+    where = _name(path, name)
     dims = None
-    for k, record in enumerate(json_records(path)):
-        if not isinstance(record, dict) or id_key not in record:
-            raise UserError(f"{path.name}: record {k} is not an object with {id_key!r}; is this "
-                            "the file of samples?")
-        sid = _text(record[id_key])
-        arrays = [_json_band(record, b, path.name, sid) for b in bands]
-        dims = dims or band_shape(arrays[0].size, shape, path.name)[1:]
-        for name, arr in zip(bands, arrays):
+    for k, record in enumerate(json_records(path, name=where)):
+        sid = _record_id(record, id_key, where, k)
+        arrays = [_json_band(record, b, where, sid) for b in bands]
+        dims = dims or band_shape(arrays[0].size, shape, where)[1:]
+        for band, arr in zip(bands, arrays):
             if arr.size != math.prod(dims):
-                raise UserError(f"{path.name}: sample {sid}: {name} has {arr.size} values, not "
+                raise UserError(f"{where}: sample {sid}: {band} has {arr.size} values, not "
                                 f"{math.prod(dims)} ({dims[0]}x{dims[1]}); fix or drop that "
                                 "record")
         stacked = np.stack(arrays).reshape(len(bands), *dims)
-        _check_finite(stacked, path.name, sid, bands)
+        _check_finite(stacked, where, sid, bands)
         extra = {key: _text(v) for key, v in record.items() if key not in (id_key, *bands)}
         yield Sample(sid, stacked, extra)
+
+
+def _record_id(record, id_key: str, where: str, k: int) -> str:
+    if not isinstance(record, dict) or id_key not in record:
+        raise UserError(f"{where}: record {k} is not an object with {id_key!r}; is this "
+                        "the file of samples?")
+    return _text(record[id_key])
+
+
+def json_fields(path: Source, *, bands: Sequence[str], id_key: str = "id",
+                name: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """(id, the record's other keys as text) of each record, its bands left unread."""
+    where = _name(path, name)
+    for k, record in enumerate(json_records(path, name=where)):
+        sid = _record_id(record, id_key, where, k)
+        yield sid, {key: _text(v) for key, v in record.items() if key not in (id_key, *bands)}
 
 
 def _json_band(record: dict, name: str, where: str, sid: str) -> np.ndarray:
@@ -481,28 +548,35 @@ def _json_band(record: dict, name: str, where: str, sid: str) -> np.ndarray:
                         "(null, a list); fix or drop that record") from None
 
 
-def json_records(path: str | Path, block: int = 1 << 20,
-                 limit: int = 256 << 20) -> Iterator[object]:
+def json_records(path: Source, block: int = 1 << 20, limit: int = 256 << 20,
+                 name: str | None = None) -> Iterator[object]:
     """The items of the JSON array in `path`, one at a time: the file is read in blocks and
     only the items not yet handed out are held (no item may exceed `limit` characters)."""
-    path = Path(path)
+    where = _name(path, name)
     decoder = json.JSONDecoder()
-    with open(path, encoding="utf-8") as f:
-        stream = _Stream(f, block)
-        if stream.next_char() != "[":
-            raise UserError(f"{path.name}: not a JSON array of records (it must start with '[')")
-        if stream.next_char(peek=True) == "]":
+    with _stream(path) as raw:
+        f = io.TextIOWrapper(raw, encoding="utf-8")
+        try:
+            yield from _records(_Stream(f, block), decoder, where, limit)
+        finally:
+            f.detach()  # the stream is the caller's (or _stream's) to close
+
+
+def _records(stream: "_Stream", decoder, where: str, limit: int) -> Iterator[object]:
+    if stream.next_char() != "[":
+        raise UserError(f"{where}: not a JSON array of records (it must start with '[')")
+    if stream.next_char(peek=True) == "]":
+        return
+    index = 0
+    while True:
+        yield stream.item(decoder, where, index, limit)
+        index += 1
+        sep = stream.next_char()
+        if sep == "]":
             return
-        index = 0
-        while True:
-            yield stream.item(decoder, path.name, index, limit)
-            index += 1
-            sep = stream.next_char()
-            if sep == "]":
-                return
-            if sep != ",":
-                raise UserError(f"{path.name}: after record {index - 1}, {sep or 'the end'!r} "
-                                "where ',' or ']' belongs; the file is damaged or truncated")
+        if sep != ",":
+            raise UserError(f"{where}: after record {index - 1}, {sep or 'the end'!r} "
+                            "where ',' or ']' belongs; the file is damaged or truncated")
 
 
 class _Stream:
@@ -551,20 +625,33 @@ def read_npy_files(root: str | Path, ids: Iterable[str], *, pattern: str = "{id}
     """One .npy per sample at `root / pattern.format(id=...)` (SETI: `train/{id[0]}/{id}.npy`,
     float16 (6, 273, 256)); every file has the shape of the first (or `shape`)."""
     root = Path(root)
-    dims = tuple(shape) if shape is not None else None
+    dims = None if shape is None else npy_dims(shape)
     for sid in ids:
         rel = pattern.format(id=sid)
-        bands = _bands_of(_load_npy(root / rel, rel, sid))
-        if bands.ndim != 3 or (dims is not None and bands.shape != dims):
-            want = f"{list(dims)} like the others" if dims else "2 or 3 dimensions"
-            raise UserError(f"{rel}: sample {sid} has shape {list(bands.shape)}, not {want}; "
-                            "fix or drop that sample")
-        dims = bands.shape
-        _check_finite(bands, rel, sid)
-        yield Sample(sid, bands, {})
+        sample = read_npy(root / rel, sid, rel, dims)
+        dims = sample.bands.shape
+        yield sample
 
 
-def _load_npy(path: Path, shown: str, sid: str) -> np.ndarray:
+def npy_dims(shape: Sequence[int]) -> tuple[int, ...]:
+    """A sample's (bands, height, width) from a block's [height, width] or [bands, h, w]."""
+    dims = tuple(int(d) for d in shape)
+    return (1, *dims) if len(dims) == 2 else dims
+
+
+def read_npy(source, sid: str, shown: str, dims: tuple[int, ...] | None = None) -> Sample:
+    """One sample's .npy (a path or a binary stream): 2 or 3 dimensions, `dims` where given,
+    finite."""
+    bands = _bands_of(_load_npy(source, shown, sid))
+    if bands.ndim != 3 or (dims is not None and bands.shape != tuple(dims)):
+        want = f"{list(dims)} like the others" if dims else "2 or 3 dimensions"
+        raise UserError(f"{shown}: sample {sid} has shape {list(bands.shape)}, not {want}; "
+                        "fix or drop that sample")
+    _check_finite(bands, shown, sid)
+    return Sample(sid, bands, {})
+
+
+def _load_npy(path, shown: str, sid: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -574,34 +661,58 @@ def _load_npy(path: Path, shown: str, sid: str) -> np.ndarray:
                         "re-download it") from None
 
 
-def read_parquet(path: str | Path, *, id_column: str = "image_id",
-                 shape: Sequence[int] | None = None, batch_rows: int = 1024) -> Iterator[Sample]:
+def _parquet(path, where: str):
+    import pyarrow.parquet as pq  # only where parquet is read: pyarrow is slow to import
+
+    try:
+        return pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises its own kinds for a file that is not parquet
+        raise UserError(f"{where}: not a readable parquet file ({e}); re-download it") from None
+
+
+def read_parquet(path: Source, *, id_column: str = "image_id",
+                 shape: Sequence[int] | None = None, batch_rows: int = 1024,
+                 name: str | None = None) -> Iterator[Sample]:
     """A parquet file with a row per sample: `id_column` and one column per pixel (bengaliai:
     `image_id`, '0'..'32331' = 137 x 236 uint8), read one record batch at a time. Besides the
     batch, pyarrow holds the compressed column chunks of the row group being read: a file
     written as one row group costs about its own size on disk, never its decoded size."""
-    import pyarrow.parquet as pq
+    where = _name(path, name)
+    with _stream(path) as f:
+        parquet = _parquet(f, where)
+        names = parquet.schema_arrow.names
+        pixels = pixel_columns(names, where)
+        dims = band_shape(len(pixels), shape, where)
+        id_column = _column(names, id_column, where)
+        taken = {*pixels, id_column}
+        others = [n for n in names if n not in taken]
+        columns = [id_column, *pixels, *others]
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            ids = [str(v) for v in batch.column(0).to_pylist()]
+            values = _batch_pixels(batch.columns[1:1 + len(pixels)], pixels, ids, where)
+            fields = (_fields(batch.select(others).to_pandas(), others) if others
+                      else [{}] * len(ids))
+            for sid, row, extra in zip(ids, values, fields):
+                bands = row.reshape(dims)
+                _check_finite(bands, where, sid)
+                yield Sample(sid, bands, extra)
 
-    path = Path(path)
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises its own kinds for a file that is not parquet
-        raise UserError(f"{path.name}: not a readable parquet file ({e}); re-download it") from None
-    names = parquet.schema_arrow.names
-    pixels = pixel_columns(names, path.name)
-    dims = band_shape(len(pixels), shape, path.name)
-    id_column = _column(names, id_column, path.name)
-    taken = {*pixels, id_column}
-    others = [n for n in names if n not in taken]
-    columns = [id_column, *pixels, *others]
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-        ids = [str(v) for v in batch.column(0).to_pylist()]
-        values = _batch_pixels(batch.columns[1:1 + len(pixels)], pixels, ids, path.name)
-        fields = _fields(batch.select(others).to_pandas(), others) if others else [{}] * len(ids)
-        for sid, row, extra in zip(ids, values, fields):
-            bands = row.reshape(dims)
-            _check_finite(bands, path.name, sid)
-            yield Sample(sid, bands, extra)
+
+def parquet_fields(path: Source, *, id_column: str = "image_id", batch_rows: int = 65536,
+                   name: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """(id, the other non-pixel columns as text) of each row, the pixel columns left unread."""
+    where = _name(path, name)
+    with _stream(path) as f:
+        parquet = _parquet(f, where)
+        names = parquet.schema_arrow.names
+        pixels = set(pixel_columns(names, where))
+        id_column = _column(names, id_column, where)
+        others = [n for n in names if n not in pixels and n != id_column]
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[id_column, *others]):
+            ids = [str(v) for v in batch.column(0).to_pylist()]
+            fields = (_fields(batch.select(others).to_pandas(), others) if others
+                      else [{}] * len(ids))
+            yield from zip(ids, fields)
 
 
 def _batch_pixels(arrays, names: Sequence[str], ids: Sequence[str], where: str) -> np.ndarray:
@@ -623,17 +734,23 @@ def read_image_stacks(root: str | Path, ids: Iterable[str], *,
     .png`, green, blue, yellow). 16-bit files stay 16-bit (the rule divides by 257)."""
     root = Path(root)
     for sid in ids:
-        planes = [_grey(root, pattern.format(id=sid, band=b), sid) for b in bands]
-        if len({p.shape for p in planes}) > 1 or len({p.dtype for p in planes}) > 1:
-            raise UserError(f"{pattern.format(id=sid, band='*')}: sample {sid}'s files differ "
-                            f"in size or depth ({[list(p.shape) for p in planes]}); fix or drop "
-                            "that sample")
-        yield Sample(sid, np.stack(planes), {})
+        files = [(root / pattern.format(id=sid, band=b), pattern.format(id=sid, band=b))
+                 for b in bands]
+        yield read_stack(files, sid, pattern.format(id=sid, band="*"))
 
 
-def _grey(root: Path, rel: str, sid: str) -> np.ndarray:
+def read_stack(files: Sequence[tuple[Path, str]], sid: str, shown: str) -> Sample:
+    """One sample of several grey image files: (path, name shown) per band, in band order."""
+    planes = [_grey(path, rel, sid) for path, rel in files]
+    if len({p.shape for p in planes}) > 1 or len({p.dtype for p in planes}) > 1:
+        raise UserError(f"{shown}: sample {sid}'s files differ in size or depth "
+                        f"({[list(p.shape) for p in planes]}); fix or drop that sample")
+    return Sample(sid, np.stack(planes), {})
+
+
+def _grey(path: Path, rel: str, sid: str) -> np.ndarray:
     try:
-        with Image.open(root / rel) as im:
+        with Image.open(path) as im:
             if im.mode in ("I;16", "I;16B", "I;16L"):
                 return np.asarray(im, dtype=np.uint16)
             return np.asarray(im.convert("L"), dtype=np.uint8)

@@ -124,6 +124,8 @@ def jitter_params(n: int, strength: float, rng: np.random.Generator,
 def _gray(x: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
+    if x.shape[1] != 3:  # bands that are no RGB (array samples): their plain mean
+        return x.mean(dim=1, keepdim=True)
     return (x * luma).sum(dim=1, keepdim=True)
 
 

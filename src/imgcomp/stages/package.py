@@ -72,7 +72,7 @@ def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
             submission=json.loads((Path(prepared_dir) / FORMAT).read_text()),
             post=read_post(Path(ensemble_dir) / POST), classes=items[0].card.classes,
             channels=block.channels, image_size=max(it.card.image_size for it in items),
-            cache_side=stats.cache_side,
+            cache_side=stats.cache_side, array_rule=stats.array_rule,
             max_extract_gb=params.prepare.max_extract_gb, tta=list(params.tta),
             ensemble={"method": method, "weights": weights},
             # predict's settings: infer computes what predict computed, on either device

@@ -3,7 +3,10 @@ image once into the cache.
 
 Output folder (written under a temporary name, renamed into place when whole):
 `manifest.csv` (its `path`: where each image is in the competition's data, inside its archive
-or its folder), `classes.json`, `stats.json` (per-channel mean/std of the training images),
+or its folder; for array samples, `<file>#<k>` or the sample's file: competitions/
+array_source.py), `classes.json`, `stats.json` (per-channel mean/std of the training images;
+for array samples also the rule that decoded them, fitted on train: competitions/
+array_cache.py),
 `submission.json` (the submission's format, resolved from the block and sample_submission:
 header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
 train id and its table's other columns: patient ids, metadata), `solution.csv` (the test answers, where the competition
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..competitions.array_cache import write_samples
 from ..competitions.engine import get_competition
 from ..data.cache import build_cache, channel_stats
 from ..data.store import NPY, U8Z, compress
@@ -58,8 +62,13 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         listing = comp.listing(tree)
         frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest",
                                listing.multilabel, listing.numeric)
-        ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / NPY, size,
-                                 comp.block.channels, params.prepare.workers)
+        rule = None
+        if comp.block.test.samples is not None:  # arrays: decoded by one rule, bad data stops
+            rule = write_samples(tree, comp.block, frame, tmp / NPY, size)
+            ok = np.ones(len(frame), dtype=bool)
+        else:
+            ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / NPY, size,
+                                     comp.block.channels, params.prepare.workers)
         if not ok.all():  # named where the user can find them: the path inside the archive
             errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
                       for path, err in zip(frame["path"][~ok], errors)]
@@ -72,7 +81,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         frame.to_csv(tmp / MANIFEST, index=False)
         (tmp / CLASSES).write_text(json.dumps(dict(enumerate(listing.classes)), indent=2) + "\n")
         (tmp / STATS).write_text(to_text(Stats(**stats, cache_side=size,
-                                               channels=comp.block.channels)))
+                                               channels=comp.block.channels, array_rule=rule)))
         (tmp / FORMAT).write_text(json.dumps(listing.format.to_json(), indent=1) + "\n")
         (tmp / TASK).write_text(to_text(Task(multilabel=listing.multilabel,
                                              numeric=listing.numeric), indent=None))
