@@ -164,6 +164,17 @@ def _dtype(values: list) -> str:
     return "float32"
 
 
+def _pair(paths: list[str], what: str, hints: dict) -> tuple[str, str]:
+    """(the train file, the test file) among `paths` by their names (or hints), else one line
+    naming the key that decides."""
+    train_path = _named(paths, "train", "train.samples.file", hints)
+    test_path = _named(paths, "test", "test.samples.file", hints)
+    if train_path is None or test_path is None:
+        side = "train" if train_path is None else "test"
+        raise Stop(f"{what} {paths[:5]}, but none named like {side}: set {side}.samples.file")
+    return train_path, test_path
+
+
 def _pixel_tables(tree: Tree, hints: dict):
     """(train, test, why) of pixel CSVs, or None."""
     heads = {p: _table_kind(_head(tree, p)) for p in tree.files if p.lower().endswith(".csv")
@@ -171,12 +182,7 @@ def _pixel_tables(tree: Tree, hints: dict):
     tables = [p for p, kind in heads.items() if kind is not None]
     if not tables:
         return None
-    train_path = _named(tables, "train", "train.samples.file", hints)
-    test_path = _named(tables, "test", "test.samples.file", hints)
-    if train_path is None or test_path is None:
-        raise Stop(f"pixel tables {tables[:5]}, but none named like "
-                   f"{'train' if train_path is None else 'test'}: set "
-                   f"{'train' if train_path is None else 'test'}.samples.file")
+    train_path, test_path = _pair(tables, "pixel tables", hints)
     sides = []
     for path in (train_path, test_path):
         kind = heads.get(path) or _table_kind(_head(tree, path))
@@ -205,12 +211,7 @@ def _json_files(tree: Tree, hints: dict):
     firsts = {p: r for p, r in firsts.items() if r is not None and _bands(r)}
     if not firsts:
         return None
-    train_path = _named(list(firsts), "train", "train.samples.file", hints)
-    test_path = _named(list(firsts), "test", "test.samples.file", hints)
-    if train_path is None or test_path is None:
-        raise Stop(f"JSON records of bands in {list(firsts)[:5]}, but none named like "
-                   f"{'train' if train_path is None else 'test'}: set "
-                   f"{'train' if train_path is None else 'test'}.samples.file")
+    train_path, test_path = _pair(list(firsts), "JSON records of bands in", hints)
     sides = []
     for path in (train_path, test_path):
         record = firsts[path]
