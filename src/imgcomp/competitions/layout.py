@@ -428,6 +428,16 @@ def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.Da
     return train
 
 
+def _meta_name(column: str) -> str:
+    """A kept table column's name in meta.csv: its own, but a table column called `id` beside
+    another id column (iwildcam 2019's `file_name` and `id`) becomes `id.1`, as pandas names
+    a repeated header, so meta.csv's first column stays the manifest's id."""
+    if not column.startswith(META):
+        return column
+    own = column.removeprefix(META)
+    return "id.1" if own == "id" else own
+
+
 def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     """The whole listing: train and test rows, classes, format, local answers."""
     found = sample_table(block, tree, name)
@@ -448,7 +458,8 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     shared = set(train["path"]) & set(test["path"])
     if shared:
         raise UserError(f"competitions.{name}: images both labelled for train and listed for "
-                        f"test: {_preview(sorted(shared))}")
+                        f"test: {_preview(sorted(shared))}; where train and test folders repeat "
+                        "the same file names, name the test folder: --set test.images=<folder>")
     train = _unique_ids(train, set(test["id"]), len(block.train) > 1)
     index = {c: i for i, c in enumerate(classes)}
     if multi:
@@ -456,7 +467,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     elif not block.numeric:  # a numeric target's label is its number
         train["label"] = train["label"].map(index)
     extra = [c for c in train.columns if c.startswith(META)]
-    meta = train[["id", *extra]].rename(columns=lambda c: c.removeprefix(META))
+    meta = train[["id", *extra]].rename(columns=_meta_name)
     train = train.drop(columns=extra)
     rows = pd.concat([train, test], ignore_index=True)
     solution = local_answers(block, tree, name, test["id"].tolist(), index)

@@ -1,0 +1,60 @@
+"""`new` and `prepare` on more Kaggle layouts (tests/layouts_qa.py), unpacked: each lists its
+train rows and writes its test rows in the sample's order; the ones a reviewer found stopping or
+crashing stop now in one line naming the key that decides, or run."""
+
+import contextlib
+import io
+import shutil
+
+import pandas as pd
+import pytest
+from helpers import REPO
+from layouts_qa import LAYOUTS, cervical, dogs_vs_cats, landmark_2020
+
+from imgcomp.competitions.new import main as new
+from imgcomp.errors import UserError
+from imgcomp.params import load_params
+from imgcomp.stages import prepare
+
+ENTERED = {  # slug -> (builder, --set)
+    **{slug: (LAYOUTS[slug], []) for slug in (
+        "histopathologic-cancer-detection", "cassava-leaf-disease-classification",
+        "imet-2019-fgvc6", "planet-understanding-the-amazon-from-space",
+        "the-nature-conservancy-fisheries-monitoring", "leaf-classification",
+        "diabetic-retinopathy-detection")},
+    "invasive-species-monitoring": (LAYOUTS["invasive-species-monitoring"], ["test.images=test"]),
+    "cifar-10": (LAYOUTS["cifar-10"], ["test.images=test"]),
+    # train.csv has file_name (the id) and a column called id: meta.csv keeps it as id.1
+    "iwildcam-2019-fgvc6": (LAYOUTS["iwildcam-2019-fgvc6"], ["train.labels.label=category_id"]),
+    "intel-mobileodt-cervical-cancer-screening": (cervical, []),
+    "landmark-recognition-2020": (landmark_2020, []),
+    "dogs-vs-cats": (dogs_vs_cats, []),
+}
+
+
+def _new(tmp_path, builder, slug, sets):
+    built = builder(tmp_path / "raw", zipped=False)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    with contextlib.redirect_stdout(io.StringIO()):
+        new(slug, built.metric, tmp_path / "params.yaml", tmp_path / "raw", False, sets)
+    return built
+
+
+@pytest.mark.parametrize("slug", sorted(ENTERED))
+def test_new_and_prepare_enter_the_layout(tmp_path, slug):
+    builder, sets = ENTERED[slug]
+    built = _new(tmp_path, builder, slug, sets)
+    params = load_params(tmp_path / "params.yaml")
+    with contextlib.redirect_stdout(io.StringIO()):
+        prepare.main(params, built.raw, tmp_path / "prepared")
+    manifest = pd.read_csv(tmp_path / "prepared/manifest.csv", dtype=str)
+    test = manifest[manifest["split"] == "test"]["id"].tolist()
+    assert test == [str(i) for i in built.answers]  # the sample's ids, in its order
+    assert (manifest["split"] == "train").sum() > 0
+    meta = pd.read_csv(tmp_path / "prepared/meta.csv", dtype=str)
+    assert list(meta.columns).count("id") == 1 and meta["id"].is_unique
+
+
+def test_train_and_test_folders_of_the_same_names_say_which_key_decides(tmp_path):
+    with pytest.raises(UserError, match=r"--set test.images=<folder>"):
+        _new(tmp_path, LAYOUTS["invasive-species-monitoring"], "invasive-species-monitoring", [])
