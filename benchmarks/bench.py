@@ -18,7 +18,10 @@
 8. small data, short runs (benchmarks/small_data.py): about 300 images in 40 classes, 3 folds x 8
    epochs; the CV score with `train.ema` under the averaging rule, with `ema: 0`, and with the
    fixed decay the rule replaced;
-9. scale (benchmarks/scale.py): new + prepare + folds at 20,000 and 200,000 images (time per
+9. classical member (benchmarks/small_data.py --linear): 4 train images a class, 40 classes,
+   the custom resnet at the default epochs alone, beside the linear member in the OOF-weighted
+   ensemble, and the linear member alone (CV and held-out MAP@5);
+10. scale (benchmarks/scale.py): new + prepare + folds at 20,000 and 200,000 images (time per
    image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS).
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
@@ -638,6 +641,13 @@ def main(argv: list[str] | None = None) -> None:
     if "small_data" in only:
         results["small_data"] = small_data.measure(epochs=max(1, round(8 * min(SCALE, 1))))
         done("small_data")
+    if "classical" in only:
+        from imgcomp.params import load_params
+
+        epochs = load_params(REPO / "params.yaml").train.epochs
+        results["classical"] = small_data.measure_linear(
+            epochs=max(1, round(epochs * min(SCALE, 1))))
+        done("classical")
     if "scale" in only:
         results["scale"] = scale.measure(["listing", "classes"], [n(20_000), n(200_000)],
                                          max(20, int(15_000 * min(SCALE, 1))))
@@ -646,7 +656,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy",
-            "small_data", "scale")
+            "small_data", "classical", "scale")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -718,6 +728,13 @@ def print_table(r: dict, section: str) -> None:
             round(sd["rule"]["cv"] - sd["ema_0"]["cv"], 4), "rule >= ema 0")
         row(f"  the same, rule vs fixed decay {sd['ema']}", sd["rule"]["cv"], sd["fixed"]["cv"],
             round(sd["rule"]["cv"] - sd["fixed"]["cv"], 4))
+    elif section == "classical":
+        cl = r["classical"]
+        for part in ("cv", "test"):
+            row(f"classical: CNN + linear vs CNN alone, {cl['train_images']} images, "
+                f"{cl['epochs']} epochs, {part} MAP@5", cl["with_linear"][part], cl["cnn"][part],
+                round(cl["with_linear"][part] - cl["cnn"][part], 4), ">= 0")
+        row("  the linear member alone, cv / test", cl["linear"]["cv"], cl["linear"]["test"])
     elif section == "scale":
         sc = r["scale"]
         small, big = sc["listing"]["rows"][0], sc["listing"]["rows"][-1]

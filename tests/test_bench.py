@@ -101,3 +101,15 @@ def test_the_small_data_row_scores_three_averagings_of_one_competition(tmp_path)
     first = table_rows(stdout, "small data")[0]
     assert first[-7:-4] == [str(sd["rule"]["cv"]), str(sd["ema_0"]["cv"]),
                             str(round(sd["rule"]["cv"] - sd["ema_0"]["cv"], 4))]
+
+
+def test_the_classical_row_trains_the_cnn_alone_and_beside_the_linear_member(tmp_path):
+    """One competition of 4 images a class, trained as the CNN alone, the CNN beside the linear
+    member (weighted ensemble) and the linear member alone; the table prints the JSON's CVs."""
+    r, stdout = bench(tmp_path, "classical")
+    cl = r["classical"]
+    assert cl["train_images"] == 160 and cl["classes"] == 40 and cl["epochs"] == 1
+    assert {cl[k]["metric"] for k in ("cnn", "with_linear", "linear")} == {"map@5"}
+    first = table_rows(stdout, "classical: CNN + linear vs CNN alone")[0]
+    assert first[-5:-2] == [str(cl["with_linear"]["cv"]), str(cl["cnn"]["cv"]),
+                            str(round(cl["with_linear"]["cv"] - cl["cnn"]["cv"], 4))]
