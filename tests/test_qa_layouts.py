@@ -1,6 +1,7 @@
 """`new` and `prepare` on more Kaggle layouts (tests/layouts_qa.py), unpacked: each lists its
 train rows and writes its test rows in the sample's order; the ones a reviewer found stopping or
-crashing stop now in one line naming the key that decides, or run."""
+crashing stop now in one line naming the key that decides, or run; a sample whose format
+imgcomp does not write stops instead of passing validate."""
 
 import contextlib
 import io
@@ -27,7 +28,6 @@ ENTERED = {  # slug -> (builder, --set)
     # train.csv has file_name (the id) and a column called id: meta.csv keeps it as id.1
     "iwildcam-2019-fgvc6": (LAYOUTS["iwildcam-2019-fgvc6"], ["train.labels.label=category_id"]),
     "intel-mobileodt-cervical-cancer-screening": (cervical, []),
-    "landmark-recognition-2020": (landmark_2020, []),
     "dogs-vs-cats": (dogs_vs_cats, []),
 }
 
@@ -58,3 +58,11 @@ def test_new_and_prepare_enter_the_layout(tmp_path, slug):
 def test_train_and_test_folders_of_the_same_names_say_which_key_decides(tmp_path):
     with pytest.raises(UserError, match=r"--set test.images=<folder>"):
         _new(tmp_path, LAYOUTS["invasive-species-monitoring"], "invasive-species-monitoring", [])
+
+
+def test_a_sample_of_label_and_confidence_stops_instead_of_writing_a_label_alone(tmp_path):
+    """landmark-recognition's sample writes `<landmark_id> <confidence>` (GAP): a label alone
+    would pass validate and score nothing, so `new` stops in one line."""
+    with pytest.raises(UserError, match=r"values are a label and a confidence \('1 0.5', as GAP "
+                                        r"scores them\), and kind label writes a label alone"):
+        _new(tmp_path, landmark_2020, "landmark-recognition-2020", [])

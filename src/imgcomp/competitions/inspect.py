@@ -785,6 +785,17 @@ def _submission(sample_path, header, kind, k, guess: TrainGuess, sample, hints) 
             "upload_as": None}, why
 
 
+def _confidence(value: str) -> bool:
+    """Whether `value` reads `<label> <fraction>`: landmark recognition's `1 0.5`."""
+    parts = value.split()
+    if len(parts) != 2 or "." not in parts[1]:
+        return False
+    try:
+        return 0.0 <= float(parts[1]) <= 1.0
+    except ValueError:
+        return False
+
+
 def check_sample_labels(block, classes: list[str], sample: pd.DataFrame | None) -> None:
     """Where the sample's value column holds labels (two or more different ones, not one
     placeholder repeated), each must be a class, or a class index where the submission writes
@@ -793,11 +804,17 @@ def check_sample_labels(block, classes: list[str], sample: pd.DataFrame | None) 
     if sample is None or sub.kind not in ("label", "top_k", "tags"):
         return
     values = sample.iloc[:, 1]
+    allowed = {str(i) for i in range(len(classes))} if sub.labels == "index" else set(classes)
+    if sub.kind == "label" and (scored := [v for v in values if v not in allowed
+                                           and _confidence(v)]):
+        raise Stop(f"{sub.sample}: its {sample.columns[1]!r} values are a label and a "
+                   f"confidence ({scored[0]!r}, as GAP scores them), and kind label writes a "
+                   "label alone: no format imgcomp writes (a map@K metric writes the top K "
+                   "labels)")
     tokens = set(values) if sub.kind == "label" else {t for v in values for t in v.split()}
     tokens -= {""}
     if len(tokens) < 2:
         return
-    allowed = {str(i) for i in range(len(classes))} if sub.labels == "index" else set(classes)
     if stray := sorted(tokens - allowed, key=natural_key):
         raise Stop(f"{sub.sample}: its {sample.columns[1]!r} values {_fmt(stray)} are not among "
                    f"the {len(classes):,} train classes {_fmt(classes)}: the train labels are not "
