@@ -66,3 +66,12 @@ def test_a_sample_of_label_and_confidence_stops_instead_of_writing_a_label_alone
     with pytest.raises(UserError, match=r"values are a label and a confidence \('1 0.5', as GAP "
                                         r"scores them\), and kind label writes a label alone"):
         _new(tmp_path, landmark_2020, "landmark-recognition-2020", [])
+
+
+def test_several_target_columns_say_that_scoring_them_all_is_out_of_scope(tmp_path):
+    """galaxy zoo scores 37 columns of numbers an image: `new` names the key for one column
+    and says the competition as a whole is out of scope, rather than only suggesting one."""
+    with pytest.raises(UserError, match=r"several columns of numbers could be the target .*"
+                                        r"scores every column .* is out of scope"):
+        _new(tmp_path, LAYOUTS["galaxy-zoo-the-galaxy-challenge"],
+             "galaxy-zoo-the-galaxy-challenge", [])

@@ -283,8 +283,10 @@ def _value_column(frame: pd.DataFrame, others: list[str], sample: pd.DataFrame |
         raise Stop(f"{where}: no column of numbers to be the target (columns "
                    f"{list(frame.columns)[:20]}): set train.labels.label (--set "
                    "train.labels.label=<column>)")
-    raise Stop(f"{where}: several columns of numbers could be the target {fits}: set "
-               f"train.labels.label (--set train.labels.label={fits[0]})")
+    raise Stop(f"{where}: several columns of numbers could be the target {_fmt(fits)}: set "
+               f"train.labels.label (--set train.labels.label={fits[0]}) where one is scored; "
+               "a competition that scores every column (galaxy zoo's 37) is out of scope: "
+               "imgcomp predicts one number per image")
 
 
 def _numberish(values: pd.Series) -> bool:
