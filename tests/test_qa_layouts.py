@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 from helpers import REPO
-from layouts_qa import LAYOUTS, cervical, dogs_vs_cats, landmark_2020
+from layouts_qa import LAYOUTS, cervical, dogs_vs_cats, fisheries_stg2, landmark_2020
 
 from imgcomp.competitions.new import main as new
 from imgcomp.errors import UserError
@@ -29,6 +29,9 @@ ENTERED = {  # slug -> (builder, --set)
     "iwildcam-2019-fgvc6": (LAYOUTS["iwildcam-2019-fgvc6"], ["train.labels.label=category_id"]),
     "intel-mobileodt-cervical-cancer-screening": (cervical, []),
     "dogs-vs-cats": (dogs_vs_cats, []),
+    # stage 2's sample mixes stage 1's names and stage 2's paths (test_stg2/image_00006.jpg)
+    "the-nature-conservancy-fisheries-monitoring-stg2": (
+        fisheries_stg2, ["submission.sample=sample_submission_stg2.csv"]),
 }
 
 

@@ -83,9 +83,10 @@ class Index:
         table = tree.images
         self.by_name = dict(zip(table["name"], table["path"]))
         self.by_stem = dict(zip(table["stem"], table["path"]))
+        self.by_path = set(table["path"])  # an id that is a path (fisheries stage 2)
 
     def names(self, v: str) -> bool:
-        return v in self.by_name or v in self.by_stem
+        return v in self.by_name or v in self.by_stem or v in self.by_path
 
     def share(self, values: pd.Series) -> float:
         """The share of `values` that name an image."""
@@ -93,7 +94,8 @@ class Index:
         return sum(map(self.names, values)) / len(values) if values else 0.0
 
     def paths(self, values) -> list[str]:
-        found = (self.by_name.get(v) or self.by_stem.get(v) for v in list(values))
+        found = (self.by_name.get(v) or self.by_stem.get(v) or (v if v in self.by_path else None)
+                 for v in list(values))
         return [p for p in found if p]
 
 
@@ -150,8 +152,9 @@ def find_sample(tree: Tree, hints: dict) -> str | None:
     depth = min(p.count("/") for p in found)
     tied = sorted(p for p in found if p.count("/") == depth)
     if len(tied) > 1:
+        last = sorted(tied, key=natural_key)[-1]  # a two-stage competition scores its last
         raise Stop(f"several sample submissions {tied}: set submission.sample (--set "
-                   f"submission.sample={tied[0]})")
+                   f"submission.sample={last}: the last stage's, where they are stages)")
     return tied[0]
 
 

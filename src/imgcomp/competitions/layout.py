@@ -77,14 +77,19 @@ class Images:
         table = tree.images_frame_below(folder)
         self.paths = table["path"].tolist()
         self.by_name, self.by_stem = (_unique(table[key], table["path"]) for key in ("name", "stem"))
+        below = [q.removeprefix(f"{folder}/") if folder else q for q in self.paths]
+        self.by_path = dict(zip(below, self.paths))  # an id that is a path (fisheries stage 2)
 
     def find(self, ids: list[str]) -> tuple[list[str | None], list[str]]:
-        """(path per id, ambiguous ids): None for an id with no image."""
+        """(path per id, ambiguous ids): None for an id with no image. An id is a file name,
+        a name without its extension, or a path below the folder (`test_stg2/image_1.jpg`)."""
         out, ambiguous = [], []
         for i in list(ids):
             p = self.by_name.get(i, "")
             if p == "":
                 p = self.by_stem.get(i, "")
+            if p == "" and "/" in i:
+                p = self.by_path.get(i, "")
             if p is None:
                 ambiguous.append(i)
             out.append(p or None)
