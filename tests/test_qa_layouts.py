@@ -78,3 +78,17 @@ def test_several_target_columns_say_that_scoring_them_all_is_out_of_scope(tmp_pa
                                         r"scores every column .* is out of scope"):
         _new(tmp_path, LAYOUTS["galaxy-zoo-the-galaxy-challenge"],
              "galaxy-zoo-the-galaxy-challenge", [])
+
+
+def test_images_the_block_leaves_out_are_named(tmp_path, capsys):
+    """cervical's additional_Type_*_v2 folders hold more labelled images the block does not
+    read: `new` says how many and where, instead of dropping them silently."""
+    _new_printing(tmp_path, cervical, "intel-mobileodt-cervical-cancer-screening")
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "not used:" in ln]
+    assert len(line) == 1 and "additional_Type_1_v2/" in line[0], line
+
+
+def _new_printing(tmp_path, builder, slug):
+    built = builder(tmp_path / "raw", zipped=False)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    new(slug, built.metric, tmp_path / "params.yaml", tmp_path / "raw", False, [])

@@ -15,6 +15,7 @@ train source) decides it and overrides any inferred key.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -196,11 +197,30 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
                                                              block.numeric)
     write_text(params_path, new_text)
     for line in listing.notes + found.notes + preview(listing.rows, listing.classes,
-                                                      listing.multilabel, listing.numeric):
+                                                      listing.multilabel, listing.numeric) \
+            + unused_images(tree, listing, block):
         print(f"new: {line}")
     print(f"new: wrote competitions.{name}, augment.{name}, kaggle.{name} and "
           f"folds.group_column into {params_path}; competition: {name}. Next: `make all` (image_size and train.models are yours to "
           "set: the digits defaults are 32 px and a small CNN)")
+
+
+def unused_images(tree: Tree, listing, block: CompetitionBlock) -> list[str]:
+    """One line naming the images the block neither trains on nor predicts (cervical's
+    additional_Type_*_v2 folders of more labelled images): left out, said, not silent. Array
+    samples are rows of other files (a stack's bands): not counted."""
+    if block.test.samples is not None:
+        return []
+    used = set(listing.rows["path"])
+    unused = [q for q in tree.images["path"] if q not in used]
+    if not unused:
+        return []
+    folders = Counter(q.rpartition("/")[0] or "." for q in unused)
+    shown = ", ".join(f"{d}/ ({n:,})" for d, n in folders.most_common(5))
+    more = f" and {len(folders) - 5} more folders" if len(folders) > 5 else ""
+    return [f"not used: {len(unused):,} image(s) the block neither trains on nor predicts, in "
+            f"{shown}{more} (more labelled images become a train source of their own: "
+            "--set 'train=[...]')"]
 
 
 def _first(e: Exception) -> str:
