@@ -32,6 +32,7 @@ ENTERED = {  # slug -> (builder, --set)
     # stage 2's sample mixes stage 1's names and stage 2's paths (test_stg2/image_00006.jpg)
     "the-nature-conservancy-fisheries-monitoring-stg2": (
         fisheries_stg2, ["submission.sample=sample_submission_stg2.csv"]),
+    "cassava-disease": (LAYOUTS["cassava-disease"], []),  # its sample: Category,Id
 }
 
 
@@ -92,3 +93,37 @@ def _new_printing(tmp_path, builder, slug):
     built = builder(tmp_path / "raw", zipped=False)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     new(slug, built.metric, tmp_path / "params.yaml", tmp_path / "raw", False, [])
+
+
+def test_a_sample_whose_ids_come_second_is_written_value_then_id(tmp_path, monkeypatch):
+    """cassava-disease 2019's sample is `Category,Id`: `new` finds the ids in its second column
+    (submission.id_column: second), every stage runs, and the CSV is the sample's header and
+    ids in its order, each row `<class>,<id>`, scored right more often than chance."""
+    import yaml
+    from helpers import TINY, merge
+    from test_kaggle_e2e import run_stages
+
+    from imgcomp.__main__ import main as cli
+
+    slug = "cassava-disease"
+    root = tmp_path / "p"
+    root.mkdir()
+    built = LAYOUTS[slug](root / "data/raw" / slug, zipped=False)
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    shutil.copy(REPO / "requirements.lock", root / "requirements.lock")
+    with contextlib.redirect_stdout(io.StringIO()):
+        new(slug, built.metric, root / "params.yaml", root / "data/raw" / slug, False, [])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert params["competitions"][slug]["submission"]["id_column"] == "second"
+    params = merge(merge(params, TINY), {"image_size": 16, "train": {"epochs": 4}})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(root)
+    with contextlib.redirect_stdout(io.StringIO()):
+        run_stages(root, params)
+    text = (root / f"submissions/{slug}.csv").read_text().splitlines()
+    assert text[0] == "Category,Id"
+    rows = [line.split(",") for line in text[1:]]
+    assert [r[1] for r in rows] == list(built.answers)
+    assert all(r[0] in built.classes for r in rows)
+    assert sum(r[0] == built.answers[r[1]] for r in rows) > len(rows) / len(built.classes)
+    assert cli(["validate", f"submissions/{slug}.csv"]) == 0

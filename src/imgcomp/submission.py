@@ -107,7 +107,8 @@ def to_text(fmt: Format, ids: list[str], cells: list[list[str]]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     if fmt.header is not None:
         writer.writerow(fmt.header)
-    writer.writerows([str(k), i, *row] if fmt.index else [i, *row]  # pandas' unnamed index
+    writer.writerows([str(k), i, *row] if fmt.index  # pandas' unnamed index
+                     else [*row, i] if fmt.id_second else [i, *row]
                      for k, (i, row) in enumerate(zip(ids, cells)))
     return buf.getvalue()
 
@@ -142,6 +143,8 @@ def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[s
             raise UserError(f"{where}: data row {k + 1} must start with {k} (the sample's "
                             "unnamed first column counts the rows)")
         rows = [r[1:] for r in rows]
+    if fmt.id_second:  # checked as id, value from here on
+        rows = [r[::-1] for r in rows]
     return rows
 
 

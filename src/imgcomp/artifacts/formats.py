@@ -26,6 +26,7 @@ class Format:
     upload_as: str | None = None
     multilabel: bool = False  # probabilities are per tag (rows need not sum to 1)
     index: bool = False  # the sample's first column is pandas' unnamed index: row k starts with k
+    id_second: bool = False  # two columns, the value first and the id second (`Category,Id`)
 
     @property
     def width(self) -> int:

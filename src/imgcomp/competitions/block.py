@@ -370,6 +370,9 @@ class Submission(Strict):
     decimals: int = Field(ge=0, le=12, description="digits after the point of a probability "
                           "(at least 1) or of a value")
     upload_as: str | None = Field(description="the file name the organisers want, if not ours")
+    id_column: Literal["first", "second"] = Field(
+        "first", description="the sample's column of ids: second where its value column comes "
+                             "first (cassava-disease 2019's `Category,Id`); left out: first")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Submission":
@@ -383,6 +386,9 @@ class Submission(Strict):
         if self.decimals < 1 and self.kind != "value":
             raise ValueError(f"decimals: {self.decimals} digits print no probability; at least "
                              "1 (0 only for kind value)")
+        if self.id_column == "second" and self.kind == "probabilities":
+            raise ValueError("id_column: second is for a sample of two columns (a value, then "
+                             "the id); kind probabilities writes the id first")
         if self.columns is not None and self.kind != "probabilities" and len(self.columns) != 2:
             raise ValueError(f"columns: kind {self.kind} writes two columns (id and value), "
                              f"got {self.columns}")

@@ -566,6 +566,7 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     sample_path = find_sample(tree, hints)
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")).frame \
         if sample_path else None
+    sample, id_column = _sample_ids_at(sample, index, hints)
     hints = {**hints, "_sample": sample_path}
     metadata = inspect_coco.metadata_files(tree)
     test = _test_side(tree, index, sample_path, sample, metric, hints, metadata)
@@ -573,6 +574,10 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     kind, why = _multilabel_kind(guess, test, sample, metric)
     header = list(sample.columns) if sample is not None else None
     sub, sub_why = _submission(sample_path, header, kind, test.k, guess, sample, hints)
+    if id_column == "second":
+        sub["id_column"] = "second"
+        sub_why["submission.id_column"] = ("the sample's first column names no image and its "
+                                           "second does: the file is value, id")
     comments = {"test.ids": test.why, **sub_why, "submission.kind": why,
                 **_comments(kind, guess)}
     block = {
@@ -591,6 +596,20 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     notes.append(f"folds: grouped by {group} ({group_why})" if group else
                  f"folds: not grouped ({group_why})")
     return Inferred(block, comments, notes, group_column=group, group_why=group_why)
+
+
+def _sample_ids_at(sample: pd.DataFrame | None, index: Index,
+                   hints: dict) -> tuple[pd.DataFrame | None, str]:
+    """The sample with its id column first, and which column of the file holds the ids: the
+    second where it has two columns, the first names no image and the second does
+    (cassava-disease 2019's `Category,Id`), or where --set says so."""
+    wanted = hints.get("submission.id_column")
+    if sample is None or sample.shape[1] != 2 or wanted == "first":
+        return sample, "first"
+    if wanted == "second" or (index.share(sample.iloc[:, 0]) == 0
+                              and index.share(sample.iloc[:, 1]) >= 0.5):
+        return sample.iloc[:, [1, 0]], "second"
+    return sample, "first"
 
 
 def _label_map(hints: dict) -> dict | None:

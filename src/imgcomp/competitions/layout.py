@@ -280,12 +280,19 @@ class Sample:
     frame: pd.DataFrame
     header: tuple[str, ...]
     index: bool = False
+    id_second: bool = False  # the file's id column is its second (`Category,Id`)
 
 
-def read_sample(tree: Tree, path: str) -> Sample:
-    """The sample at `path`; a leading column with an empty header cell must hold the row
-    numbers 0, 1, ... (what pandas writes), and is kept apart from the id column."""
+def read_sample(tree: Tree, path: str, id_column: str = "first") -> Sample:
+    """The sample at `path`, its table with the id column first; a leading column with an
+    empty header cell must hold the row numbers 0, 1, ... (what pandas writes), and is kept
+    apart from the id column; `id_column` second: the file's two columns are value, id."""
     frame = tree.read_table(path)
+    if id_column == "second":
+        if frame.shape[1] != 2:
+            raise UserError(f"{tree.shown(path)}: submission.id_column second reads a sample of "
+                            f"two columns (value, id), found {list(frame.columns)[:10]}")
+        return Sample(path, frame.iloc[:, [1, 0]], tuple(frame.columns), id_second=True)
     first = tree.read_bytes(path)[:4096].removeprefix(b"\xef\xbb\xbf")
     if not first.startswith((b",", b'"",')) or frame.shape[1] < 2:
         return Sample(path, frame, tuple(frame.columns))
@@ -302,7 +309,7 @@ def sample_table(block: CompetitionBlock, tree: Tree, name: str) -> Sample | Non
         return None
     key = f"competitions.{name}.submission.sample"
     path = tree.find_file(block.submission.sample, f"competitions.{name}", key)
-    sample = read_sample(tree, path)
+    sample = read_sample(tree, path, block.submission.id_column)
     if sample.frame.shape[1] < 2:
         raise UserError(f"{tree.shown(path)}: a sample submission needs an id column and a "
                         f"value column, found {list(sample.frame.columns)}")
@@ -383,8 +390,10 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
                    name: str, train_labels: set[str] | None = None) -> Format:
     """The submission format, checked against the classes (and what train shows); `sample`
     may be the sample's table alone."""
-    if isinstance(sample, pd.DataFrame):
-        sample = Sample("", sample, tuple(sample.columns))
+    if isinstance(sample, pd.DataFrame):  # its id column first, as read_sample orders it
+        second = block.submission.id_column == "second"
+        sample = Sample("", sample, tuple(sample.columns[::-1] if second else sample.columns),
+                        id_second=second)
     sub = block.submission
     key = f"competitions.{name}.submission"
     header = sample.header if sample is not None else (
@@ -421,8 +430,12 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
 
 
 def _index_column(sample: Sample | None, key: str) -> dict:
-    """Format's `index` (row numbers written before each id) where the sample has one."""
-    return {"index": True} if sample is not None and sample.index else {}
+    """Format's `index` (row numbers written before each id) where the sample has one, and
+    `id_second` where its id column comes after the value."""
+    if sample is None or not isinstance(sample, Sample):
+        return {}
+    return {**({"index": True} if sample.index else {}),
+            **({"id_second": True} if sample.id_second else {})}
 
 
 def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.DataFrame:
