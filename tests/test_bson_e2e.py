@@ -42,6 +42,24 @@ def project(tmp_path, monkeypatch, *new_args, **over):
     return root, built, params
 
 
+def assert_combined(root, rule: str) -> None:
+    """The ensemble's test rows are each fold's pictures combined by `rule`, then averaged."""
+    from imgcomp.inference.grouping import per_sample
+    from imgcomp.inference.probfiles import read_probs
+    from imgcomp.manifest import Prepared
+
+    prepared = Prepared.load(root / f"data/prepared/{SLUG}")
+    items = sorted((root / f"preds/{SLUG}/items").iterdir())
+    per_fold = [per_sample(*read_probs(d, "test", 4), prepared.sample_of, rule) for d in items]
+    ids, probs = read_probs(root / f"preds/{SLUG}/ensemble", "test", 4)
+    assert ids == per_fold[0][0] == prepared.samples_of("test")
+    np.testing.assert_allclose(probs, np.mean([p for _, p in per_fold], axis=0), rtol=1e-6)
+    other = "max" if rule == "mean" else "mean"
+    again = np.mean([per_sample(*read_probs(d, "test", 4), prepared.sample_of, other)[1]
+                     for d in items], axis=0)
+    assert not np.allclose(probs, again, rtol=1e-6)  # the rule matters on these products
+
+
 def the_sample(tmp_path) -> pd.DataFrame:
     raw = tmp_path / "sample-copy"
     L.cdiscount(raw, zipped=False, **SIZE)
@@ -74,6 +92,7 @@ def test_cdiscount_end_to_end_and_infer_raw(tmp_path, monkeypatch, capsys):
 
     cv = json.loads((root / "metrics/cv.json").read_text())
     assert cv["images"] == 40  # scored per product
+    assert_combined(root, "mean")
     sample = the_sample(tmp_path)
     csv = root / f"submissions/{SLUG}.csv"
     sub = pd.read_csv(csv, dtype=str, keep_default_na=False)
@@ -95,6 +114,7 @@ def test_combine_max_end_to_end(tmp_path, monkeypatch):
 
     root, built, params = project(tmp_path, monkeypatch, "--set", "combine=max")
     assert params["competitions"][SLUG]["combine"] == "max"
+    assert_combined(root, "max")
     csv = root / f"submissions/{SLUG}.csv"
     sub = pd.read_csv(csv, dtype=str, keep_default_na=False)
     assert sub["_id"].tolist() == the_sample(tmp_path)["_id"].tolist()
@@ -102,4 +122,3 @@ def test_combine_max_end_to_end(tmp_path, monkeypatch):
     L.cdiscount(unpacked, zipped=False, **SIZE)
     again = infer(root / "packages" / SLUG, tmp_path / "infer.csv", raw=unpacked)
     assert again.read_bytes() == csv.read_bytes()
-    assert np.isfinite(len(sub))

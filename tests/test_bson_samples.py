@@ -265,3 +265,21 @@ def test_repeated_products_and_unknown_sample_ids_are_one_line(tmp_path):
     with pytest.raises(UserError, match=r"1 sample_submission id\(s\) name no test product: "
                                         r"\['77'\]"):
         resolve(load_block(SLUG, block_dict()), tree_of(tmp_path), SLUG)
+
+
+def test_without_a_sample_the_test_products_name_themselves(tmp_path):
+    """`test.ids: {from: samples}`: the products' own ids, in file order, a row per picture."""
+    from imgcomp.competitions.layout import resolve
+
+    L.cdiscount(tmp_path, zipped=False)
+    (tmp_path / "sample_submission.csv").unlink()
+    sub = {**block_dict()["submission"], "sample": None, "columns": ["_id", "category_id"]}
+    block = load_block(SLUG, block_dict(submission=sub, test={
+        "images": ".", "ids": {"from": "samples"}, "samples": {"from": "bson",
+                                                              "file": "test.bson"}}))
+    listing = resolve(block, tree_of(tmp_path), SLUG)
+    test = listing.rows[listing.rows["split"] == "test"]
+    by_id = listing.samples.set_index("id")["sample"]
+    products = [str(p.id) for p in read_products(tmp_path / "test.bson")]
+    assert by_id.loc[test["id"]].drop_duplicates().tolist() == products
+    assert test["path"].iloc[0] == "test.bson#0/0"

@@ -9,8 +9,8 @@ for array samples also the rule that decoded them, fitted on train: competitions
 array_cache.py),
 `samples.csv` (`id,sample`: for BSON products, each picture row's product, the sample its
 prediction is combined into: competitions/bson_source.py; the header alone where each row is a
-sample of its own), `submission.json` (the submission's format, resolved from the block and sample_submission:
-header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
+sample of its own), `submission.json` (the submission's format, resolved from the block and
+sample_submission: header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
 train id and its table's other columns: patient ids, metadata), `solution.csv` (the test answers, where the competition
 ships them), and the cache: uint8, N x S x S x C, S = image_size * (1 + prepare.cache_margin),
 rows in manifest order; `images.u8z` (losslessly compressed, with `prepare.compress_cache`, the

@@ -1,8 +1,8 @@
 """submit: the CSV in the competition's exact format (prepare's submission.json: the sample's
 header, ids and order), with the ensemble's OOF-fitted post-processing applied, validated before
 it is written (one row per sample: a BSON product's pictures were combined by the ensemble,
-samples.csv names them); scored against the organisers' answers where they are known locally (digits'
-solution.csv)."""
+samples.csv names them); scored against the organisers' answers where they are known locally
+(digits' solution.csv)."""
 
 from __future__ import annotations
 
