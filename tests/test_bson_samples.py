@@ -283,3 +283,31 @@ def test_without_a_sample_the_test_products_name_themselves(tmp_path):
     products = [str(p.id) for p in read_products(tmp_path / "test.bson")]
     assert by_id.loc[test["id"]].drop_duplicates().tolist() == products
     assert test["path"].iloc[0] == "test.bson#0/0"
+
+
+def test_a_picture_that_does_not_decode_follows_on_bad_image(tmp_path, monkeypatch, capsys):
+    root, _ = project(tmp_path, monkeypatch)
+    cli("new", SLUG, "--metric", "accuracy")
+    raw = root / "data/raw" / SLUG
+    shutil.rmtree(raw)
+    L.cdiscount(raw, zipped=False)
+    docs = list(read_products(raw / "train.bson"))
+    broken = [{"_id": p.id, "category_id": p.category_id,
+               "imgs": [{"picture": b"\xff\xd8not a jpeg" if p.id == 7 and k == 1 else data}
+                        for k, data in enumerate(p.pictures)]} for p in docs]
+    assert len(docs[7].pictures) == 4
+    (raw / "train.bson").write_bytes(b"".join(L.bson_document(d) for d in broken))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["prepare"]["on_bad_image"] = "fail"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = imgcomp(["prepare", "--raw", f"data/raw/{SLUG}", "--out", f"data/prepared/{SLUG}"],
+                   root)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "train.bson: product 7 picture 1: " in proc.stderr, proc.stderr
+    assert "prepare.on_bad_image: skip" in proc.stderr
+    params["prepare"]["on_bad_image"] = "skip"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cli("prepare", "--raw", f"data/raw/{SLUG}", "--out", f"data/prepared/{SLUG}")
+    samples = pd.read_csv(root / f"data/prepared/{SLUG}/samples.csv", dtype=str)
+    assert "7/1" not in set(samples["id"]) and {"7/0", "7/2", "7/3"} <= set(samples["id"])
+    assert "skipping 1 unreadable training images" in capsys.readouterr().out
