@@ -373,16 +373,6 @@ def test_bengali_parquet_rows_over_several_files(tmp_path, monkeypatch):
     assert (rule["lo"], rule["hi"]) == ([0.0], [255.0])  # uint8 columns: their own range
 
 
-def test_bson_products_are_out_of_scope_in_one_line(tmp_path, monkeypatch):
-    root, slug, _ = project(tmp_path, monkeypatch, L.cdiscount)
-    before = (root / "params.yaml").read_text()
-    proc = imgcomp(["new", slug, "--metric", "accuracy"], root)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == ("error: out of scope: BSON products (several pictures per "
-                                   "sample, Cdiscount) are not read by the competition block yet")
-    assert (root / "params.yaml").read_text() == before
-
-
 def test_without_a_sample_the_test_samples_name_themselves(tmp_path, monkeypatch, capsys):
     """No sample submission: test ids are the test rows counted from 1 (`from: samples`), the
     header a guess `new` says is one; Kannada's extra pixel table is named as left out."""

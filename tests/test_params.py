@@ -101,7 +101,9 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("Augment", "albumentations"),
             ("TableLabels", "numeric"),  # left out: classes, as before numeric targets
             # array samples only (null: image files), so no block of image files names them
-            ("TrainSource", "samples"), ("Test", "samples"), ("CompetitionBlock", "decode")}
+            ("TrainSource", "samples"), ("Test", "samples"), ("CompetitionBlock", "decode"),
+            # samples of several pictures only (BSON products; null: one image per sample)
+            ("CompetitionBlock", "combine"), ("CompetitionKeys", "combine")}
 
 
 def test_params_yaml_is_the_only_place_defaults_live():

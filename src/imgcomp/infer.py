@@ -15,7 +15,10 @@ Each (model, fold) is rebuilt from its safetensors file (checked against the sha
 package.json; a file that is not safetensors is refused in one line, nothing of it run) and
 predicts in batches with the package's TTA views and predict's recorded settings (batch size,
 precision); folds are averaged and models combined as `ensemble` combined them, from the same
-float32 numbers the pipeline's probability files hold.
+float32 numbers the pipeline's probability files hold. Where a sample is several pictures (BSON
+products), each picture is decoded like an image file, and each (model, fold)'s pictures are
+combined into their products by the recorded block's `combine` before folds and models are,
+as `ensemble` does (inference/grouping.py); `--images` predicts each picture as an image.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from . import submission
 from .archives import not_data, sha256sum, verify
 from .artifacts.cards import PackageItem, PackageSpec, load_spec
 from .artifacts.formats import Format
-from .competitions import array_cache
+from .competitions import array_cache, bson_source
 from .competitions.block import FilesFetch
 from .competitions.engine import from_block
 from .competitions.layout import test_only
@@ -44,6 +47,7 @@ from .errors import UserError
 from .fileio import write_csv
 from .inference import checkpoint
 from .inference.ensemble import combine_folds
+from .inference.grouping import combine_rows, groups
 from .inference.probfiles import TopK, stored
 from .inference.probs import item_probs
 from .inference.runtime import Placement, open_runtime
@@ -69,6 +73,21 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
     comp, tree = _raw_tree(spec, raw_dir, work)
     test = test_only(comp.block, tree, comp.name)
     return test["id"].tolist(), [tree.real(p) for p in test["path"]]
+
+
+def raw_test_pictures(spec: PackageSpec, raw_dir: Path, work: Path
+                      ) -> tuple[list[str], Path, dict[str, str]]:
+    """The test pictures' ids, their cache (.npy under `work`) and each one's product: BSON
+    products listed as `prepare` lists them, each picture decoded like an image file."""
+    comp, tree = _raw_tree(spec, raw_dir, work)
+    test = test_only(comp.block, tree, comp.name).reset_index(drop=True)
+    cache = Path(work) / "test-images.npy"
+    ok, errors = bson_source.write_cache(tree, test, cache, spec.cache_side, spec.channels)
+    if not ok.all():
+        raise UserError(f"infer: {int((~ok).sum())} picture(s) cannot be read, and every one "
+                        f"must be predicted: {'; '.join(errors[:5])}")
+    sample_of = dict(zip(test["id"], test[bson_source.SAMPLE]))
+    return test["id"].tolist(), cache, sample_of
 
 
 def raw_test_samples(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[str], Path]:
@@ -110,8 +129,16 @@ def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None
         raise UserError(f"infer: {spec.competition}'s samples are arrays decoded by a recorded "
                         "rule, not image files: give --raw (its test data as shipped)")
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
-        work = Path(tmp)
-        if raw is not None and spec.competition_block["test"].get("samples") is not None:
+        work, per_item, n = Path(tmp), stored, None
+        samples = spec.competition_block["test"].get("samples") if raw is not None else None
+        if samples is not None and samples.get("from") == "bson":
+            pictures, cache, sample_of = raw_test_pictures(spec, raw, work)
+            ids, index = groups(pictures, sample_of)
+            rule, n = spec.competition_block["combine"], len(pictures)
+
+            def per_item(p):  # each (model, fold)'s pictures into products, as ensemble does
+                return combine_rows(stored(p), index, len(ids), rule)
+        elif samples is not None:
             ids, cache = raw_test_samples(spec, raw, work)
         else:
             if raw is not None:
@@ -120,7 +147,8 @@ def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None
                 paths = image_files(images)
                 ids = [p.relative_to(images).as_posix() for p in paths]
             cache = _decoded(spec, paths, work)
-        probs, where = ensemble_probs(spec, Path(package), cache, len(ids), device, batch_size)
+        probs, where = ensemble_probs(spec, Path(package), cache, n or len(ids), device,
+                                      batch_size, per_item)
     what = (_submission(spec, ids, probs, Path(out)) + f" from {raw}" if raw is not None
             else _probabilities(spec, ids, probs, Path(out)) + f" from {images}")
     print(f"infer: {out} written: {what} ({len(spec.items)} model(s) x fold(s) on {where})")
@@ -163,11 +191,12 @@ def _runtime(spec: PackageSpec, device: str):
 
 
 def ensemble_probs(spec: PackageSpec, package: Path, cache: Path, n: int, device: str,
-                   batch_size: int | None) -> tuple[np.ndarray, str]:
+                   batch_size: int | None, per_item=stored) -> tuple[np.ndarray, str]:
     """(N, C) ensemble probabilities of the `n` decoded images in `cache` (.npy), and the device
     they ran on: each
     (model, fold) as predict computes it, folds and models combined as ensemble combines them,
-    through the same probability files."""
+    through the same probability files; `per_item` turns one (model, fold)'s stored rows into
+    what is combined (BSON: its pictures combined into products)."""
     batch_size = batch_size or spec.predict.batch_size
     if batch_size < 1:
         raise UserError(f"infer: --batch-size must be at least 1, got {batch_size}")
@@ -179,7 +208,7 @@ def ensemble_probs(spec: PackageSpec, package: Path, cache: Path, n: int, device
         card = item.card
         probs = item_probs(card, state, rt, images, np.arange(n), spec.tta, batch_size,
                            f"infer {card.model} fold {card.fold}", str(Path(package) / item.file))
-        per_model.setdefault(card.model, []).append(stored(probs))
+        per_model.setdefault(card.model, []).append(per_item(stored(probs)))
     weights = np.array([spec.ensemble.weights[m] for m in per_model])
     probs = combine_folds(list(per_model.values()), weights, spec.ensemble.method,
                           normalise=not spec.items[0].card.multilabel)

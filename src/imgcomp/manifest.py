@@ -8,6 +8,10 @@ none), `split` (`train` | `test`), `source` (the organisers' split it came from)
 name). `task.json`: whether labels are tags or numbers (a numeric target: `label` is the
 number).
 `meta.csv`: each train id and the train tables' other columns (what `folds.group_column` names).
+`samples.csv`: `id,sample`, where a sample is shown by several rows (a BSON product's pictures:
+competitions/bson_source.py): each such row's sample, whose id is the submission's; the header
+alone where every row is a sample of its own. Folds keep a sample's rows together, and the
+ensemble, submit and infer predict per sample (inference/grouping.py).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts.names import CLASSES, MANIFEST, STATS, TASK
+from .artifacts.names import CLASSES, MANIFEST, SAMPLES, STATS, TASK
 from .artifacts.prepared import Stats, Task, read_fact
 from .data.store import locate
 from .data.store import rows as read_rows
@@ -183,3 +187,35 @@ class Prepared:
     def test_ids(self) -> list[str]:
         """The test ids in submission order (the sample's, as prepare listed them)."""
         return self.manifest["id"].iloc[self.rows("test")].tolist()
+
+    @cached_property
+    def sample_of(self) -> dict[str, str] | None:
+        """Each manifest id's sample where samples have several rows (samples.csv); None where
+        every row is a sample of its own (or a folder prepared before samples.csv existed)."""
+        path = self.root / SAMPLES
+        if not path.is_file():
+            return None
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return dict(zip(frame["id"], frame["sample"])) if len(frame) else None
+
+    def samples_of(self, split: str) -> list[str]:
+        """The samples of a split's rows, each once, in the order of its first row (the test
+        split's: submission order); the rows' ids where each is its own sample."""
+        ids = self.manifest["id"].iloc[self.rows(split)].tolist()
+        if self.sample_of is None:
+            return ids
+        return list(dict.fromkeys(self.sample_of[i] for i in ids))
+
+    def sample_targets(self, samples) -> np.ndarray:
+        """targets() of train samples, in their order: a sample's label is its rows' (every
+        picture of a product carries the product's); targets_of(ids) where rows are samples."""
+        if self.sample_of is None:
+            return self.targets_of(samples)
+        ids = self.manifest["id"].iloc[self.rows("train")].tolist()
+        first: dict[str, str] = {}
+        for i in ids:
+            first.setdefault(self.sample_of[i], i)
+        if missing := [s for s in samples if s not in first][:5]:
+            raise UserError(f"{self.root / SAMPLES}: no train rows for samples {missing}; rerun "
+                            "`dvc repro`")
+        return self.targets_of([first[s] for s in samples])

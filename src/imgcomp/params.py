@@ -208,6 +208,9 @@ class CompetitionKeys(BaseModel):
     metric: str = Field(description="metrics.py's registry names it (checked where scored)")
     channels: int = Field(ge=1, le=64, description="1 or 3 for image files; array samples: "
                                                    "their decode's channels")
+    combine: Literal["mean", "max"] | None = Field(
+        None, description="samples of several pictures (BSON products): how their pictures' "
+                          "probabilities become the sample's (inference/grouping.py)")
 
 
 class Params(Strict):

@@ -2,6 +2,7 @@
 `decode:` and labels, with a note on each key, or one line naming the key to set.
 
 The rules, in order (the first that finds something decides; none: inspect.py's image rules):
+- **BSON products** (Cdiscount's train.bson and test.bson): bson_inspect.py.
 - **pixel tables**: a CSV with a column per pixel (`pixel0..`, or `0..`: digit-recognizer,
   Kannada-MNIST) or one column `pixels` of space-separated numbers (fer2013); train is the file
   named like `train`, test the one named like `test` (several: set `train.samples.file`).
@@ -32,7 +33,7 @@ from ..data import arrays
 from ..errors import UserError
 from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, find_sample,
                       sample_kind)
-from . import stack_inspect
+from . import bson_inspect, stack_inspect
 from .layout import read_sample
 from .tree import Tree, is_image, natural_key
 
@@ -41,6 +42,9 @@ PEEK = 50  # rows read to decide a table's dtype
 
 def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     """The block for array samples, or None where the files hold none."""
+    products = bson_inspect.detect(name, metric, tree, hints)
+    if products is not None:
+        return products
     found = _pixel_tables(tree, hints) or _json_files(tree, hints)
     if found is None:
         return stack_inspect.detect(name, metric, tree, hints) or _nothing_read(tree)
@@ -92,14 +96,11 @@ def _nothing_read(tree: Tree) -> None:
     one line on what was looked for."""
     if any(is_image(f) for f in tree.files):
         return None
-    if any(f.lower().endswith(".bson") for f in tree.files):
-        raise Stop("out of scope: BSON products (several pictures per sample, Cdiscount) are "
-                   "not read by the competition block yet")
     if any(f.lower().endswith((".dcm", ".tfrec", ".tfrecord")) for f in tree.files):
         return None
     raise Stop("out of scope: no image files, no CSV of pixels (pixel0.. columns or a pixels "
                "column), no JSON records of bands named like train and test, no stacks of band "
-               "images; set train.samples and test.samples by hand")
+               "images, no BSON products; set train.samples and test.samples by hand")
 
 
 def _named(paths: list[str], word: str, key: str, hints: dict) -> str | None:

@@ -259,8 +259,19 @@ class ImageStack(Strict):
         return v
 
 
+class BsonProducts(Strict):
+    """A file of concatenated BSON documents, one product each (Cdiscount's train.bson and
+    test.bson: `{_id, category_id, imgs: [{picture: JPEG bytes}, ...]}`), found anywhere in the
+    data like a table: each picture is a manifest row and a cache row, decoded like an image
+    file; the product is the sample, its prediction its pictures' combined by the block's
+    `combine`. The product's other top-level values (category_id) are its fields."""
+
+    from_: Literal["bson"] = Field(alias="from")
+    file: str = Field(description="the .bson file's name, found anywhere in the data")
+
+
 Samples = Annotated[PixelColumns | PixelStrings | JsonBands | ParquetRows | NpyFiles
-                    | ImageStack, Field(discriminator="from_")]
+                    | ImageStack | BsonProducts, Field(discriminator="from_")]
 
 
 class Decode(Strict):
@@ -424,6 +435,24 @@ class CompetitionBlock(Strict):
     leaderboard: bool = Field(description="false: nowhere to upload (scored locally)")
     decode: Decode | None = Field(None, description="array samples: bands to channels and "
                                   "bytes (null: every band a channel, the scale auto)")
+    combine: Literal["mean", "max"] | None = Field(
+        None, description="samples of several pictures (bson): how a sample's pictures' class "
+        "probabilities become the sample's: mean (their average) or max (each class's largest, "
+        "the row then divided by its sum so that it sums to 1); null: one image per sample")
+
+    @property
+    def grouped(self) -> bool:
+        """Whether a sample is shown by several pictures (BSON products), each a manifest row."""
+        return isinstance(self.test.samples, BsonProducts)
+
+    @model_serializer(mode="wrap")
+    def _combine_when_set(self, handler):
+        """`combine` is written only where set: a block of one image per sample dumps (into
+        package.json) as it did before samples of several pictures existed."""
+        out = handler(self)
+        if out.get("combine") is None:
+            out.pop("combine", None)
+        return out
 
     @property
     def multilabel(self) -> bool:
@@ -527,6 +556,34 @@ def check_samples(block: "CompetitionBlock") -> None:
                          "(from: samples)")
     if isinstance(block.test.ids, OwnIds) and block.test.samples is None:
         raise ValueError("test.ids: from samples needs test.samples")
+    _check_grouped(block)
+
+
+def _check_grouped(block: "CompetitionBlock") -> None:
+    """BSON products: every source and the test alike, labelled by a field of the product,
+    with a `combine` rule; `combine` nowhere else (it would be silently unused)."""
+    bson = [isinstance(s.samples, BsonProducts) for s in block.train] + [
+        isinstance(block.test.samples, BsonProducts)]
+    if any(bson) and not all(bson):
+        raise ValueError("samples: from bson for every train source and for test, or for none")
+    if not any(bson):
+        if block.combine is not None:
+            raise ValueError(f"combine: {block.combine} combines the pictures of a sample of "
+                             "several (samples: {from: bson}); these samples are one image "
+                             "each: set combine: null")
+        return
+    if block.combine is None:
+        raise ValueError("combine: samples of several pictures need the rule that makes a "
+                         "sample's prediction of its pictures': set combine: mean or max")
+    if labels := [k for k, s in enumerate(block.train) if not isinstance(s.labels, FieldLabels)]:
+        raise ValueError(f"train[{labels[0]}].labels: a BSON product is labelled by a field of "
+                         "its own (labels: {from: field, field: category_id})")
+    if block.decode is not None:
+        raise ValueError("decode: BSON pictures are JPEGs, decoded like image files; set "
+                         "decode: null")
+    if block.channels not in (1, 3):
+        raise ValueError(f"channels: {block.channels}; BSON pictures decode as 1 (grey) or 3 "
+                         "(RGB) channels")
 
 
 def load_block(name: str, raw: Any, source: str = "params.yaml") -> CompetitionBlock:

@@ -16,7 +16,8 @@ a class-folder root; with several sources, or a train id that is also a test id,
 ids get its name in front (`valid/3_120.jpg`), so every id is unique. Rows listed from files
 come in path order; rows from a table, in the table's order. Samples that are no image files
 (the block's `samples:`: pixels in a CSV, bands in JSON, stacks of band images) are listed by
-array_source.py.
+array_source.py; BSON products (several pictures per sample: a manifest row per picture, the
+listing's `samples` naming each picture's product) by bson_source.py.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..artifacts.formats import Format
-from . import array_source, coco_source
+from . import array_source, bson_source, coco_source
+from .bson_source import SAMPLE
 from .coco import Rule
 from .block import (
+    BsonProducts,
     CocoIds,
     CocoLabels,
     CompetitionBlock,
@@ -67,6 +70,7 @@ class Listing:
     multilabel: bool = False  # labels: space-separated tag indices (none: empty)
     numeric: bool = False  # labels: a number per image (classes: the target's one name)
     meta: pd.DataFrame | None = None  # train id + the train tables' other columns (groups)
+    samples: pd.DataFrame | None = None  # BSON products: id (a picture's) -> sample (product)
 
 
 class Images:
@@ -145,6 +149,8 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
     folder: its images are no train source's."""
     lab = src.labels
     key = f"{where}.images"
+    if isinstance(src.samples, BsonProducts):  # a row per picture, its product beside it
+        return bson_source.train_rows(tree, src, where)
     if src.samples is not None:  # arrays or stacks, not one image file each
         ids, paths, labels, extra = array_source.train_rows(tree, src, where, _table)
         if getattr(lab, "numeric", False):
@@ -265,6 +271,9 @@ def train_rows(block: CompetitionBlock, tree: Tree, name: str, test_folder: str 
         ids, paths, labels, extra = _source_rows(tree, src, where, test_folder, notes)
         part = pd.DataFrame({"id": ids, "path": paths, "label": _mapped(labels, src, where),
                              "split": "train", "source": src.source})
+        if extra is not None and SAMPLE in extra.columns:
+            part[SAMPLE] = extra[SAMPLE].to_numpy()
+            extra = extra.drop(columns=[SAMPLE])
         if extra is not None and len(extra.columns):
             part = pd.concat([part, extra.add_prefix(META).reset_index(drop=True)], axis=1)
         parts.append(part)
@@ -329,6 +338,10 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
               sample: pd.DataFrame | None) -> pd.DataFrame:
     where = f"competitions.{name}.test"
     ids_rule = block.test.ids
+    if block.grouped:  # a row per picture, in submission order of its product
+        ids, paths, products = bson_source.test_rows(block, tree, where, sample)
+        return pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
+                             "source": "test", SAMPLE: products})
     if block.test.samples is not None:
         ids, paths = array_source.test_rows(block, tree, where, sample, _table)
         return pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
@@ -479,6 +492,10 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
                         f"test: {_preview(sorted(shared))}; where train and test folders repeat "
                         "the same file names, name the test folder: --set test.images=<folder>")
     train = _unique_ids(train, set(test["id"]), len(block.train) > 1)
+    samples = None
+    if block.grouped:  # which product each picture shows: samples.csv, never parsed from ids
+        samples = bson_source.sample_map(pd.concat([train, test], ignore_index=True))
+        train, test = train.drop(columns=[SAMPLE]), test.drop(columns=[SAMPLE])
     index = {c: i for i, c in enumerate(classes)}
     if multi:
         train["label"] = [" ".join(map(str, sorted({index[x] for x in v}))) for v in train["label"]]
@@ -488,8 +505,11 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     meta = train[["id", *extra]].rename(columns=_meta_name)
     train = train.drop(columns=extra)
     rows = pd.concat([train, test], ignore_index=True)
-    solution = local_answers(block, tree, name, test["id"].tolist(), index)
+    answered = test["id"].tolist() if samples is None else _test_samples(samples, test)
+    solution = local_answers(block, tree, name, answered, index)
     notes = describe(block, tree, train, test, classes, fmt) + source_notes
+    if samples is not None:
+        notes.append(_pictures_note(block, samples, train, test))
     if multi:
         none = int((train["label"] == "").sum())
         notes.append(f"multi-label: {len(classes)} tags, "
@@ -499,7 +519,22 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
         notes.append(f"train table's other columns, left alone (folds.group_column may name "
                      f"one): {_preview(list(meta.columns[1:]))}")
     return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows),
-                   multilabel=multi, meta=meta, numeric=block.numeric)
+                   multilabel=multi, meta=meta, numeric=block.numeric, samples=samples)
+
+
+def _test_samples(samples: pd.DataFrame, test: pd.DataFrame) -> list[str]:
+    """The test products, in submission order (each once, where its first picture is)."""
+    return samples.set_index("id")["sample"].loc[test["id"]].drop_duplicates().tolist()
+
+
+def _pictures_note(block: CompetitionBlock, samples: pd.DataFrame, train: pd.DataFrame,
+                   test: pd.DataFrame) -> str:
+    by_id = samples.set_index("id")["sample"]
+    n_train = by_id.loc[train["id"]].nunique()
+    n_test = by_id.loc[test["id"]].nunique()
+    return (f"pictures: {len(train):,} train pictures of {n_train:,} products, {len(test):,} "
+            f"test pictures of {n_test:,} products; a product's prediction is its pictures' "
+            f"combined by combine: {block.combine}")
 
 
 def unlisted(block: CompetitionBlock, tree: Tree, rows: pd.DataFrame) -> list[str]:
@@ -547,7 +582,7 @@ def local_answers(block: CompetitionBlock, tree: Tree, name: str, test_ids: list
 def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.DataFrame,
              classes: list[str], fmt: Format) -> list[str]:
     """What was found, one line each: the train labels, the test rows, the submission."""
-    lines = []
+    lines, rows = [], "pictures" if block.grouped else "images"  # BSON: a row per picture
     for src in block.train:
         n = int((train["source"] == src.source).sum())
         lab = src.labels
@@ -562,7 +597,7 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
                "coco": f"{lab.metadata} (COCO: image id -> category_id, {_rule_text(lab)})"
                if isinstance(lab, CocoLabels) else "",
                "field": f"each sample's field {getattr(lab, 'field', '')!r}"}[lab.from_]
-        lines.append(f"train ({src.source}): {n:,} images, labels from {how}")
+        lines.append(f"train ({src.source}): {n:,} {rows}, labels from {how}")
     if fmt.kind == "value":
         y = train["label"].astype(float)
         lines.append(f"target: a number, {classes[0]} ({y.nunique():,} distinct values, "
@@ -581,7 +616,9 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
     where = (f"{_rule_text(ids)}" if isinstance(ids, CocoIds) else
              f"samples of {block.test.samples.from_} ({test['path'].iloc[0]}, ...)"
              if block.test.samples is not None and len(test) else f"images {folder or '.'}/")
-    lines.append(f"test: {len(test):,} ids from {origin}, {where}")
+    lines.append(f"test: {len(test):,} " + (f"pictures of the products {origin} names"
+                                            if block.grouped else f"ids from {origin}")
+                 + f", {where}")
     lines.append(f"submission: {fmt.describe()}")
     return lines
 

@@ -36,8 +36,9 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return im
 
 
-def decode(path: str | Path, size: int, channels: int, draft: bool = True) -> np.ndarray:
-    """(size, size, channels) uint8: the whole image, resized (not cropped) to a square."""
+def decode(path, size: int, channels: int, draft: bool = True) -> np.ndarray:
+    """(size, size, channels) uint8: the whole image, resized (not cropped) to a square;
+    `path` a file or a binary stream (a BSON product's JPEG bytes decode like a file)."""
     mode = "L" if channels == 1 else "RGB"
     try:
         with Image.open(path) as im:
@@ -51,6 +52,8 @@ def decode(path: str | Path, size: int, channels: int, draft: bool = True) -> np
             im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
             arr = np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        if not isinstance(path, (str, Path)):  # bytes in memory (a BSON picture): no path
+            raise BadImage(f"picture: {e}") from None
         name = Path(path).name  # PIL's message repeats the path, a temporary one here
         raise BadImage(f"{name}: " + str(e).replace(f" '{path}'", "").replace(str(path), name)) from None
     return arr.reshape(size, size, channels)

@@ -15,6 +15,11 @@ the class prior where it fits better; cut-points on the expected grade for qwk; 
 recalibration of a numeric target; metrics.py) is fitted on the ensemble's OOF predictions and
 written to `post.json` for submit; it is kept only if it helps when cross-fitted, and the CV score reported
 is the cross-fitted one: each fold's rows post-processed by a fit on the other folds alone.
+
+Where a sample is shown by several pictures (BSON products: samples.csv), each (model, fold)'s
+picture rows are first combined into its samples by the block's `combine`
+(inference/grouping.py), so that everything here (weights, post-processing, the baseline, the
+CV scores and cv.json's count) is per sample, as the leaderboard scores it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ..crossfit import cross_fit
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..inference.ensemble import check_method, combine, combine_folds
+from ..inference.grouping import per_sample
 from ..inference.probfiles import TopK, read_probs, write_probs
 from ..manifest import Prepared
 from ..metric_registry import numeric_metric
@@ -66,8 +72,11 @@ DVC = {
            "--cv metrics/cv.json --plots plots/${competition}",
     "deps": ["data/prepared/${competition}/manifest.csv",
              "data/prepared/${competition}/classes.json",
-             "data/prepared/${competition}/task.json", "preds/${competition}/items"],
-    "params": ["competition", "competitions.${competition}.metric", "train.models", "folds.run",
+             "data/prepared/${competition}/task.json",
+             "data/prepared/${competition}/samples.csv", "preds/${competition}/items"],
+    # the whole block: its `combine` (samples of several pictures) is a key only some blocks
+    # have, and DVC stops on a declared key that params.yaml lacks
+    "params": ["competition", "competitions.${competition}", "train.models", "folds.run",
                "ensemble"],
     "outs": ["preds/${competition}/ensemble"],
     "metrics": ["metrics/cv.json"],
@@ -170,11 +179,13 @@ def binned_confusion(actual: np.ndarray, predicted: np.ndarray, bins: int = 10) 
 
 def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
          plots_dir: Path | None = None) -> None:
-    metric = params.competition_keys().metric
+    keys = params.competition_keys()
+    metric = keys.metric
     prepared = Prepared.load(prepared_dir)
     models, folds = params.train.models, params.folds.run
-    items = gather(prepared, Path(preds_dir), models, folds, metric)
-    y = prepared.targets_of(items.oof_ids)
+    rows = Samples(prepared, keys.combine)
+    items = gather(rows, Path(preds_dir), models, folds, metric)
+    y = rows.targets(items.oof_ids)
     method = params.ensemble.method
     check_method(method, prepared.numeric)
     weights, oof_ens, note = _combine(items, y, metric, method, not prepared.multilabel)
@@ -191,14 +202,38 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_probs(tmp, "oof", items.oof_ids, oof_ens)
-        write_probs(tmp, "test", prepared.test_ids, test_ens)
+        write_probs(tmp, "test", rows.test_ids, test_ens)
         write_post(tmp / POST, post)
     if plots_dir is not None:
         write_plots(plots_dir, y, oof_ens, prepared.classes, post, prepared.numeric)
     write_report(cv_json, CvReport(competition=params.competition, metric=metric,
                                    images=len(items.oof_ids), folds=list(folds),
                                    ensemble=ensemble, models=items.per_model))
-    _say(metric, method, models, folds, len(items.oof_ids), ensemble, post, cv_json)
+    _say(metric, method, models, folds, len(items.oof_ids), ensemble, post, cv_json,
+         "samples" if rows.grouped else "images")
+
+
+class Samples:
+    """The rows the ensemble scores and writes: the prepared rows, or, where a sample has
+    several pictures, each (model, fold)'s pictures combined into its samples by `rule`."""
+
+    def __init__(self, prepared: Prepared, rule: str | None):
+        self.prepared, self.rule = prepared, rule
+        self.grouped = prepared.sample_of is not None
+        if self.grouped and rule is None:
+            raise UserError(f"{prepared.root}: samples of several pictures (samples.csv), and "
+                            "the block sets no combine: set combine: mean or max")
+
+    def of(self, ids: list[str], probs):
+        """(sample ids, probabilities) of one probability file's rows."""
+        return per_sample(ids, probs, self.prepared.sample_of, self.rule)
+
+    def targets(self, ids) -> np.ndarray:
+        return self.prepared.sample_targets(ids)
+
+    @property
+    def test_ids(self) -> list[str]:
+        return self.prepared.samples_of("test")
 
 
 @dataclass
@@ -213,23 +248,25 @@ class Items:
     per_model: dict[str, ModelResult]
 
 
-def gather(prepared: Prepared, preds_dir: Path, models: list[str], folds: list[int],
+def gather(rows: Samples, preds_dir: Path, models: list[str], folds: list[int],
            metric: str) -> Items:
+    prepared = rows.prepared
     oof_ids: np.ndarray | None = None
     fold_of: np.ndarray | None = None
     oof_stack, test_stack, per_model = [], [], {}
     for model in models:
         parts, tests, per_fold = [], [], {}
         for k in folds:
-            ids, p = read_probs(item_dir(preds_dir, model, k), "oof", prepared.num_classes)
-            per_fold[str(k)] = Scores(**report(metric, prepared.targets_of(ids), p))
+            ids, p = rows.of(*read_probs(item_dir(preds_dir, model, k), "oof",
+                                         prepared.num_classes))
+            per_fold[str(k)] = Scores(**report(metric, rows.targets(ids), p))
             parts.append((np.asarray(ids, dtype=object), np.full(len(ids), k), p))
-            tests.append(_test_probs(prepared, preds_dir, model, k))
+            tests.append(_test_probs(rows, preds_dir, model, k))
         ids, fold, oof = _joined(parts, oof_ids)
         oof_ids, fold_of = (ids, fold) if oof_ids is None else (oof_ids, fold_of)
         oof_stack.append(oof)
         test_stack.append(tests)
-        y = prepared.targets_of(oof_ids)
+        y = rows.targets(oof_ids)
         per_model[model] = ModelResult(**report(metric, y, oof, prepared.classes), folds=per_fold)
     stacked = oof_stack if isinstance(oof_stack[0], TopK) else np.stack(oof_stack)
     return Items(oof_ids.tolist(), fold_of, stacked, test_stack, per_model)
@@ -239,6 +276,9 @@ def _joined(parts: list, order_like: np.ndarray | None):
     """One model's OOF rows from its folds, in one order for every model: by id (the first
     model's), each row with its fold."""
     ids = np.concatenate([i for i, _, _ in parts])
+    if (twice := pd.Index(ids).duplicated()).any():  # a sample's pictures in two folds
+        raise UserError(f"the folds' OOF rows repeat ids {ids[twice][:3].tolist()}; a sample's "
+                        "rows must share a fold: rerun `dvc repro folds`")
     fold = np.concatenate([f for _, f, _ in parts])
     probs = ([p for _, _, p in parts])
     if isinstance(probs[0], TopK):
@@ -254,13 +294,14 @@ def _joined(parts: list, order_like: np.ndarray | None):
                                      else probs[order])
 
 
-def _test_probs(prepared: Prepared, preds_dir: Path, model: str, fold: int):
+def _test_probs(rows: Samples, preds_dir: Path, model: str, fold: int):
+    prepared = rows.prepared
     folder = item_dir(preds_dir, model, fold)
     ids, probs = read_probs(folder, "test", prepared.num_classes)
     if ids != prepared.test_ids:
         raise UserError(f"{probs_file(folder, 'test')}: ids differ from the manifest's test ids; "
                         "rerun `dvc repro`")
-    return probs
+    return rows.of(ids, probs)[1]
 
 
 def _combine(items: Items, y: np.ndarray, metric: str, method: str,
@@ -332,10 +373,10 @@ def _prior_predictions(y: np.ndarray, fold_of: np.ndarray, num_classes: int, lik
 
 
 def _say(metric: str, method: str, models: list[str], folds: list[int], images: int,
-         ensemble: EnsembleResult, post: dict | None, cv_json: Path) -> None:
-    """What the run scored, on the terminal."""
+         ensemble: EnsembleResult, post: dict | None, cv_json: Path, what: str) -> None:
+    """What the run scored, on the terminal (`what` the rows: images, or samples)."""
     print(f"ensemble ({method}) of {len(models)} model(s) x {len(folds)} fold(s): "
-          f"CV {metric} {ensemble.value(metric):.4f} on {images} OOF images"
+          f"CV {metric} {ensemble.value(metric):.4f} on {images} OOF {what}"
           + (f" ({ensemble.note})" if ensemble.note else ""))
     if not ensemble.baseline.beaten:
         print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")

@@ -21,6 +21,11 @@ stratification there), and every image follows its group. A numeric target is st
 quantile bins of the training targets (`target_bins`), single-label's rule on the bin indices,
 so every fold sees the low, middle and high targets in the whole data's shares; with groups,
 StratifiedGroupKFold on the bins.
+
+Where a sample is shown by several rows (a BSON product's pictures: the prepared folder's
+samples.csv), the rows of one sample are always one group, whatever `folds.group_column` says:
+a product's pictures validated by a model that trained on its other pictures would flatter the
+CV score. A `group_column` then groups whole products (it must give each product one value).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..fileio import write_csv
-from ..artifacts.names import META
+from ..artifacts.names import META, SAMPLES
 from ..manifest import Prepared
 from ..params import Params
 
@@ -44,7 +49,8 @@ DVC = {
     "deps": ["data/prepared/${competition}/manifest.csv",
              "data/prepared/${competition}/classes.json",
              "data/prepared/${competition}/task.json",
-             "data/prepared/${competition}/meta.csv"],
+             "data/prepared/${competition}/meta.csv",
+             "data/prepared/${competition}/samples.csv"],
     "params": ["folds.n_splits", "folds.seed", "folds.group_column"],
     "outs": ["data/folds/${competition}.csv"],
 }
@@ -173,6 +179,22 @@ def read_groups(prepared: Prepared, ids: list[str], column: str) -> np.ndarray:
     return values.to_numpy()
 
 
+def sample_groups(prepared: Prepared, ids: list[str], by_column: np.ndarray | None,
+                  column: str | None) -> np.ndarray:
+    """Each row's group where samples have several rows: its sample, or (`by_column`) the
+    column's value, which must be one per sample."""
+    samples = np.asarray([prepared.sample_of[i] for i in ids], dtype=object)
+    if by_column is None:
+        return samples
+    pairs = pd.DataFrame({"sample": samples, "group": by_column}).drop_duplicates()
+    if (split := pairs["sample"].duplicated()).any():
+        raise UserError(f"folds.group_column: {column!r} gives the rows of one sample "
+                        f"({prepared.root / SAMPLES}) different values, e.g. sample "
+                        f"{pairs['sample'][split].iloc[0]}; a sample's rows share a fold: set "
+                        "folds.group_column: null")
+    return by_column
+
+
 def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
     prepared = Prepared.load(prepared_dir)
     train_rows = prepared.rows("train")
@@ -189,6 +211,8 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
     small = [] if prepared.numeric else [prepared.classes[i] for i, c in enumerate(counts)
                                          if c < n and (prepared.multilabel or c > 0)]
     groups = read_groups(prepared, ids, column) if column else None
+    if prepared.sample_of is not None:
+        groups = sample_groups(prepared, ids, groups, column)
     if groups is not None and (g := len(np.unique(groups))) < n:
         raise UserError(f"folds.group_column: {column!r} has {g} distinct value(s), fewer than "
                         f"folds.n_splits={n}; lower folds.n_splits to at most {g}")
@@ -198,7 +222,8 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
            f"stratified (on {len(np.unique(labels))} quantile bins of the target)"
            if prepared.numeric else "stratified")
     print(f"folds: {len(ids)} training images in {n} {how} folds"
-          + (f", grouped by {column} ({len(np.unique(groups))} groups)" if column else "")
+          + (f", grouped by {column or 'sample (samples.csv)'} ({len(np.unique(groups))} "
+             "groups)" if groups is not None else "")
           + f" -> {out_csv}")
     if small and prepared.multilabel:
         print(f"folds: warning: tags {small[:10]} have fewer images than folds, so some "

@@ -7,8 +7,10 @@ or its folder; for array samples, `<file>#<k>` or the sample's file: competition
 array_source.py), `classes.json`, `stats.json` (per-channel mean/std of the training images;
 for array samples also the rule that decoded them, fitted on train: competitions/
 array_cache.py),
-`submission.json` (the submission's format, resolved from the block and sample_submission:
-header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
+`samples.csv` (`id,sample`: for BSON products, each picture row's product, the sample its
+prediction is combined into: competitions/bson_source.py; the header alone where each row is a
+sample of its own), `submission.json` (the submission's format, resolved from the block and
+sample_submission: header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
 train id and its table's other columns: patient ids, metadata), `solution.csv` (the test answers, where the competition
 ships them), and the cache: uint8, N x S x S x C, S = image_size * (1 + prepare.cache_margin),
 rows in manifest order; `images.u8z` (losslessly compressed, with `prepare.compress_cache`, the
@@ -23,14 +25,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from ..competitions import bson_source
 from ..competitions.array_cache import write_samples
 from ..competitions.engine import get_competition
 from ..data.cache import build_cache, channel_stats
 from ..data.store import NPY, U8Z, compress
 from ..errors import UserError
 from ..fileio import atomic_path
-from ..artifacts.names import CLASSES, FORMAT, MANIFEST, META, SOLUTION, STATS, TASK
+from ..artifacts.names import CLASSES, FORMAT, MANIFEST, META, SAMPLES, SOLUTION, STATS, TASK
 from ..artifacts.prepared import Stats, Task, to_text
 from ..manifest import cache_side, check_manifest
 from ..params import Params
@@ -63,15 +67,19 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest",
                                listing.multilabel, listing.numeric)
         rule = None
-        if comp.block.test.samples is not None:  # arrays: decoded by one rule, bad data stops
+        if comp.block.grouped:  # BSON pictures: decoded like image files, named by product
+            ok, errors = bson_source.write_cache(tree, frame, tmp / NPY, size,
+                                                 comp.block.channels)
+        elif comp.block.test.samples is not None:  # arrays: one rule, bad data stops
             rule = write_samples(tree, comp.block, frame, tmp / NPY, size)
             ok = np.ones(len(frame), dtype=bool)
         else:
             ok, errors = build_cache([tree.real(p) for p in frame["path"]], tmp / NPY, size,
                                      comp.block.channels, params.prepare.workers)
-        if not ok.all():  # named where the user can find them: the path inside the archive
-            errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
-                      for path, err in zip(frame["path"][~ok], errors)]
+            if not ok.all():  # named where the user can find them: the path in the archive
+                errors = [f"{tree.shown(path)}: {err.partition(': ')[2]}"
+                          for path, err in zip(frame["path"][~ok], errors)]
+        if not ok.all():
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / NPY,
                               listing.classes, listing.multilabel, comp.name, listing.numeric)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
@@ -79,6 +87,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
         stats = channel_stats(np.load(tmp / NPY, mmap_mode="r"), train_rows)
         frame.to_csv(tmp / MANIFEST, index=False)
+        _samples_table(listing.samples, frame).to_csv(tmp / SAMPLES, index=False)
         (tmp / CLASSES).write_text(json.dumps(dict(enumerate(listing.classes)), indent=2) + "\n")
         (tmp / STATS).write_text(to_text(Stats(**stats, cache_side=size,
                                                channels=comp.block.channels, array_rule=rule)))
@@ -101,6 +110,14 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
              if junk else "")
           + (f"; {tree.shadowed} files both unpacked and in an archive: the unpacked used"
              if tree.shadowed else ""))
+
+
+def _samples_table(samples, frame) -> pd.DataFrame:
+    """samples.csv: each manifest id's sample (a BSON picture's product), for the rows kept;
+    the header alone where every row is a sample of its own."""
+    if samples is None:
+        return pd.DataFrame(columns=["id", "sample"])
+    return samples[samples["id"].isin(frame["id"])]
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path,

@@ -1,7 +1,8 @@
 """submit: the CSV in the competition's exact format (prepare's submission.json: the sample's
 header, ids and order), with the ensemble's OOF-fitted post-processing applied, validated before
-it is written; scored against the organisers' answers where they are known locally (digits'
-solution.csv)."""
+it is written (one row per sample: a BSON product's pictures were combined by the ensemble,
+samples.csv names them); scored against the organisers' answers where they are known locally
+(digits' solution.csv)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ DVC = {
              "data/prepared/${competition}/classes.json",
              "data/prepared/${competition}/task.json",
              "data/prepared/${competition}/submission.json",
+             "data/prepared/${competition}/samples.csv",
              "preds/${competition}/ensemble/test.npy", "preds/${competition}/ensemble/test.ids",
              "preds/${competition}/ensemble/post.json"],
     "params": ["competition", "competitions.${competition}.metric"],
@@ -45,7 +47,7 @@ def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
     metric = params.competition_keys().metric
     prepared = Prepared.load(prepared_dir)
     fmt = load_format(Path(prepared_dir) / FORMAT)
-    test_ids = prepared.test_ids
+    test_ids = prepared.samples_of("test")  # a BSON product's pictures: the product, once
     ids, probs = read_probs(ensemble_dir, "test", prepared.num_classes)
     if ids != test_ids:
         raise UserError(f"{probs_file(ensemble_dir, 'test')}: ids differ from the manifest's "
