@@ -46,15 +46,7 @@ def summed(parts: list[TopK], weights) -> TopK:
     k, c = parts[0].index.shape[1], parts[0].num_classes
     index = np.concatenate([p.index for p in parts], axis=1)
     value = np.concatenate([p.prob * np.float64(w) for p, w in zip(parts, weights)], axis=1)
-    order = np.argsort(index, axis=1, kind="stable")
-    index = np.take_along_axis(index, order, axis=1)
-    value = np.take_along_axis(value, order, axis=1)
-    first = np.ones(index.shape, dtype=bool)  # the first of each run of one class in a row
-    first[:, 1:] = index[:, 1:] != index[:, :-1]
-    starts = np.flatnonzero(first.ravel())
-    total = np.full(value.size, -1.0)  # below any probability: never in the top k
-    total[starts] = np.add.reduceat(value.ravel(), starts)
-    return TopK.of(total.reshape(value.shape), k, c, index=index)
+    return TopK.summed(index, value, k, c)
 
 
 def combine_folds(per_model: list[list], weights: np.ndarray, method: str,

@@ -81,15 +81,7 @@ def _topk_mean(probs: TopK, index: np.ndarray, n: int) -> TopK:
     cols = slot[:, None] * k + np.arange(k)
     classes[index[:, None], cols] = probs.index
     values[index[:, None], cols] = probs.prob / counts[index][:, None]
-    order = np.argsort(classes, axis=1, kind="stable")
-    classes = np.take_along_axis(classes, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    head = np.ones(classes.shape, dtype=bool)  # the first of each run of one class in a row
-    head[:, 1:] = classes[:, 1:] != classes[:, :-1]
-    starts = np.flatnonzero(head.ravel())
-    total = np.full(values.size, -1.0)  # below any probability: never in the top k
-    total[starts] = np.add.reduceat(values.ravel(), starts)
-    return TopK.of(total.reshape(values.shape), k, probs.num_classes, index=classes)
+    return TopK.summed(classes, values, k, probs.num_classes)
 
 
 def per_sample(ids: list[str], probs, sample_of: dict[str, str] | None, rule: str | None):

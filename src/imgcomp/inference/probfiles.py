@@ -66,6 +66,20 @@ class TopK:
                    np.take_along_axis(probs, order, axis=1), num_classes or probs.shape[1])
 
     @classmethod
+    def summed(cls, index: np.ndarray, value: np.ndarray, k: int, num_classes: int) -> "TopK":
+        """The top k of rows given as (class, share) pairs in any order, a class's shares in a
+        row summed (several top-k lists, or several pictures' lists, added together)."""
+        order = np.argsort(index, axis=1, kind="stable")
+        index = np.take_along_axis(index, order, axis=1)
+        value = np.take_along_axis(value, order, axis=1)
+        head = np.ones(index.shape, dtype=bool)  # the first of each run of one class in a row
+        head[:, 1:] = index[:, 1:] != index[:, :-1]
+        starts = np.flatnonzero(head.ravel())
+        total = np.full(value.size, -1.0)  # below any probability: never in the top k
+        total[starts] = np.add.reduceat(value.ravel(), starts)
+        return cls.of(total.reshape(value.shape), k, num_classes, index=index)
+
+    @classmethod
     def empty(cls, n: int, k: int, num_classes: int) -> "TopK":
         return cls(np.zeros((n, k), np.int32), np.zeros((n, k), np.float32), num_classes)
 
