@@ -12,7 +12,7 @@ VARIANTS = [
     ("googlenet", {"aux_logits": True}), ("googlenet", {}),
     ("resnet", {"depth": 18, "width": 8}), ("resnet", {"depth": 34, "width": 8}),
     ("resnet", {"depth": 50, "width": 8}), ("resnet", {"depth": 18, "width": 8, "small_stem": False}),
-    ("food_cnn", {}), ("resnet18", {}),  # the last one is timm's
+    ("food_cnn", {}), ("linear", {"pool": 4}), ("resnet18", {}),  # the last one is timm's
 ]
 
 

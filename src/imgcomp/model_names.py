@@ -1,5 +1,5 @@
-"""The custom models' names, read from models/classic.py's code (the functions it decorates with
-`@register`): checking a name needs no torch. The weights stage of a model trained from scratch
+"""The custom models' names, read from models/classic.py's and linear.py's code (the functions
+they decorate with `@register`): checking a name needs no torch. The weights stage of a model trained from scratch
 checks its name with this, in a fraction of a second instead of torch's import; a test holds it
 to the registry itself."""
 
@@ -9,13 +9,13 @@ import ast
 from functools import lru_cache
 from pathlib import Path
 
-CLASSIC = Path(__file__).parent / "models" / "classic.py"
+MODULES = [Path(__file__).parent / "models" / name for name in ("classic.py", "linear.py")]
 
 
 @lru_cache(maxsize=1)
 def custom_names() -> frozenset[str]:
-    tree = ast.parse(CLASSIC.read_text())
-    return frozenset(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+    return frozenset(node.name for path in MODULES for node in ast.parse(path.read_text()).body
+                     if isinstance(node, ast.FunctionDef)
                      and any(getattr(d, "id", None) == "register" for d in node.decorator_list))
 
 
