@@ -1,7 +1,7 @@
 """The custom models' names, read from models/classic.py's and linear.py's code (the functions
-they decorate with `@register`): checking a name needs no torch. The weights stage of a model trained from scratch
-checks its name with this, in a fraction of a second instead of torch's import; a test holds it
-to the registry itself."""
+they decorate with `@register`): checking a name needs no torch. The weights stage of a model
+trained from scratch checks its name with this, in a fraction of a second instead of torch's
+import; a test holds it to the registry itself."""
 
 from __future__ import annotations
 
