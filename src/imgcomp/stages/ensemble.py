@@ -13,8 +13,9 @@ averaging, for AUC; refused for a numeric target, whose values the submission wr
 Then the post-processing the metric rewards (a temperature for log loss, and a blend towards
 the class prior where it fits better; cut-points on the expected grade for qwk; a linear
 recalibration of a numeric target; metrics.py) is fitted on the ensemble's OOF predictions and
-written to `post.json` for submit; it is kept only if it helps when cross-fitted, and the CV score reported
-is the cross-fitted one: each fold's rows post-processed by a fit on the other folds alone.
+written to `post.json` for submit; it is kept only if it helps when cross-fitted, and the CV
+score reported is the cross-fitted one: each fold's rows post-processed by a fit on the other
+folds alone.
 
 Where a sample is shown by several pictures (BSON products: samples.csv), each (model, fold)'s
 picture rows are first combined into its samples by the block's `combine`
