@@ -3,6 +3,7 @@
 
 The rules, in order (the first that finds something decides; none: inspect.py's image rules):
 - **BSON products** (Cdiscount's train.bson and test.bson): bson_inspect.py.
+- **one .npy per sample** (SETI's `<id>.npy`, labelled by a table): npy_inspect.py.
 - **pixel tables**: a CSV with a column per pixel (`pixel0..`, or `0..`: digit-recognizer,
   Kannada-MNIST) or one column `pixels` of space-separated numbers (fer2013); train is the file
   named like `train`, test the one named like `test` (several: set `train.samples.file`).
@@ -33,7 +34,7 @@ from ..data import arrays
 from ..errors import UserError
 from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, find_sample,
                       sample_kind)
-from . import bson_inspect, stack_inspect
+from . import bson_inspect, npy_inspect, stack_inspect
 from .layout import read_sample
 from .tree import Tree, is_image, natural_key
 
@@ -45,6 +46,9 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     products = bson_inspect.detect(name, metric, tree, hints)
     if products is not None:
         return products
+    npy = npy_inspect.detect(name, metric, tree, hints)
+    if npy is not None:
+        return npy
     found = _pixel_tables(tree, hints) or _json_files(tree, hints)
     if found is None:
         return stack_inspect.detect(name, metric, tree, hints) or _nothing_read(tree)
@@ -100,7 +104,8 @@ def _nothing_read(tree: Tree) -> None:
         return None
     raise Stop("out of scope: no image files, no CSV of pixels (pixel0.. columns or a pixels "
                "column), no JSON records of bands named like train and test, no stacks of band "
-               "images, no BSON products; set train.samples and test.samples by hand")
+               "images, no BSON products, no .npy files; set train.samples and test.samples "
+               "by hand")
 
 
 def _named(paths: list[str], word: str, key: str, hints: dict) -> str | None:

@@ -77,10 +77,11 @@ def _fmt(items, n: int = 5) -> str:
 
 
 class Index:
-    """Every image of the tree by file name and by name without extension."""
+    """Every image of the tree by file name and by name without extension (or the files of
+    `table`, the same columns: npy_inspect.py's .npy samples, so tables label them alike)."""
 
-    def __init__(self, tree: Tree):
-        table = tree.images
+    def __init__(self, tree: Tree, table: pd.DataFrame | None = None):
+        table = tree.images if table is None else table
         self.by_name = dict(zip(table["name"], table["path"]))
         self.by_stem = dict(zip(table["stem"], table["path"]))
         self.by_path = set(table["path"])  # an id that is a path (fisheries stage 2)
