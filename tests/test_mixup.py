@@ -88,3 +88,44 @@ def test_optimizer_groups_and_steps_are_timms(optimizer, weight_decay):
             theirs.step()
         for (n, p), q in zip(model.named_parameters(), twin.parameters()):
             assert torch.equal(p, q), (name, n)
+
+
+def test_class_distributions_mix_as_their_one_hot_indices_do():
+    """Soft labels (pseudo-labels, a teacher's probabilities) are class distributions: smoothed
+    towards uniform and mixed exactly as class indices are, never smoothed towards 0.5 as tags."""
+    from imgcomp.training.mixup import mixed_targets
+
+    idx = torch.tensor([0, 2, 1, 2])
+    onehot = torch.eye(3)[idx]
+    for lam in (1.0, 0.7):
+        want = mixed_targets(idx, 3, lam, 0.1)
+        got = mixed_targets(onehot, 3, lam, 0.1, multilabel=False)
+        assert torch.allclose(got, want)
+        assert torch.allclose(got.sum(1), torch.ones(4))
+    soft = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    assert torch.allclose(mixed_targets(soft, 3, 1.0, 0.0, multilabel=False), soft)
+    assert not torch.allclose(mixed_targets(soft, 3, 1.0, 0.1, multilabel=True),
+                              mixed_targets(soft, 3, 1.0, 0.1, multilabel=False))
+
+
+def test_training_targets_put_soft_rows_after_one_hot_labels():
+    """A fold's labelled rows become one-hot rows beside soft extra rows; hard extra rows stay
+    indices; a numeric target's extra values are standardised with the fold's scale."""
+    from types import SimpleNamespace
+
+    from imgcomp.artifacts.cards import TargetScale
+    from imgcomp.stages.train import Extra, closed_form_targets, training_targets
+
+    run = SimpleNamespace(labels=np.array([0, 2, 1, 1]), prepared=SimpleNamespace(num_classes=3))
+    soft = Extra(np.array([10, 11]), np.array([[0.1, 0.8, 0.1], [0.5, 0.25, 0.25]], np.float32), {})
+    rows, y = training_targets(run, np.array([0, 1]), None, soft)
+    assert rows.tolist() == [0, 1, 10, 11]
+    assert np.allclose(y, [[1, 0, 0], [0, 0, 1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25]])
+    assert closed_form_targets(y, None, False).tolist() == [0, 2, 1, 0]
+    rows, y = training_targets(run, np.array([2]), None, Extra(np.array([7]), np.array([2]), {}))
+    assert y.tolist() == [1, 2]
+    run.labels = np.array([1.0, 3.0])
+    scale = TargetScale(mean=2.0, std=1.0)
+    _, y = training_targets(run, np.array([0, 1]), scale, Extra(np.array([5]), np.array([4.0]), {}))
+    assert y.tolist() == [-1.0, 1.0, 2.0]
+    assert closed_form_targets(y, scale, False).tolist() == [1.0, 3.0, 4.0]

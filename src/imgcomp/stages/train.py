@@ -43,7 +43,7 @@ from ..params import Params, Train
 from ..pretrained import checked_weights
 from ..sources import code_digest, stage_modules
 from ..training.device import runtime, seed_everything
-from ..training.feeds import FeedConfig, make_feed
+from ..training.feeds import FeedConfig, hard_labels, make_feed
 from ..training.closed_form import fit_closed, is_closed_form
 from ..training.launch import Launch, check_launch, needs_torchrun, relaunch
 from ..training.loop import FitConfig, Validation, fit, log_row
@@ -127,6 +127,23 @@ class Run:
     init_sha: str | None
     resume_dir: Path
     digests: dict[str, str]  # what a fold's run key hashes of the data and code, once
+    member: str = ""  # the ensemble member it trains (a pseudo-label round's `lenet+pl1`)
+
+    @property
+    def name(self) -> str:
+        """The member's name: its checkpoints' cards, messages and resume files say it."""
+        return self.member or self.model_name
+
+
+@dataclass(frozen=True)
+class Extra:
+    """Rows a fold trains on besides its own training rows (test images with pseudo-labels):
+    their manifest rows, their targets (class indices, class distributions, tag
+    probabilities or values, in the target's units), and what made them (for the run key)."""
+
+    rows: np.ndarray
+    targets: np.ndarray
+    key: dict
 
 
 def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, out_dir: Path,
@@ -209,13 +226,13 @@ def _live(live_dir: Path):
     return Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
 
 
-def run_config(run: Run, fold: int) -> dict:
+def run_config(run: Run, fold: int, extra: Extra | None = None) -> dict:
     """The resolved run of one fold: what its checkpoint records and its resume key hashes.
     Where and how fast it ran is no part of what it is: the knobs that change no weights
     (READS_UNTRACKED) are left out."""
     p = run.params
     return {
-        "competition": p.competition, "model": run.model_name, "fold": fold,
+        "competition": p.competition, "model": run.name, "fold": fold,
         "image_size": p.model_size(run.model_name), "augment": p.competition_augment().model_dump(mode="json"),
         "metric": p.competition_keys().metric,
         "train": p.train.model_dump(mode="json", exclude={
@@ -225,13 +242,15 @@ def run_config(run: Run, fold: int) -> dict:
         "init": run.init_sha,  # the pretrained weights' sha256 it starts from (None: scratch)
         "cache": run.digests["cache"],
         "code": run.digests["code"],  # the sources this stage runs
+        **({"extra": extra.key} if extra is not None else {}),  # pseudo-labelled rows
     }
 
 
-def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
-    """One fold: kept if its checkpoint is this run's, else trained (resumed where killed)."""
-    name = f"train {run.model_name} fold {fold}"
-    config = run_config(run, fold)
+def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = None) -> Path:
+    """One fold (with `extra` rows besides its own training rows): kept if its checkpoint is
+    this run's, else trained (resumed where killed). Returns the checkpoint's path."""
+    name = f"train {run.name} fold {fold}"
+    config = run_config(run, fold, extra)
     out = fold_checkpoint(out_dir, fold)
     if out.is_file() and checkpoint.read_card(out).config == config:
         card = checkpoint.read_card(out)
@@ -240,23 +259,24 @@ def train_fold(run: Run, fold: int, out_dir: Path, live) -> None:
                 log_row(live, row, fold_prefix(fold))
         if run.rt.is_main:
             print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
-        return
+        return out
     seed_everything(run.params.model_seed(run.model_name))
     model, mean, std, interpolation = _build(run)
-    result = _fit(run, fold, name, config, model, mean, std, interpolation, live)
+    result = _fit(run, fold, name, config, (model, mean, std, interpolation), live, extra)
     if not run.rt.is_main:
-        return
+        return out
     card = _card(run, fold, config, result, mean, std, interpolation)
     checkpoint.save(out, card, result.best_state)
     _resume_file(run, fold).unlink(missing_ok=True)
     print(f"{name}: best val {card.metric} {result.best_score:.4f} at epoch "
           f"{result.best_epoch} -> {out}")
+    return out
 
 
 def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -> ModelCard:
     keys, spec = run.params.competition_keys(), run.params.model_spec(run.model_name)
     return ModelCard(
-        card=1, model=run.model_name, fold=fold, arch=spec.arch or run.model_name,
+        card=1, model=run.name, fold=fold, arch=spec.arch or run.model_name,
         args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=keys.channels,
         image_size=run.params.model_size(run.model_name), mean=mean, std=std, interpolation=interpolation,
         classes=run.prepared.classes, multilabel=run.prepared.multilabel,
@@ -268,7 +288,7 @@ def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -
 
 
 def _resume_file(run: Run, fold: int) -> Path:
-    return resume_file(run.resume_dir, run.params.competition, run.model_name, fold)
+    return resume_file(run.resume_dir, run.params.competition, run.name, fold)
 
 
 def _build(run: Run):
@@ -305,6 +325,19 @@ def _standardised(labels: np.ndarray, scale: TargetScale | None) -> np.ndarray:
     return labels if scale is None else (labels - scale.mean) / scale.std
 
 
+def closed_form_targets(y: np.ndarray, scale: TargetScale | None,
+                        multilabel: bool) -> np.ndarray:
+    """What the closed-form member fits: a number back in its units (the fit standardises it
+    itself), classes as indices and tags as 0/1: a soft target counts as its most probable
+    class, or its tags above one half (scikit-learn's logistic regression takes no
+    distributions)."""
+    if scale is not None:
+        return y * scale.std + scale.mean
+    if y.ndim == 2 and multilabel:
+        return (y > 0.5).astype(np.float32)
+    return hard_labels(y)
+
+
 def feed_config(params: Params, model_name: str, mean: list[float],
                 std: list[float]) -> FeedConfig:
     """The training feed's plain values from params, for `model_name` (its size and seed)."""
@@ -314,17 +347,33 @@ def feed_config(params: Params, model_name: str, mean: list[float],
                  seed=params.model_seed(model_name))
 
 
-def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpolation, live):
+def training_targets(run: Run, rows: np.ndarray, scale: TargetScale | None,
+                     extra: Extra | None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, what the model learns on them): the fold's rows, and `extra`'s after them. Soft
+    extra targets (class distributions) turn the labelled rows' indices into one-hot rows."""
+    y = _standardised(run.labels[rows], scale)
+    if extra is None:
+        return rows, y
+    extra_y = _standardised(np.asarray(extra.targets), scale)
+    if extra_y.ndim == 2 and y.ndim == 1:  # distributions beside class indices
+        y = np.eye(run.prepared.num_classes, dtype=np.float32)[y]
+    return (np.concatenate([rows, extra.rows]),
+            np.concatenate([y.astype(extra_y.dtype, copy=False), extra_y]))
+
+
+def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra | None):
+    model, mean, std, interpolation = built
     p, rt = run.params, run.rt
-    train_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
+    own_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
     scale = target_scale(run, fold)
+    train_rows, train_y = training_targets(run, own_rows, scale, extra)
     feed = make_feed(feed_config(p, run.model_name, mean, std), rt, run.images, train_rows,
-                     _standardised(run.labels[train_rows], scale))
+                     train_y)
     prep = DevicePrep(rt.device, mean, std, p.model_size(run.model_name), rt.channels_last,
                       interpolation)
     if rt.is_main:
         _describe(run, name, model, len(train_rows), len(valid_rows), p.augment_backend())
-    weight = (class_weights(run.labels[train_rows], run.prepared.num_classes)
+    weight = (class_weights(hard_labels(train_y), run.prepared.num_classes)
               if p.train.class_weights == "balanced" else None)
     fit_cfg = FitConfig(
         step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel,
@@ -337,7 +386,8 @@ def _fit(run: Run, fold: int, name: str, config: dict, model, mean, std, interpo
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep,
                        scale.pair() if scale is not None else None)
     if is_closed_form(model):  # the classical member: one fit, no SGD (models/linear.py)
-        result = fit_closed(fit_cfg, model, rt, train_rows, run.labels[train_rows], valid)
+        result = fit_closed(fit_cfg, model, rt, train_rows,
+                            closed_form_targets(train_y, scale, run.prepared.multilabel), valid)
         if live is not None:
             log_row(live, result.history[0], fold_prefix(fold))
         return result

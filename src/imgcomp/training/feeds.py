@@ -29,12 +29,19 @@ class FeedConfig:
     std: list[float]
 
 
+def hard_labels(labels: np.ndarray) -> np.ndarray:
+    """Class indices of `labels`: as they are, or each class distribution's most probable
+    class (soft labels: what the balanced sampler counts)."""
+    labels = np.asarray(labels)
+    return labels.argmax(axis=1) if labels.ndim == 2 else labels
+
+
 def make_feed(cfg: FeedConfig, rt: Runtime, images: Images, rows: np.ndarray,
               labels: np.ndarray):
     """The training feed: `.epoch(seed)` yields (normalised batch, labels) on the device;
     `len()` is the steps per epoch."""
     per_rank = max(2, (min(cfg.batch_size, len(rows)) // rt.world) // 2 * 2)  # mixup: even
-    weights = (sample_weights(labels, int(np.max(labels)) + 1)
+    weights = (sample_weights(hard_labels(labels), int(np.max(hard_labels(labels))) + 1)
                if cfg.sampler == "balanced" else None)
     if cfg.backend == "device":
         return DeviceFeed(images, rows, labels, per_rank,

@@ -22,12 +22,14 @@ class Mixup:
     come back as label-smoothed class distributions, mixed by the same factor."""
 
     def __init__(self, mixup_alpha: float, cutmix_alpha: float, prob: float,
-                 label_smoothing: float, num_classes: int, switch_prob: float = 0.5):
+                 label_smoothing: float, num_classes: int, switch_prob: float = 0.5,
+                 multilabel: bool = True):
         if mixup_alpha <= 0 and cutmix_alpha <= 0:
             raise ValueError("Mixup: mixup_alpha or cutmix_alpha must be > 0")
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.prob, self.switch_prob = prob, switch_prob
         self.label_smoothing, self.num_classes = label_smoothing, num_classes
+        self.multilabel = multilabel  # a 2-D target: tags (True) or class distributions
 
     def draw(self) -> tuple[float, bool]:
         """(mixing factor, cutmix?) for one batch; a factor of 1 leaves it as it is."""
@@ -49,7 +51,8 @@ class Mixup:
             else:
                 flipped = x.flip(0).mul_(1.0 - lam)
                 x.mul_(lam).add_(flipped)
-        return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing)
+        return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing,
+                                self.multilabel)
 
 
 def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], float]:
@@ -65,14 +68,17 @@ def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], flo
 
 
 def mixed_targets(target: torch.Tensor, num_classes: int, lam: float,
-                  smoothing: float) -> torch.Tensor:
+                  smoothing: float, multilabel: bool = True) -> torch.Tensor:
     """Soft targets mixed by `lam` with the batch reversed: class indices become smoothed
-    distributions; multi-label 0/1 rows (2-D, float) are smoothed towards 0.5 per tag; a numeric
-    target's values (1-D, float) are mixed as they are (a number has nothing to smooth)."""
+    distributions; multi-label 0/1 rows (2-D, float) are smoothed towards 0.5 per tag; class
+    distributions (2-D, `multilabel` False: soft labels, e.g. pseudo-labels or a teacher's) are
+    smoothed towards uniform as indices are; a numeric target's values (1-D, float) are mixed
+    as they are (a number has nothing to smooth)."""
     if target.ndim == 1 and target.is_floating_point():
         return target * lam + target.flip(0) * (1.0 - lam)
     if target.ndim == 2:
-        y = smooth_tags(target, smoothing)
+        y = (smooth_tags(target, smoothing) if multilabel else
+             target.float() * (1.0 - smoothing) + smoothing / num_classes)
         return y * lam + y.flip(0) * (1.0 - lam)
     off = smoothing / num_classes
     y = torch.full((len(target), num_classes), off, device=target.device).scatter_(

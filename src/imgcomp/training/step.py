@@ -207,7 +207,8 @@ class Stepper:
         if not (cfg.mixup > 0 or cfg.cutmix > 0):
             return None
         return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
-                     label_smoothing=cfg.label_smoothing, num_classes=cfg.num_classes)
+                     label_smoothing=cfg.label_smoothing, num_classes=cfg.num_classes,
+                     multilabel=cfg.multilabel)
 
     @staticmethod
     def _loss(cfg: StepConfig, rt: Runtime, mixing: bool) -> nn.Module:
