@@ -191,6 +191,35 @@ class Ensemble(Strict):
     method: Literal["mean", "weighted", "rank"]
 
 
+class Pseudo(Strict):
+    """Rounds of pseudo-labels (stages/pseudo.py): each round trains the models again with the
+    test images added, fold k's targets from models that never saw fold k's validation rows."""
+
+    rounds: int = Field(ge=0, le=5, description="0 = off; each round trains its models again")
+    models: list[str] | None = Field(description="which of train.models (null: all)")
+    targets: Literal["soft", "hard"] = Field(
+        description="soft: the probabilities; hard: the most probable class (tags above 0.5)")
+    threshold: float = Field(ge=0.0, le=1.0, description="keep test rows whose confidence "
+                             "(top probability; tags: mean |2p - 1|) is at least this")
+    share: float = Field(gt=0.0, le=1.0, description="at most this share of the test rows, the "
+                         "most confident first")
+
+
+class Distill(Strict):
+    """One student distilled from the ensemble (stages/student.py)."""
+
+    model: str | None = Field(description="a key of models (null: no student)")
+    alpha: float = Field(ge=0.0, le=1.0, description="weight of the ensemble's OOF "
+                         "probabilities in the student's targets (1 - alpha: the true labels)")
+    test: bool = Field(description="also train on the test images, with the ensemble's "
+                       "test probabilities as targets")
+
+
+class Package(Strict):
+    model: Literal["ensemble", "student"] = Field(
+        description="what the package holds: every (model, fold) of the run, or the student")
+
+
 class Rules(Strict):
     """Competition rules checked whenever params load."""
 
@@ -229,11 +258,15 @@ class Params(Strict):
     tta: list[TtaName] = Field(min_length=1)
     predict: Predict
     ensemble: Ensemble
+    pseudo: Pseudo
+    distill: Distill
+    package: Package
     rules: Rules
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
         self._check_competition()
+        self._check_rounds()
         missing = [m for m in self.train.models if m not in self.models]
         if missing:
             raise ValueError(
@@ -288,6 +321,24 @@ class Params(Strict):
         if c not in self.kaggle:  # fetch's DVC params name it
             raise ValueError(f"kaggle.{c}: missing; set it to the competition's Kaggle slug, or "
                              "null where it has none")
+
+    def _check_rounds(self) -> None:
+        """pseudo.models among train.models; the student a model; a student to package."""
+        if bad := [m for m in (self.pseudo.models or []) if m not in self.train.models]:
+            raise ValueError(f"pseudo.models: {bad} are not in train.models {self.train.models} "
+                             "(a round trains again models the run trained)")
+        if self.distill.model is not None and self.distill.model not in self.models:
+            raise ValueError(f"distill.model: {self.distill.model!r} is not defined under "
+                             f"models: (defined: {sorted(self.models)})")
+        if self.package.model == "student" and self.distill.model is None:
+            raise ValueError("package.model: student, and distill.model is null: name the "
+                             "student (distill.model) or package the ensemble")
+
+    def pseudo_models(self) -> list[str]:
+        """The models each pseudo-label round trains again (none when pseudo.rounds is 0)."""
+        if not self.pseudo.rounds:
+            return []
+        return list(self.pseudo.models or self.train.models)
 
     def _check_upright(self) -> None:
         c, aug = self.competition, self.competition_augment()

@@ -23,6 +23,11 @@ PARTS = ("oof", "test")  # the probability files of an item and of the ensemble
 PROBS, IDS = ".npy", ".ids"  # their arrays and their rows' ids (inference/probfiles.py)
 
 
+def pseudo_member(model: str, round_: int) -> str:
+    """Model `model` trained again in pseudo-label round `round_`: `lenet+pl1`."""
+    return f"{model}+pl{round_}"
+
+
 def item_name(model: str, fold: int) -> str:
     """One trained (model, fold): `resnet18-f3`."""
     return f"{model}-f{fold}"
