@@ -101,7 +101,9 @@ def test_each_stage_reads_only_what_it_declares(tmp_path, monkeypatch, record_re
     from imgcomp.__main__ import run
 
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = merge(merge(base, TINY), {"folds": {"run": [0]}})
+    # one pseudo-label round: the pseudo stage trains and predicts, and ensemble and package
+    # gather its members
+    params = merge(merge(base, TINY), {"folds": {"run": [0]}, "pseudo": {"rounds": 1}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "requirements.lock").write_text((REPO / "requirements.lock").read_text())
     monkeypatch.chdir(tmp_path)

@@ -81,3 +81,13 @@ def test_edits_make_exactly_the_stages_that_run_them_stale(tmp_path):
     (project / "src/imgcomp/metrics.py").open("a").write("\n# an edit\n")
     after = stale(project)
     assert {"train", "ensemble", "submit"} <= after and not after & {"fetch", "prepare", "folds"}
+
+
+def test_the_pseudo_stage_tracks_every_knob_train_tracks():
+    """A pseudo round trains as train does: each train param (less the matrix's own model key
+    and the pretrained file's hash) is a param of pseudo, or a change would leave its models
+    stale."""
+    train, pseudo = pipeline.declaration("train"), pipeline.declaration("pseudo")
+    wanted = {p for p in train["params"] if isinstance(p, str) and "${item." not in p}
+    assert wanted <= set(pseudo["params"]), wanted - set(pseudo["params"])
+    assert "models" in pseudo["params"] and "pseudo" in pseudo["params"]

@@ -50,12 +50,27 @@ STAGES = {
                                                 "every fold of folds.run)"}))),
     "predict": Command("OOF and test probabilities with TTA, every (model, fold) of the run",
                        "stages.predict", ("models", "prepared", "folds", "out")),
+    "finetune": Command("models that start from another model's folds (init_from), trained "
+                        "and predicted", "stages.finetune", ("prepared", "folds", "models",
+                                                             "out-models", "out")),
+    "pseudo": Command("rounds of pseudo-labels: the models trained again with test images, "
+                      "fold k's targets from models that never saw its validation rows",
+                      "stages.pseudo", ("prepared", "folds", "preds", "init", "out-models",
+                                        "out")),
     "ensemble": Command("combine folds and models; CV metrics", "stages.ensemble",
-                        ("prepared", "preds", "out", "cv", "plots")),
+                        ("prepared", "preds", "out", "cv", "plots"), options=(
+                            (("--pseudo",), {"type": Path, "dest": "pseudo_dir", "help":
+                                             "the pseudo stage's items (its members)"}),
+                            (("--finetune",), {"type": Path, "dest": "finetune_dir", "help":
+                                               "the finetune stage's items (its members)"}))),
     "submit": Command("write, validate and score the CSV", "stages.submit",
                       ("prepared", "probs", "out", "leaderboard")),
     "package": Command("the trained ensemble as safetensors + package.json (make package)",
-                       "stages.package", ("models", "cv", "ensemble", "prepared", "out")),
+                       "stages.package", ("models", "cv", "ensemble", "prepared", "out"),
+                       options=((("--pseudo-models",), {"type": Path, "help": "the pseudo "
+                                 "stage's models folder (its members)"}),
+                                (("--finetune-models",), {"type": Path, "help": "the finetune "
+                                  "stage's models folder (its members)"}))),
 }
 TOOLS = {
     "infer": Command(
@@ -136,7 +151,8 @@ def run(argv: list[str]) -> None:
     command = COMMANDS[args.command]
     function = getattr(importlib.import_module(f"imgcomp.{command.module}"), command.function)
     lead = [load_params(args.params)] if command.params else []
-    paths = [getattr(args, a) if a == "model" else Path(getattr(args, a)) for a in command.paths]
+    paths = [getattr(args, a.replace("-", "_")) if a == "model" else
+             Path(getattr(args, a.replace("-", "_"))) for a in command.paths]
     options = {_dest(flags, kwargs): getattr(args, _dest(flags, kwargs))
                for flags, kwargs in command.options}
     if command.params_path:

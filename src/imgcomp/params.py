@@ -95,6 +95,9 @@ class ModelSpec(Strict):
     seed: int | None = Field(
         None, description="this model's seed (null: train.seed): a second seed of a model is "
         "a model entry of its own (`resnet18-s1: {arch: resnet18, seed: 1}`), trained alone")
+    init_from: str | None = Field(
+        None, description="a model of train.models: fold k starts from its fold k (the "
+        "finetune stage trains it; list it under finetune.models)")
 
 
 class Train(Strict):
@@ -205,6 +208,15 @@ class Pseudo(Strict):
                          "most confident first")
 
 
+class Finetune(Strict):
+    """Models that start from another model's folds (stages/finetune.py)."""
+
+    models: list[str] = Field(description="models with init_from, each fold from its "
+                              "init_from's same fold (progressive resizing: a larger image_size)")
+    epochs: int | None = Field(ge=1, le=10_000, description="null: train.epochs")
+    lr: float | None = Field(gt=0.0, le=10.0, description="null: train.lr")
+
+
 class Distill(Strict):
     """One student distilled from the ensemble (stages/student.py)."""
 
@@ -259,6 +271,7 @@ class Params(Strict):
     predict: Predict
     ensemble: Ensemble
     pseudo: Pseudo
+    finetune: Finetune
     distill: Distill
     package: Package
     rules: Rules
@@ -267,6 +280,7 @@ class Params(Strict):
     def _consistent(self) -> "Params":
         self._check_competition()
         self._check_rounds()
+        self._check_finetune()
         missing = [m for m in self.train.models if m not in self.models]
         if missing:
             raise ValueError(
@@ -333,6 +347,26 @@ class Params(Strict):
         if self.package.model == "student" and self.distill.model is None:
             raise ValueError("package.model: student, and distill.model is null: name the "
                              "student (distill.model) or package the ensemble")
+
+    def _check_finetune(self) -> None:
+        """A model with init_from is the finetune stage's, from a model of train.models."""
+        if bad := [m for m in self.train.models if self.models[m].init_from]:
+            raise ValueError(f"models.{bad[0]}.init_from: {bad[0]} starts from another model's "
+                             "folds: list it under finetune.models, not train.models")
+        for m in self.finetune.models:
+            spec = self.models.get(m)
+            if spec is None or spec.init_from not in self.train.models:
+                raise ValueError(
+                    f"finetune.models: {m!r} needs models.{m} with init_from naming a model of "
+                    f"train.models {self.train.models}")
+            if (spec.image_size or 0) > self.image_size:
+                raise ValueError(f"models.{m}.image_size: larger than image_size "
+                                 f"{self.image_size}, the cache's side: raise image_size")
+            if spec.pretrained:
+                raise ValueError(f"models.{m}.pretrained: {m} starts from {spec.init_from}'s "
+                                 "weights (init_from): set pretrained: false")
+        if len(set(self.finetune.models)) != len(self.finetune.models):
+            raise ValueError(f"finetune.models: duplicates in {self.finetune.models}")
 
     def pseudo_models(self) -> list[str]:
         """The models each pseudo-label round trains again (none when pseudo.rounds is 0)."""

@@ -19,6 +19,7 @@ SAMPLES = "samples.csv"  # manifest id -> sample id, where a sample has several 
 
 CHECKPOINT = ".safetensors"  # a trained (model, fold): weights and its model card
 POST = "post.json"  # the ensemble's OOF-fitted post-processing, which submit applies
+MEMBERS = "members.json"  # what a members stage (finetune, pseudo) trained: never an empty output
 PARTS = ("oof", "test")  # the probability files of an item and of the ensemble
 PROBS, IDS = ".npy", ".ids"  # their arrays and their rows' ids (inference/probfiles.py)
 
@@ -26,6 +27,23 @@ PROBS, IDS = ".npy", ".ids"  # their arrays and their rows' ids (inference/probf
 def pseudo_member(model: str, round_: int) -> str:
     """Model `model` trained again in pseudo-label round `round_`: `lenet+pl1`."""
     return f"{model}+pl{round_}"
+
+
+# The stages that train ensemble members, each with its own folders (dvc.yaml's): a stage that
+# trains from another's output cannot write into the folder that other stage's readers depend on.
+MEMBER_STAGES = ("train", "finetune", "pseudo")
+
+
+def members(params) -> dict[str, str]:
+    """Every ensemble member of the run and the stage that trains it: train.models (train),
+    finetune.models (finetune, each from its init_from's folds), and the last pseudo-label
+    round's `<model>+pl<r>` (pseudo). The ensemble, the package and the report list them in
+    this order."""
+    out = {m: "train" for m in params.train.models}
+    out.update({m: "finetune" for m in params.finetune.models})
+    out.update({pseudo_member(m, params.pseudo.rounds): "pseudo"
+                for m in params.pseudo_models()})
+    return out
 
 
 def item_name(model: str, fold: int) -> str:

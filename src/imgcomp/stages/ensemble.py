@@ -21,6 +21,10 @@ Where a sample is shown by several pictures (BSON products: samples.csv), each (
 picture rows are first combined into its samples by the block's `combine`
 (inference/grouping.py), so that everything here (weights, post-processing, the baseline, the
 CV scores and cv.json's count) is per sample, as the leaderboard scores it.
+
+The members are the run's models, `finetune.models` (the finetune stage's) and, with
+`pseudo.rounds`, the last round's `<model>+pl<r>` (the pseudo stage's), each as honest out of
+fold as the first: the weighted ensemble decides how much each counts.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..artifacts.names import POST, item_dir, probs_file
+from ..artifacts.names import POST, item_dir, members, probs_file
 from ..artifacts.reports import (
     Baseline,
     CvReport,
@@ -69,16 +73,18 @@ from ..params import Params
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "cmd": "python -m imgcomp ensemble --prepared data/prepared/${competition} "
-           "--preds preds/${competition}/items --out preds/${competition}/ensemble "
+           "--preds preds/${competition}/items --finetune preds/${competition}/finetune "
+           "--pseudo preds/${competition}/pseudo --out preds/${competition}/ensemble "
            "--cv metrics/cv.json --plots plots/${competition}",
     "deps": ["data/prepared/${competition}/manifest.csv",
              "data/prepared/${competition}/classes.json",
              "data/prepared/${competition}/task.json",
-             "data/prepared/${competition}/samples.csv", "preds/${competition}/items"],
+             "data/prepared/${competition}/samples.csv", "preds/${competition}/items",
+             "preds/${competition}/finetune", "preds/${competition}/pseudo"],
     # the whole block: its `combine` (samples of several pictures) is a key only some blocks
     # have, and DVC stops on a declared key that params.yaml lacks
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run",
-               "ensemble"],
+               "ensemble", "finetune.models", "pseudo.rounds", "pseudo.models"],
     "outs": ["preds/${competition}/ensemble"],
     "metrics": ["metrics/cv.json"],
     "plots": [{"plots/${competition}/confusion.csv": {"template": "confusion", "x": "predicted",
@@ -178,14 +184,30 @@ def binned_confusion(actual: np.ndarray, predicted: np.ndarray, bins: int = 10) 
                          "predicted": names[np.searchsorted(inner, predicted, side="right")]})
 
 
+def member_folders(params: Params, folders: dict[str, Path | None]) -> dict[str, Path]:
+    """Each ensemble member and the folder of its items: `folders` maps the stage that trains
+    it (artifacts/names.py: members) to that stage's items folder."""
+    out = {}
+    for member, stage in members(params).items():
+        if folders.get(stage) is None:
+            raise UserError(f"ensemble: {member} is the {stage} stage's: pass --{stage} "
+                            f"preds/{params.competition}/{stage}")
+        out[member] = Path(folders[stage])
+    return out
+
+
 def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
-         plots_dir: Path | None = None) -> None:
+         plots_dir: Path | None = None, pseudo_dir: Path | None = None,
+         finetune_dir: Path | None = None) -> None:
     keys = params.competition_keys()
     metric = keys.metric
     prepared = Prepared.load(prepared_dir)
-    models, folds = params.train.models, params.folds.run
+    sources = member_folders(params, {"train": preds_dir, "pseudo": pseudo_dir,
+                                      "finetune": finetune_dir})
+    folds = params.folds.run
+    models = list(sources)
     rows = Samples(prepared, keys.combine)
-    items = gather(rows, Path(preds_dir), models, folds, metric)
+    items = gather(rows, sources, folds, metric)
     y = rows.targets(items.oof_ids)
     method = params.ensemble.method
     check_method(method, prepared.numeric)
@@ -249,13 +271,13 @@ class Items:
     per_model: dict[str, ModelResult]
 
 
-def gather(rows: Samples, preds_dir: Path, models: list[str], folds: list[int],
-           metric: str) -> Items:
+def gather(rows: Samples, sources: dict[str, Path], folds: list[int], metric: str) -> Items:
+    """Every member's items (`sources`: member -> the folder of its items)."""
     prepared = rows.prepared
     oof_ids: np.ndarray | None = None
     fold_of: np.ndarray | None = None
     oof_stack, test_stack, per_model = [], [], {}
-    for model in models:
+    for model, preds_dir in sources.items():
         parts, tests, per_fold = [], [], {}
         for k in folds:
             ids, p = rows.of(*read_probs(item_dir(preds_dir, model, k), "oof",

@@ -21,7 +21,7 @@ from pathlib import Path
 from .. import __version__
 from ..archives import sha256sum
 from ..artifacts.cards import PACKAGE_FORMAT, PackageItem, PackageSpec, write_spec
-from ..artifacts.names import FORMAT, POST, STATS, checkpoint_of, package_file
+from ..artifacts.names import FORMAT, POST, STATS, checkpoint_of, members, package_file
 from ..artifacts.prepared import Stats, read_fact
 from ..artifacts.reports import CvReport, read_post, read_report
 from ..competitions.block import run_block
@@ -35,13 +35,17 @@ from ..params import Params
 DVC = {
     "cmd": "python -m imgcomp package --models models/${competition} --cv metrics/cv.json "
            "--ensemble preds/${competition}/ensemble --prepared data/prepared/${competition} "
-           "--out packages/${competition}",
-    "deps": ["models/${competition}", "metrics/cv.json", "requirements.lock",
+           "--out packages/${competition} --finetune-models models/${competition}-finetune "
+           "--pseudo-models models/${competition}-pseudo",
+    "deps": ["models/${competition}", "models/${competition}-finetune",
+             "models/${competition}-pseudo", "metrics/cv.json",
+             "requirements.lock",
              "preds/${competition}/ensemble/post.json",
              "data/prepared/${competition}/submission.json",
              "data/prepared/${competition}/stats.json"],
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
-               "ensemble", "predict.batch_size",
+               "ensemble", "finetune.models", "pseudo.rounds", "pseudo.models",
+               "predict.batch_size",
                "train.precision", "train.channels_last", "train.deterministic"],
     "outs": ["packages/${competition}"],
 }
@@ -50,11 +54,27 @@ DVC = {
 READS_UNTRACKED = ["prepare.max_extract_gb"]
 
 
+def member_dirs(params: Params, folders: dict[str, Path | None]) -> dict[str, Path]:
+    """Each ensemble member and the models folder its checkpoints are in: `folders` maps the
+    stage that trains it (artifacts/names.py: members) to that stage's models folder."""
+    out = {}
+    for member, stage in members(params).items():
+        if folders.get(stage) is None:
+            raise UserError(f"package: {member} is the {stage} stage's: pass --{stage}-models "
+                            f"models/{params.competition}-{stage}")
+        out[member] = Path(folders[stage])
+    return out
+
+
 def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
-         prepared_dir: Path, out_dir: Path) -> None:
+         prepared_dir: Path, out_dir: Path, pseudo_models: Path | None = None,
+         finetune_models: Path | None = None) -> None:
     block = run_block(params)
     cv = read_report(CvReport, cv_json, "ensemble")
-    models, folds = params.train.models, params.folds.run
+    roots = member_dirs(params, {"train": models_dir, "pseudo": pseudo_models,
+                                 "finetune": finetune_models})
+    folds = params.folds.run
+    models = list(roots)
     if cv.competition != params.competition or list(cv.models) != list(models) \
             or cv.folds != list(folds):
         raise UserError(f"{cv_json}: not this run's ensemble ({models} x folds {folds}); "
@@ -65,7 +85,7 @@ def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
     stats = read_fact(Stats, Path(prepared_dir) / STATS)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        items = [_item(Path(models_dir), model, fold, tmp) for model in models for fold in folds]
+        items = [_item(roots[model], model, fold, tmp) for model in models for fold in folds]
         spec = PackageSpec(
             format=PACKAGE_FORMAT, imgcomp=__version__, competition=params.competition,
             competition_block=block.model_dump(mode="json", by_alias=True),

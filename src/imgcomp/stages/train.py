@@ -226,7 +226,8 @@ def _live(live_dir: Path):
     return Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
 
 
-def run_config(run: Run, fold: int, extra: Extra | None = None) -> dict:
+def run_config(run: Run, fold: int, extra: Extra | None = None,
+               start: Path | None = None) -> dict:
     """The resolved run of one fold: what its checkpoint records and its resume key hashes.
     Where and how fast it ran is no part of what it is: the knobs that change no weights
     (READS_UNTRACKED) are left out."""
@@ -243,14 +244,17 @@ def run_config(run: Run, fold: int, extra: Extra | None = None) -> dict:
         "cache": run.digests["cache"],
         "code": run.digests["code"],  # the sources this stage runs
         **({"extra": extra.key} if extra is not None else {}),  # pseudo-labelled rows
+        **({"start": file_digest(start)} if start is not None else {}),  # init_from's fold
     }
 
 
-def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = None) -> Path:
-    """One fold (with `extra` rows besides its own training rows): kept if its checkpoint is
-    this run's, else trained (resumed where killed). Returns the checkpoint's path."""
+def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = None,
+               start: Path | None = None) -> Path:
+    """One fold (with `extra` rows besides its own training rows; from `start`'s weights, a
+    checkpoint of the same fold, where given): kept if its checkpoint is this run's, else
+    trained (resumed where killed). Returns the checkpoint's path."""
     name = f"train {run.name} fold {fold}"
-    config = run_config(run, fold, extra)
+    config = run_config(run, fold, extra, start)
     out = fold_checkpoint(out_dir, fold)
     if out.is_file() and checkpoint.read_card(out).config == config:
         card = checkpoint.read_card(out)
@@ -262,6 +266,8 @@ def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = N
         return out
     seed_everything(run.params.model_seed(run.model_name))
     model, mean, std, interpolation = _build(run)
+    if start is not None:
+        mean, std, interpolation = start_from(model, start, fold, name)
     result = _fit(run, fold, name, config, (model, mean, std, interpolation), live, extra)
     if not run.rt.is_main:
         return out
@@ -285,6 +291,22 @@ def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -
         best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
         history=[{k: v for k, v in row.items() if not k.startswith("time/")}  # the same
                  for row in result.history])  # bytes for the same run: no wall-clock figures
+
+
+def start_from(model: torch.nn.Module, start: Path, fold: int, name: str):
+    """Load `start` (another model's checkpoint of the same fold) into `model`; returns the
+    preprocessing it was trained with, which the fine-tuned model keeps. Weights that do not
+    fit, or a checkpoint of another fold, are one line."""
+    card, state = checkpoint.load(start)
+    if card.fold != fold:
+        raise UserError(f"{name}: {start} is fold {card.fold}'s checkpoint, not fold {fold}'s")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"{name}: {card.model}'s weights ({start}) do not fit this model: "
+                        f"init_from needs the same arch and args "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    return list(card.mean), list(card.std), card.interpolation
 
 
 def _resume_file(run: Run, fold: int) -> Path:
