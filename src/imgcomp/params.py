@@ -95,6 +95,18 @@ class ModelSpec(Strict):
     seed: int | None = Field(
         None, description="this model's seed (null: train.seed): a second seed of a model is "
         "a model entry of its own (`resnet18-s1: {arch: resnet18, seed: 1}`), trained alone")
+    meta: list[str] = Field(
+        [], description="train-table columns fed to the model beside the image (a small MLP "
+        "joined to its pooled features): numbers standardised on the fold's training rows, "
+        "with an is-missing flag; other columns one-hot with an unknown bucket. The test table "
+        "must give the same columns")
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_once(cls, v: list[str]) -> list[str]:
+        if twice := sorted({c for c in v if v.count(c) > 1}):
+            raise ValueError(f"names column(s) {twice} twice")
+        return v
 
 
 class Train(Strict):
