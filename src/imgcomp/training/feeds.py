@@ -10,6 +10,7 @@ from ..data.augment import AugmentSpec
 from ..data.batch_aug import BatchAugment, DevicePrep
 from ..data.feed import DeviceFeed, Images, sample_weights
 from ..inference.runtime import Runtime
+from ..errors import UserError
 from .device import loader_workers
 
 
@@ -30,16 +31,20 @@ class FeedConfig:
 
 
 def make_feed(cfg: FeedConfig, rt: Runtime, images: Images, rows: np.ndarray,
-              labels: np.ndarray):
-    """The training feed: `.epoch(seed)` yields (normalised batch, labels) on the device;
-    `len()` is the steps per epoch."""
+              labels: np.ndarray, meta: np.ndarray | None = None):
+    """The training feed: `.epoch(seed)` yields (normalised batch, labels) on the device, and
+    each row's table features after them where `meta` gives them; `len()` is the steps per
+    epoch."""
     per_rank = max(2, (min(cfg.batch_size, len(rows)) // rt.world) // 2 * 2)  # mixup: even
     weights = (sample_weights(labels, int(np.max(labels)) + 1)
                if cfg.sampler == "balanced" else None)
     if cfg.backend == "device":
         return DeviceFeed(images, rows, labels, per_rank,
                           BatchAugment(cfg.augment, cfg.size, cfg.mean, cfg.std,
-                                       rt.channels_last), rt.rank, rt.world, weights)
+                                       rt.channels_last), rt.rank, rt.world, weights, meta)
+    if meta is not None:
+        raise UserError("models.<m>.meta: table columns ride along the device backend's batches "
+                        "only; set train.augment_backend: device (or drop the model's meta)")
     # albumentations (and OpenCV) load only for this backend
     from ..data.loaders import AlbumentationsFeed, CachedImages, train_loader
     from ..data.transforms import train_transform

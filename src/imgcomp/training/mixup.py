@@ -28,6 +28,7 @@ class Mixup:
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.prob, self.switch_prob = prob, switch_prob
         self.label_smoothing, self.num_classes = label_smoothing, num_classes
+        self.lam = 1.0  # the last batch's factor (cutmix: the area it really kept)
 
     def draw(self) -> tuple[float, bool]:
         """(mixing factor, cutmix?) for one batch; a factor of 1 leaves it as it is."""
@@ -49,6 +50,7 @@ class Mixup:
             else:
                 flipped = x.flip(0).mul_(1.0 - lam)
                 x.mul_(lam).add_(flipped)
+        self.lam = lam
         return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing)
 
 
