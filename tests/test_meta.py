@@ -194,3 +194,77 @@ def test_the_columns_beat_the_image_alone_and_infer_raw_writes_the_submission(tm
                 "--out", "x.csv"], here, check=False, env=env_for(project))
     assert proc.returncode != 0 and "meta column 'sensor'" in proc.stderr
     assert "'high'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def prepared_meta(tmp_path_factory):
+    """The meta competition prepared and folded in process: (root, its params as a dict)."""
+    from imgcomp.stages import folds, prepare
+
+    root = tmp_path_factory.mktemp("meta")
+    meta_fusion.build(root / "raw", n_train=40, n_test=10)
+    raw = meta_fusion.params_for(yaml.safe_load((REPO / "params.yaml").read_text()), 1)
+    raw["folds"].update({"n_splits": 2, "run": [0, 1]})
+    params = parse_params(raw)
+    prepare.main(params, root / "raw", root / "prepared")
+    folds.main(params, root / "prepared", root / "folds.csv")
+    return root, raw
+
+
+def test_prepare_keeps_the_test_tables_columns(prepared_meta):
+    root, _ = prepared_meta
+    test = pd.read_csv(root / "prepared/test_meta.csv", dtype=str, keep_default_na=False)
+    source = pd.read_csv(root / "raw/test.csv", dtype=str, keep_default_na=False)
+    assert list(test.columns) == ["id", "sensor", "site"]
+    assert test.equals(source)
+    train = pd.read_csv(root / "prepared/meta.csv", dtype=str, keep_default_na=False)
+    assert list(train.columns) == ["id", "sensor", "site"]
+
+
+def _train(root, raw, meta: list[str], tmp):
+    from imgcomp.stages import train
+
+    raw = json.loads(json.dumps(raw))
+    raw["models"]["lenet_meta"]["meta"] = meta
+    train.main(parse_params(raw), "lenet_meta", root / "prepared", root / "folds.csv",
+               tmp / "models", tmp / "live", resume_dir=tmp / "ck")
+
+
+def test_what_the_tables_cannot_give_stops_training_at_its_start(prepared_meta, tmp_path,
+                                                                  monkeypatch):
+    root, raw = prepared_meta
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"meta column 'weight' is not in the train table"):
+        _train(root, raw, ["sensor", "weight"], tmp_path)
+    work = tmp_path / "copy"
+    shutil.copytree(root, work)
+    test = pd.read_csv(work / "prepared/test_meta.csv", dtype=str, keep_default_na=False)
+    test.drop(columns=["site"]).to_csv(work / "prepared/test_meta.csv", index=False)
+    with pytest.raises(UserError, match=r"meta column 'site' is not in the test table .*test.ids"):
+        _train(work, raw, ["sensor", "site"], tmp_path)
+    test.assign(sensor=["n/a?"] * len(test)).to_csv(work / "prepared/test_meta.csv", index=False)
+    with pytest.raises(UserError, match=r"meta column 'sensor' of the test table .*hold text"):
+        _train(work, raw, ["sensor"], tmp_path)
+    assert not (tmp_path / "models").exists()  # nothing trained
+
+
+def test_train_fits_the_encoding_on_each_folds_training_rows(prepared_meta, tmp_path,
+                                                              monkeypatch):
+    """The card of each fold holds the mean and std of `sensor` over that fold's training rows
+    (never its validation rows or the test rows) and the sites those rows show."""
+    from imgcomp.inference import checkpoint
+
+    root, raw = prepared_meta
+    monkeypatch.chdir(tmp_path)
+    _train(root, raw, ["sensor", "site"], tmp_path)
+    table = pd.read_csv(root / "prepared/meta.csv", dtype=str, keep_default_na=False)
+    folds = pd.read_csv(root / "folds.csv", dtype=str)
+    fold_of = dict(zip(folds.iloc[:, 0], folds.iloc[:, 1].astype(int)))
+    for k in (0, 1):
+        card, _ = checkpoint.load(tmp_path / f"models/f{k}.safetensors")
+        mine = table[[fold_of[i] != k for i in table["id"]]]
+        x = pd.to_numeric(mine["sensor"].replace("", None)).dropna()
+        sensor, site = card.meta
+        assert sensor.kind == "number" and sensor.mean == pytest.approx(x.mean())
+        assert sensor.std == pytest.approx(x.std(ddof=0))
+        assert site.categories == sorted(set(mine["site"]))
