@@ -8,8 +8,8 @@ none), `split` (`train` | `test`), `source` (the organisers' split it came from)
 name). `task.json`: whether labels are tags or numbers (a numeric target: `label` is the
 number).
 `meta.csv`: each train id and the train tables' other columns (what `folds.group_column` names).
-`test_meta.csv`: each test id and the test table's other columns (ids from a table; the ids
-alone otherwise): with meta.csv, what a model's `meta` columns are read from.
+`test_meta.csv`: each test id and the test table's other columns (ids from a table, or
+`test.table`; the ids alone otherwise): with meta.csv, what a model's `meta` columns are read from.
 `samples.csv`: `id,sample`, where a sample is shown by several rows (a BSON product's pictures:
 competitions/bson_source.py): each such row's sample, whose id is the submission's; the header
 alone where every row is a sample of its own. Folds keep a sample's rows together, and the

@@ -102,8 +102,9 @@ def encode(columns: list[MetaColumn], frame: pd.DataFrame, table: str) -> np.nda
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-TEST_FIX = ("meta columns are read from the test table: set competitions.<c>.test.ids to "
-            "{from: table, table: <test.csv>, id: <its id column>}")
+TEST_FIX = ("meta columns are read from the test table: the one test.ids reads ({from: table, "
+            "...}), or, where ids come from the sample, set competitions.<c>.test.table: "
+            "{table: <test.csv>, id: <its id column>}")
 
 
 def prepared_features(prepared, columns: list[MetaColumn], rows: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ from .block import (
     SampleIds,
     TableIds,
     TableLabels,
+    TestTable,
     TrainSource,
     multilabel_labels,
 )
@@ -380,11 +381,24 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
         paths = _match(images, ids, f"{where} ({what} ids)", f"{where}.images")
     if not ids:
         raise UserError(f"{where}: no test images in {images.where()}: nothing to predict")
+    if block.test.table is not None:  # the columns come from a table of their own
+        extra = _test_columns(tree, block.test.table, ids, where)
     rows = pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
                          "source": "test"})
     if extra is not None and len(extra.columns):  # the test table's other columns, kept
         rows = pd.concat([rows, extra.add_prefix(META).reset_index(drop=True)], axis=1)
     return rows
+
+
+def _test_columns(tree: Tree, spec: TestTable, ids: list[str], where: str) -> pd.DataFrame:
+    """`test.table`'s other columns, a row per test id in the ids' order; an id it lacks is one
+    line."""
+    frame = _table(tree, spec.table, [spec.id], where, f"{where}.table")
+    by_id = frame.set_index(spec.id)
+    if missing := [i for i in ids if i not in by_id.index]:
+        raise UserError(f"{where}.table: {spec.table} has no row for {len(missing)} test id(s): "
+                        f"{_preview(missing)} (every test id needs its columns)")
+    return by_id.loc[ids].reset_index(drop=True)
 
 
 def test_only(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:

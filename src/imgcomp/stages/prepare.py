@@ -12,8 +12,8 @@ prediction is combined into: competitions/bson_source.py; the header alone where
 sample of its own), `submission.json` (the submission's format, resolved from the block and
 sample_submission: header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
 train id and its table's other columns: patient ids, metadata), `test_meta.csv` (each test id
-and the test table's other columns, where test ids come from a table; the ids alone otherwise:
-what `models.<m>.meta` reads at test time), `solution.csv` (the test answers, where the competition
+and the test table's other columns, where test ids come from a table or `test.table` names one;
+the ids alone otherwise: what `models.<m>.meta` reads at test time), `solution.csv` (the test answers, where the competition
 ships them), and the cache: uint8, N x S x S x C, S = image_size * (1 + prepare.cache_margin),
 rows in manifest order; `images.u8z` (losslessly compressed, with `prepare.compress_cache`, the
 default) or `images.npy` (read memory-mapped). See data/store.py. `files/` keeps the extracted
