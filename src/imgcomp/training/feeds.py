@@ -10,7 +10,6 @@ from ..data.augment import AugmentSpec
 from ..data.batch_aug import BatchAugment, DevicePrep
 from ..data.feed import DeviceFeed, Images, sample_weights
 from ..inference.runtime import Runtime
-from ..errors import UserError
 from .device import loader_workers
 
 
@@ -42,15 +41,12 @@ def make_feed(cfg: FeedConfig, rt: Runtime, images: Images, rows: np.ndarray,
         return DeviceFeed(images, rows, labels, per_rank,
                           BatchAugment(cfg.augment, cfg.size, cfg.mean, cfg.std,
                                        rt.channels_last), rt.rank, rt.world, weights, meta)
-    if meta is not None:
-        raise UserError("models.<m>.meta: table columns ride along the device backend's batches "
-                        "only; set train.augment_backend: device (or drop the model's meta)")
     # albumentations (and OpenCV) load only for this backend
     from ..data.loaders import AlbumentationsFeed, CachedImages, train_loader
     from ..data.transforms import train_transform
 
     dataset = CachedImages(images.host(), rows, labels,
-                           train_transform(cfg.augment, cfg.size, cfg.seed))
+                           train_transform(cfg.augment, cfg.size, cfg.seed), meta)
     loader = train_loader(dataset, per_rank, loader_workers(cfg.num_workers, rt),
                           rt.device.type == "cuda", rt.rank, rt.world, weights)
     return AlbumentationsFeed(loader, DevicePrep(rt.device, cfg.mean, cfg.std, cfg.size,
