@@ -268,3 +268,50 @@ def test_train_fits_the_encoding_on_each_folds_training_rows(prepared_meta, tmp_
         assert sensor.kind == "number" and sensor.mean == pytest.approx(x.mean())
         assert sensor.std == pytest.approx(x.std(ddof=0))
         assert site.categories == sorted(set(mine["site"]))
+
+
+def test_test_table_gives_the_columns_where_the_ids_come_from_the_sample(tmp_path):
+    """`test.table` keeps a test table's columns in the sample's order (SIIM-ISIC's test.csv
+    beside ids from sample_submission); a test id the table lacks is one line."""
+    from imgcomp.stages import prepare
+
+    meta_fusion.build(tmp_path / "raw", n_train=12, n_test=6)
+    source = pd.read_csv(tmp_path / "raw/test.csv", dtype=str, keep_default_na=False)
+    sample = pd.DataFrame({"id": source["id"][::-1], "label": "neg"})  # another order
+    sample.to_csv(tmp_path / "raw/sample_submission.csv", index=False)
+    raw = meta_fusion.params_for(yaml.safe_load((REPO / "params.yaml").read_text()), 1)
+    raw["competitions"][meta_fusion.SLUG]["test"] = {
+        "images": ["test"], "ids": {"from": "sample"}, "table": {"table": "test.csv", "id": "id"}}
+    prepare.main(parse_params(raw), tmp_path / "raw", tmp_path / "prepared")
+    kept = pd.read_csv(tmp_path / "prepared/test_meta.csv", dtype=str, keep_default_na=False)
+    assert kept["id"].tolist() == sample["id"].tolist()
+    assert kept.equals(source.set_index("id").loc[sample["id"]].reset_index())
+    source.iloc[1:].to_csv(tmp_path / "raw/test.csv", index=False)
+    with pytest.raises(UserError, match=r"test.table: test.csv has no row for 1 test id"):
+        prepare.main(parse_params(raw), tmp_path / "raw", tmp_path / "prepared2")
+
+
+@pytest.mark.parametrize("backend", ["device", "albumentations"])
+def test_each_backends_batches_carry_their_own_rows_columns(tmp_path, backend):
+    """The feed's third item is the table features of the very rows of its images and labels,
+    on either augmentation backend."""
+    from helpers import augment, random_cache
+    from support import train_runtime, user_train
+
+    from imgcomp.data.feed import Images
+    from imgcomp.training.feeds import FeedConfig, make_feed
+
+    cache, _ = random_cache(tmp_path, 40, 20)
+    rt = train_runtime(user_train("cpu"))
+    rows = np.arange(3, 40)
+    labels = rows % 7
+    meta = np.stack([rows, -rows], axis=1).astype(np.float32)
+    cfg = FeedConfig(backend=backend, batch_size=8, sampler="shuffle", seed=0, num_workers=0,
+                     augment=augment(), size=16, mean=[0.5] * 3, std=[0.25] * 3)
+    feed = make_feed(cfg, rt, Images(cache, rt.device, share=0), rows, labels, meta)
+    seen = []
+    for x, y, m in feed.epoch(3):
+        assert x.shape[0] == y.shape[0] == m.shape[0] == 8
+        assert torch.equal(m[:, 0].long() % 7, y) and torch.equal(m[:, 1], -m[:, 0])
+        seen += m[:, 0].long().tolist()
+    assert len(set(seen)) == len(seen) == 32 and set(seen) <= set(rows.tolist())
