@@ -315,3 +315,18 @@ def test_each_backends_batches_carry_their_own_rows_columns(tmp_path, backend):
         assert torch.equal(m[:, 0].long() % 7, y) and torch.equal(m[:, 1], -m[:, 0])
         seen += m[:, 0].long().tolist()
     assert len(set(seen)) == len(seen) == 32 and set(seen) <= set(rows.tolist())
+
+
+def test_check_says_where_no_test_table_gives_the_columns():
+    """`imgcomp check` (make all's first step) stops a run whose model reads columns while the
+    competition's test ids come from the sample and no `test.table` is named."""
+    from imgcomp.tools import validate
+
+    raw = meta_fusion.params_for(yaml.safe_load((REPO / "params.yaml").read_text()), 1)
+    validate(parse_params(raw))  # ids from test.csv: its columns come along
+    raw["competitions"][meta_fusion.SLUG]["test"]["ids"] = {"from": "sample"}
+    with pytest.raises(UserError, match=r"models.lenet_meta.meta: \['sensor', 'site'\] are read "
+                                        r"from the test table too.*test.table"):
+        validate(parse_params(raw))
+    raw["competitions"][meta_fusion.SLUG]["test"]["table"] = {"table": "test.csv", "id": "id"}
+    validate(parse_params(raw))
