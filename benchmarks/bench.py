@@ -22,7 +22,9 @@
    the custom resnet at the default epochs alone, beside the linear member in the OOF-weighted
    ensemble, and the linear member alone (CV and held-out MAP@5);
 10. scale (benchmarks/scale.py): new + prepare + folds at 20,000 and 200,000 images (time per
-   image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS).
+   image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS);
+11. metadata fused with the image (benchmarks/meta_fusion.py): noise images whose label lives in
+   the tables' columns; the CV of lenet with `meta: [sensor, site]` beside lenet alone.
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
 
@@ -53,7 +55,8 @@ if importlib.util.find_spec("imgcomp") is None:  # a checkout without the instal
     sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))  # support.py: the instruments the tests check
 
-import run_shape  # noqa: E402  (benchmarks/, this script's folder)
+import meta_fusion  # noqa: E402  (benchmarks/, this script's folder)
+import run_shape  # noqa: E402
 import scale  # noqa: E402
 import small_data  # noqa: E402
 from support import (  # noqa: E402
@@ -648,6 +651,9 @@ def main(argv: list[str] | None = None) -> None:
         results["classical"] = small_data.measure_linear(
             epochs=max(1, round(epochs * min(SCALE, 1))))
         done("classical")
+    if "meta" in only:
+        results["meta"] = meta_fusion.measure(epochs=max(1, round(12 * min(SCALE, 1))))
+        done("meta")
     if "scale" in only:
         results["scale"] = scale.measure(["listing", "classes"], [n(20_000), n(200_000)],
                                          max(20, int(15_000 * min(SCALE, 1))))
@@ -656,7 +662,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy",
-            "small_data", "classical", "scale")
+            "small_data", "classical", "meta", "scale")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -735,6 +741,11 @@ def print_table(r: dict, section: str) -> None:
                 f"{cl['epochs']} epochs, {part} MAP@5", cl["with_linear"][part], cl["cnn"][part],
                 round(cl["with_linear"][part] - cl["cnn"][part], 4), ">= 0")
         row("  the linear member alone, cv / test", cl["linear"]["cv"], cl["linear"]["test"])
+    elif section == "meta":
+        me = r["meta"]
+        row(f"meta: CV {me['metric']} with the columns vs image alone ({me['train_images']} "
+            f"imgs, {me['epochs']} ep)", me["with_meta"], me["image_alone"],
+            round(me["with_meta"] - me["image_alone"], 4), "with > alone")
     elif section == "scale":
         sc = r["scale"]
         small, big = sc["listing"]["rows"][0], sc["listing"]["rows"][-1]

@@ -113,3 +113,14 @@ def test_the_classical_row_trains_the_cnn_alone_and_beside_the_linear_member(tmp
     first = table_rows(stdout, "classical: CNN + linear vs CNN alone")[0]
     assert first[-5:-2] == [str(cl["with_linear"]["cv"]), str(cl["cnn"]["cv"]),
                             str(round(cl["with_linear"]["cv"] - cl["cnn"]["cv"], 4))]
+
+
+def test_the_meta_row_trains_one_network_with_and_without_the_columns(tmp_path):
+    """One competition whose label lives in its tables, lenet trained with and without its
+    columns in one run; the table prints the JSON's two CVs and their difference."""
+    r, stdout = bench(tmp_path, "meta")
+    me = r["meta"]
+    assert me["train_images"] == 160 and me["epochs"] == 1 and me["metric"] == "accuracy"
+    first = table_rows(stdout, "meta: CV accuracy with the columns vs image alone")[0]
+    assert first[-6:-3] == [str(me["with_meta"]), str(me["image_alone"]),
+                            str(round(me["with_meta"] - me["image_alone"], 4))]

@@ -97,6 +97,8 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
             ("ModelSpec", "args"), ("ModelSpec", "image_size"), ("ModelSpec", "seed"),
+            ("ModelSpec", "meta"),  # no table columns: the image alone, as before meta
+            ("Test", "table"),  # no test table beside the ids: as before meta
             ("Submission", "id_column"),
             ("Augment", "albumentations"),
             ("TableLabels", "numeric"),  # left out: classes, as before numeric targets

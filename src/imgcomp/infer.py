@@ -19,6 +19,9 @@ float32 numbers the pipeline's probability files hold. Where a sample is several
 products), each picture is decoded like an image file, and each (model, fold)'s pictures are
 combined into their products by the recorded block's `combine` before folds and models are,
 as `ensemble` does (inference/grouping.py); `--images` predicts each picture as an image.
+A model that reads table columns (`models.<m>.meta`) gets them from the raw test table, encoded
+by its card as training encoded them (tabular.py); `--images` has no table, so such a package
+needs `--raw`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .artifacts.formats import Format
 from .competitions import array_cache, bson_source
 from .competitions.block import FilesFetch
 from .competitions.engine import from_block
-from .competitions.layout import test_only
+from .competitions.layout import meta_of, test_only
 from .competitions.tree import IMAGE_SUFFIXES, natural_key
 from .data.arrays import ArrayRule
 from .data.cache import build_cache
@@ -52,6 +55,7 @@ from .inference.probfiles import TopK, stored
 from .inference.probs import item_probs
 from .inference.runtime import Placement, open_runtime
 from .metrics import apply_post, predicted_values
+from .tabular import TEST_FIX, check_columns, encode
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -70,9 +74,16 @@ def raw_test_images(spec: PackageSpec, raw_dir: Path, work: Path) -> tuple[list[
     """The competition's test ids and image files, in submission order, from its raw folder
     (zipped or unpacked): extracted under `work` and listed by the competition's block exactly
     as `prepare` lists them."""
+    return raw_test_rows(spec, raw_dir, work)[:2]
+
+
+def raw_test_rows(spec: PackageSpec, raw_dir: Path, work: Path
+                  ) -> tuple[list[str], list[Path], pd.DataFrame]:
+    """`raw_test_images`, and the test table's other columns indexed by test id (none where
+    the test ids come from no table), what a model's meta columns are read from."""
     comp, tree = _raw_tree(spec, raw_dir, work)
-    test = test_only(comp.block, tree, comp.name)
-    return test["id"].tolist(), [tree.real(p) for p in test["path"]]
+    test, table = meta_of(test_only(comp.block, tree, comp.name))
+    return test["id"].tolist(), [tree.real(p) for p in test["path"]], table.set_index("id")
 
 
 def raw_test_pictures(spec: PackageSpec, raw_dir: Path, work: Path
@@ -131,6 +142,7 @@ def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None
     with tempfile.TemporaryDirectory(prefix="imgcomp-infer-") as tmp:
         work, per_item, n = Path(tmp), stored, None
         samples = spec.competition_block["test"].get("samples") if raw is not None else None
+        table = None  # the raw test table's columns, for models reading some
         if samples is not None and samples.get("from") == "bson":
             pictures, cache, sample_of = raw_test_pictures(spec, raw, work)
             ids, index = groups(pictures, sample_of)
@@ -142,13 +154,13 @@ def infer(package: Path, out: Path, raw: Path | None = None, images: Path | None
             ids, cache = raw_test_samples(spec, raw, work)
         else:
             if raw is not None:
-                ids, paths = raw_test_images(spec, raw, work)
+                ids, paths, table = raw_test_rows(spec, raw, work)
             else:
                 paths = image_files(images)
                 ids = [p.relative_to(images).as_posix() for p in paths]
             cache = _decoded(spec, paths, work)
         probs, where = ensemble_probs(spec, Path(package), cache, n or len(ids), device,
-                                      batch_size, per_item)
+                                      batch_size, per_item, _test_table(spec, table, ids))
     what = (_submission(spec, ids, probs, Path(out)) + f" from {raw}" if raw is not None
             else _probabilities(spec, ids, probs, Path(out)) + f" from {images}")
     print(f"infer: {out} written: {what} ({len(spec.items)} model(s) x fold(s) on {where})")
@@ -190,13 +202,29 @@ def _runtime(spec: PackageSpec, device: str):
     return open_runtime(Placement(device, run.precision, run.channels_last, run.deterministic))
 
 
+def _test_table(spec: PackageSpec, table: pd.DataFrame | None, ids: list[str]):
+    """The test table's rows of `ids` (in their order), or None where no item reads columns;
+    one line where an item reads columns and there is no table, or it lacks one."""
+    wanted = sorted({c.name for item in spec.items for c in item.card.meta})
+    if not wanted:
+        return None
+    if table is None:
+        raise UserError(f"infer: the package's models read table columns {wanted} beside the "
+                        "image; give --raw (the competition's test data, with its test table)")
+    where = f"the raw test table of {spec.competition}"
+    check_columns(table, wanted, where, TEST_FIX)
+    return table.loc[ids]
+
+
 def ensemble_probs(spec: PackageSpec, package: Path, cache: Path, n: int, device: str,
-                   batch_size: int | None, per_item=stored) -> tuple[np.ndarray, str]:
+                   batch_size: int | None, per_item=stored,
+                   table: pd.DataFrame | None = None) -> tuple[np.ndarray, str]:
     """(N, C) ensemble probabilities of the `n` decoded images in `cache` (.npy), and the device
     they ran on: each
     (model, fold) as predict computes it, folds and models combined as ensemble combines them,
     through the same probability files; `per_item` turns one (model, fold)'s stored rows into
-    what is combined (BSON: its pictures combined into products)."""
+    what is combined (BSON: its pictures combined into products); `table`: the test table's
+    rows, for items that read columns (encoded by each item's card)."""
     batch_size = batch_size or spec.predict.batch_size
     if batch_size < 1:
         raise UserError(f"infer: --batch-size must be at least 1, got {batch_size}")
@@ -206,8 +234,11 @@ def ensemble_probs(spec: PackageSpec, package: Path, cache: Path, n: int, device
     per_model: dict[str, list[np.ndarray]] = {}
     for item, state in zip(spec.items, states):
         card = item.card
+        meta = (encode(card.meta, table, f"the raw test table of {spec.competition}")
+                if card.meta else None)
         probs = item_probs(card, state, rt, images, np.arange(n), spec.tta, batch_size,
-                           f"infer {card.model} fold {card.fold}", str(Path(package) / item.file))
+                           f"infer {card.model} fold {card.fold}", str(Path(package) / item.file),
+                           meta)
         per_model.setdefault(card.model, []).append(per_item(stored(probs)))
     weights = np.array([spec.ensemble.weights[m] for m in per_model])
     probs = combine_folds(list(per_model.values()), weights, spec.ensemble.method,

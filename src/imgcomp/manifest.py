@@ -8,6 +8,8 @@ none), `split` (`train` | `test`), `source` (the organisers' split it came from)
 name). `task.json`: whether labels are tags or numbers (a numeric target: `label` is the
 number).
 `meta.csv`: each train id and the train tables' other columns (what `folds.group_column` names).
+`test_meta.csv`: each test id and the test table's other columns (ids from a table, or
+`test.table`; the ids alone otherwise): with meta.csv, what a model's `meta` columns are read from.
 `samples.csv`: `id,sample`, where a sample is shown by several rows (a BSON product's pictures:
 competitions/bson_source.py): each such row's sample, whose id is the submission's; the header
 alone where every row is a sample of its own. Folds keep a sample's rows together, and the
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts.names import CLASSES, MANIFEST, SAMPLES, STATS, TASK
+from .artifacts.names import CLASSES, MANIFEST, META, SAMPLES, STATS, TASK, TEST_META
 from .artifacts.prepared import Stats, Task, read_fact
 from .data.store import locate
 from .data.store import rows as read_rows
@@ -175,6 +177,17 @@ class Prepared:
         """Rows of the uint8 cache, (len(rows), S, S, C): rows follow the manifest. Reads
         only what holds them."""
         return read_rows(self.cache, rows)
+
+    def meta_table(self, split: str) -> tuple[pd.DataFrame, str]:
+        """(the table columns of `split`'s rows, as text indexed by id; its name for messages):
+        meta.csv for train, test_meta.csv for test."""
+        path = self.root / (META if split == "train" else TEST_META)
+        if not path.is_file():
+            raise UserError(f"{path}: missing (prepared by an older imgcomp); rerun "
+                            "`dvc repro prepare`")
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = frame.set_index(frame.columns[0])
+        return frame, f"the {split} table ({path})"
 
     @property
     def num_classes(self) -> int:

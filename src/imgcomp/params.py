@@ -98,6 +98,18 @@ class ModelSpec(Strict):
     init_from: str | None = Field(
         None, description="a model of train.models: fold k starts from its fold k (the "
         "finetune stage trains it; list it under finetune.models)")
+    meta: list[str] = Field(
+        [], description="train-table columns fed to the model beside the image (a small MLP "
+        "joined to its pooled features): numbers standardised on the fold's training rows, "
+        "with an is-missing flag; other columns one-hot with an unknown bucket. The test table "
+        "must give the same columns")
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_once(cls, v: list[str]) -> list[str]:
+        if twice := sorted({c for c in v if v.count(c) > 1}):
+            raise ValueError(f"names column(s) {twice} twice")
+        return v
 
 
 class Train(Strict):

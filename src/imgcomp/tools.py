@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import submission
-from .competitions.block import load_block, run_block
+from .competitions.block import TableIds, load_block, run_block
 from .competitions.kaggle import credentials
 from .errors import UserError, git_without_commit, no_commit_message
 from .artifacts.formats import load_format
@@ -59,11 +59,26 @@ def validate(params: Params):
     block = run_block(params)
     params.train.check_labels(params.competition, block.multilabel, block.numeric)
     check_method(params.ensemble.method, block.numeric)
+    _check_meta(params, block)
     if extra := params.competition_augment().albumentations:
         from .data.extra_transforms import check_extra  # loads albumentations: only when named
 
         check_extra(extra, f"augment.{params.competition}.albumentations")
     return block
+
+
+def _check_meta(params: Params, block) -> None:
+    """A model of the run that reads table columns needs a test table to read them from too:
+    the one the test ids come from, or `test.table`."""
+    if block.test.table is not None or isinstance(block.test.ids, TableIds):
+        return
+    for model in params.train.models:
+        if cols := params.model_spec(model).meta:
+            c = params.competition
+            raise UserError(f"models.{model}.meta: {cols} are read from the test table too, and "
+                            f"competitions.{c}.test names none (its ids come from "
+                            f"{block.test.ids.from_}); set competitions.{c}.test.table: "
+                            "{table: <test.csv>, id: <its id column>}")
 
 
 def check(params: Params) -> None:

@@ -39,6 +39,24 @@ class TargetScale(_Strict):
         return self.mean, self.std
 
 
+class MetaColumn(_Strict):
+    """How one table column is fed to a model beside its image (tabular.py), fitted on its
+    fold's training rows: a number standardised by their mean and std (a missing value takes
+    the mean, and a 0/1 is-missing feature says so), or a category one-hot over the values
+    those rows show, plus one unknown bucket for any other value and for a missing one."""
+
+    name: str
+    kind: Literal["number", "category"]
+    mean: float = 0.0
+    std: float = Field(1.0, gt=0.0)
+    categories: list[str] = []
+
+    @property
+    def width(self) -> int:
+        """Features this column becomes: value and is-missing, or one per category + unknown."""
+        return 2 if self.kind == "number" else len(self.categories) + 1
+
+
 class ModelCard(_Strict):
     card: Literal[1] = Field(description="this layout's version")
     model: str
@@ -56,12 +74,19 @@ class ModelCard(_Strict):
                              "false: a softmax over the classes")
     target: TargetScale | None = Field(None, description="a numeric target's standardisation "
                                        "(one output); None: classes or tags")
+    meta: list[MetaColumn] = Field([], description="table columns fed beside the image, "
+                                   "with their fitted encoding; empty: the image alone")
     metric: str
     score: float | None  # None: NaN (an AUC of a one-class fold)
     best_epoch: int
     epochs_run: int
     config: dict[str, Any] = Field(description="the resolved run that trained it")
     history: list[dict[str, Any]] = Field(description="one row per epoch, as logged")
+
+
+def meta_width(card: ModelCard) -> int:
+    """The length of the feature vector a card's model takes beside the image (0: none)."""
+    return sum(c.width for c in card.meta)
 
 
 class Ensemble(_Strict):

@@ -15,6 +15,7 @@ FORMAT = "submission.json"  # formats.Format: the resolved submission format
 SOLUTION = "solution.csv"  # test answers (id, label index), where the competition ships them
 TASK = "task.json"  # prepared.Task
 META = "meta.csv"  # train id + the other columns of the train tables
+TEST_META = "test_meta.csv"  # test id + the other columns of the test table (ids from a table)
 SAMPLES = "samples.csv"  # manifest id -> sample id, where a sample has several rows (BSON)
 
 CHECKPOINT = ".safetensors"  # a trained (model, fold): weights and its model card

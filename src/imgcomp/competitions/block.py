@@ -350,10 +350,21 @@ TestIds = Annotated[SampleIds | FileIds | TableIds | CocoIds | OwnIds,
                     Field(discriminator="from_")]
 
 
+class TestTable(Strict):
+    """The test table whose other columns (metadata: what a model's `meta` reads) go with the
+    test ids, where the ids come from elsewhere (the sample): every test id must be a row."""
+
+    table: str
+    id: str
+
+
 class Test(Strict):
     images: list[str] = Field(min_length=1)
     ids: TestIds
     samples: Samples | None = None  # as a train source's: test samples that are no image files
+    table: TestTable | None = Field(
+        None, description="the test table's columns beside the ids, for models' meta (ids from "
+                          "a table give that table's already)")
 
     @field_validator("images", mode="before")
     @classmethod

@@ -46,6 +46,7 @@ from .block import (
     SampleIds,
     TableIds,
     TableLabels,
+    TestTable,
     TrainSource,
     multilabel_labels,
 )
@@ -70,6 +71,7 @@ class Listing:
     multilabel: bool = False  # labels: space-separated tag indices (none: empty)
     numeric: bool = False  # labels: a number per image (classes: the target's one name)
     meta: pd.DataFrame | None = None  # train id + the train tables' other columns (groups)
+    test_meta: pd.DataFrame | None = None  # test id + the test table's other columns
     samples: pd.DataFrame | None = None  # BSON products: id (a picture's) -> sample (product)
 
 
@@ -348,6 +350,7 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
                              "source": "test"})
     folder = test_folder(block, tree, name)
     images = Images(tree, folder)
+    extra = None  # a test table's other columns
     if isinstance(ids_rule, CocoIds):
         ids, paths = coco_source.test_rows(
             tree, ids_rule, folder, None if sample is None else sample.iloc[:, 0].tolist(), where)
@@ -371,18 +374,37 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
         else:
             frame = _table(tree, ids_rule.table, [ids_rule.id], where, f"{where}.ids")
             col, what = ids_rule.id, ids_rule.table
+            extra = frame[[c for c in frame.columns if c != col]]  # metadata (models' meta)
         ids = frame[col].tolist()
         if dupes := frame[col][frame[col].duplicated()].tolist():
             raise UserError(f"{where}: {what} lists ids twice: {_preview(dupes)}")
         paths = _match(images, ids, f"{where} ({what} ids)", f"{where}.images")
     if not ids:
         raise UserError(f"{where}: no test images in {images.where()}: nothing to predict")
-    return pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
+    if block.test.table is not None:  # the columns come from a table of their own
+        extra = _test_columns(tree, block.test.table, ids, where)
+    rows = pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
                          "source": "test"})
+    if extra is not None and len(extra.columns):  # the test table's other columns, kept
+        rows = pd.concat([rows, extra.add_prefix(META).reset_index(drop=True)], axis=1)
+    return rows
+
+
+def _test_columns(tree: Tree, spec: TestTable, ids: list[str], where: str) -> pd.DataFrame:
+    """`test.table`'s other columns, a row per test id in the ids' order; an id it lacks is one
+    line."""
+    frame = _table(tree, spec.table, [spec.id], where, f"{where}.table")
+    by_id = frame.set_index(spec.id)
+    if missing := [i for i in ids if i not in by_id.index]:
+        raise UserError(f"{where}.table: {spec.table} has no row for {len(missing)} test id(s): "
+                        f"{_preview(missing)} (every test id needs its columns)")
+    return by_id.loc[ids].reset_index(drop=True)
 
 
 def test_only(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
-    """The test rows alone (what `infer --raw` predicts): no train labels are read."""
+    """The test rows alone (what `infer --raw` predicts): no train labels are read. A test
+    table's other columns come along, each named with the `META` prefix (`meta_of` splits them
+    off)."""
     found = sample_table(block, tree, name)
     return test_rows(block, tree, name, found.frame if found else None)
 
@@ -504,6 +526,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     extra = [c for c in train.columns if c.startswith(META)]
     meta = train[["id", *extra]].rename(columns=_meta_name)
     train = train.drop(columns=extra)
+    test, test_meta = meta_of(test)
     rows = pd.concat([train, test], ignore_index=True)
     answered = test["id"].tolist() if samples is None else _test_samples(samples, test)
     solution = local_answers(block, tree, name, answered, index)
@@ -519,7 +542,16 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
         notes.append(f"train table's other columns, left alone (folds.group_column may name "
                      f"one): {_preview(list(meta.columns[1:]))}")
     return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows),
-                   multilabel=multi, meta=meta, numeric=block.numeric, samples=samples)
+                   multilabel=multi, meta=meta, numeric=block.numeric, samples=samples,
+                   test_meta=test_meta)
+
+
+def meta_of(test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the test rows, the test id + the test table's other columns, as test_meta.csv holds
+    them): what `test_rows` keeps of a test table beside the ids."""
+    extra = [c for c in test.columns if c.startswith(META)]
+    return (test.drop(columns=extra),
+            test[["id", *extra]].rename(columns=_meta_name).reset_index(drop=True))
 
 
 def _test_samples(samples: pd.DataFrame, test: pd.DataFrame) -> list[str]:

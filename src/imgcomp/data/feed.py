@@ -231,14 +231,17 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 class DeviceFeed:
-    """Training batches for the `device` backend: (augmented float batch, labels) on the device."""
+    """Training batches for the `device` backend: (augmented float batch, labels) on the device;
+    with `meta` (each row's encoded table columns), (batch, labels, meta)."""
 
     def __init__(self, images: Images, rows: np.ndarray, labels: np.ndarray, batch_size: int,
                  augment: Callable[[torch.Tensor, np.random.Generator], torch.Tensor],
-                 rank: int = 0, world: int = 1, weights: np.ndarray | None = None):
+                 rank: int = 0, world: int = 1, weights: np.ndarray | None = None,
+                 meta: np.ndarray | None = None):
         self.images, self.augment, self.weights = images, augment, weights
         self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
         self.labels = label_tensor(labels)
+        self.meta = None if meta is None else torch.as_tensor(meta, dtype=torch.float32)
         self.batch_size, self.rank, self.world = batch_size, rank, world
         self.num_workers = 0
 
@@ -251,8 +254,12 @@ class DeviceFeed:
         order = order[: len(self) * self.batch_size].view(len(self), self.batch_size)
         rng = np.random.default_rng(stream_seed(seed, self.rank))
         rows, labels = self.rows[order], self.labels[order].to(dev)
+        meta = None if self.meta is None else self.meta[order].to(dev)
         # Resident cache: the epoch's rows go to the device once, so a batch is a gather with no
         # host copy in the loop (a per-batch copy would make the CPU wait for the GPU each step).
         batches = rows.to(dev) if self.images.resident else (r.numpy() for r in rows)
         for k, images in enumerate(self.images.batches(batches)):
-            yield self.augment(images, rng), labels[k]
+            if meta is None:
+                yield self.augment(images, rng), labels[k]
+            else:
+                yield self.augment(images, rng), labels[k], meta[k]

@@ -45,12 +45,13 @@ class EpochBatches(Sampler):
 
 
 class BatchImages(Dataset):
-    """A whole batch per item: (row indices, seed) -> (NHWC uint8, labels). The transform is
-    seeded once per batch from the batch's own seed, so the draws are the same in whichever
-    loader process the batch lands (seeding per image would double albumentations' cost)."""
+    """A whole batch per item: (row indices, seed) -> (NHWC uint8, labels), and the rows' table
+    features after them where `meta` gives them (models.<m>.meta). The transform is seeded once
+    per batch from the batch's own seed, so the draws are the same in whichever loader process
+    the batch lands (seeding per image would double albumentations' cost)."""
 
-    def __init__(self, labels: np.ndarray, transform=None):
-        self.labels, self.transform = labels, transform
+    def __init__(self, labels: np.ndarray, transform=None, meta: np.ndarray | None = None):
+        self.labels, self.transform, self.meta = labels, transform, meta
 
     def image(self, i: int) -> np.ndarray:
         raise NotImplementedError
@@ -69,15 +70,18 @@ class BatchImages(Dataset):
                 img = self.transform(image=img)["image"]
             out.append(img)
         labels = label_tensor(np.asarray(self.labels)[indices])
-        return torch.from_numpy(np.ascontiguousarray(np.stack(out))), labels
+        images = torch.from_numpy(np.ascontiguousarray(np.stack(out)))
+        if self.meta is None:
+            return images, labels
+        return images, labels, torch.as_tensor(self.meta[indices], dtype=torch.float32)
 
 
 class CachedImages(BatchImages):
     """Rows of the memory-mapped uint8 cache, through an optional per-image transform."""
 
     def __init__(self, cache: Path | np.ndarray, rows: np.ndarray, labels: np.ndarray,
-                 transform=None):
-        super().__init__(labels, transform)
+                 transform=None, meta: np.ndarray | None = None):
+        super().__init__(labels, transform, meta)
         self.rows = rows
         if isinstance(cache, np.ndarray):  # a decompressed cache: forked workers share it
             self.cache, self._images = None, cache
@@ -117,7 +121,8 @@ class AlbumentationsFeed:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def epoch(self, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, seed: int) -> Iterator[tuple[torch.Tensor, ...]]:
         start_epoch(self.loader, seed)
-        for images, labels in self.loader:
-            yield self.prep(images), labels.to(self.prep.device, non_blocking=True)
+        for images, labels, *meta in self.loader:  # meta: the rows' table features, if any
+            yield (self.prep(images), labels.to(self.prep.device, non_blocking=True),
+                   *(m.to(self.prep.device, non_blocking=True) for m in meta))

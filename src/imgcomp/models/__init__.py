@@ -1,6 +1,8 @@
 """One registry of models by name: the custom CNNs below, beside any timm model by its timm name.
 
 A new custom model is one decorated function `name(num_classes, in_chans, image_size, **args)`.
+With `meta_dim` (table columns beside the image, `models.<m>.meta`), any of them is wrapped by
+fusion.MetaFusion: the same backbone, its head replaced by one reading both.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 from . import classic, linear  # noqa: E402,F401  (registers the custom models)
+from .fusion import MetaFusion  # noqa: E402
 
 
 def check_arch(arch: str) -> None:
@@ -37,7 +40,15 @@ def check_arch(arch: str) -> None:
 
 def create_model(arch: str, num_classes: int, in_chans: int, image_size: int,
                  pretrained: bool = False, pretrained_file: str | None = None,
-                 args: dict | None = None) -> nn.Module:
+                 args: dict | None = None, meta_dim: int = 0) -> nn.Module:
+    """The network `arch` names; with `meta_dim` > 0 it also takes that many table features
+    beside the image (`model(images, meta)`)."""
+    model = _backbone(arch, num_classes, in_chans, image_size, pretrained, pretrained_file, args)
+    return MetaFusion(model, arch, meta_dim, num_classes) if meta_dim else model
+
+
+def _backbone(arch: str, num_classes: int, in_chans: int, image_size: int, pretrained: bool,
+              pretrained_file: str | None, args: dict | None) -> nn.Module:
     args = dict(args or {})
     if arch in CUSTOM:
         if pretrained:

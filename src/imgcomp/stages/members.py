@@ -14,6 +14,7 @@ from ..inference.probfiles import write_probs
 from ..inference.probs import item_probs
 from ..metrics import score
 from ..params import Params
+from ..tabular import prepared_features
 from .common import fold_rows
 from .train import Run
 
@@ -27,7 +28,9 @@ def predict_item(params: Params, run: Run, fold: int, ckpt: Path, out: Path) -> 
     ids = prepared.manifest["id"].to_numpy()
     name = f"predict {run.name} fold {fold}"
     oof, probs = (item_probs(card, state, run.rt, run.images, rows, params.tta,
-                             params.predict.batch_size, f"{name} {part}")
+                             params.predict.batch_size, f"{name} {part}",
+                             meta=prepared_features(prepared, card.meta, rows)
+                             if card.meta else None)
                   for rows, part in ((valid, "oof"), (test, "test")))
     folder = item_dir(out, run.name, fold)
     folder.mkdir(parents=True)

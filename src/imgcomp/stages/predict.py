@@ -6,7 +6,9 @@ start-up and reads the cache's rows once: the union of every fold's validation r
 test rows (from a compressed cache, only the chunks holding them). Changing `tta` or
 `predict.*` reruns this stage (and what follows), never training; its output keeps one folder
 per item, `items/<model>-f<fold>/`, with the OOF and test probabilities as binary files
-(inference/probfiles.py: dense, or each row's top k past a thousand classes).
+(inference/probfiles.py: dense, or each row's top k past a thousand classes). A model with table
+columns gets each row's columns encoded by its card (tabular.py): the OOF rows' from the train
+table, the test rows' from the test table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..inference.runtime import open_runtime
 from ..manifest import Prepared
 from ..metrics import score
 from ..params import Params
+from ..tabular import prepared_features
 from .common import fold_rows, placement, read_folds
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
@@ -61,8 +64,10 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
                 name = f"predict {model} fold {k}"
 
                 def probs(rows, part):
+                    meta = prepared_features(prepared, card.meta, rows) if card.meta else None
                     return item_probs(card, state, rt, images, [where[r] for r in rows],
-                                      params.tta, params.predict.batch_size, f"{name} {part}")
+                                      params.tta, params.predict.batch_size, f"{name} {part}",
+                                      meta=meta)
 
                 oof, test = probs(valid[k], "oof"), probs(test_rows, "test")
                 item = item_dir(tmp, model, k)

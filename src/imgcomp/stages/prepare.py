@@ -11,7 +11,9 @@ array_cache.py),
 prediction is combined into: competitions/bson_source.py; the header alone where each row is a
 sample of its own), `submission.json` (the submission's format, resolved from the block and
 sample_submission: header, kind, classes of its columns), `task.json` (single- or multi-label), `meta.csv` (each
-train id and its table's other columns: patient ids, metadata), `solution.csv` (the test answers, where the competition
+train id and its table's other columns: patient ids, metadata), `test_meta.csv` (each test id
+and the test table's other columns, where test ids come from a table or `test.table` names one;
+the ids alone otherwise: what `models.<m>.meta` reads at test time), `solution.csv` (the test answers, where the competition
 ships them), and the cache: uint8, N x S x S x C, S = image_size * (1 + prepare.cache_margin),
 rows in manifest order; `images.u8z` (losslessly compressed, with `prepare.compress_cache`, the
 default) or `images.npy` (read memory-mapped). See data/store.py. `files/` keeps the extracted
@@ -34,7 +36,8 @@ from ..data.cache import build_cache, channel_stats
 from ..data.store import NPY, U8Z, compress
 from ..errors import UserError
 from ..fileio import atomic_path
-from ..artifacts.names import CLASSES, FORMAT, MANIFEST, META, SAMPLES, SOLUTION, STATS, TASK
+from ..artifacts.names import (CLASSES, FORMAT, MANIFEST, META, SAMPLES, SOLUTION, STATS, TASK,
+                               TEST_META)
 from ..artifacts.prepared import Stats, Task, to_text
 from ..manifest import cache_side, check_manifest
 from ..params import Params
@@ -97,6 +100,9 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         meta = listing.meta if listing.meta is not None else frame.loc[
             frame["split"] == "train", ["id"]]
         meta[meta["id"].isin(frame["id"])].to_csv(tmp / META, index=False)
+        test_meta = listing.test_meta if listing.test_meta is not None else frame.loc[
+            frame["split"] == "test", ["id"]]
+        test_meta.to_csv(tmp / TEST_META, index=False)
         if listing.solution is not None:
             listing.solution.to_csv(tmp / SOLUTION, index=False)
         if params.prepare.compress_cache:  # lossless: data/store.py

@@ -14,7 +14,10 @@ removed. Out-of-fold probabilities come from `predict`, with TTA. A numeric targ
 standardised by its fold's training rows (their mean and std, recorded in the card, undo it
 wherever the model predicts), with one output and the squared error. With `train.nproc > 1` or
 `train.nnodes > 1` the process relaunches itself under torchrun (DDP; rank 0 writes);
-training/launch.py checks the launch first and says what cannot work.
+training/launch.py checks the launch first and says what cannot work. A model with `meta`
+columns fits their encoding on each fold's training rows (tabular.py; the card records it) and
+encodes the test rows too before it trains, so a column the test table lacks, or text where
+training read numbers, stops the run at its start.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..artifacts.cards import ModelCard, TargetScale
+from ..artifacts.cards import MetaColumn, ModelCard, TargetScale
 from ..artifacts.names import MANIFEST, STATS, fold_checkpoint, fold_prefix, resume_file
 from ..data.augment import AugmentSpec
 from ..data.batch_aug import DevicePrep
@@ -42,6 +45,7 @@ from ..models import create_model
 from ..params import Params, Train
 from ..pretrained import checked_weights
 from ..sources import code_digest, stage_modules
+from ..tabular import fit_columns, prepared_features
 from ..training.device import runtime, seed_everything
 from ..training.feeds import FeedConfig, hard_labels, make_feed
 from ..training.closed_form import fit_closed, is_closed_form
@@ -265,13 +269,14 @@ def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = N
             print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
         return out
     seed_everything(run.params.model_seed(run.model_name))
-    model, mean, std, interpolation = _build(run)
+    meta = fold_meta(run, fold)
+    model, mean, std, interpolation = _build(run, meta)
     if start is not None:
         mean, std, interpolation = start_from(model, start, fold, name)
-    result = _fit(run, fold, name, config, (model, mean, std, interpolation), live, extra)
+    result = _fit(run, fold, name, config, (model, mean, std, interpolation), live, extra, meta)
     if not run.rt.is_main:
         return out
-    card = _card(run, fold, config, result, mean, std, interpolation)
+    card = _card(run, fold, config, result, mean, std, interpolation, meta)
     checkpoint.save(out, card, result.best_state)
     _resume_file(run, fold).unlink(missing_ok=True)
     print(f"{name}: best val {card.metric} {result.best_score:.4f} at epoch "
@@ -279,14 +284,38 @@ def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = N
     return out
 
 
-def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation) -> ModelCard:
+@dataclass(frozen=True)
+class FoldMeta:
+    """A model's table columns on one fold: their encoding, fitted on the fold's training rows,
+    and the features of every manifest row under it."""
+
+    columns: list[MetaColumn]
+    features: np.ndarray  # (manifest rows, width), float32
+
+
+def fold_meta(run: Run, fold: int) -> FoldMeta | None:
+    """The fold's `FoldMeta` (None: the model reads no columns). Test rows are encoded too,
+    so what the test table cannot give stops the run before it trains."""
+    names = run.params.model_spec(run.model_name).meta
+    if not names:
+        return None
+    frame, table = run.prepared.meta_table("train")
+    ids = run.prepared.manifest["id"].to_numpy()[fold_rows(run.prepared, run.folds, fold)[0]]
+    columns = fit_columns(frame.loc[ids], names, table)
+    every = np.arange(len(run.prepared.manifest))
+    return FoldMeta(columns, prepared_features(run.prepared, columns, every))
+
+
+def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation,
+          meta: FoldMeta | None = None) -> ModelCard:
     keys, spec = run.params.competition_keys(), run.params.model_spec(run.model_name)
     return ModelCard(
         card=1, model=run.name, fold=fold, arch=spec.arch or run.model_name,
         args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=keys.channels,
         image_size=run.params.model_size(run.model_name), mean=mean, std=std, interpolation=interpolation,
         classes=run.prepared.classes, multilabel=run.prepared.multilabel,
-        target=target_scale(run, fold), metric=keys.metric,
+        target=target_scale(run, fold), meta=meta.columns if meta is not None else [],
+        metric=keys.metric,
         score=None if math.isnan(result.best_score) else result.best_score,
         best_epoch=result.best_epoch, epochs_run=result.epochs_run, config=config,
         history=[{k: v for k, v in row.items() if not k.startswith("time/")}  # the same
@@ -313,12 +342,13 @@ def _resume_file(run: Run, fold: int) -> Path:
     return resume_file(run.resume_dir, run.params.competition, run.name, fold)
 
 
-def _build(run: Run):
+def _build(run: Run, meta: FoldMeta | None = None):
     """(model, mean, std, interpolation): the network, and the preprocessing it is fed."""
     spec, channels = run.params.model_spec(run.model_name), run.params.competition_keys().channels
     model = create_model(spec.arch or run.model_name, run.prepared.num_classes, channels,
                          run.params.model_size(run.model_name), spec.pretrained,
-                         str(run.init) if run.init else None, spec.args)
+                         str(run.init) if run.init else None, spec.args,
+                         meta.features.shape[1] if meta is not None else 0)
     stats = run.prepared.stats
     return (model, *preprocessing(model, spec.pretrained, channels, stats.mean, stats.std))
 
@@ -383,14 +413,16 @@ def training_targets(run: Run, rows: np.ndarray, scale: TargetScale | None,
             np.concatenate([y.astype(extra_y.dtype, copy=False), extra_y]))
 
 
-def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra | None):
+def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra | None,
+         meta: FoldMeta | None = None):
     model, mean, std, interpolation = built
     p, rt = run.params, run.rt
     own_rows, valid_rows = fold_rows(run.prepared, run.folds, fold)
     scale = target_scale(run, fold)
     train_rows, train_y = training_targets(run, own_rows, scale, extra)
+    feats = meta.features if meta is not None else None
     feed = make_feed(feed_config(p, run.model_name, mean, std), rt, run.images, train_rows,
-                     train_y)
+                     train_y, feats[train_rows] if feats is not None else None)
     prep = DevicePrep(rt.device, mean, std, p.model_size(run.model_name), rt.channels_last,
                       interpolation)
     if rt.is_main:
@@ -406,7 +438,8 @@ def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
                         run.prepared.multilabel))
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep,
-                       scale.pair() if scale is not None else None)
+                       scale.pair() if scale is not None else None,
+                       feats[valid_rows] if feats is not None else None)
     if is_closed_form(model):  # the classical member: one fit, no SGD (models/linear.py)
         result = fit_closed(fit_cfg, model, rt, train_rows,
                             closed_form_targets(train_y, scale, run.prepared.multilabel), valid)

@@ -37,22 +37,23 @@ def hard_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def make_feed(cfg: FeedConfig, rt: Runtime, images: Images, rows: np.ndarray,
-              labels: np.ndarray):
-    """The training feed: `.epoch(seed)` yields (normalised batch, labels) on the device;
-    `len()` is the steps per epoch."""
+              labels: np.ndarray, meta: np.ndarray | None = None):
+    """The training feed: `.epoch(seed)` yields (normalised batch, labels) on the device, and
+    each row's table features after them where `meta` gives them; `len()` is the steps per
+    epoch."""
     per_rank = max(2, (min(cfg.batch_size, len(rows)) // rt.world) // 2 * 2)  # mixup: even
     weights = (sample_weights(hard_labels(labels), int(np.max(hard_labels(labels))) + 1)
                if cfg.sampler == "balanced" else None)
     if cfg.backend == "device":
         return DeviceFeed(images, rows, labels, per_rank,
                           BatchAugment(cfg.augment, cfg.size, cfg.mean, cfg.std,
-                                       rt.channels_last), rt.rank, rt.world, weights)
+                                       rt.channels_last), rt.rank, rt.world, weights, meta)
     # albumentations (and OpenCV) load only for this backend
     from ..data.loaders import AlbumentationsFeed, CachedImages, train_loader
     from ..data.transforms import train_transform
 
     dataset = CachedImages(images.host(), rows, labels,
-                           train_transform(cfg.augment, cfg.size, cfg.seed))
+                           train_transform(cfg.augment, cfg.size, cfg.seed), meta)
     loader = train_loader(dataset, per_rank, loader_workers(cfg.num_workers, rt),
                           rt.device.type == "cuda", rt.rank, rt.world, weights)
     return AlbumentationsFeed(loader, DevicePrep(rt.device, cfg.mean, cfg.std, cfg.size,

@@ -66,6 +66,7 @@ class Validation:
     labels: np.ndarray
     prep: DevicePrep
     target: tuple[float, float] | None = None
+    meta: np.ndarray | None = None  # each row's table features (models.<m>.meta)
 
 
 @dataclass
@@ -170,7 +171,7 @@ def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Valida
     for name, model in candidates.items():
         probs = predict_probs(model, valid.images, valid.rows, valid.prep, rt, ["identity"],
                               max(feed.batch_size, 256), multilabel=cfg.multilabel,
-                              top_k=cfg.top_k, target=valid.target)
+                              top_k=cfg.top_k, target=valid.target, meta=valid.meta)
         found[name] = score(cfg.metric, valid.labels, probs), probs  # multi-label: tags at 0.5
     kept = next(iter(found))
     if kept == "ema" and better(cfg.metric, found["live"][0], found["ema"][0]):
@@ -191,8 +192,8 @@ def _train_epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, epoch: int
     losses, steps = EpochLoss(), len(feed)
     bar = progress_bar(steps * feed.batch_size * rt.world, f"epoch {epoch + 1}/{cfg.epochs}",
                        "img") if rt.is_main else None
-    for step, (x, y) in enumerate(feed.epoch(seed)):
-        loss = stepper.loss(x, y)
+    for step, (x, y, *meta) in enumerate(feed.epoch(seed)):  # meta: table features, if any
+        loss = stepper.loss(x, y, *meta)
         losses.add(loss, len(x))
         stepper.update(loss)
         if not _STARTED and rt.is_main:

@@ -30,6 +30,7 @@ class Mixup:
         self.prob, self.switch_prob = prob, switch_prob
         self.label_smoothing, self.num_classes = label_smoothing, num_classes
         self.multilabel = multilabel  # a 2-D target: tags (True) or class distributions
+        self.lam = 1.0  # the last batch's factor (cutmix: the area it really kept)
 
     def draw(self) -> tuple[float, bool]:
         """(mixing factor, cutmix?) for one batch; a factor of 1 leaves it as it is."""
@@ -53,6 +54,8 @@ class Mixup:
                 x.mul_(lam).add_(flipped)
         return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing,
                                 self.multilabel)
+        self.lam = lam
+        return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing)
 
 
 def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], float]:

@@ -254,13 +254,20 @@ class Stepper:
         self.gen.manual_seed(s)
         self.rng = np.random.default_rng(s)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor,
+             meta: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch's loss; `meta` (table features, models.<m>.meta) is mixed by the factor
+        that mixes the images and targets, so every mixed row's columns match its target as
+        its pixels do (a soft one-hot, like the target's)."""
         if self.mixup is not None:
             x, y = self.mixup(x, y)
+            if meta is not None and self.mixup.lam != 1.0:
+                meta = meta * self.mixup.lam + meta.flip(0) * (1.0 - self.mixup.lam)
         if self.cfg.erasing:
             x = random_erase(x, self.cfg.erasing, self.rng, self.gen)
         with self.rt.autocast():
-            return combined_loss(self.net(x), y, self.loss_fn)
+            out = self.net(x) if meta is None else self.net(x, meta)
+            return combined_loss(out, y, self.loss_fn)
 
     def update(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
