@@ -52,10 +52,13 @@ STAGES = {
                        "stages.predict", ("models", "prepared", "folds", "out")),
     "ensemble": Command("combine folds and models; CV metrics", "stages.ensemble",
                         ("prepared", "preds", "out", "cv", "plots")),
+    "student": Command("distil the ensemble into one model (distill.model; null: nothing)",
+                       "stages.student", ("prepared", "folds", "ensemble", "out", "metrics")),
     "submit": Command("write, validate and score the CSV", "stages.submit",
                       ("prepared", "probs", "out", "leaderboard")),
     "package": Command("the trained ensemble as safetensors + package.json (make package)",
-                       "stages.package", ("models", "cv", "ensemble", "prepared", "out")),
+                       "stages.package", ("models", "cv", "ensemble", "prepared", "student",
+                                         "out")),
 }
 TOOLS = {
     "infer": Command(
