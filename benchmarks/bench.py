@@ -22,7 +22,10 @@
    the custom resnet at the default epochs alone, beside the linear member in the OOF-weighted
    ensemble, and the linear member alone (CV and held-out MAP@5);
 10. scale (benchmarks/scale.py): new + prepare + folds at 20,000 and 200,000 images (time per
-   image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS).
+   image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS);
+11. distillation (benchmarks/distill.py): digits with params.yaml's recipe and a lenet student;
+   the student's held-out accuracy beside the ensemble's, and the images/s of the student's
+   package beside the full ensemble's with its TTA, on the same 10,240 decoded digit PNGs.
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
 
@@ -54,6 +57,7 @@ if importlib.util.find_spec("imgcomp") is None:  # a checkout without the instal
 sys.path.insert(0, str(REPO / "tests"))  # support.py: the instruments the tests check
 
 import run_shape  # noqa: E402  (benchmarks/, this script's folder)
+import distill  # noqa: E402  (benchmarks/distill.py)
 import scale  # noqa: E402
 import small_data  # noqa: E402
 from support import (  # noqa: E402
@@ -648,6 +652,13 @@ def main(argv: list[str] | None = None) -> None:
         results["classical"] = small_data.measure_linear(
             epochs=max(1, round(epochs * min(SCALE, 1))))
         done("classical")
+    if "distill" in only:
+        from imgcomp.params import load_params
+
+        epochs = load_params(REPO / "params.yaml").train.epochs
+        results["distill"] = distill.measure(epochs=max(1, round(epochs * min(SCALE, 1))),
+                                             images=n(10_240), device=device)
+        done("distill")
     if "scale" in only:
         results["scale"] = scale.measure(["listing", "classes"], [n(20_000), n(200_000)],
                                          max(20, int(15_000 * min(SCALE, 1))))
@@ -656,7 +667,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy",
-            "small_data", "classical", "scale")
+            "small_data", "classical", "distill", "scale")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -735,6 +746,13 @@ def print_table(r: dict, section: str) -> None:
                 f"{cl['epochs']} epochs, {part} MAP@5", cl["with_linear"][part], cl["cnn"][part],
                 round(cl["with_linear"][part] - cl["cnn"][part], 4), ">= 0")
         row("  the linear member alone, cv / test", cl["linear"]["cv"], cl["linear"]["test"])
+    elif section == "distill":
+        d = r["distill"]
+        row(f"distill: student vs ensemble, {d['test_rows']} held-out, {d['metric']}",
+            d["student_test"], d["ensemble_test"], d["difference"], ">= -0.005")
+        e, s = d["ensemble_package"], d["student_package"]
+        row(f"  package images/s, {d['images']:,} images: 1 vs {e['items']}x{e['views']} views",
+            s["images_per_s"], e["images_per_s"], d["speedup"], ">= 4")
     elif section == "scale":
         sc = r["scale"]
         small, big = sc["listing"]["rows"][0], sc["listing"]["rows"][-1]
