@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import env_for, make_project, ran_stages, run, set_params
+from helpers import env_for, imgcomp, make_project, ran_stages, run, set_params
 
 from imgcomp.errors import UserError
 from imgcomp.inference.probfiles import write_probs
@@ -86,6 +86,9 @@ def test_the_student_is_trained_scored_packaged_and_rerun_alone(tmp_path):
     assert held["images"] == 450 and held["difference"] == pytest.approx(
         held["student"]["accuracy"] - held["ensemble"]["accuracy"], abs=1e-6)
     board = json.loads((project / "metrics/leaderboard.json").read_text())
+    summary = imgcomp(["summary"], project, check=True).stdout
+    assert (f"student lenet+student: held-out test accuracy {held['student']['accuracy']:.4f} "
+            f"(the ensemble's {held['ensemble']['accuracy']:.4f}, the same 450 images)") in summary
     assert held["ensemble"]["accuracy"] == board["test"]["accuracy"]  # as submit scores it
     spec = json.loads((project / "packages/digits/package.json").read_text())
     assert [i["card"]["model"] for i in spec["items"]] == ["lenet+student"]
