@@ -25,6 +25,9 @@
    image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS);
 11. metadata fused with the image (benchmarks/meta_fusion.py): noise images whose label lives in
    the tables' columns; the CV of lenet with `meta: [sensor, site]` beside lenet alone.
+12. distillation (benchmarks/distill.py): digits with params.yaml's recipe and a lenet student;
+   the student's held-out accuracy beside the ensemble's, and the images/s of the student's
+   package beside the full ensemble's with its TTA, on the same 10,240 decoded digit PNGs.
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--only SECTION,...] [--out JSON]
 
@@ -57,6 +60,7 @@ sys.path.insert(0, str(REPO / "tests"))  # support.py: the instruments the tests
 
 import meta_fusion  # noqa: E402  (benchmarks/, this script's folder)
 import run_shape  # noqa: E402
+import distill  # noqa: E402  (benchmarks/distill.py)
 import scale  # noqa: E402
 import small_data  # noqa: E402
 from support import (  # noqa: E402
@@ -556,6 +560,16 @@ def bench_accuracy() -> dict | None:
             "pipeline_test_accuracy": ours}
 
 
+def bench_distill(device: str) -> dict:
+    """Digits: the student beside the ensemble (held-out score, package images/s), at
+    params.yaml's epochs (scaled) on 10,240 decoded images (scaled)."""
+    from imgcomp.params import load_params
+
+    epochs = load_params(REPO / "params.yaml").train.epochs
+    return distill.measure(epochs=max(1, round(epochs * min(SCALE, 1))), images=n(10_240),
+                           device=device)
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -654,6 +668,9 @@ def main(argv: list[str] | None = None) -> None:
     if "meta" in only:
         results["meta"] = meta_fusion.measure(epochs=max(1, round(12 * min(SCALE, 1))))
         done("meta")
+    if "distill" in only:
+        results["distill"] = bench_distill(device)
+        done("distill")
     if "scale" in only:
         results["scale"] = scale.measure(["listing", "classes"], [n(20_000), n(200_000)],
                                          max(20, int(15_000 * min(SCALE, 1))))
@@ -662,7 +679,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 SECTIONS = ("loader", "train", "draft", "memory", "footprint", "run_shape", "accuracy",
-            "small_data", "classical", "meta", "scale")
+            "small_data", "classical", "meta", "distill", "scale")
 
 
 def row(label: str, ours="", baseline="", ratio="", goal: str = "") -> None:
@@ -746,6 +763,13 @@ def print_table(r: dict, section: str) -> None:
         row(f"meta: CV {me['metric']} with the columns vs image alone ({me['train_images']} "
             f"imgs, {me['epochs']} ep)", me["with_meta"], me["image_alone"],
             round(me["with_meta"] - me["image_alone"], 4), "with > alone")
+    elif section == "distill":
+        d = r["distill"]
+        row(f"distill: student vs ensemble, {d['test_rows']} held-out, {d['metric']}",
+            d["student_test"], d["ensemble_test"], d["difference"], ">= -0.005")
+        e, s = d["ensemble_package"], d["student_package"]
+        row(f"  package images/s, {d['images']:,} images: 1 vs {e['items']}x{e['views']} views",
+            s["images_per_s"], e["images_per_s"], d["speedup"], ">= 4")
     elif section == "scale":
         sc = r["scale"]
         small, big = sc["listing"]["rows"][0], sc["listing"]["rows"][-1]

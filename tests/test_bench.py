@@ -124,3 +124,23 @@ def test_the_meta_row_trains_one_network_with_and_without_the_columns(tmp_path):
     first = table_rows(stdout, "meta: CV accuracy with the columns vs image alone")[0]
     assert first[-6:-3] == [str(me["with_meta"]), str(me["image_alone"]),
                             str(round(me["with_meta"] - me["image_alone"], 4))]
+
+
+@pytest.mark.e2e
+def test_the_distill_row_scores_both_on_one_split_and_times_both_packages_alike(tmp_path):
+    """The student and the ensemble scored on digits' same held-out rows; the two packages
+    timed on the same decoded images, the ensemble's with every (model, fold) and its TTA, the
+    student's one network and one view; the table prints the JSON's figures."""
+    r, stdout = bench(tmp_path, "distill")
+    d = r["distill"]
+    assert (d["test_rows"], d["metric"], d["student_model"]) == (450, "accuracy", "lenet")
+    assert d["difference"] == pytest.approx(d["student_test"] - d["ensemble_test"], abs=1e-6)
+    e, s = d["ensemble_package"], d["student_package"]
+    assert (e["items"], e["views"]) == (len(d["models"]) * len(d["folds"]), len(d["tta"]))
+    assert (s["items"], s["views"]) == (1, 1) and e["views"] > 1
+    assert d["images"] == 204  # 10,240 at scale 0.02
+    assert d["speedup"] == round(s["images_per_s"] / e["images_per_s"], 2)
+    first, second = table_rows(stdout, "distill: student vs ensemble")[0], table_rows(
+        stdout, "package images/s")[0]
+    assert first[-5:-2] == [str(d["student_test"]), str(d["ensemble_test"]), str(d["difference"])]
+    assert second[-5:-2] == [str(s["images_per_s"]), str(e["images_per_s"]), str(d["speedup"])]

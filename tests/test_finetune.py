@@ -95,4 +95,5 @@ def test_fine_tuning_at_a_larger_size_is_a_member_and_reruns_only_itself(tmp_pat
         (project / "submissions/digits.csv").read_bytes()
     set_params(project, finetune={"epochs": 2})
     again = run(["dvc", "repro"], project)
-    assert set(ran_stages(again)) == {"finetune", "ensemble", "submit", "package"}, again.stdout
+    assert set(ran_stages(again)) == {"finetune", "ensemble", "student", "submit", "package"}, \
+        again.stdout

@@ -25,6 +25,9 @@ pytestmark = pytest.mark.e2e
 
 TRAIN_ITEMS = ["train@lenet"]  # one process per model trains its folds
 PREDICT_ITEMS = ["predict"]  # one process predicts every (model, fold)
+# the stages that train members from train's output (nothing by default: each writes its
+# members.json and stops); they read train's checkpoints or predict's items, so they rerun with them
+MEMBER_STAGES = ["finetune", "pseudo"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def digits_project(tmp_path_factory):
 def test_digits_end_to_end(digits_project):
     project, first = digits_project
     assert ran_stages(first) == ["fetch", "prepare", "folds", "weights@lenet", *TRAIN_ITEMS, *PREDICT_ITEMS,
-                                 "ensemble", "submit", "package"]
+                                 *MEMBER_STAGES, "ensemble", "student", "submit", "package"]
     lines = (project / "submissions/digits.csv").read_text().splitlines()
     assert lines[0] == "id,label" and len(lines) == 1 + 450
     assert imgcomp(["validate", "submissions/digits.csv"], project).returncode == 0
@@ -128,10 +131,13 @@ def test_second_repro_runs_nothing_then_tta_and_epochs_rerun_only_downstream(dig
     project, _ = digits_project
     assert ran_stages(run(["dvc", "repro"], project)) == []
     set_params(project, tta=["identity", "fivecrop"])
-    assert ran_stages(run(["dvc", "repro"], project)) == [*PREDICT_ITEMS, "ensemble", "submit",
+    # student: its input changed (with distill.model: null it trains nothing)
+    assert ran_stages(run(["dvc", "repro"], project)) == [*PREDICT_ITEMS, *MEMBER_STAGES,
+                                                          "ensemble", "student", "submit",
                                                           "package"]
     set_params(project, train={"epochs": 2})
-    assert ran_stages(run(["dvc", "repro"], project)) == [*TRAIN_ITEMS, *PREDICT_ITEMS, "ensemble",
+    assert ran_stages(run(["dvc", "repro"], project)) == [*TRAIN_ITEMS, *PREDICT_ITEMS,
+                                                          *MEMBER_STAGES, "ensemble", "student",
                                                           "submit", "package"]
     set_params(project, ensemble={"method": "weighted"})
     # one model: weighted equals mean, the ensemble's output is unchanged, so submit is skipped;

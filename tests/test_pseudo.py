@@ -160,5 +160,6 @@ def test_a_pseudo_round_joins_the_ensemble_and_changing_it_reruns_only_what_foll
         (project / "submissions/digits.csv").read_bytes()
     set_params(project, pseudo={"share": 0.5})
     again = run(["dvc", "repro"], project)
-    assert set(ran_stages(again)) == {"pseudo", "ensemble", "submit", "package"}, again.stdout
+    assert set(ran_stages(again)) == {"pseudo", "ensemble", "student", "submit", "package"}, \
+        again.stdout
     assert "225 of 450 test rows" in again.stdout

@@ -63,10 +63,13 @@ STAGES = {
                                              "the pseudo stage's items (its members)"}),
                             (("--finetune",), {"type": Path, "dest": "finetune_dir", "help":
                                                "the finetune stage's items (its members)"}))),
+    "student": Command("distil the ensemble into one model (distill.model; null: nothing)",
+                       "stages.student", ("prepared", "folds", "ensemble", "out", "metrics")),
     "submit": Command("write, validate and score the CSV", "stages.submit",
                       ("prepared", "probs", "out", "leaderboard")),
     "package": Command("the trained ensemble as safetensors + package.json (make package)",
-                       "stages.package", ("models", "cv", "ensemble", "prepared", "out"),
+                       "stages.package", ("models", "cv", "ensemble", "prepared", "student",
+                                         "out"),
                        options=((("--pseudo-models",), {"type": Path, "help": "the pseudo "
                                  "stage's models folder (its members)"}),
                                 (("--finetune-models",), {"type": Path, "help": "the finetune "

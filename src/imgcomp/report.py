@@ -387,7 +387,8 @@ def recorded_params(lock_path: Path, competition: str, models: list[str]) -> dic
             "competition") != competition:
         return None
     names = ["fetch", "prepare", "folds",  # train's matrix items are named train@<model>
-             *(f"train@{model}" for model in models), "predict", "ensemble", "submit"]
+             *(f"train@{model}" for model in models), "predict", "finetune", "pseudo",
+             "ensemble", "student", "submit"]
     out: dict[str, dict[str, list[str]]] = {}
     for name in names:
         for key, value in stages.get(name, {}).get("params", {}).get("params.yaml", {}).items():

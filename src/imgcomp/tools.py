@@ -109,6 +109,22 @@ def summary(params: Params) -> None:
         if lb.test is not None:
             print(f"{lb.competition}: held-out test {metric} {lb.test.value(metric):.4f}")
         print(f"submission: {lb.submission}")
+    _student_summary(params, metric)
+
+
+def _student_summary(params: Params, metric: str) -> None:
+    """The distilled student's held-out score beside the ensemble's, where there is one."""
+    import json
+
+    path = stage_path("student", "metrics", params.competition)
+    found = json.loads(path.read_text()) if path.is_file() else {}
+    if found.get("student") is None:
+        return
+    held = found.get("held_out")
+    print(f"student {found['member']}: " + (
+        f"held-out test {metric} {held['student'][metric]:.4f} (the ensemble's "
+        f"{held['ensemble'][metric]:.4f}, the same {held['images']} images)" if held
+        else "no held-out score (the competition ships no test answers)"))
 
 
 def kaggle_credentials() -> Path | str | None:

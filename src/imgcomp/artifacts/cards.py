@@ -23,6 +23,7 @@ from .reports import checked_post
 
 CARD_VERSION = 1
 PACKAGE_FORMAT = 4
+STUDENT_TTA = ("identity",)  # the distilled student's one view: its held-out score, its package
 
 
 class _Strict(BaseModel):

@@ -1,7 +1,7 @@
 """The one place the pipeline's files and folders are named: a prepared competition's files,
-a model's fold checkpoints, the (model, fold) items, the probability files, the resume states,
-the ensemble's post-processing. The folders above them are dvc.yaml's (a stage gets them on
-its command line); these are the names inside."""
+a model's fold checkpoints, the (model, fold) items, the distilled student, the probability
+files, the resume states, the ensemble's post-processing. The folders above them are
+dvc.yaml's (a stage gets them on its command line); these are the names inside."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ def members(params) -> dict[str, str]:
     out.update({pseudo_member(m, params.pseudo.rounds): "pseudo"
                 for m in params.pseudo_models()})
     return out
+
+
+STUDENT = "student.safetensors"  # the distilled student's checkpoint, in its models folder
+STUDENT_NOTE = "student.json"  # what that folder holds where no student is asked for
+ALL_ROWS = -1  # the student's card's fold: it trained on every labelled row, no fold held out
+
+
+def student_member(model: str) -> str:
+    """Model `model` distilled from the ensemble: `lenet+student`."""
+    return f"{model}+student"
 
 
 def item_name(model: str, fold: int) -> str:

@@ -10,6 +10,12 @@ precision), and `requirements.lock` (the exact versions it was made with). With 
 test data, as the organisers ship it, into the validated submission (`--images DIR`: any folder
 of images into per-class probabilities), with no params.yaml, DVC or prepared data: what a
 Kaggle code competition's offline notebook needs.
+
+With `package.model: student` it holds the distilled student alone (stages/student.py): one
+network, one view (identity), its probabilities as they are: no post-processing, since the
+ensemble's post.json was fitted on the ensemble's OOF, which the student's predictions are not
+(and the student has no OOF of its own to fit one on). `cv` then records no score (the student
+has no CV; metrics/student.json holds its held-out score where there is one).
 """
 
 from __future__ import annotations
@@ -20,8 +26,23 @@ from pathlib import Path
 
 from .. import __version__
 from ..archives import sha256sum
-from ..artifacts.cards import PACKAGE_FORMAT, PackageItem, PackageSpec, write_spec
-from ..artifacts.names import FORMAT, POST, STATS, checkpoint_of, members, package_file
+from ..artifacts.cards import (
+    PACKAGE_FORMAT,
+    STUDENT_TTA,
+    PackageItem,
+    PackageSpec,
+    write_spec,
+)
+from ..artifacts.names import (
+    FORMAT,
+    POST,
+    STATS,
+    STUDENT,
+    checkpoint_of,
+    members,
+    package_file,
+    student_member,
+)
 from ..artifacts.prepared import Stats, read_fact
 from ..artifacts.reports import CvReport, read_post, read_report
 from ..competitions.block import run_block
@@ -35,17 +56,18 @@ from ..params import Params
 DVC = {
     "cmd": "python -m imgcomp package --models models/${competition} --cv metrics/cv.json "
            "--ensemble preds/${competition}/ensemble --prepared data/prepared/${competition} "
-           "--out packages/${competition} --finetune-models models/${competition}-finetune "
+           "--student models/${competition}-student --out packages/${competition} "
+           "--finetune-models models/${competition}-finetune "
            "--pseudo-models models/${competition}-pseudo",
     "deps": ["models/${competition}", "models/${competition}-finetune",
-             "models/${competition}-pseudo", "metrics/cv.json",
-             "requirements.lock",
+             "models/${competition}-pseudo", "models/${competition}-student",
+             "metrics/cv.json", "requirements.lock",
              "preds/${competition}/ensemble/post.json",
              "data/prepared/${competition}/submission.json",
              "data/prepared/${competition}/stats.json"],
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
                "ensemble", "finetune.models", "pseudo.rounds", "pseudo.models",
-               "predict.batch_size",
+               "predict.batch_size", "package", "distill.model",
                "train.precision", "train.channels_last", "train.deterministic"],
     "outs": ["packages/${competition}"],
 }
@@ -67,8 +89,8 @@ def member_dirs(params: Params, folders: dict[str, Path | None]) -> dict[str, Pa
 
 
 def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
-         prepared_dir: Path, out_dir: Path, pseudo_models: Path | None = None,
-         finetune_models: Path | None = None) -> None:
+         prepared_dir: Path, student_dir: Path, out_dir: Path,
+         pseudo_models: Path | None = None, finetune_models: Path | None = None) -> None:
     block = run_block(params)
     cv = read_report(CvReport, cv_json, "ensemble")
     roots = member_dirs(params, {"train": models_dir, "pseudo": pseudo_models,
@@ -82,30 +104,54 @@ def main(params: Params, models_dir: Path, cv_json: Path, ensemble_dir: Path,
     method = params.ensemble.method
     weights = cv.ensemble.weights if method == "weighted" else \
         {m: 1.0 / len(models) for m in models}
+    post, tta, score = read_post(Path(ensemble_dir) / POST), list(params.tta), \
+        cv.ensemble.value(block.metric)
     stats = read_fact(Stats, Path(prepared_dir) / STATS)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        items = [_item(roots[model], model, fold, tmp) for model in models for fold in folds]
+        if params.package.model == "student":
+            items = [_student_item(params, Path(student_dir), tmp)]
+            method, weights = "mean", {items[0].card.model: 1.0}
+            post, tta, score = None, list(STUDENT_TTA), None
+        else:
+            items = [_item(roots[model], model, fold, tmp) for model in models
+                     for fold in folds]
         spec = PackageSpec(
             format=PACKAGE_FORMAT, imgcomp=__version__, competition=params.competition,
             competition_block=block.model_dump(mode="json", by_alias=True),
             submission=json.loads((Path(prepared_dir) / FORMAT).read_text()),
-            post=read_post(Path(ensemble_dir) / POST), classes=items[0].card.classes,
+            post=post, classes=items[0].card.classes,
             channels=block.channels, image_size=max(it.card.image_size for it in items),
             cache_side=stats.cache_side, array_rule=stats.array_rule,
-            max_extract_gb=params.prepare.max_extract_gb, tta=list(params.tta),
+            max_extract_gb=params.prepare.max_extract_gb, tta=tta,
             ensemble={"method": method, "weights": weights},
             # predict's settings: infer computes what predict computed, on either device
             predict={"batch_size": params.predict.batch_size,
                      "precision": params.train.precision,
                      "channels_last": params.train.channels_last,
                      "deterministic": params.train.deterministic},
-            cv={block.metric: cv.ensemble.value(block.metric)}, items=items)
+            cv={block.metric: score}, items=items)
         write_spec(spec, tmp)
         shutil.copy("requirements.lock", tmp / "requirements.lock")
-    print(f"package: {len(items)} model(s) x fold(s), {method} ensemble, CV {block.metric} "
-          f"{cv.ensemble.value(block.metric):.4f} -> {out_dir} "
+    what = (f"the student {items[0].card.model}, one view, no post-processing"
+            if score is None else f"{len(items)} model(s) x fold(s), {method} ensemble, CV "
+            f"{block.metric} {score:.4f}")
+    print(f"package: {what} -> {out_dir} "
           f"(python -m imgcomp infer --package {out_dir} --raw DIR --out submission.csv)")
+
+
+def _student_item(params: Params, student_dir: Path, tmp: Path) -> PackageItem:
+    """The distilled student, byte for byte, checked to be this run's student."""
+    src = student_dir / STUDENT
+    if not src.is_file():
+        raise UserError(f"{src}: missing; package.model: student needs the student stage's "
+                        "checkpoint (`dvc repro student`)")
+    card = checkpoint.read_card(src)
+    if card.model != student_member(params.distill.model):
+        raise UserError(f"{src}: the student of {card.model}, not of distill.model "
+                        f"{params.distill.model}; run `dvc repro student`")
+    shutil.copyfile(src, tmp / STUDENT)
+    return PackageItem(file=STUDENT, sha256=sha256sum(tmp / STUDENT), card=card)
 
 
 def _item(models_dir: Path, model: str, fold: int, tmp: Path) -> PackageItem:

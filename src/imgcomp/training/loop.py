@@ -1,6 +1,8 @@
 """The epoch loop of one (model, fold): train an epoch with the Stepper, evaluate the fold's
 validation rows, keep the best weights on the competition's metric, stop early, and save a
-resume state after every epoch.
+resume state after every epoch. With no validation rows (a model trained on every labelled
+row, the distilled student) nothing is scored: the last epoch's weights are kept, the moving
+average where there is one, and no epoch is ever chosen on labels it should not see.
 
 A killed run rerun with the same config resumes from its last finished epoch and ends with the
 same result as an uninterrupted one: every epoch's randomness is derived from (seed, epoch),
@@ -12,6 +14,7 @@ running rate and the time left.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +85,11 @@ class TrainingDiverged(UserError):
     pass
 
 
-def fit(cfg: FitConfig, model: nn.Module, rt: Runtime, feed, valid: Validation, live=None,
-        stepper: Stepper | None = None) -> FitResult:
+def fit(cfg: FitConfig, model: nn.Module, rt: Runtime, feed, valid: Validation | None,
+        live=None, stepper: Stepper | None = None) -> FitResult:
     """Train with `feed` (`.epoch(seed)` yields device batches; `len()` is the steps per
-    epoch); evaluate `valid` after every epoch. `stepper` (default: one made here) runs the
-    steps."""
+    epoch); evaluate `valid` after every epoch (None: no validation, the last epoch kept).
+    `stepper` (default: one made here) runs the steps."""
     if len(feed) == 0:
         raise UserError(f"{cfg.name}: too few training images for one batch of "
                         f"train.batch_size={cfg.batch_size}")
@@ -132,18 +135,22 @@ def _resume(cfg: FitConfig, stepper: Stepper, rt: Runtime) -> tuple[Progress, di
     return Progress(best_score=-np.inf), None
 
 
-def _epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validation, epoch: int,
-           progress: Progress) -> tuple[dict | None, dict | None]:
-    """One epoch trained and (on rank 0) scored: (its log row, the new best weights or None)."""
+def _epoch(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Validation | None,
+           epoch: int, progress: Progress) -> tuple[dict | None, dict | None]:
+    """One epoch trained and (on rank 0) scored: (its log row, the new best weights or None).
+    Without validation rows nothing is scored and every epoch's weights replace the last."""
     start = time.perf_counter()
     train_loss, images = _train_epoch(cfg, stepper, rt, feed, epoch, progress.epoch)
     train_s = time.perf_counter() - start
     if not rt.is_main:
         return None, None
-    kept, value, probs, scores = _validate(cfg, stepper, rt, feed, valid)
-    loss = {} if cfg.top_k else {"val/loss": val_loss(valid, probs)}
-    row = {"epoch": epoch + 1, "train/loss": train_loss, f"val/{cfg.metric}": value, **loss,
-           **scores,
+    if valid is None:  # the average where there is one: what a validated run mostly keeps
+        kept, value, scored = ("ema" if stepper.ema is not None else "live"), math.nan, {}
+    else:
+        kept, value, probs, scores = _validate(cfg, stepper, rt, feed, valid)
+        loss = {} if cfg.top_k else {"val/loss": val_loss(valid, probs)}
+        scored = {f"val/{cfg.metric}": value, **loss, **scores}
+    row = {"epoch": epoch + 1, "train/loss": train_loss, **scored,
            "lr": max(g["lr"] for g in stepper.opt.param_groups),  # the head's
            "time/epoch_s": round(time.perf_counter() - start, 3),
            "time/train_images_per_s": round(images * rt.world / train_s, 1)}
@@ -218,8 +225,10 @@ def _record(cfg: FitConfig, stepper: Stepper, progress: Progress, row: dict,
             value: float, kept: str) -> dict | None:
     """Note the epoch in `progress` and print it; the best weights when it improved."""
     progress.history.append({**row, "weights": kept})
+    validated = f"val/{cfg.metric}" in row  # else no validation rows: the last epoch is kept
     # A NaN score (AUC of a one-class fold) never wins, but the first epoch is kept.
-    improved = progress.best_epoch < 0 or better(cfg.metric, value, progress.best_score)
+    improved = (not validated or progress.best_epoch < 0
+                or better(cfg.metric, value, progress.best_score))
     state = None
     if improved:
         progress.best_score, progress.best_epoch, progress.bad_epochs = value, row["epoch"], 0
@@ -230,9 +239,10 @@ def _record(cfg: FitConfig, stepper: Stepper, progress: Progress, row: dict,
     progress.epoch = row["epoch"]
     both = (f" (live {row[f'val/{cfg.metric}_live']:.4f}, average "
             f"{row[f'val/{cfg.metric}_ema']:.4f}: {'live' if kept == 'live' else 'average'} "
-            "kept)" if stepper.ema is not None else "")
-    print(f"{cfg.name}: epoch {row['epoch']}/{cfg.epochs} loss {row['train/loss']:.4f} "
-          f"val {cfg.metric} {value:.4f}{both}"
+            "kept)" if stepper.ema is not None and validated else "")
+    scored = (f"val {cfg.metric} {value:.4f}{both}" if validated else
+              f"no validation, {'average' if kept == 'ema' else 'live'} weights kept")
+    print(f"{cfg.name}: epoch {row['epoch']}/{cfg.epochs} loss {row['train/loss']:.4f} {scored}"
           + (f" val loss {row['val/loss']:.4f}" if "val/loss" in row else "") + " "
           f"{row['time/epoch_s']:.1f} s {row['time/train_images_per_s']:,.0f} img/s"
           + (" *" if improved else ""), flush=True)
