@@ -20,9 +20,7 @@ from pathlib import Path
 from ..artifacts.names import checkpoint_of
 from ..fileio import atomic_path
 from ..params import Params
-from .members import fold_files, keep_only, predict_item, write_members
-from .train import READS_UNTRACKED as TRAIN_READS_UNTRACKED
-from .train import _setup, train_fold
+from .members import fold_files, keep_only, write_members
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports. It trains as train does
@@ -48,7 +46,8 @@ DVC = {
     "outs": [{"models/${competition}-finetune": {"persist": True}},
              "preds/${competition}/finetune"],
 }
-READS_UNTRACKED = [k for k in TRAIN_READS_UNTRACKED if k != "train.models"]
+# Read, but no params of the stage: train's own (stages/train.py), less train.models
+READS_UNTRACKED = ["train.num_workers", "train.device_cache", "train.gpu", "train.rdzv_endpoint"]
 
 
 def tuned(params: Params) -> Params:
@@ -60,20 +59,30 @@ def tuned(params: Params) -> Params:
 
 def main(params: Params, prepared: Path, folds: Path, models: Path, out_models: Path,
          out: Path) -> None:
-    run_params = tuned(params)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         Path(out_models).mkdir(parents=True, exist_ok=True)
-        for model in params.finetune.models:
-            source = params.model_spec(model).init_from
-            run = _setup(run_params, model, Path(prepared), Path(folds), Path("checkpoints"),
-                         None)
-            for k in params.folds.run:
-                start = checkpoint_of(Path(models), source, k)
-                ckpt = train_fold(run, k, Path(out_models) / model, None, start=start)
-                predict_item(run_params, run, k, ckpt, tmp)
-            keep_only(Path(out_models) / model, fold_files(params))
+        if params.finetune.models:
+            _train(params, Path(prepared), Path(folds), Path(models), Path(out_models), tmp)
         keep_only(Path(out_models), set(params.finetune.models))
         write_members("finetune", list(params.finetune.models), tmp, out_models)
     print(f"finetune: {len(params.finetune.models)} model(s) x {len(params.folds.run)} fold(s) "
           f"-> {out}" if params.finetune.models else "finetune: finetune.models is empty")
+
+
+def _train(params: Params, prepared: Path, folds: Path, models: Path, out_models: Path,
+           tmp: Path) -> None:
+    """Each finetune model's folds trained (or kept) from their starts, predicted into `tmp`."""
+    # torch and the training stack load only when there is a model to train: none costs no import
+    from .predict import predict_item
+    from .train import _setup, train_fold
+
+    run_params = tuned(params)
+    for model in params.finetune.models:
+        source = params.model_spec(model).init_from
+        run = _setup(run_params, model, prepared, folds, Path("checkpoints"), None)
+        for k in params.folds.run:
+            ckpt = train_fold(run, k, out_models / model, None,
+                              start=checkpoint_of(models, source, k))
+            predict_item(run_params, run, k, ckpt, tmp)
+        keep_only(out_models / model, fold_files(params))

@@ -78,3 +78,25 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
                       f"with tta {params.tta}")
     print(f"predict: {len(params.train.models)} model(s) x {len(params.folds.run)} fold(s) "
           f"-> {out_dir}")
+
+
+def predict_item(params: Params, run, fold: int, ckpt: Path, out: Path) -> None:
+    """Fold `fold`'s OOF (its validation rows) and test probabilities with `tta` of a member
+    trained after train (finetune, pseudo: `run`, train's Run), written as main writes an
+    item: `out/<member>-f<fold>/`."""
+    card, state = checkpoint.load(ckpt)
+    prepared = run.prepared
+    valid, test = fold_rows(prepared, run.folds, fold)[1], prepared.rows("test")
+    ids = prepared.manifest["id"].to_numpy()
+    name = f"predict {run.name} fold {fold}"
+    oof, probs = (item_probs(card, state, run.rt, run.images, rows, params.tta,
+                             params.predict.batch_size, f"{name} {part}",
+                             meta=prepared_features(prepared, card.meta, rows)
+                             if card.meta else None)
+                  for rows, part in ((valid, "oof"), (test, "test")))
+    folder = item_dir(out, run.name, fold)
+    folder.mkdir(parents=True)
+    write_probs(folder, "oof", ids[valid], oof)
+    write_probs(folder, "test", ids[test], probs)
+    print(f"{name}: OOF {card.metric} {score(card.metric, run.labels[valid], oof):.4f} with tta "
+          f"{params.tta}")

@@ -30,9 +30,7 @@ from ..fileio import atomic_path
 from ..inference.probfiles import TopK, read_probs
 from ..manifest import Prepared
 from ..params import Params
-from .members import fold_files, keep_only, predict_item, write_members
-from .train import READS_UNTRACKED as TRAIN_READS_UNTRACKED
-from .train import Extra, Run, _setup, train_fold
+from .members import fold_files, keep_only, write_members
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports. It trains as train does (its
@@ -59,7 +57,8 @@ DVC = {
                "train.nnodes", "train.deterministic", "folds.run"],
     "outs": [{"models/${competition}-pseudo": {"persist": True}}, "preds/${competition}/pseudo"],
 }
-READS_UNTRACKED = [k for k in TRAIN_READS_UNTRACKED if k != "train.models"]
+# Read, but no params of the stage: train's own (stages/train.py), less train.models
+READS_UNTRACKED = ["train.num_workers", "train.device_cache", "train.gpu", "train.rdzv_endpoint"]
 
 
 def main(params: Params, prepared: Path, folds: Path, preds: Path, init: Path,
@@ -68,26 +67,37 @@ def main(params: Params, prepared: Path, folds: Path, preds: Path, init: Path,
     with atomic_path(out) as tmp:
         tmp.mkdir()
         Path(out_models).mkdir(parents=True, exist_ok=True)
-        kept = set()
-        sources, source_dir = list(params.train.models), Path(preds)
-        for r in range(1, rounds + 1):
-            for model in models:
-                member = pseudo_member(model, r)
-                run = _setup(params, model, Path(prepared), Path(folds), Path("checkpoints"),
-                             Path(init) / model)
-                run.member = member
-                for k in params.folds.run:
-                    extra = pseudo_rows(params, run, fold_sources(
-                        source_dir, sources, k, params.folds.run), r)
-                    ckpt = train_fold(run, k, Path(out_models) / member, None, extra)
-                    predict_item(params, run, k, ckpt, tmp)
-                keep_only(Path(out_models) / member, fold_files(params))
-                kept.add(member)
-            sources, source_dir = [pseudo_member(m, r) for m in models], tmp
-        keep_only(Path(out_models), kept)
+        kept = _rounds(params, Path(prepared), Path(folds), Path(preds), Path(init),
+                       Path(out_models), tmp) if rounds else set()
         write_members("pseudo", sorted(kept), tmp, out_models)
     print(f"pseudo: {rounds} round(s) x {len(models)} model(s) x {len(params.folds.run)} "
           f"fold(s) -> {out}" if rounds else "pseudo: pseudo.rounds is 0: no rounds")
+
+
+def _rounds(params: Params, prepared: Path, folds: Path, preds: Path, init: Path,
+            out_models: Path, tmp: Path) -> set[str]:
+    """Every round's members trained (or kept) and predicted into `tmp`; their names."""
+    # torch and the training stack load only when a round runs: pseudo.rounds 0 costs no import
+    from .predict import predict_item
+    from .train import Extra, _setup, train_fold
+
+    models, kept = params.pseudo_models(), set()
+    sources, source_dir = list(params.train.models), preds
+    for r in range(1, params.pseudo.rounds + 1):
+        for model in models:
+            member = pseudo_member(model, r)
+            run = _setup(params, model, prepared, folds, Path("checkpoints"), init / model)
+            run.member = member
+            for k in params.folds.run:
+                extra = Extra(*pseudo_rows(params, run, fold_sources(
+                    source_dir, sources, k, params.folds.run), r))
+                ckpt = train_fold(run, k, out_models / member, None, extra)
+                predict_item(params, run, k, ckpt, tmp)
+            keep_only(out_models / member, fold_files(params))
+            kept.add(member)
+        sources, source_dir = [pseudo_member(m, r) for m in models], tmp
+    keep_only(out_models, kept)
+    return kept
 
 
 def fold_sources(source_dir: Path, members: list[str], fold: int,
@@ -98,10 +108,11 @@ def fold_sources(source_dir: Path, members: list[str], fold: int,
     return [item_dir(source_dir, m, fold) for m in members]
 
 
-def pseudo_rows(params: Params, run: Run, sources: list[Path], round_: int) -> Extra:
-    """Fold k's pseudo-labelled test rows: the mean of `sources` (fold k's items, made by
-    models that never saw fold k's validation rows), as soft or hard targets, the confident
-    ones kept."""
+def pseudo_rows(params: Params, run, sources: list[Path],
+                round_: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Fold k's pseudo-labelled test rows (for train's Extra: rows, targets, key): the mean of
+    `sources` (fold k's items, made by models that never saw fold k's validation rows), as
+    soft or hard targets, the confident ones kept; `run` is train's Run of the member."""
     prepared = run.prepared
     probs = fold_test_probs(sources, prepared)
     kind = "value" if prepared.numeric else "tags" if prepared.multilabel else "classes"
@@ -112,8 +123,8 @@ def pseudo_rows(params: Params, run: Run, sources: list[Path], round_: int) -> E
                             + np.ascontiguousarray(targets).tobytes()).hexdigest()
     print(f"pseudo round {round_} {run.name}: {len(rows)} of {len(probs)} test rows, "
           f"{params.pseudo.targets} targets from {len(sources)} fold item(s)", flush=True)
-    return Extra(rows, targets, {"round": round_, **params.pseudo.model_dump(mode="json"),
-                                 "targets_sha256": digest})
+    return rows, targets, {"round": round_, **params.pseudo.model_dump(mode="json"),
+                           "targets_sha256": digest}
 
 
 def fold_test_probs(sources: list[Path], prepared: Prepared) -> np.ndarray:
