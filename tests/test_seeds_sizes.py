@@ -83,3 +83,64 @@ def test_adding_a_seed_and_a_size_trains_only_them_and_all_ensemble_and_package(
          str(project / "data/raw/digits"), "--out", "submission.csv"], here, env=env_for(project))
     assert (here / "submission.csv").read_bytes() == \
         (project / "submissions/digits.csv").read_bytes()
+
+
+def test_train_seeds_make_a_member_per_seed_the_first_keeping_the_models_name():
+    from imgcomp.artifacts.names import members, train_members
+
+    p = _params(models={"lenet": LENET, "resnet": {"arch": "resnet"}},
+                train={"models": ["lenet", "resnet"], "seeds": [3, 1]})
+    assert train_members(p) == {"lenet": ("lenet", None), "lenet+s1": ("lenet", 1),
+                                "resnet": ("resnet", None), "resnet+s1": ("resnet", 1)}
+    assert list(members(p)) == ["lenet", "lenet+s1", "resnet", "resnet+s1"]
+    assert p.model_seeds("lenet") == [3, 1]
+    assert list(train_members(_params())) == ["lenet"]  # null: one seed, the model's name
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"train": {"seeds": [0, 0]}}, r"train.seeds: \[0, 0\] must be distinct seeds"),
+    ({"train": {"seeds": []}}, r"train.seeds: \[\] must be distinct seeds, at least one"),
+    ({"train": {"seeds": [0, 1]}, "models": {"lenet": {**LENET, "seed": 2}}},
+     r"models.lenet.seed and train.seeds both set"),
+])
+def test_bad_seed_lists_are_one_line(over, message):
+    from imgcomp.params import parse_params
+
+    with pytest.raises(UserError, match=message):
+        parse_params(merge(merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY), over))
+
+
+@pytest.mark.e2e
+def test_adding_seeds_trains_only_the_new_seeds_folds_and_each_is_a_member(tmp_path):
+    """dvc repro with one seed, then train.seeds [0, 1], then [0, 1, 2]: the first seed's
+    checkpoints are kept (same bytes), each run trains only the new seed's folds, into the
+    model's folder; each seed is an ensemble member; the package alone writes the CSV."""
+    project = make_project(tmp_path / "p", models={"lenet": LENET},
+                           train={"models": ["lenet"], "seed": 0})
+    run(["dvc", "repro"], project)
+    models = project / "models/digits/lenet"
+    first = (models / "f0.safetensors").read_bytes()
+    set_params(project, train={"seeds": [0, 1]})
+    proc = run(["dvc", "repro"], project)
+    assert "train lenet fold 0: kept" in proc.stdout and "train lenet fold 1: kept" in proc.stdout
+    assert "train lenet+s1 fold 0: epoch 1/" in proc.stdout
+    assert (models / "f0.safetensors").read_bytes() == first
+    one = load_file(models / "seed1/f0.safetensors")
+    assert not all(torch.equal(one[k], v) for k, v in load_file(models / "f0.safetensors").items())
+    set_params(project, train={"seeds": [0, 1, 2]})
+    proc = run(["dvc", "repro"], project)
+    trained = [line for line in proc.stdout.splitlines() if ": best val" in line]
+    assert [t.split(":")[0] for t in trained] == ["train lenet+s2 fold 0", "train lenet+s2 fold 1"]
+    cv = json.loads((project / "metrics/cv.json").read_text())
+    assert list(cv["models"]) == ["lenet", "lenet+s1", "lenet+s2"]
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    shutil.copytree(project / "packages/digits", here / "pkg")
+    run([sys.executable, "-m", "imgcomp", "infer", "--package", "pkg", "--raw",
+         str(project / "data/raw/digits"), "--out", "submission.csv"], here, env=env_for(project))
+    assert (here / "submission.csv").read_bytes() == \
+        (project / "submissions/digits.csv").read_bytes()
+    set_params(project, train={"seeds": [0, 2]})
+    run(["dvc", "repro"], project)
+    assert sorted(p.name for p in models.iterdir()) == ["f0.safetensors", "f1.safetensors",
+                                                        "seed2"]

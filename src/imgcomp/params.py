@@ -137,6 +137,9 @@ class Train(Strict):
     layer_decay: float | None = Field(
         gt=0.0, le=1.0, description="layer-wise lr decay (each layer down from the head: x this)")
     seed: int
+    seeds: list[int] | None = Field(
+        description="null: one seed (train.seed, or the model's); a list: each model trains "
+                    "once per seed, members `<m>` (the first) and `<m>+s<seed>` (the others)")
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "bf16", "fp16", "fp32"]
     channels_last: bool
@@ -292,6 +295,7 @@ class Params(Strict):
     def _consistent(self) -> "Params":
         self._check_competition()
         self._check_rounds()
+        self._check_seeds()
         self._check_finetune()
         missing = [m for m in self.train.models if m not in self.models]
         if missing:
@@ -360,6 +364,17 @@ class Params(Strict):
             raise ValueError("package.model: student, and distill.model is null: name the "
                              "student (distill.model) or package the ensemble")
 
+    def _check_seeds(self) -> None:
+        seeds = self.train.seeds
+        if seeds is None:
+            return
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"train.seeds: {seeds} must be distinct seeds, at least one "
+                             "(null: one seed)")
+        if own := [m for m in self.train.models if self.models[m].seed is not None]:
+            raise ValueError(f"models.{own[0]}.seed and train.seeds both set: a model takes "
+                             "its seeds from one of them (set models.<m>.seed: null)")
+
     def _check_finetune(self) -> None:
         """A model with init_from is the finetune stage's, from a model of train.models."""
         if bad := [m for m in self.train.models if self.models[m].init_from]:
@@ -417,6 +432,10 @@ class Params(Strict):
     def model_size(self, name: str) -> int:
         """The input side model `name` trains and predicts at (its own, else image_size)."""
         return self.models[name].image_size or self.image_size
+
+    def model_seeds(self, name: str) -> list[int]:
+        """The seeds model `name` trains with: train.seeds, else its one seed."""
+        return list(self.train.seeds) if self.train.seeds else [self.model_seed(name)]
 
     def model_seed(self, name: str) -> int:
         """The seed model `name` trains with (its own, else train.seed)."""

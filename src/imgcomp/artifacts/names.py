@@ -35,12 +35,41 @@ def pseudo_member(model: str, round_: int) -> str:
 MEMBER_STAGES = ("train", "finetune", "pseudo")
 
 
+def seed_member(model: str, seed: int) -> str:
+    """Model `model` trained at another of train.seeds: `lenet+s1`."""
+    return f"{model}+s{seed}"
+
+
+def seed_folder(seed: int) -> str:
+    """Inside a model's folder, the checkpoints of one of its extra seeds: `seed1/`."""
+    return f"seed{seed}"
+
+
+def train_members(params) -> dict[str, tuple[str, int | None]]:
+    """Each member train trains: (its model, its seed where it is one of train.seeds past the
+    first, else None). A model's first seed keeps the model's name and folder, so a run that
+    adds seeds keeps the checkpoints it has."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for m in params.train.models:
+        first, *others = params.model_seeds(m)
+        out[m] = (m, None)
+        out.update({seed_member(m, s): (m, s) for s in others})
+    return out
+
+
+def member_dir(models_dir: Path, model: str, seed: int | None) -> Path:
+    """The folder of a train member's checkpoints: its model's, or a seed's inside it."""
+    folder = Path(models_dir) / model
+    return folder if seed is None else folder / seed_folder(seed)
+
+
 def members(params) -> dict[str, str]:
-    """Every ensemble member of the run and the stage that trains it: train.models (train),
+    """Every ensemble member of the run and the stage that trains it: train.models at each of
+    train.seeds (train),
     finetune.models (finetune, each from its init_from's folds), and the last pseudo-label
     round's `<model>+pl<r>` (pseudo). The ensemble, the package and the report list them in
     this order."""
-    out = {m: "train" for m in params.train.models}
+    out = {m: "train" for m in train_members(params)}
     out.update({m: "finetune" for m in params.finetune.models})
     out.update({pseudo_member(m, params.pseudo.rounds): "pseudo"
                 for m in params.pseudo_models()})

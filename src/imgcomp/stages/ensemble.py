@@ -84,7 +84,7 @@ DVC = {
     # the whole block: its `combine` (samples of several pictures) is a key only some blocks
     # have, and DVC stops on a declared key that params.yaml lacks
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run",
-               "ensemble", "finetune.models", "pseudo.rounds", "pseudo.models"],
+               "ensemble", "train.seeds", "finetune.models", "pseudo.rounds", "pseudo.models"],
     "outs": ["preds/${competition}/ensemble"],
     "metrics": ["metrics/cv.json"],
     "plots": [{"plots/${competition}/confusion.csv": {"template": "confusion", "x": "predicted",

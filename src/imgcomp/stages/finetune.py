@@ -39,7 +39,7 @@ DVC = {
                "train.step_epochs", "train.step_gamma", "train.min_lr_ratio",
                "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
                "train.erasing", "train.ema", "train.grad_clip", "train.patience",
-               "train.freeze_epochs", "train.layer_decay", "train.seed",
+               "train.freeze_epochs", "train.layer_decay", "train.seed", "train.seeds",
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
                "train.nnodes", "train.deterministic", "folds.run"],

@@ -38,10 +38,12 @@ from ..artifacts.names import (
     POST,
     STATS,
     STUDENT,
-    checkpoint_of,
+    fold_checkpoint,
+    member_dir,
     members,
     package_file,
     student_member,
+    train_members,
 )
 from ..artifacts.prepared import Stats, read_fact
 from ..artifacts.reports import CvReport, read_post, read_report
@@ -66,7 +68,7 @@ DVC = {
              "data/prepared/${competition}/submission.json",
              "data/prepared/${competition}/stats.json"],
     "params": ["competition", "competitions.${competition}", "train.models", "folds.run", "tta",
-               "ensemble", "finetune.models", "pseudo.rounds", "pseudo.models",
+               "ensemble", "train.seeds", "finetune.models", "pseudo.rounds", "pseudo.models",
                "predict.batch_size", "package", "distill.model",
                "train.precision", "train.channels_last", "train.deterministic"],
     "outs": ["packages/${competition}"],
@@ -77,14 +79,15 @@ READS_UNTRACKED = ["prepare.max_extract_gb"]
 
 
 def member_dirs(params: Params, folders: dict[str, Path | None]) -> dict[str, Path]:
-    """Each ensemble member and the models folder its checkpoints are in: `folders` maps the
-    stage that trains it (artifacts/names.py: members) to that stage's models folder."""
-    out = {}
+    """Each ensemble member and the folder its checkpoints are in: `folders` maps the stage
+    that trains it (artifacts/names.py: members) to that stage's models folder."""
+    out, seeds = {}, train_members(params)
     for member, stage in members(params).items():
         if folders.get(stage) is None:
             raise UserError(f"package: {member} is the {stage} stage's: pass --{stage}-models "
                             f"models/{params.competition}-{stage}")
-        out[member] = Path(folders[stage])
+        out[member] = (member_dir(Path(folders[stage]), *seeds[member]) if stage == "train"
+                       else Path(folders[stage]) / member)
     return out
 
 
@@ -154,9 +157,9 @@ def _student_item(params: Params, student_dir: Path, tmp: Path) -> PackageItem:
     return PackageItem(file=STUDENT, sha256=sha256sum(tmp / STUDENT), card=card)
 
 
-def _item(models_dir: Path, model: str, fold: int, tmp: Path) -> PackageItem:
+def _item(folder: Path, model: str, fold: int, tmp: Path) -> PackageItem:
     """One (model, fold): its checkpoint copied byte for byte, its card read from the header."""
-    src = checkpoint_of(models_dir, model, fold)
+    src = fold_checkpoint(folder, fold)
     card = checkpoint.read_card(src)  # checked: an imgcomp checkpoint, data only
     name = package_file(model, fold)
     shutil.copyfile(src, tmp / name)  # the same bytes: DVC's cache keeps one

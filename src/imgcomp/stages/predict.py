@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts.names import checkpoint_of, item_dir
+from ..artifacts.names import fold_checkpoint, item_dir, member_dir, train_members
 from ..data.feed import Images
 from ..fileio import atomic_path
 from ..inference import checkpoint
@@ -39,7 +39,8 @@ DVC = {
     "deps": ["models/${competition}", "data/prepared/${competition}",
              "data/folds/${competition}.csv"],
     "params": ["tta", "predict.batch_size", "train.device", "train.precision",
-               "train.channels_last", "train.deterministic", "train.models", "folds.run"],
+               "train.channels_last", "train.deterministic", "train.models", "train.seeds",
+               "folds.run"],
     "outs": ["preds/${competition}/items"],
 }
 # Read, but no params of the stage (tests/test_params_audit.py checks it):
@@ -58,9 +59,10 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
     where = dict(zip(needed.tolist(), at.tolist()))
     ids, labels = prepared.manifest["id"].to_numpy(), prepared.targets()
     with atomic_path(out_dir) as tmp:
-        for model in params.train.models:
+        for model, (base, seed) in train_members(params).items():  # each seed a member
             for k in params.folds.run:
-                card, state = checkpoint.load(checkpoint_of(models_dir, model, k))
+                card, state = checkpoint.load(
+                    fold_checkpoint(member_dir(models_dir, base, seed), k))
                 name = f"predict {model} fold {k}"
 
                 def probs(rows, part):
@@ -76,7 +78,7 @@ def main(params: Params, models_dir: Path, prepared_dir: Path, folds_csv: Path,
                 write_probs(item, "test", ids[test_rows], test)
                 print(f"{name}: OOF {card.metric} {score(card.metric, labels[valid[k]], oof):.4f} "
                       f"with tta {params.tta}")
-    print(f"predict: {len(params.train.models)} model(s) x {len(params.folds.run)} fold(s) "
+    print(f"predict: {len(train_members(params))} model(s) x {len(params.folds.run)} fold(s) "
           f"-> {out_dir}")
 
 

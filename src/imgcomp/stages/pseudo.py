@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts.names import item_dir, pseudo_member
+from ..artifacts.names import item_dir, pseudo_member, train_members
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..inference.probfiles import TopK, read_probs
@@ -51,7 +51,7 @@ DVC = {
                "train.step_epochs", "train.step_gamma", "train.min_lr_ratio",
                "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
                "train.erasing", "train.ema", "train.grad_clip", "train.patience",
-               "train.freeze_epochs", "train.layer_decay", "train.seed",
+               "train.freeze_epochs", "train.layer_decay", "train.seed", "train.seeds",
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
                "train.nnodes", "train.deterministic", "folds.run"],
@@ -82,7 +82,7 @@ def _rounds(params: Params, prepared: Path, folds: Path, preds: Path, init: Path
     from .train import Extra, _setup, train_fold
 
     models, kept = params.pseudo_models(), set()
-    sources, source_dir = list(params.train.models), preds
+    sources, source_dir = list(train_members(params)), preds  # every seed's items
     for r in range(1, params.pseudo.rounds + 1):
         for model in models:
             member = pseudo_member(model, r)

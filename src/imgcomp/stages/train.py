@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,15 @@ import pandas as pd
 import torch
 
 from ..artifacts.cards import MetaColumn, ModelCard, TargetScale
-from ..artifacts.names import MANIFEST, STATS, fold_checkpoint, fold_prefix, resume_file
+from ..artifacts.names import (
+    MANIFEST,
+    STATS,
+    fold_checkpoint,
+    fold_prefix,
+    resume_file,
+    seed_folder,
+    train_members,
+)
 from ..data.augment import AugmentSpec
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
@@ -80,7 +89,7 @@ DVC = {
                "train.step_epochs", "train.step_gamma", "train.min_lr_ratio",
                "train.label_smoothing", "train.mixup", "train.cutmix", "train.mix_prob",
                "train.erasing", "train.ema", "train.grad_clip", "train.patience",
-               "train.freeze_epochs", "train.layer_decay", "train.seed",
+               "train.freeze_epochs", "train.layer_decay", "train.seed", "train.seeds",
                "train.device", "train.precision", "train.channels_last", "train.compile",
                "train.augment_backend", "train.class_weights", "train.sampler", "train.nproc",
                "train.nnodes", "train.deterministic", "folds.run",
@@ -132,11 +141,17 @@ class Run:
     resume_dir: Path
     digests: dict[str, str]  # what a fold's run key hashes of the data and code, once
     member: str = ""  # the ensemble member it trains (a pseudo-label round's `lenet+pl1`)
+    seed: int | None = None  # one of train.seeds past the first (None: the model's seed)
 
     @property
     def name(self) -> str:
         """The member's name: its checkpoints' cards, messages and resume files say it."""
         return self.member or self.model_name
+
+    @property
+    def own_seed(self) -> int:
+        """The seed it trains with: its extra seed, else the model's (or train.seed)."""
+        return self.params.model_seed(self.model_name) if self.seed is None else self.seed
 
 
 @dataclass(frozen=True)
@@ -153,7 +168,8 @@ class Extra:
 def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, out_dir: Path,
          live_dir: Path, resume_dir: Path = Path("checkpoints"), init_dir: Path | None = None,
          only: list[int] | None = None) -> None:
-    """Train `model_name` on the run's folds (`only`: those folds alone) into `out_dir`."""
+    """Train `model_name` on the run's folds (`only`: those folds alone) into `out_dir`, once
+    per seed of train.seeds (the extra seeds into `out_dir/seed<s>/`)."""
     launch = plain(Launch, params.train)
     check_launch(launch, placement(params.train), torch.cuda.is_available(),
                  torch.cuda.device_count())
@@ -163,18 +179,31 @@ def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, o
     folds_to_train = _check_folds(params, model_name, only)
     run = _setup(params, model_name, Path(prepared_dir), Path(folds_csv), Path(resume_dir),
                  init_dir)
+    seeds = {member: seed for member, (model, seed) in train_members(params).items()
+             if model == model_name}
     live = _live(live_dir) if run.rt.is_main else None
     try:
-        for fold in folds_to_train:
-            train_fold(run, fold, Path(out_dir), live)
+        for member, seed in seeds.items():  # the curves of the model's first seed alone
+            run.member, run.seed = member, seed
+            for fold in folds_to_train:
+                train_fold(run, fold, Path(out_dir) if seed is None else
+                           Path(out_dir) / seed_folder(seed), live if seed is None else None)
     finally:
         if live is not None:
             live.end()
-    if run.rt.is_main and only is None:  # the output holds exactly the run's folds
-        keep = {fold_checkpoint(out_dir, k).name for k in folds_to_train}
-        for stale in Path(out_dir).glob(fold_checkpoint(".", "*").name):
+    if run.rt.is_main and only is None:  # the output holds exactly the run's folds and seeds
+        _keep_only_run(Path(out_dir), folds_to_train, set(seeds.values()) - {None})
+
+
+def _keep_only_run(out_dir: Path, folds: list[int], extra_seeds: set[int]) -> None:
+    keep = {fold_checkpoint(out_dir, k).name for k in folds}
+    for folder in [out_dir, *(out_dir / seed_folder(s) for s in extra_seeds)]:
+        for stale in folder.glob(fold_checkpoint(".", "*").name):
             if stale.name not in keep:
                 stale.unlink()
+    for stale in out_dir.glob(seed_folder("*")):
+        if stale.is_dir() and stale.name not in {seed_folder(s) for s in extra_seeds}:
+            shutil.rmtree(stale)
 
 
 def _check_folds(params: Params, model_name: str, only: list[int] | None) -> list[int]:
@@ -240,13 +269,14 @@ def run_config(run: Run, fold: int, extra: Extra | None = None,
         "competition": p.competition, "model": run.name, "fold": fold,
         "image_size": p.model_size(run.model_name), "augment": p.competition_augment().model_dump(mode="json"),
         "metric": p.competition_keys().metric,
-        "train": p.train.model_dump(mode="json", exclude={
+        "train": p.train.model_dump(mode="json", exclude={"seeds"} | {  # seeds: the one below
             key.removeprefix("train.") for key in READS_UNTRACKED if key.startswith("train.")}),
         "model_spec": p.model_spec(run.model_name).model_dump(mode="json"),
         "data": run.digests["data"],  # manifest, stats and folds
         "init": run.init_sha,  # the pretrained weights' sha256 it starts from (None: scratch)
         "cache": run.digests["cache"],
         "code": run.digests["code"],  # the sources this stage runs
+        **({"seed": run.seed} if run.seed is not None else {}),  # one of train.seeds
         **({"extra": extra.key} if extra is not None else {}),  # pseudo-labelled rows
         **({"start": file_digest(start)} if start is not None else {}),  # init_from's fold
     }
@@ -268,7 +298,7 @@ def train_fold(run: Run, fold: int, out_dir: Path, live, extra: Extra | None = N
         if run.rt.is_main:
             print(f"{name}: kept {out} (trained for this very run: same params, data and code)")
         return out
-    seed_everything(run.params.model_seed(run.model_name))
+    seed_everything(run.own_seed)
     meta = fold_meta(run, fold)
     model, mean, std, interpolation = _build(run, meta)
     if start is not None:
@@ -391,12 +421,13 @@ def closed_form_targets(y: np.ndarray, scale: TargetScale | None,
 
 
 def feed_config(params: Params, model_name: str, mean: list[float],
-                std: list[float]) -> FeedConfig:
-    """The training feed's plain values from params, for `model_name` (its size and seed)."""
+                std: list[float], seed: int | None = None) -> FeedConfig:
+    """The training feed's plain values from params, for `model_name` (its size, and its seed
+    unless `seed` is one of train.seeds)."""
     return plain(FeedConfig, params.train, backend=params.augment_backend(),
                  augment=AugmentSpec.of(params.competition_augment().model_dump()),
                  size=params.model_size(model_name), mean=mean, std=std,
-                 seed=params.model_seed(model_name))
+                 seed=params.model_seed(model_name) if seed is None else seed)
 
 
 def training_targets(run: Run, rows: np.ndarray, scale: TargetScale | None,
@@ -421,8 +452,8 @@ def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra
     scale = target_scale(run, fold)
     train_rows, train_y = training_targets(run, own_rows, scale, extra)
     feats = meta.features if meta is not None else None
-    feed = make_feed(feed_config(p, run.model_name, mean, std), rt, run.images, train_rows,
-                     train_y, feats[train_rows] if feats is not None else None)
+    feed = make_feed(feed_config(p, run.model_name, mean, std, run.own_seed), rt, run.images,
+                     train_rows, train_y, feats[train_rows] if feats is not None else None)
     prep = DevicePrep(rt.device, mean, std, p.model_size(run.model_name), rt.channels_last,
                       interpolation)
     if rt.is_main:
@@ -431,8 +462,8 @@ def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra
               if p.train.class_weights == "balanced" else None)
     fit_cfg = FitConfig(
         step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel,
-                    p.model_seed(run.model_name), run.prepared.numeric),
-        p.train.batch_size, p.train.patience, p.model_seed(run.model_name),
+                    run.own_seed, run.prepared.numeric),
+        p.train.batch_size, p.train.patience, run.own_seed,
         p.competition_keys().metric, name,
         _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold),
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
