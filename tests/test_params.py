@@ -97,6 +97,7 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("ModelSpec", "arch"),
             ("ModelSpec", "pretrained"), ("ModelSpec", "pretrained_file"), ("ModelSpec", "sha256"),
             ("ModelSpec", "args"), ("ModelSpec", "image_size"), ("ModelSpec", "seed"),
+            ("ModelSpec", "init_from"),  # no start: trained by train from its init
             ("ModelSpec", "meta"),  # no table columns: the image alone, as before meta
             ("Test", "table"),  # no test table beside the ids: as before meta
             ("Submission", "id_column"),

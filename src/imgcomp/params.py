@@ -294,9 +294,6 @@ class Params(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
         self._check_competition()
-        self._check_rounds()
-        self._check_seeds()
-        self._check_finetune()
         missing = [m for m in self.train.models if m not in self.models]
         if missing:
             raise ValueError(
@@ -311,6 +308,9 @@ class Params(Strict):
                 f"{self.competition} out of rules.no_pretrained if this run may use them")
         if len(set(self.train.models)) != len(self.train.models):
             raise ValueError(f"train.models: duplicates in {self.train.models}")
+        self._check_rounds()
+        self._check_seeds()
+        self._check_finetune()
         if big := [m for m in self.train.models if (self.models[m].image_size or 0)
                    > self.image_size]:
             raise ValueError(

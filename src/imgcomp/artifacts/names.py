@@ -51,9 +51,8 @@ def train_members(params) -> dict[str, tuple[str, int | None]]:
     adds seeds keeps the checkpoints it has."""
     out: dict[str, tuple[str, int | None]] = {}
     for m in params.train.models:
-        first, *others = params.model_seeds(m)
-        out[m] = (m, None)
-        out.update({seed_member(m, s): (m, s) for s in others})
+        out[m] = (m, None)  # its first seed: train.seeds[0], else the model's own
+        out.update({seed_member(m, s): (m, s) for s in (params.train.seeds or [])[1:]})
     return out
 
 

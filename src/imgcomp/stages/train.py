@@ -184,7 +184,10 @@ def main(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path, o
     live = _live(live_dir) if run.rt.is_main else None
     try:
         for member, seed in seeds.items():  # the curves of the model's first seed alone
-            run.member, run.seed = member, seed
+            first = params.model_seeds(model_name)[0]  # keeps the model's name and folder
+            run.member = member
+            run.seed = seed if seed is not None else (
+                None if first == params.model_seed(model_name) else first)
             for fold in folds_to_train:
                 train_fold(run, fold, Path(out_dir) if seed is None else
                            Path(out_dir) / seed_folder(seed), live if seed is None else None)

@@ -52,10 +52,9 @@ class Mixup:
             else:
                 flipped = x.flip(0).mul_(1.0 - lam)
                 x.mul_(lam).add_(flipped)
+        self.lam = lam
         return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing,
                                 self.multilabel)
-        self.lam = lam
-        return x, mixed_targets(target, self.num_classes, lam, self.label_smoothing)
 
 
 def cutmix_box(shape: tuple, lam: float) -> tuple[tuple[int, int, int, int], float]:
