@@ -22,7 +22,9 @@
    the custom resnet at the default epochs alone, beside the linear member in the OOF-weighted
    ensemble, and the linear member alone (CV and held-out MAP@5);
 10. scale (benchmarks/scale.py): new + prepare + folds at 20,000 and 200,000 images (time per
-   image, prepare's peak RSS), and a 15,000-class competition through `dvc repro` (peak RSS);
+   image, prepare's peak RSS), a 15,000-class competition through `dvc repro` (peak RSS), and
+   Cdiscount's BSON layout at 2,000 and 20,000 products of 180-px JPEGs (time per picture,
+   prepare's peak RSS, and the real 58 GB file extrapolated from them);
 11. metadata fused with the image (benchmarks/meta_fusion.py): noise images whose label lives in
    the tables' columns; the CV of lenet with `meta: [sensor, site]` beside lenet alone.
 12. distillation (benchmarks/distill.py): digits with params.yaml's recipe and a lenet student;
@@ -672,8 +674,10 @@ def main(argv: list[str] | None = None) -> None:
         results["distill"] = bench_distill(device)
         done("distill")
     if "scale" in only:
-        results["scale"] = scale.measure(["listing", "classes"], [n(20_000), n(200_000)],
-                                         max(20, int(15_000 * min(SCALE, 1))))
+        results["scale"] = scale.measure(["listing", "classes", "bson"],
+                                         [n(20_000), n(200_000)],
+                                         max(20, int(15_000 * min(SCALE, 1))),
+                                         [n(2_000), n(20_000)])
         done("scale")
     print(f"\nwritten: {out}")
 
@@ -781,6 +785,17 @@ def print_table(r: dict, section: str) -> None:
         cl = sc["classes"]
         row(f"{cl['classes']:,} classes through dvc repro: peak RSS MB", cl["peak_rss_mb"],
             goal="<= 8192")
+        bs = sc["bson"]
+        small, big = bs["rows"][0], bs["rows"][-1]
+        row(f"BSON new+prepare us/picture, {big['products']:,} vs {small['products']:,} "
+            "products", big["us_per_picture"], small["us_per_picture"],
+            bs["per_picture_ratio"], "<= 1.3")
+        row(f"  prepare's peak RSS MB, {big['bson_mb']:,} vs {small['bson_mb']:,} MB of BSON",
+            big["prepare_peak_mb"], small["prepare_peak_mb"],
+            round(big["prepare_peak_mb"] / small["prepare_peak_mb"], 2), "<= 1.3")
+        ex = bs["cdiscount_extrapolated"]
+        row("  real Cdiscount (extrapolated): new+prepare hours", ex["new_prepare_hours"])
+        row("  real Cdiscount (extrapolated): prepared cache GB", ex["cache_gb"])
     sys.stdout.flush()
 
 

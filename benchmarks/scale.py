@@ -8,11 +8,18 @@
    at 16 px on the CPU) through the whole pipeline (`dvc repro` in a scratch copy of this
    checkout, as `make all` runs it): wall time, the peak RSS of its largest process (goal: at
    most 8 GB), and the validated submission.
+3. `bson`: Cdiscount's layout (train.bson, test.bson, category_names.csv, the sample; unpacked)
+   at two sizes, with pictures the size of Cdiscount's (180 x 180 JPEGs): `new` + `prepare`
+   seconds per picture at each size, their ratio, prepare's peak RSS at each (streamed: it
+   must not grow with the file), and from the larger size an extrapolation to the real file
+   (7,069,896 train products in 12,371,293 pictures, 58 GB; 1,768,182 test products in
+   3,095,080 pictures): hours and the prepared cache's bytes. Extrapolated, not measured.
 
 Each command runs in a child process that reports its own children's peak RSS (the largest of
 them: dvc's stages are its children).
 
-    python benchmarks/scale.py [--only listing,classes] [--images 20000,200000] [--out JSON]
+    python benchmarks/scale.py [--only listing,classes,bson] [--images 20000,200000]
+        [--products 2000,20000] [--out JSON]
 """
 
 from __future__ import annotations
@@ -125,14 +132,99 @@ def classes(tmp: Path, n_classes: int = 15_000) -> dict:
             "ensemble_files_bytes": sizes}
 
 
+# Cdiscount's real size (its data page): products and pictures of train.bson and test.bson
+CDISCOUNT = {"train_products": 7_069_896, "train_pictures": 12_371_293,
+             "test_products": 1_768_182, "test_pictures": 3_095_080, "train_bson_gb": 58.2}
+
+
+def cdiscount_files(raw: Path, products: int, n_classes: int = 50, test_share: float = 0.1,
+                    side: int = 180) -> tuple[int, int]:
+    """Cdiscount's files with `products` train products (1 to 4 pictures each, like the real
+    mean of 1.75) and a tenth as many test products, unpacked into `raw`, written as a stream
+    (the document bytes are never all in memory). The pictures are drawn from a pool of 64
+    JPEGs of `side` x `side` noise over a class colour: what prepare pays per picture is the
+    decode and the resize, which a pool keeps while the files stay quick to write.
+    (train pictures, test pictures)."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+    from layouts_arrays import bson_document
+
+    rng = np.random.default_rng(0)
+    pool = []
+    for k in range(64):
+        arr = np.clip(rng.normal(40 + 3 * k, 30, (side, side, 3)), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=75)
+        pool.append(buf.getvalue())
+    raw.mkdir(parents=True, exist_ok=True)
+    counts = []
+    n_test = max(1, int(products * test_share))
+    for name, n, base, labelled in (("train.bson", products, 0, True),
+                                    ("test.bson", n_test, 10 ** 8, False)):
+        pictures = 0
+        with open(raw / name, "wb", buffering=1 << 20) as f:
+            for k in range(n):
+                n_pics = (1, 1, 2, 3)[k % 4] if k % 7 else 4  # mean ~1.8, as the real 1.75
+                doc = {"_id": base + k, "imgs": [{"picture": pool[(k + j) % 64]}
+                                                 for j in range(n_pics)]}
+                if labelled:
+                    doc["category_id"] = 1_000_000_000 + k % n_classes
+                f.write(bson_document(doc))
+                pictures += n_pics
+        counts.append(pictures)
+    names = pd.DataFrame({"category_id": [1_000_000_000 + c for c in range(n_classes)],
+                          "category_level1": "A", "category_level2": "B",
+                          "category_level3": [f"C{c}" for c in range(n_classes)]})
+    names.to_csv(raw / "category_names.csv", index=False)
+    pd.DataFrame({"_id": [10 ** 8 + k for k in range(n_test)],
+                  "category_id": 1_000_000_000}).to_csv(raw / "sample_submission.csv",
+                                                        index=False)
+    return counts[0], counts[1]
+
+
+def bson(tmp: Path, products: int) -> dict:
+    """new + prepare of a Cdiscount layout of `products` train products, at image_size 64."""
+    slug = "cdiscount-image-classification-challenge"
+    train_pics, test_pics = cdiscount_files(tmp / "raw", products)
+    root, env = project(tmp / "p", tmp / "raw", slug, {"train.device": "cpu"})
+    py = [sys.executable, "-m", "imgcomp"]
+    out = {"products": products, "pictures": train_pics + test_pics,
+           "bson_mb": round(sum(p.stat().st_size for p in (root / "data/raw" / slug).glob(
+               "*.bson")) / 1e6, 1)}
+    out["new_s"], out["new_peak_mb"], _ = timed([*py, "new", slug, "--metric", "accuracy"],
+                                                root, env)
+    _set(root, {"image_size": 64})
+    out["prepare_s"], out["prepare_peak_mb"], _ = timed(
+        [*py, "prepare", "--raw", f"data/raw/{slug}", "--out", f"data/prepared/{slug}"], root, env)
+    cache = sum(p.stat().st_size for p in (root / f"data/prepared/{slug}").rglob("*")
+                if p.is_file())
+    out["cache_bytes_per_picture"] = round(cache / out["pictures"])
+    out["us_per_picture"] = round((out["new_s"] + out["prepare_s"]) / out["pictures"] * 1e6, 1)
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def extrapolate(row: dict) -> dict:
+    """The real Cdiscount from one measured row: linear in pictures (what the ratio checks)."""
+    pictures = CDISCOUNT["train_pictures"] + CDISCOUNT["test_pictures"]
+    return {**CDISCOUNT, "from_products": row["products"],
+            "new_prepare_hours": round(row["us_per_picture"] * pictures / 1e6 / 3600, 1),
+            "cache_gb": round(row["cache_bytes_per_picture"] * pictures / 1e9, 1),
+            "prepare_peak_mb": row["prepare_peak_mb"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="listing,classes")
     ap.add_argument("--images", default="20000,200000")
     ap.add_argument("--classes", type=int, default=15_000)
+    ap.add_argument("--products", default="2000,20000")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    result = measure(args.only.split(","), [int(n) for n in args.images.split(",")], args.classes)
+    result = measure(args.only.split(","), [int(n) for n in args.images.split(",")], args.classes,
+                     [int(n) for n in args.products.split(",")])
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -140,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(only: list[str], sizes: list[int] = (20_000, 200_000),
-            n_classes: int = 15_000) -> dict:
+            n_classes: int = 15_000, products: list[int] = (2_000, 20_000)) -> dict:
     out: dict = {}
     if "listing" in only:
         rows = []
@@ -153,6 +245,15 @@ def measure(only: list[str], sizes: list[int] = (20_000, 200_000),
     if "classes" in only:
         with tempfile.TemporaryDirectory(prefix="imgcomp-scale-") as tmp:
             out["classes"] = classes(Path(tmp), n_classes)
+    if "bson" in only:
+        rows = []
+        for n in products:
+            with tempfile.TemporaryDirectory(prefix="imgcomp-scale-") as tmp:
+                rows.append(bson(Path(tmp), n))
+        out["bson"] = {"rows": rows,
+                       "per_picture_ratio": round(rows[-1]["us_per_picture"]
+                                                  / rows[0]["us_per_picture"], 2),
+                       "cdiscount_extrapolated": extrapolate(rows[-1])}
     return out
 
 

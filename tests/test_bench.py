@@ -144,3 +144,22 @@ def test_the_distill_row_scores_both_on_one_split_and_times_both_packages_alike(
         stdout, "package images/s")[0]
     assert first[-5:-2] == [str(d["student_test"]), str(d["ensemble_test"]), str(d["difference"])]
     assert second[-5:-2] == [str(s["images_per_s"]), str(e["images_per_s"]), str(d["speedup"])]
+
+
+def test_scale_bson_row_streams_cdiscount_and_extrapolates(tmp_path):
+    """make bench's BSON rows at two tiny sizes: Cdiscount's files are written (pictures of
+    1 to 4 per product, 180 px JPEGs), `new` enters them and prepare decodes every picture;
+    the extrapolation is linear in pictures from the larger row. No speed is asserted."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import scale
+
+    out = scale.measure(["bson"], products=[24, 48])["bson"]
+    small, big = out["rows"]
+    assert (small["products"], big["products"]) == (24, 48)
+    assert 24 < small["pictures"] < 4 * 24 + 4 * 3 and big["pictures"] > small["pictures"]
+    assert big["cache_bytes_per_picture"] >= 74 * 74 * 3 // 2  # compressed noise stays large
+    assert 0 < big["prepare_peak_mb"] < 2048
+    ex = out["cdiscount_extrapolated"]
+    pictures = ex["train_pictures"] + ex["test_pictures"]
+    assert ex["new_prepare_hours"] == round(big["us_per_picture"] * pictures / 1e6 / 3600, 1)
+    assert out["per_picture_ratio"] == round(big["us_per_picture"] / small["us_per_picture"], 2)

@@ -1,6 +1,7 @@
 """The compressed cache (`images.u8z`): exact bytes back, and every reader sees the same rows
 as from the memory-mapped `images.npy`."""
 
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -140,3 +141,38 @@ def test_prepare_writes_the_form_asked_for_with_the_same_pixels(tmp_path):
                           np.load(out[False] / "images.npy"))
     for name in ("manifest.csv", "stats.json"):
         assert (out[True] / name).read_bytes() == (out[False] / name).read_bytes()
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_row_file_writes_rows_in_any_order(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 256, (9, 5, 6, 2), dtype=np.uint8)
+    with store.RowFile(tmp_path / "r.npy", rows.shape) as f:
+        for i in (4, 0, 8, 1, 7, 2, 6, 3, 5):
+            f[i] = rows[i]
+        with pytest.raises(ValueError, match="shape"):
+            f[0] = rows[0, :4]
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), rows)
+
+
+def test_row_file_and_compress_keep_resident_memory_at_a_row(tmp_path):
+    """160 MB of rows written, then compressed: the process's resident memory grows by far
+    less (a memory map would keep every written page resident until it is dropped)."""
+    shape = (850, 256, 256, 3)
+    row = np.arange(256 * 256 * 3, dtype=np.uint32).astype(np.uint8).reshape(shape[1:])
+    before = _rss_mb()
+    with store.RowFile(tmp_path / "big.npy", shape) as f:
+        for i in range(shape[0]):
+            f[i] = row
+        grown = _rss_mb() - before
+    assert grown < 40, f"writing grew the RSS by {grown:.0f} MB"
+    before = _rss_mb()
+    store.compress(tmp_path / "big.npy", tmp_path / "big.u8z")
+    assert _rss_mb() - before < 60
+    assert store.Compressed(tmp_path / "big.u8z").shape == shape

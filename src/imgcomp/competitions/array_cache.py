@@ -14,6 +14,7 @@ import numpy as np
 
 from ..data import arrays
 from ..data.arrays import ArrayRule, ChannelMap, Sample
+from ..data.store import RowFile
 from ..errors import UserError
 from .array_source import ROWS, stack_files
 from .block import CompetitionBlock, JsonBands, NpyFiles, PixelColumns, PixelStrings
@@ -108,17 +109,14 @@ def fit(tree: Tree, block: CompetitionBlock, frame) -> ArrayRule:
 def write(tree: Tree, block: CompetitionBlock, frame, rule: ArrayRule, out: Path,
           size: int) -> None:
     """Every row of `frame` decoded by `rule` into `out` (.npy, (N, size, size, C) uint8)."""
-    cache = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8,
-                                      shape=(len(frame), size, size, rule.n_channels))
     positions = np.arange(len(frame))
-    for source in frame["source"].unique():
-        mine = (frame["source"] == source).to_numpy()
-        rows = positions[mine]
-        paths = frame["path"].to_numpy()[mine].tolist()
-        for i, sample in samples(tree, spec_of(block, source), paths):
-            cache[rows[i]] = arrays.cache_row(sample.bands, rule, size)
-    cache.flush()
-    del cache
+    with RowFile(out, (len(frame), size, size, rule.n_channels)) as cache:
+        for source in frame["source"].unique():
+            mine = (frame["source"] == source).to_numpy()
+            rows = positions[mine]
+            paths = frame["path"].to_numpy()[mine].tolist()
+            for i, sample in samples(tree, spec_of(block, source), paths):
+                cache[rows[i]] = arrays.cache_row(sample.bands, rule, size)
 
 
 def write_samples(tree: Tree, block: CompetitionBlock, frame, out: Path, size: int) -> dict:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..data import bson
 from ..data.cache import BadImage, decode
+from ..data.store import RowFile
 from ..errors import UserError
 from .block import BsonProducts, CompetitionBlock, OwnIds, SampleIds
 from .tree import Tree
@@ -141,17 +142,14 @@ def write_cache(tree: Tree, frame: pd.DataFrame, out: Path, size: int, channels:
     """Every picture of `frame` (manifest rows) decoded like an image file into `out` (.npy,
     (N, size, size, channels) uint8, rows in frame order): (ok mask, errors as `path: why`),
     what data/cache.py's build_cache returns, so prepare.on_bad_image applies."""
-    cache = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8,
-                                      shape=(len(frame), size, size, channels))
     ok, errors = np.ones(len(frame), dtype=bool), []
-    for i, name, data in pictures(tree, frame["path"].tolist()):
-        try:
-            cache[i] = decode(io.BytesIO(data), size, channels)
-        except BadImage as e:
-            ok[i] = False
-            errors.append((i, f"{name}: {str(e).partition(': ')[2]}"))
-    cache.flush()
-    del cache
+    with RowFile(out, (len(frame), size, size, channels)) as cache:
+        for i, name, data in pictures(tree, frame["path"].tolist()):
+            try:
+                cache[i] = decode(io.BytesIO(data), size, channels)
+            except BadImage as e:
+                ok[i] = False
+                errors.append((i, f"{name}: {str(e).partition(': ')[2]}"))
     return ok, [e for _, e in sorted(errors)]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
+from .store import RowFile
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is bad data, not a grey stripe
 Image.MAX_IMAGE_PIXELS = 200_000_000
@@ -73,8 +74,7 @@ def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers:
     from tqdm import tqdm
 
     workers = (os.cpu_count() or 1) if workers < 0 else workers
-    cache = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8,
-                                      shape=(len(paths), size, size, channels))
+    cache = RowFile(out, (len(paths), size, size, channels))
     ok = np.ones(len(paths), dtype=bool)
     errors: list[str] = []
     tasks = [(str(p), size, channels) for p in paths]
@@ -97,20 +97,31 @@ def build_cache(paths: list[Path], out: Path, size: int, channels: int, workers:
             bar.update()
     finally:
         bar.close()
+        cache.close()
         if pool is not None:
             pool.shutdown()
-    cache.flush()
-    del cache
     return ok, errors
 
 
-def channel_stats(cache: np.ndarray, rows: np.ndarray, limit: int = 4096) -> dict:
-    """Per-channel mean/std in [0, 1] over (a seeded sample of) the training rows."""
+def channel_stats(cache: np.ndarray, rows: np.ndarray, limit: int = 4096,
+                  chunk: int = 64) -> dict:
+    """Per-channel mean/std in [0, 1] over (a seeded sample of) the training rows. Summed
+    `chunk` rows at a time as exact integers (sum and sum of squares per channel), so memory
+    stays at one chunk whatever the image size: 4,096 float copies of 246-px images would be
+    6 GB."""
     if len(rows) > limit:
         rows = np.sort(np.random.default_rng(0).choice(rows, limit, replace=False))
     if len(rows) == 0:
         raise UserError("no training images to compute normalisation statistics from")
-    x = np.asarray(cache[rows], dtype=np.float64) / 255.0
-    axes = (0, 1, 2)
-    return {"mean": x.mean(axis=axes).round(6).tolist(),
-            "std": np.maximum(x.std(axis=axes), 1e-3).round(6).tolist()}
+    channels = cache.shape[-1]
+    s1, s2 = [0] * channels, [0] * channels
+    for start in range(0, len(rows), chunk):
+        x = np.asarray(cache[rows[start:start + chunk]], dtype=np.uint64).reshape(-1, channels)
+        for c in range(channels):
+            s1[c] += int(x[:, c].sum())
+            s2[c] += int(np.square(x[:, c]).sum())  # < 2**64: 255**2 x a chunk's pixels
+    n = len(rows) * int(np.prod(cache.shape[1:-1]))
+    mean = [a / (n * 255) for a in s1]
+    var = [(b * n - a * a) / (n * n * 255 * 255) for a, b in zip(s1, s2)]  # exact numerator
+    return {"mean": np.round(mean, 6).tolist(),
+            "std": np.maximum(np.sqrt(var), 1e-3).round(6).tolist()}
