@@ -796,6 +796,7 @@ def print_table(r: dict, section: str) -> None:
         ex = bs["cdiscount_extrapolated"]
         row("  real Cdiscount (extrapolated): new+prepare hours", ex["new_prepare_hours"])
         row("  real Cdiscount (extrapolated): prepared cache GB", ex["cache_gb"])
+        row("  real Cdiscount (extrapolated): prepare's peak RSS GB", ex["prepare_peak_gb"])
     sys.stdout.flush()
 
 

@@ -163,3 +163,7 @@ def test_scale_bson_row_streams_cdiscount_and_extrapolates(tmp_path):
     pictures = ex["train_pictures"] + ex["test_pictures"]
     assert ex["new_prepare_hours"] == round(big["us_per_picture"] * pictures / 1e6 / 3600, 1)
     assert out["per_picture_ratio"] == round(big["us_per_picture"] / small["us_per_picture"], 2)
+    slope = (big["prepare_peak_mb"] - small["prepare_peak_mb"]) / (big["pictures"]
+                                                                   - small["pictures"])
+    assert ex["prepare_peak_gb"] == round(
+        (big["prepare_peak_mb"] + slope * (pictures - big["pictures"])) / 1024, 1)

@@ -176,3 +176,13 @@ def test_row_file_and_compress_keep_resident_memory_at_a_row(tmp_path):
     store.compress(tmp_path / "big.npy", tmp_path / "big.u8z")
     assert _rss_mb() - before < 60
     assert store.Compressed(tmp_path / "big.u8z").shape == shape
+
+
+def test_npy_rows_reads_what_a_memory_map_reads(tmp_path):
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 256, (30, 4, 5, 3), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", rows)
+    reader = store.NpyRows(tmp_path / "a.npy")
+    assert reader.shape == rows.shape
+    for index in ([0], [29, 3, 3], np.arange(0, 30, 7), []):
+        np.testing.assert_array_equal(reader[index], rows[np.asarray(index, dtype=int)])

@@ -106,6 +106,27 @@ def _npy_rows(src: Path) -> tuple[tuple[int, ...], int]:
     return shape, offset
 
 
+class NpyRows:
+    """Rows of a uint8 `.npy` read with positioned reads: `rows[index]` for an index array.
+    What a memory map's `[index]` gives, without mapping the file (its touched pages, and the
+    kernel's read-around, would stay in the RSS)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.shape, self.offset = _npy_rows(self.path)
+        self.row = int(np.prod(self.shape[1:]))
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        out = np.empty((len(index), *self.shape[1:]), dtype=np.uint8)
+        flat = out.reshape(len(index), self.row)
+        with open(self.path, "rb", buffering=0) as f:
+            for k, i in enumerate(index):
+                flat[k] = np.frombuffer(os.pread(f.fileno(), self.row, self.offset + i * self.row),
+                                        dtype=np.uint8)
+        return out
+
+
 def compress(src: Path, dst: Path, level: int = LEVEL) -> None:
     """`src` (.npy) -> `dst` (.u8z), chunk by chunk: memory stays at a few chunks (read with
     positioned reads, not a memory map, whose pages would count in the RSS)."""

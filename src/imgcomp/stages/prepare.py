@@ -33,7 +33,7 @@ from ..competitions import bson_source
 from ..competitions.array_cache import write_samples
 from ..competitions.engine import get_competition
 from ..data.cache import build_cache, channel_stats
-from ..data.store import NPY, U8Z, compress
+from ..data.store import NPY, U8Z, NpyRows, compress
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..artifacts.names import (CLASSES, FORMAT, MANIFEST, META, SAMPLES, SOLUTION, STATS, TASK,
@@ -88,7 +88,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
             shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
-        stats = channel_stats(np.load(tmp / NPY, mmap_mode="r"), train_rows)
+        stats = channel_stats(NpyRows(tmp / NPY), train_rows)
         frame.to_csv(tmp / MANIFEST, index=False)
         _samples_table(listing.samples, frame).to_csv(tmp / SAMPLES, index=False)
         (tmp / CLASSES).write_text(json.dumps(dict(enumerate(listing.classes)), indent=2) + "\n")
