@@ -33,14 +33,21 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import write_text
-from .metrics import apply_post, predict_labels, predicted_values, top_classes
+from .metrics import apply_post, num_columns, predict_labels, predicted_values, top_classes
 from .multilabel import tags
+from .openset import ranked
 from .artifacts.formats import Format
 
 
 def _label_text(fmt: Format, classes: list[str], index: np.ndarray) -> list[str]:
-    names = np.asarray(classes, dtype=object)
-    return [str(int(i)) for i in index] if fmt.labels == "index" else list(names[index])
+    names = [str(i) for i in range(len(classes))] if fmt.labels == "index" else list(classes)
+    return list(np.asarray(names + [fmt.unseen], dtype=object)[index])  # C: the unseen token
+
+
+def _open_lists(fmt: Format, probs: np.ndarray, post: dict | None, k: int) -> np.ndarray:
+    """Each row's k labels, an unseen class's token (index C) at the first rank below the
+    OOF-fitted threshold (openset.py)."""
+    return ranked(probs, k, float(post["unseen_threshold"]), num_columns(probs))
 
 
 def exact_rows(p: np.ndarray, decimals: int) -> list[list[str]]:
@@ -80,6 +87,9 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
     if fmt.multilabel:
         return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
+    if fmt.unseen is not None and post and "unseen_threshold" in post:
+        lists = _open_lists(fmt, probs, post, fmt.k if fmt.kind == "top_k" else 1)
+        return [[" ".join(_label_text(fmt, classes, row))] for row in lists]
     if fmt.kind == "value":
         return [[f"{v:.{fmt.decimals}f}"] for v in predicted_values(probs)]
     if fmt.kind == "label":
@@ -152,6 +162,7 @@ def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
     """Why `cells` are no valid value of the format, or None."""
     if fmt.kind in ("label", "top_k", "tags"):
         allowed = ([str(i) for i in range(len(classes))] if fmt.labels == "index" else classes)
+        allowed = [*allowed, fmt.unseen] if fmt.unseen is not None else allowed
         tokens = cells[0].split(" ") if fmt.kind != "label" else [cells[0]]
         if fmt.kind == "tags" and cells[0] == "":
             return None  # no tag
