@@ -137,3 +137,14 @@ def test_every_stage_writes_the_token_where_it_scores(tmp_path, monkeypatch):
     happywhale(unpacked)
     assert infer(root / "packages" / SLUG, tmp_path / "infer.csv",
                  raw=unpacked).read_bytes() == csv.read_bytes()
+
+
+def test_the_report_says_how_many_oof_rows_are_unseen():
+    from imgcomp.artifacts.reports import OpenSet
+    from imgcomp.report import _open_set
+
+    line = _open_set("map@5", OpenSet(label="new_individual", unseen_rows=6, threshold=0.24,
+                                      closed=0.79, never=0.79, score=0.88))
+    assert "new_individual: 6 OOF rows have a class their fold's training rows lack" in line
+    assert "with it below 0.24 0.8800 (cross-fitted" in line and "never writing it 0.7900" in line
+    assert _open_set("map@5", None) == ""
