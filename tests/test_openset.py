@@ -46,11 +46,15 @@ def test_new_infers_the_one_label_no_train_image_has_and_says_so(tmp_path):
 
 
 def test_null_gives_back_the_stop_and_several_unknown_labels_stop(tmp_path):
+    """--set submission.unseen_label=null: the stop, naming the key; two labels no train image
+    has, or one that is a class's spelling in other case: a stop, nothing inferred."""
     with pytest.raises(Stop, match=r"values \['new_individual'\] are not among .*--set "
                                    r"submission.unseen_label=new_individual"):
         _new(tmp_path / "a", ["submission.unseen_label=null"])
     with pytest.raises(Stop, match=r"values \['new_individual', 'other_one'\] are not among"):
         _new(tmp_path / "b", sample="37c7aba965a5 114207cab555 other_one new_individual")
+    with pytest.raises(Stop, match=r"values \['37C7ABA965A5'\] are not among"):  # a spelling
+        _new(tmp_path / "c", sample="37C7ABA965A5 114207cab555 a6e325d8e924")
 
 
 def test_the_open_set_truth_follows_each_folds_training_rows():

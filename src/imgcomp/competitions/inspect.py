@@ -865,7 +865,9 @@ def unseen_token(block, classes: list[str], sample: pd.DataFrame | None) -> str 
     if sample is None or block.submission.kind not in ("top_k", "label"):
         return None
     stray = _stray(block, classes, sample)
-    return stray[0] if len(stray) == 1 else None
+    if len(stray) != 1 or stray[0].casefold() in {c.casefold() for c in classes}:
+        return None  # `Dog` beside a class `dog` is a spelling, not a new class: a stop
+    return stray[0]
 
 
 def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool,
