@@ -103,9 +103,10 @@ def test_every_stage_writes_the_token_where_it_scores(tmp_path, monkeypatch):
     """happywhale with rare individuals in train and new ones in test: new -> every stage ->
     a CSV whose MAP@5 (computed here, truth new_individual for the new ones) beats the same
     probabilities' top 5 without the token; cv.json counts the unseen OOF rows; post.json holds
-    the threshold; the package's infer --raw writes the CSV byte for byte."""
+    the threshold; validate takes the CSV; the package's infer --raw writes it byte for byte."""
     from test_kaggle_e2e import run_stages
 
+    from imgcomp.__main__ import main as cli
     from imgcomp.infer import infer
     from imgcomp.inference.probfiles import read_probs
 
@@ -137,6 +138,7 @@ def test_every_stage_writes_the_token_where_it_scores(tmp_path, monkeypatch):
     assert cv["open_set"]["unseen_rows"] >= 6  # each rare individual: one image, one fold
     assert post["unseen_threshold"] == cv["open_set"]["threshold"] > 0
     assert cv["map@5"] == cv["open_set"]["score"] == round(cv["post"]["cross_fitted_score"], 6)
+    assert cli(["validate", str(csv)]) == 0  # the token is a value the format allows
     unpacked = tmp_path / "kaggle-input" / SLUG
     happywhale(unpacked)
     assert infer(root / "packages" / SLUG, tmp_path / "infer.csv",
