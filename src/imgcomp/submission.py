@@ -12,7 +12,9 @@ a good submission. Kinds:
 - `probabilities`: id + one probability per class; each row is rounded so that the printed
   values sum to exactly 1 (largest remainders), none below one unit of the last digit (a
   printed 0 would cost a log loss the whole of Kaggle's 1e-15 clip);
-- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k);
+- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k); with an
+  unseen class's token (`unseen_label`), the token at the first rank whose probability is below
+  the OOF-fitted threshold (post; openset.py), and likewise for `label` (the top one);
 - `tags` (multi-label): id + the tags whose probability reaches their threshold (post), most
   probable first, space-separated; a row with none writes nothing, or its most probable tag
   where the OOF fit found that scores better (`empty: top`);
@@ -40,14 +42,13 @@ from .artifacts.formats import Format
 
 
 def _label_text(fmt: Format, classes: list[str], index: np.ndarray) -> list[str]:
-    names = [str(i) for i in range(len(classes))] if fmt.labels == "index" else list(classes)
-    return list(np.asarray(names + [fmt.unseen], dtype=object)[index])  # C: the unseen token
-
-
-def _open_lists(fmt: Format, probs: np.ndarray, post: dict | None, k: int) -> np.ndarray:
-    """Each row's k labels, an unseen class's token (index C) at the first rank below the
-    OOF-fitted threshold (openset.py)."""
-    return ranked(probs, k, float(post["unseen_threshold"]), num_columns(probs))
+    """Each class index as the submission writes it; index C (one past the last class) is an
+    unseen class's token (submission.unseen_label)."""
+    c = len(classes)
+    if fmt.labels == "index":
+        return [fmt.unseen if i == c else str(int(i)) for i in index]
+    names = np.asarray(classes, dtype=object)
+    return [fmt.unseen if i == c else names[i] for i in index]
 
 
 def exact_rows(p: np.ndarray, decimals: int) -> list[list[str]]:
@@ -87,8 +88,9 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
     if fmt.multilabel:
         return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
-    if fmt.unseen is not None and post and "unseen_threshold" in post:
-        lists = _open_lists(fmt, probs, post, fmt.k if fmt.kind == "top_k" else 1)
+    if fmt.unseen is not None and post and "unseen_threshold" in post:  # openset.py's rule
+        lists = ranked(probs, fmt.k if fmt.kind == "top_k" else 1,
+                       float(post["unseen_threshold"]), num_columns(probs))
         return [[" ".join(_label_text(fmt, classes, row))] for row in lists]
     if fmt.kind == "value":
         return [[f"{v:.{fmt.decimals}f}"] for v in predicted_values(probs)]
