@@ -261,22 +261,47 @@ def global_wheat(raw, zipped=False, n_train=20, n_test=10):
     return Built(ship(raw, "global-wheat-detection", m, zipped), "accuracy", ans, [])
 
 
-def happywhale(raw, zipped=False, per_class=5, n_test=12):
+def happywhale(raw, zipped=False, per_class=5, n_test=12, n_rare=6, n_new=6):
     """happy-whale-and-dolphin: train.csv image,species,individual_id; train_images/, test_images/,
-    sample_submission.csv image,predictions (5 space-separated individual ids); MAP@5."""
+    sample_submission.csv image,predictions (5 space-separated individual ids); MAP@5. Test
+    images of individuals no train image shows are `new_individual` on the leaderboard.
+
+    Here: 6 individuals of `per_class` images each (one colour each), `n_rare` individuals of
+    one image each (two colours side by side, as rare ones are hard), and after the test images
+    of known individuals, `n_new` of individuals absent from train (two other colours side by
+    side), whose answer is new_individual."""
     inds = ["37c7aba965a5", "114207cab555", "a6e325d8e924", "19fbb960f07d"] + [hexid("ind", i)[:12] for i in range(2)]
+    rare = [hexid("rare", i)[:12] for i in range(n_rare)]
     species = ["melon_headed_whale", "humpback_whale", "false_killer_whale", "bottlenose_dolphin", "beluga", "minke_whale"]
     tr, te = split(6, per_class, n_test, seed=12)
+    pairs = [(a, b) for a in range(6) for b in range(6) if a < b]  # 15 looks of two colours
     m, rows, ans = {}, [], {}
     for k, c in enumerate(tr):
         n = f"{hexid('hw', k)[:14]}.jpg"; m[f"train_images/{n}"] = image(c, k, size=16)
         rows.append((n, species[c // 2], inds[c]))
+    for j in range(n_rare):
+        n = f"{hexid('hr', j)[:14]}.jpg"; m[f"train_images/{n}"] = halves(*pairs[j % 15], 300 + j)
+        rows.append((n, species[j % 6], rare[j]))
     for k, c in enumerate(te):
         n = f"{hexid('ht', k)[:14]}.jpg"; m[f"test_images/{n}"] = image(int(c), 700 + k, size=16); ans[n] = inds[int(c)]
+    for j in range(n_new):
+        n = f"{hexid('hn', j)[:14]}.jpg"; m[f"test_images/{n}"] = halves(*pairs[-1 - j % 15], 800 + j)
+        ans[n] = "new_individual"
     m["train.csv"] = csv_bytes(pd.DataFrame(rows, columns=["image", "species", "individual_id"]))
     m["sample_submission.csv"] = csv_bytes(pd.DataFrame({"image": list(ans),
         "predictions": "37c7aba965a5 114207cab555 a6e325d8e924 19fbb960f07d new_individual"}))
-    return Built(ship(raw, "happy-whale-and-dolphin", m, zipped), "map@5", ans, inds)
+    return Built(ship(raw, "happy-whale-and-dolphin", m, zipped), "map@5", ans, inds + rare)
+
+
+def halves(a: int, b: int, seed: int, size: int = 16) -> bytes:
+    """A JPEG whose left half is colour a and right half colour b (kaggle_layouts' COLOURS)."""
+    rng = np.random.default_rng(seed)
+    arr = np.empty((size, size, 3))
+    arr[:, : size // 2], arr[:, size // 2:] = COLOURS[a], COLOURS[b]
+    arr = np.clip(arr + rng.normal(0, 12, arr.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG")
+    return buf.getvalue()
 
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

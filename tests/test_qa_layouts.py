@@ -33,6 +33,8 @@ ENTERED = {  # slug -> (builder, --set)
     "the-nature-conservancy-fisheries-monitoring-stg2": (
         fisheries_stg2, ["submission.sample=sample_submission_stg2.csv"]),
     "cassava-disease": (LAYOUTS["cassava-disease"], []),  # its sample: Category,Id
+    # the sample's new_individual, which no train image has: submission.unseen_label (inferred)
+    "happy-whale-and-dolphin": (LAYOUTS["happy-whale-and-dolphin"], []),
 }
 
 

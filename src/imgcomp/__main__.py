@@ -62,7 +62,10 @@ STAGES = {
                             (("--pseudo",), {"type": Path, "dest": "pseudo_dir", "help":
                                              "the pseudo stage's items (its members)"}),
                             (("--finetune",), {"type": Path, "dest": "finetune_dir", "help":
-                                               "the finetune stage's items (its members)"}))),
+                                               "the finetune stage's items (its members)"}),
+                            (("--folds",), {"type": Path, "dest": "folds_csv", "help":
+                                            "folds.csv (an unseen class's token: the classes "
+                                            "each fold's model trained on)"}))),
     "student": Command("distil the ensemble into one model (distill.model; null: nothing)",
                        "stages.student", ("prepared", "folds", "ensemble", "out", "metrics")),
     "submit": Command("write, validate and score the CSV", "stages.submit",

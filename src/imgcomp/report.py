@@ -506,7 +506,19 @@ def _headline(cv: CvReport, lb_path: Path) -> str:
     return (f"<p>CV {metric} (out-of-fold, {cv.images} images) "
             f"<b>{e.value(metric):.4f}</b>{held_out} &middot; on the same rows, {prior} "
             f"{e.baseline.score:.4f} and the predictions shuffled across rows "
-            f"{e.baseline.chance:.4f}</p>{warning}")
+            f"{e.baseline.chance:.4f}</p>{warning}{_open_set(metric, e.open_set)}")
+
+
+def _open_set(metric: str, o) -> str:
+    """The unseen class's token (submission.unseen_label): how many OOF rows are unseen, and
+    the CV with it, without it and on the classes themselves."""
+    if o is None:
+        return ""
+    return (f"<p>{html.escape(o.label)}: {o.unseen_rows} OOF rows have a class their fold's "
+            f"training rows lack (their truth is {html.escape(o.label)}); CV {metric} with it "
+            f"below {o.threshold:.4g} {o.score:.4f} (cross-fitted, the score above), never "
+            f"writing it {o.never:.4f}, on the classes themselves {o.closed:.4f} (what the "
+            "baselines are scored on)</p>")
 
 
 def _params_section(params_path: Path, name: str, cv: CvReport) -> str:

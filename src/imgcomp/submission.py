@@ -12,7 +12,9 @@ a good submission. Kinds:
 - `probabilities`: id + one probability per class; each row is rounded so that the printed
   values sum to exactly 1 (largest remainders), none below one unit of the last digit (a
   printed 0 would cost a log loss the whole of Kaggle's 1e-15 clip);
-- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k);
+- `top_k`: id + the k most probable labels, best first, space-separated (MAP@k); with an
+  unseen class's token (`unseen_label`), the token at the first rank whose probability is below
+  the OOF-fitted threshold (post; openset.py), and likewise for `label` (the top one);
 - `tags` (multi-label): id + the tags whose probability reaches their threshold (post), most
   probable first, space-separated; a row with none writes nothing, or its most probable tag
   where the OOF fit found that scores better (`empty: top`);
@@ -33,14 +35,20 @@ import numpy as np
 
 from .errors import UserError
 from .fileio import write_text
-from .metrics import apply_post, predict_labels, predicted_values, top_classes
+from .metrics import apply_post, num_columns, predict_labels, predicted_values, top_classes
 from .multilabel import tags
+from .openset import ranked
 from .artifacts.formats import Format
 
 
 def _label_text(fmt: Format, classes: list[str], index: np.ndarray) -> list[str]:
+    """Each class index as the submission writes it; index C (one past the last class) is an
+    unseen class's token (submission.unseen_label)."""
+    c = len(classes)
+    if fmt.labels == "index":
+        return [fmt.unseen if i == c else str(int(i)) for i in index]
     names = np.asarray(classes, dtype=object)
-    return [str(int(i)) for i in index] if fmt.labels == "index" else list(names[index])
+    return [fmt.unseen if i == c else names[i] for i in index]
 
 
 def exact_rows(p: np.ndarray, decimals: int) -> list[list[str]]:
@@ -80,6 +88,10 @@ def values(fmt: Format, probs: np.ndarray, classes: list[str],
     if fmt.multilabel:
         return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
+    if fmt.unseen is not None and post and "unseen_threshold" in post:  # openset.py's rule
+        lists = ranked(probs, fmt.k if fmt.kind == "top_k" else 1,
+                       float(post["unseen_threshold"]), num_columns(probs))
+        return [[" ".join(_label_text(fmt, classes, row))] for row in lists]
     if fmt.kind == "value":
         return [[f"{v:.{fmt.decimals}f}"] for v in predicted_values(probs)]
     if fmt.kind == "label":
@@ -152,6 +164,7 @@ def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
     """Why `cells` are no valid value of the format, or None."""
     if fmt.kind in ("label", "top_k", "tags"):
         allowed = ([str(i) for i in range(len(classes))] if fmt.labels == "index" else classes)
+        allowed = [*allowed, fmt.unseen] if fmt.unseen is not None else allowed
         tokens = cells[0].split(" ") if fmt.kind != "label" else [cells[0]]
         if fmt.kind == "tags" and cells[0] == "":
             return None  # no tag

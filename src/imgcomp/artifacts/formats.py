@@ -27,6 +27,7 @@ class Format:
     multilabel: bool = False  # probabilities are per tag (rows need not sum to 1)
     index: bool = False  # the sample's first column is pandas' unnamed index: row k starts with k
     id_second: bool = False  # two columns, the value first and the id second (`Category,Id`)
+    unseen: str | None = None  # the token of a class no train image has (submission.unseen_label)
 
     @property
     def width(self) -> int:
@@ -34,7 +35,10 @@ class Format:
             1 + len(self.value_classes) if self.kind == "probabilities" else 2)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["unseen"] is None:  # a closed-set format reads as it did before the key
+            del d["unseen"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Format":

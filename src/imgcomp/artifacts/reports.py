@@ -61,7 +61,13 @@ class Linear(_Strict):
     shift: float
 
 
-_POST = TypeAdapter(Temperature | Cutpoints | Thresholds | Linear | None)
+class Unseen(_Strict):
+    """an unseen class's token (submission.unseen_label): inserted at the first rank whose
+    probability is below the threshold (0: never); openset.py."""
+    unseen_threshold: float
+
+
+_POST = TypeAdapter(Temperature | Cutpoints | Thresholds | Linear | Unseen | None)
 
 
 def checked_post(post: Any, where: str) -> dict | None:
@@ -145,12 +151,26 @@ class Baseline(_Strict):
     beaten: bool
 
 
+class OpenSet(_Strict):
+    """The open-set rule's CV (openset.py): `unseen_rows` of the OOF rows have a class that
+    their fold's training rows lack (their truth is `label`); `closed` is the metric on the
+    classes themselves, `never` on the open-set truth without the token, `score` with it
+    (cross-fitted, as the ensemble's metric), at `threshold`."""
+    label: str
+    unseen_rows: int
+    threshold: float
+    closed: float
+    never: float
+    score: float
+
+
 class EnsembleResult(Scores):
     method: Literal["mean", "weighted", "rank"]
     weights: dict[str, float]  # exact (JSON floats round-trip): the package hands them to infer
     post: PostScores
     baseline: Baseline
     note: str | None = None
+    open_set: OpenSet | None = None
 
 
 def learned_nothing(metric: str, result: EnsembleResult) -> str:

@@ -395,6 +395,10 @@ class Submission(Strict):
     id_column: Literal["first", "second"] = Field(
         "first", description="the sample's column of ids: second where its value column comes "
                              "first (cassava-disease 2019's `Category,Id`); left out: first")
+    unseen_label: str | None = Field(
+        None, description="kind top_k or label: the token the leaderboard takes for a class no "
+                          "train image has (happywhale's new_individual); written where the "
+                          "predicted probability falls below the OOF-fitted threshold (post.json)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Submission":
@@ -414,6 +418,9 @@ class Submission(Strict):
         if self.columns is not None and self.kind != "probabilities" and len(self.columns) != 2:
             raise ValueError(f"columns: kind {self.kind} writes two columns (id and value), "
                              f"got {self.columns}")
+        if self.unseen_label is not None and self.kind not in ("top_k", "label"):
+            raise ValueError(f"unseen_label: kind {self.kind} writes no label; an unseen "
+                             "class's token goes with kind top_k or label")
         return self
 
 

@@ -257,6 +257,8 @@ def _label_column(frame: pd.DataFrame, id_col: str, sample: pd.DataFrame | None,
         return sample.columns[1], "named like the sample's value column"
     else:
         sample_values = set(sample.iloc[:, 1]) - {""} if sample is not None else set()
+        if kind == "top_k":  # `a b c d e`: the labels are the space-separated tokens
+            sample_values = {t for v in sample_values for t in v.split()}
         fits = [c for c in others if len(sample_values) > 1 and set(frame[c]) & sample_values]
         why = "its values are the sample's"
         if not fits:
@@ -836,14 +838,36 @@ def check_sample_labels(block, classes: list[str], sample: pd.DataFrame | None) 
                    f"confidence ({scored[0]!r}, as GAP scores them), and kind label writes a "
                    "label alone: no format imgcomp writes (a map@K metric writes the top K "
                    "labels)")
-    tokens = set(values) if sub.kind == "label" else {t for v in values for t in v.split()}
-    tokens -= {""}
-    if len(tokens) < 2:
-        return
-    if stray := sorted(tokens - allowed, key=natural_key):
+    if stray := _stray(block, classes, sample):
+        one = (f", or --set submission.unseen_label={stray[0]} where it is the token of a class "
+               "no train image has" if len(stray) == 1 and sub.kind in ("top_k", "label") else "")
         raise Stop(f"{sub.sample}: its {sample.columns[1]!r} values {_fmt(stray)} are not among "
                    f"the {len(classes):,} train classes {_fmt(classes)}: the train labels are not "
-                   "what the submission scores (check train.labels, or set train.label_map)")
+                   f"what the submission scores (check train.labels, or set train.label_map{one})")
+
+
+def _stray(block, classes: list[str], sample: pd.DataFrame) -> list[str]:
+    """The sample's labels (its value column's tokens, where it holds two or more) that are
+    neither a class (or index) nor the block's unseen_label."""
+    sub = block.submission
+    values = sample.iloc[:, 1]
+    allowed = {str(i) for i in range(len(classes))} if sub.labels == "index" else set(classes)
+    tokens = set(values) if sub.kind == "label" else {t for v in values for t in v.split()}
+    tokens -= {""}
+    return sorted(tokens - allowed - {sub.unseen_label}, key=natural_key) if len(
+        tokens) >= 2 else []
+
+
+def unseen_token(block, classes: list[str], sample: pd.DataFrame | None) -> str | None:
+    """The one label of the sample that no train image has, where kind is top_k or label
+    (happywhale's `new_individual`): the token of an unseen class. None where there are
+    none or several (those stop in check_sample_labels)."""
+    if sample is None or block.submission.kind not in ("top_k", "label"):
+        return None
+    stray = _stray(block, classes, sample)
+    if len(stray) != 1 or stray[0].casefold() in {c.casefold() for c in classes}:
+        return None  # `Dog` beside a class `dog` is a spelling, not a new class: a stop
+    return stray[0]
 
 
 def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool,

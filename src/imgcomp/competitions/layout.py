@@ -458,10 +458,13 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
         if pick not in classes:
             raise UserError(f"{key}.positive: {pick!r} is not a class ({classes})")
         positive = classes.index(pick)
+    if sub.unseen_label is not None and sub.unseen_label in classes:
+        raise UserError(f"{key}.unseen_label: {sub.unseen_label!r} is a train class; the token "
+                        "of an unseen class must be no class")
     return Format(header=header, kind=sub.kind, labels=sub.labels, positive=positive, k=sub.k,
                   multilabel=block.multilabel, decimals=sub.decimals,
                   value_classes=value_classes, upload_as=sub.upload_as,
-                  **_index_column(sample, key))
+                  unseen=sub.unseen_label, **_index_column(sample, key))
 
 
 def _index_column(sample: Sample | None, key: str) -> dict:

@@ -25,7 +25,7 @@ from ..fileio import write_text
 from ..params import NAME, parse_params
 from .array_inspect import detect as detect_arrays
 from .block import CompetitionBlock, check_metric_name
-from .inspect import check_sample_labels, infer, preview
+from .inspect import check_sample_labels, infer, preview, unseen_token
 from .layout import resolve, sample_table
 from .tree import Tree
 
@@ -186,6 +186,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
                         "with --set") from None
     listing = resolve(block, tree, name)  # the data through the block, exactly as prepare
     sample = sample_table(block, tree, name)
+    if "submission.unseen_label" not in overrides:
+        block = _unseen_label(found, block, listing.classes, sample.frame if sample else None)
     check_sample_labels(block, listing.classes, sample.frame if sample else None)
     new_text = edit(text, name, render(name, found.block, found.comments, raw_dir), name,
                     (found.group_column, found.group_why),
@@ -203,6 +205,22 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
     print(f"new: wrote competitions.{name}, augment.{name}, kaggle.{name} and "
           f"folds.group_column into {params_path}; competition: {name}. Next: `make all` (image_size and train.models are yours to "
           "set: the digits defaults are 32 px and a small CNN)")
+
+
+def _unseen_label(found, block: CompetitionBlock, classes: list[str], sample) -> CompetitionBlock:
+    """The block with submission.unseen_label set where the sample's labels hold exactly one
+    token that no train image has (happywhale's `new_individual`), said in a comment and a note;
+    else the block as it is."""
+    token = unseen_token(block, classes, sample)
+    if token is None:
+        return block
+    found.block["submission"]["unseen_label"] = token
+    found.comments["submission.unseen_label"] = (
+        "inferred: the one label of the sample that no train image has (null: a stop)")
+    found.notes.append(f"submission.unseen_label: {token} (the sample's one label that no train "
+                       "image has) is written where the ensemble is unsure, below a threshold "
+                       "fitted on OOF rows; --set submission.unseen_label=null stops instead")
+    return CompetitionBlock.model_validate(found.block)
 
 
 def unused_images(tree: Tree, listing, block: CompetitionBlock) -> list[str]:

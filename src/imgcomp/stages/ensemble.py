@@ -41,6 +41,7 @@ from ..artifacts.reports import (
     CvReport,
     EnsembleResult,
     ModelResult,
+    OpenSet,
     PostScores,
     Scores,
     learned_nothing,
@@ -59,6 +60,7 @@ from ..metrics import (
     apply_post,
     better,
     choose_post,
+    get_metric,
     is_multilabel,
     predicted_values,
     report,
@@ -67,19 +69,22 @@ from ..metrics import (
     top_classes,
 )
 from ..multilabel import tags
+from ..openset import choose_threshold, open_truth
 from ..params import Params
 
 # What DVC runs and tracks for this stage; dvc.yaml is generated from it (python -m
 # imgcomp.pipeline), with the sources this module really imports.
 DVC = {
     "cmd": "python -m imgcomp ensemble --prepared data/prepared/${competition} "
+           "--folds data/folds/${competition}.csv "
            "--preds preds/${competition}/items --finetune preds/${competition}/finetune "
            "--pseudo preds/${competition}/pseudo --out preds/${competition}/ensemble "
            "--cv metrics/cv.json --plots plots/${competition}",
     "deps": ["data/prepared/${competition}/manifest.csv",
              "data/prepared/${competition}/classes.json",
              "data/prepared/${competition}/task.json",
-             "data/prepared/${competition}/samples.csv", "preds/${competition}/items",
+             "data/prepared/${competition}/samples.csv", "data/folds/${competition}.csv",
+             "preds/${competition}/items",
              "preds/${competition}/finetune", "preds/${competition}/pseudo"],
     # the whole block: its `combine` (samples of several pictures) is a key only some blocks
     # have, and DVC stops on a declared key that params.yaml lacks
@@ -198,7 +203,7 @@ def member_folders(params: Params, folders: dict[str, Path | None]) -> dict[str,
 
 def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_json: Path,
          plots_dir: Path | None = None, pseudo_dir: Path | None = None,
-         finetune_dir: Path | None = None) -> None:
+         finetune_dir: Path | None = None, folds_csv: Path | None = None) -> None:
     keys = params.competition_keys()
     metric = keys.metric
     prepared = Prepared.load(prepared_dir)
@@ -213,15 +218,16 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     check_method(method, prepared.numeric)
     weights, oof_ens, note = _combine(items, y, metric, method, not prepared.multilabel)
     test_ens = combine_folds(items.test, weights, method, not prepared.multilabel)
-    choice = choose_post(metric, y, oof_ens, items.fold_of)  # fitted on OOF; scored cross-fitted
+    choice, open_set = _choose(params, prepared, y, oof_ens, items.fold_of, folds_csv)
     post = choice.pop("post")
     scores = {**report(metric, y, oof_ens, prepared.classes, post),
               metric: round(choice["score"], 6)}  # the honest (cross-fitted) score
     ensemble = EnsembleResult(**scores, method=method,
                               weights=dict(zip(models, map(float, weights))),
-                              post=PostScores(**choice), note=note,
+                              post=PostScores(**choice), note=note, open_set=open_set,
                               baseline=baseline(metric, y, items.fold_of, prepared.num_classes,
-                                                choice["score"], oof_ens))
+                                                open_set.closed if open_set else choice["score"],
+                                                oof_ens))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_probs(tmp, "oof", items.oof_ids, oof_ens)
@@ -234,6 +240,41 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
                                    ensemble=ensemble, models=items.per_model))
     _say(metric, method, models, folds, len(items.oof_ids), ensemble, post, cv_json,
          "samples" if rows.grouped else "images")
+
+
+def _choose(params: Params, prepared: Prepared, y: np.ndarray, oof, fold_of: np.ndarray,
+            folds_csv: Path | None) -> tuple[dict, OpenSet | None]:
+    """choose_post's record (post fitted on OOF, the honest score); with an unseen class's token
+    (submission.unseen_label), the open-set threshold's instead, and its CV figures."""
+    metric = params.competition_keys().metric
+    sub = params.competitions[params.competition].get("submission") or {}
+    token = sub.get("unseen_label")
+    if token is None:
+        return choose_post(metric, y, oof, fold_of), None
+    if get_metric(metric).post_fit is not None or prepared.multilabel or prepared.numeric:
+        raise UserError(f"competitions.{params.competition}.submission.unseen_label: metric "
+                        f"{metric} scores no ranked labels; an unseen class's token goes with "
+                        "a label metric (accuracy, f1, map@k)")
+    k = sub.get("k") if sub.get("kind") == "top_k" else 1
+    unseen = prepared.num_classes
+    train_y, train_fold = y, fold_of  # without folds.csv: the OOF rows of the other folds
+    if folds_csv is not None:
+        train_y, train_fold = _train_folds(Path(folds_csv), prepared)
+    truth = open_truth(y, fold_of, train_y, train_fold, unseen)
+    choice = choose_threshold(metric, truth, oof, fold_of, k, unseen)
+    return choice, OpenSet(label=token, unseen_rows=int((truth == unseen).sum()),
+                           threshold=choice["post"]["unseen_threshold"],
+                           closed=round(score(metric, y, oof), 6),
+                           never=round(choice["raw_score"], 6), score=round(choice["score"], 6))
+
+
+def _train_folds(folds_csv: Path, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """(class, fold) of every training row of folds.csv (stages/common.py's read_folds loads
+    torch with its module; this stage does not)."""
+    if not folds_csv.is_file():
+        raise UserError(f"{folds_csv}: missing; run `dvc repro folds` first")
+    folds = pd.read_csv(folds_csv, dtype={"id": str})
+    return prepared.targets_of(folds["id"]), folds["fold"].to_numpy()
 
 
 class Samples:
@@ -403,7 +444,12 @@ def _say(metric: str, method: str, models: list[str], folds: list[int], images: 
           + (f" ({ensemble.note})" if ensemble.note else ""))
     if not ensemble.baseline.beaten:
         print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")
-    if post is not None:
+    if (o := ensemble.open_set) is not None:
+        print(f"  {o.label}: {o.unseen_rows} of the {images} OOF {what} have a class their "
+              f"fold's training rows lack (their truth is {o.label}); CV {metric} "
+              f"{o.score:.4f} with it below {o.threshold:.4g} (cross-fitted), {o.never:.4f} "
+              f"never writing it, {o.closed:.4f} on the classes themselves")
+    elif post is not None:
         shown = {k: v for k, v in post.items() if k != "prior"}  # C numbers: post.json has it
         print(f"  post-processing {shown} fitted on OOF; its CV score "
               + ("is in-sample (one fold)" if ensemble.post.note else
