@@ -27,11 +27,12 @@ class Format:
     multilabel: bool = False  # probabilities are per tag (rows need not sum to 1)
     index: bool = False  # the sample's first column is pandas' unnamed index: row k starts with k
     id_second: bool = False  # two columns, the value first and the id second (`Category,Id`)
+    no_id: bool = False  # no id column: a row per test sample, in the test's order (fer2013)
 
     @property
     def width(self) -> int:
-        return len(self.header) if self.header else (
-            1 + len(self.value_classes) if self.kind == "probabilities" else 2)
+        return len(self.header) if self.header else (not self.no_id) + (
+            len(self.value_classes) if self.kind == "probabilities" else 1)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -45,6 +46,12 @@ class Format:
         return cls(**d)
 
     def describe(self) -> str:
+        if self.no_id:  # the same values, a row per test sample in the test's order
+            return ("no id column, a row per test sample in the test's order: "
+                    + self._values().removeprefix("id + "))
+        return self._values()
+
+    def _values(self) -> str:
         return {"label": "id + class label" + (" (index)" if self.labels == "index" else ""),
                 "probability": "id + one probability (of the positive class)",
                 "probabilities": "id + one probability column per "
