@@ -33,6 +33,8 @@ The rules, in order:
 - **test images**: COCO test metadata holding every sample id; else the one folder whose own
   images carry every sample id (`test/1.jpg` beside `train/<class>/1.jpg`), else the folder
   holding them all (shared with train or not).
+- **object detection** (boxes.py): a sample of box groups (PredictionString), or, where no
+  train labels are found, a table of boxes: one line naming it, out of scope.
 - **checks** before the block is written: a sample whose value column holds labels (two or
   more different ones) must name classes train has; `new` prints three train files with
   their labels and three test ids with their files.
@@ -50,7 +52,7 @@ import pandas as pd
 from ..errors import UserError
 from ..metric_registry import spec
 from ..submission import min_decimals
-from . import inspect_coco
+from . import boxes, inspect_coco
 from .layout import read_sample, target_numbers
 from .tree import IMAGE_SUFFIXES, Tree, natural_key
 
@@ -570,6 +572,8 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     sample_path = find_sample(tree, hints)
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")).frame \
         if sample_path else None
+    if why := boxes.in_sample(sample, sample_path):
+        raise Stop(boxes.stop_line([why, *filter(None, [boxes.in_tables(tree, sample_path)])]))
     sample, id_column = _sample_ids_at(sample, index, hints)
     hints = {**hints, "_sample": sample_path}
     metadata = inspect_coco.metadata_files(tree)
@@ -639,6 +643,8 @@ def _train_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, test: "
              or table_labels(tree, index, sample, test.kind, set(test.ids), hints)
              or folder_labels(tree, test.folder, hints, sample, test.kind)
              or filename_labels(tree, test.folder, hints))
+    if guess is None and (why := boxes.in_tables(tree, hints.get("_sample"))):
+        raise Stop(boxes.stop_line([why]))
     if guess is None:
         raise Stop("found no train labels (COCO metadata, a table of id -> label, a folder per "
                    "class, or labels in the file names): set train.labels (--set 'train.labels="
