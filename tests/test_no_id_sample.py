@@ -158,3 +158,31 @@ def test_image_files_with_no_decided_order_stop(tmp_path, monkeypatch, change, n
     assert "\n" not in str(info.value)
     assert "listed" not in (yaml.safe_load((root / "params.yaml").read_text())
                             .get("competitions") or {})
+
+
+@pytest.mark.e2e
+def test_image_files_without_ids_through_every_stage(tmp_path, monkeypatch):
+    """The image-file layout through every stage: the CSV is `label` alone, a row per
+    test.csv row in its order (the ensemble's classes in that order), validate takes it, and
+    the package's `infer --raw` writes it byte for byte."""
+    from helpers import TINY, merge
+    from test_kaggle_e2e import run_stages
+
+    from imgcomp.infer import infer
+
+    root, slug, built = project(tmp_path, monkeypatch, listed_images, slug="listed")
+    cli("new", slug, "--metric", "accuracy")
+    params = merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
+    params = merge(params, {"image_size": 16})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stages(root, params)
+    csv = root / f"submissions/{slug}.csv"
+    lines = csv.read_text().splitlines()
+    ids, probs = read_probs(root / f"preds/{slug}/ensemble", "test", 2)
+    assert ids == list(built.answers)  # test.csv's order, no sort of the names
+    assert lines == ["label", *[str(c) for c in np.asarray(probs).argmax(axis=1)]]
+    cli("validate", str(csv))
+    unpacked = tmp_path / "kaggle-input" / slug
+    listed_images(unpacked)
+    out = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)
+    assert out.read_bytes() == csv.read_bytes()
