@@ -78,14 +78,15 @@ def kannada_mnist(raw: Path, zipped: bool = True, per_class: int = 3, n_test: in
 
 
 def fer2013(raw: Path, zipped: bool = True, per_class: int = 3, n_test: int = 10,
-            side: int = 48) -> Built:
+            side: int = 48, example_rows: int | None = None) -> Built:
     """challenges-in-representation-learning-facial-expression-recognition-challenge: train.csv
     `emotion,pixels` (48 x 48 as one space-separated string), test.csv `pixels` only (a sample is
     its 1-based row), icml_face_data.csv `emotion, Usage, pixels` (names with a leading space:
     every row, the test rows labelled, Usage Training/PublicTest/PrivateTest), fer2013.tar.gz
     (fer2013/fer2013.csv `emotion,pixels,Usage`, README, fer2013.bib) and example_submission.csv.
     The example's format is not confirmed by a public source here: one `Emotion` column, a row
-    per test row, is this builder's guess. Accuracy."""
+    per test row, is this builder's guess (`example_rows`: another count of rows, a sample that
+    is no row per test row). Accuracy; the answers' ids are test.csv's 1-based rows."""
     train, test = split(7, per_class, n_test, seed=13)
     as_text = [" ".join(map(str, grey_levels(c, 7, side, k).reshape(-1)))
                for k, c in enumerate(train)]
@@ -103,7 +104,8 @@ def fer2013(raw: Path, zipped: bool = True, per_class: int = 3, n_test: int = 10
          "fer2013.tar.gz": tar_gz({"fer2013/fer2013.csv": csv_bytes(every),
                                    "fer2013/README": b"fer2013\n",
                                    "fer2013/fer2013.bib": b"@MISC{Goodfeli-et-al-2013}\n"}),
-         "example_submission.csv": csv_bytes(pd.DataFrame({"Emotion": [0] * n_test}))}
+         "example_submission.csv": csv_bytes(pd.DataFrame(
+             {"Emotion": [0] * (n_test if example_rows is None else example_rows)}))}
     answers = {str(k + 1): str(c) for k, c in enumerate(test)}
     slug = "challenges-in-representation-learning-facial-expression-recognition-challenge"
     return Built(ship(raw, slug, m, zipped), "accuracy", answers, EMOTIONS)

@@ -417,16 +417,18 @@ def test_set_maps_two_bands_onto_three_channels(tmp_path, monkeypatch):
         prepare(slug)
 
 
-def test_fer2013s_one_column_example_stops_naming_the_key(tmp_path, monkeypatch):
+def test_fer2013s_one_column_example_is_a_row_per_test_sample(tmp_path, monkeypatch):
+    """The example has no id column and a row per test.csv row: submission.id_column none
+    (test_no_id_sample.py runs it through every stage); submission.sample null still gives the
+    test samples' own ids instead."""
     root, slug, _ = project(tmp_path, monkeypatch, L.fer2013, n_test=4)
-    with pytest.raises(UserError) as info:
-        cli("new", slug, "--metric", "accuracy")
-    assert "example_submission.csv: one column ['Emotion'], no id beside the value" in str(
-        info.value) and "set submission.sample" in str(info.value)
-    cli("new", slug, "--metric", "accuracy", "--set", "submission.sample=null")
+    cli("new", slug, "--metric", "accuracy")
+    b = block_of(root, slug)
+    assert b["submission"]["id_column"] == "none" and b["test"]["ids"] == {"from": "samples"}
+    cli("new", slug, "--metric", "accuracy", "--force", "--set", "submission.sample=null")
     b = block_of(root, slug)
     assert b["train"][0]["samples"]["from"] == "pixel_string"
-    assert b["test"]["ids"] == {"from": "samples"}
+    assert b["test"]["ids"] == {"from": "samples"} and "id_column" not in b["submission"]
 
 
 def test_a_numeric_target_of_array_samples(tmp_path, monkeypatch):

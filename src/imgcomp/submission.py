@@ -21,7 +21,9 @@ a good submission. Kinds:
 - `value` (a numeric target): id + the predicted number, recalibrated where the OOF fit kept
   a * pred + b, printed with `decimals` digits (the sample's); it must be a finite number.
 Multi-label `probabilities` are independent per tag: each is rounded alone, rows sum to
-anything.
+anything. A format with `no_id` (a sample of value columns alone: fer2013) writes the values
+only, a row per test id in the manifest's order, and a CSV is checked to have exactly that many
+rows.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def to_text(fmt: Format, ids: list[str], cells: list[list[str]]) -> str:
     if fmt.header is not None:
         writer.writerow(fmt.header)
     writer.writerows([str(k), i, *row] if fmt.index  # pandas' unnamed index
+                     else row if fmt.no_id  # the row's place is its id
                      else [*row, i] if fmt.id_second else [i, *row]
                      for k, (i, row) in enumerate(zip(ids, cells)))
     return buf.getvalue()
@@ -144,7 +147,8 @@ def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[s
             raise UserError(f"{where}: header must be {','.join(fmt.header)} (as in "
                             f"sample_submission), found {','.join(first)[:200]}")
         rows = rows[1:]
-    elif rows and len(rows[0]) == fmt.width and _bad_value(fmt, rows[0][1:], classes):
+    elif rows and len(rows[0]) == fmt.width and _bad_value(
+            fmt, rows[0][0 if fmt.no_id else 1:], classes):
         raise UserError(f"{where}: this competition's submissions have no header line; found "
                         f"{','.join(rows[0])}")
     widths = sorted({len(r) for r in rows})
@@ -190,6 +194,12 @@ def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
 def validate(fmt: Format, text: str, test_ids: list[str], classes: list[str], where: str) -> None:
     """Raise a UserError naming what is wrong; return quietly for a CSV the leaderboard takes."""
     rows = parse(fmt, text, classes, where)
+    if fmt.no_id:  # no id column: row k is the k-th test sample's
+        if len(rows) != len(test_ids):
+            raise UserError(f"{where}: {len(rows):,} data rows for {len(test_ids):,} test "
+                            "samples (no id column: one row per test sample, in the test's "
+                            "order)")
+        rows = [[i, *r] for i, r in zip(test_ids, rows)]
     ids = [r[0] for r in rows]
     expected = list(test_ids)
     if ids != expected:

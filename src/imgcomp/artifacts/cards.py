@@ -67,8 +67,12 @@ class ModelCard(_Strict):
     num_classes: int
     in_chans: int
     image_size: int
-    mean: list[float]
-    std: list[float]
+    mean: list[float] = Field(description="per input channel, subtracted after scaling to "
+                              "0..1: the training images' own, or a pretrained model's "
+                              "pretrained_cfg mean (1 channel: the mean of the three; another "
+                              "count: channel k takes RGB channel k mod 3's, whose filters "
+                              "timm's adapt_input_conv starts it from)")
+    std: list[float] = Field(description="per input channel, divided by; chosen as mean is")
     interpolation: Literal["bilinear", "bicubic"]
     classes: list[str]
     multilabel: bool = Field(False, description="a sigmoid per tag (classes are tags); "

@@ -28,16 +28,19 @@ class Format:
     index: bool = False  # the sample's first column is pandas' unnamed index: row k starts with k
     id_second: bool = False  # two columns, the value first and the id second (`Category,Id`)
     unseen: str | None = None  # the token of a class no train image has (submission.unseen_label)
+    no_id: bool = False  # no id column: a row per test sample, in the test's order (fer2013)
 
     @property
     def width(self) -> int:
-        return len(self.header) if self.header else (
-            1 + len(self.value_classes) if self.kind == "probabilities" else 2)
+        return len(self.header) if self.header else (not self.no_id) + (
+            len(self.value_classes) if self.kind == "probabilities" else 1)
 
     def to_json(self) -> dict:
         d = asdict(self)
         if d["unseen"] is None:  # a closed-set format reads as it did before the key
             del d["unseen"]
+        if not d["no_id"]:  # likewise a format with an id column
+            del d["no_id"]
         return d
 
     @classmethod
@@ -49,6 +52,12 @@ class Format:
         return cls(**d)
 
     def describe(self) -> str:
+        if self.no_id:  # the same values, a row per test sample in the test's order
+            return ("no id column, a row per test sample in the test's order: "
+                    + self._values().removeprefix("id + "))
+        return self._values()
+
+    def _values(self) -> str:
         return {"label": "id + class label" + (" (index)" if self.labels == "index" else ""),
                 "probability": "id + one probability (of the positive class)",
                 "probabilities": "id + one probability column per "

@@ -12,7 +12,10 @@ The rules, in order (the first that finds something decides; none: inspect.py's 
 - The **label** is the one field train has and test has not (digit-recognizer's `label`,
   statoil's `is_iceberg`). Test ids: the sample's, where its ids are the test samples' ids
   (an id column, else the row number counted from 1, or from 0 where the sample's ids say so);
-  without a sample, the samples' own.
+  without a sample, the samples' own. A sample of one column (fer2013's `Emotion`) has no ids
+  (`submission.id_column: none`, a row per test sample in the test's order): inferred only
+  where the test samples are named by their row alone (a pixel table with no id column) and
+  the sample has exactly as many rows; anything else stops in one line.
 - **dtype**: integers within 0..255 are uint8 (the bytes as they are), within 0..65535
   uint16, anything else float32 (its scale fitted on the train samples).
 - **shape**: a square count of values is one square band; anything else stops with a line
@@ -32,8 +35,8 @@ import pandas as pd
 
 from ..data import arrays
 from ..errors import UserError
-from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, find_sample,
-                      sample_kind)
+from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, _values_alone,
+                      find_sample, sample_kind)
 from . import bson_inspect, npy_inspect, stack_inspect
 from .layout import read_sample
 from .tree import Tree, is_image, natural_key
@@ -56,13 +59,13 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     sample_path = find_sample(tree, hints)
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")
                          ).frame if sample_path else None
-    if sample is not None and sample.shape[1] < 2:
-        raise Stop(f"{sample_path}: one column {list(sample.columns)}, no id beside the value: "
-                   "imgcomp writes an id column first; set submission.sample to a sample "
-                   "with one, or null (and test.ids: {from: samples})")
+    no_id = sample is not None and sample.shape[1] < 2 and _row_per_sample(
+        tree, sample_path, sample, test)
+    if no_id:  # the values alone, a row per test sample: ROW first, where an id would be
+        sample = _values_alone(tree, sample_path)
     field = _label_field(train, test, hints)
     train["spec"]["shape"] = test["spec"]["shape"] = _shape(train, hints)
-    ids, ids_why = _test_ids(test, sample, hints)
+    ids, ids_why = _test_ids(test, None if no_id else sample, hints)
     labels = _labels(tree, train, field)
     classes = sorted(set(labels), key=natural_key)
     guess = TrainGuess(source={"from": "field", "field": field}, classes=classes, why="",
@@ -72,6 +75,9 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     sub, sub_why = _submission(sample_path, list(sample.columns) if sample is not None else None,
                                kind, k, guess, sample, hints)
     bands = train["bands"]
+    if no_id:
+        sub["id_column"], sub_why["submission.id_column"] = "none", no_id
+        ids_why = "the test samples' row numbers (the sample has no ids; its rows are theirs)"
     block = {
         "fetch": {"from": "files", "archives": [],
                   "where": f"https://www.kaggle.com/competitions/{name}/data"},
@@ -89,10 +95,34 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
                 "test.ids": ids_why, "channels": f"{bands} band(s), each a channel (decode)",
                 "decode": "every band a channel; auto: an integer dtype's range, else fitted "
                           "on the train samples", "submission.kind": kind_why, **sub_why}
-    notes = [f"samples: {why}; written as train.samples, test.samples and decode"]
+    notes = [f"samples: {why}; written as train.samples, test.samples and decode"] + (
+        [f"submission: no id column ({no_id})"] if no_id else [])
     return Inferred(block, comments, notes, group_column=hints.get("folds.group_column"),
                     group_why="--set" if "folds.group_column" in hints
                     else "array samples: no group column")
+
+
+def _row_per_sample(tree: Tree, sample_path: str, sample: pd.DataFrame, test: dict) -> str:
+    """Why a sample of one column (fer2013's `Emotion`) is the values of the test samples in
+    the test file's order (submission.id_column: none): the test samples are named by their
+    row alone (a pixel table with no id column) and the sample has exactly one row per test
+    sample. Anything else leaves the order undecided: one line."""
+    head = f"{sample_path}: one column {list(sample.columns)}, no id beside the value"
+    if test["spec"]["from"] == "json" or test["spec"].get("id") or any(
+            re.fullmatch(r"(image_?)?id", c, re.I) for c in test["others"]):
+        raise Stop(f"{head}, and the test samples have ids of their own: which row is which "
+                   "sample is not decided; set submission.sample to a sample with ids, or null "
+                   "(and test.ids: {from: samples})")
+    with tree.open(test["path"]) as f:
+        count = sum(len(c) for c in pd.read_csv(f, usecols=[0], dtype=str, chunksize=65536,
+                                                keep_default_na=False))
+    if count != len(sample):
+        raise Stop(f"{head}, and {len(sample):,} rows for the {count:,} test samples of "
+                   f"{test['path']}: not a row per test sample; set submission.sample to a "
+                   "sample with ids, or null (and test.ids: {from: samples})")
+    return (f"{sample_path} has one column and a row per test sample ({count:,}), and "
+            f"{test['path']} names its samples by their row alone: row k of the submission is "
+            "the test's row k")
 
 
 def _nothing_read(tree: Tree) -> None:

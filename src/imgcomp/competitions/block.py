@@ -392,9 +392,11 @@ class Submission(Strict):
     decimals: int = Field(ge=0, le=12, description="digits after the point of a probability "
                           "(at least 1) or of a value")
     upload_as: str | None = Field(description="the file name the organisers want, if not ours")
-    id_column: Literal["first", "second"] = Field(
+    id_column: Literal["first", "second", "none"] = Field(
         "first", description="the sample's column of ids: second where its value column comes "
-                             "first (cassava-disease 2019's `Category,Id`); left out: first")
+                             "first (cassava-disease 2019's `Category,Id`); none where it has "
+                             "no id column, a row per test sample in the test's order "
+                             "(fer2013's one-column example_submission); left out: first")
     unseen_label: str | None = Field(
         None, description="kind top_k or label: the token the leaderboard takes for a class no "
                           "train image has (happywhale's new_individual); written where the "
@@ -415,9 +417,11 @@ class Submission(Strict):
         if self.id_column == "second" and self.kind == "probabilities":
             raise ValueError("id_column: second is for a sample of two columns (a value, then "
                              "the id); kind probabilities writes the id first")
-        if self.columns is not None and self.kind != "probabilities" and len(self.columns) != 2:
-            raise ValueError(f"columns: kind {self.kind} writes two columns (id and value), "
-                             f"got {self.columns}")
+        id_cells = 0 if self.id_column == "none" else 1
+        if self.columns is not None and self.kind != "probabilities" and \
+                len(self.columns) != id_cells + 1:
+            raise ValueError(f"columns: kind {self.kind} writes {id_cells + 1} column(s) ("
+                             f"{'id and ' if id_cells else ''}value), got {self.columns}")
         if self.unseen_label is not None and self.kind not in ("top_k", "label"):
             raise ValueError(f"unseen_label: kind {self.kind} writes no label; an unseen "
                              "class's token goes with kind top_k or label")
@@ -520,6 +524,12 @@ class CompetitionBlock(Strict):
             raise ValueError(f"metric {self.metric} scores the top {k} labels: set submission."
                              f"kind: top_k and submission.k: {k}")
         check_samples(self)
+        if sub.id_column == "none" and (isinstance(self.test.ids, (SampleIds, CocoIds))
+                                        or self.grouped):
+            raise ValueError("submission.id_column: none writes a row per test sample in the "
+                             "test's order, and the test ids here come from the sample (or "
+                             "pictures of products); set test.ids to the test's own "
+                             "({from: samples}, a table, or files)")
         return self
 
     def _numeric_consistent(self) -> None:

@@ -7,7 +7,10 @@ The rules, in order:
   per class (the header names the classes); fractions are one probability; anything else is a
   label (the top k labels where the metric is MAP@k). A sample whose values say
   nothing (all `0`, or empty) leaves the kind to the metric (AUC and log loss need
-  probabilities; accuracy, F1 and kappa need labels).
+  probabilities; accuracy, F1 and kappa need labels). A sample of one column has no ids
+  (`submission.id_column: none`): its row k is the k-th test image, which is decided only where
+  a test CSV names every test image, in order, and the sample has exactly one row per row of
+  it (test.ids from that table); anything else stops in one line.
 - **train labels**: COCO-style JSON metadata with annotations (inspect_coco.py); else a table
   (CSV or xlsx) whose id column's values name image files (with or without extension), and
   that labels about as many images as the table labelling most (a few-row annotations table
@@ -30,6 +33,8 @@ The rules, in order:
 - **test images**: COCO test metadata holding every sample id; else the one folder whose own
   images carry every sample id (`test/1.jpg` beside `train/<class>/1.jpg`), else the folder
   holding them all (shared with train or not).
+- **object detection** (boxes.py): a sample of box groups (PredictionString), or, where no
+  train labels are found, a table of boxes: one line naming it, out of scope.
 - **checks** before the block is written: a sample whose value column holds labels (two or
   more different ones) must name classes train has; `new` prints three train files with
   their labels and three test ids with their files.
@@ -47,7 +52,7 @@ import pandas as pd
 from ..errors import UserError
 from ..metric_registry import spec
 from ..submission import min_decimals
-from . import inspect_coco
+from . import boxes, inspect_coco
 from .layout import read_sample, target_numbers
 from .tree import IMAGE_SUFFIXES, Tree, natural_key
 
@@ -569,10 +574,14 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     sample_path = find_sample(tree, hints)
     sample = read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample")).frame \
         if sample_path else None
+    if why := boxes.in_sample(sample, sample_path):
+        raise Stop(boxes.stop_line([why, *filter(None, [boxes.in_tables(tree, sample_path)])]))
     sample, id_column = _sample_ids_at(sample, index, hints)
     hints = {**hints, "_sample": sample_path}
     metadata = inspect_coco.metadata_files(tree)
     test = _test_side(tree, index, sample_path, sample, metric, hints, metadata)
+    if sample is not None and sample.shape[1] < 2:  # the values alone, ROW as their ids
+        sample, id_column = _values_alone(tree, sample_path), "none"
     guess = _train_labels(tree, index, sample, test, hints, metadata)
     kind, why = _multilabel_kind(guess, test, sample, metric)
     header = list(sample.columns) if sample is not None else None
@@ -581,6 +590,10 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
         sub["id_column"] = "second"
         sub_why["submission.id_column"] = ("the sample's first column names no image and its "
                                            "second does: the file is value, id")
+    if id_column == "none":
+        sub["id_column"] = "none"
+        sub_why["submission.id_column"] = "the sample has no ids: a row per test image, in " \
+                                          "the test table's order"
     comments = {"test.ids": test.why, **sub_why, "submission.kind": why,
                 **_comments(kind, guess)}
     block = {
@@ -595,6 +608,8 @@ def infer(name: str, metric: str, tree: Tree, hints: dict) -> Inferred:
     notes = guess.notes + ([f"{guess.table}: columns {_fmt(guess.extra, 8)} left alone (not the "
                             "id or the label: metadata the images do not need)"]
                            if guess.extra else [])
+    if id_column == "none":
+        notes.append(f"submission: no id column ({test.why})")
     group, group_why = _group(guess, hints)
     notes.append(f"folds: grouped by {group} ({group_why})" if group else
                  f"folds: not grouped ({group_why})")
@@ -630,6 +645,8 @@ def _train_labels(tree: Tree, index: Index, sample: pd.DataFrame | None, test: "
              or table_labels(tree, index, sample, test.kind, set(test.ids), hints)
              or folder_labels(tree, test.folder, hints, sample, test.kind)
              or filename_labels(tree, test.folder, hints))
+    if guess is None and (why := boxes.in_tables(tree, hints.get("_sample"))):
+        raise Stop(boxes.stop_line([why]))
     if guess is None:
         raise Stop("found no train labels (COCO metadata, a table of id -> label, a folder per "
                    "class, or labels in the file names): set train.labels (--set 'train.labels="
@@ -675,8 +692,7 @@ def _test_side(tree: Tree, index: Index, sample_path: str | None, sample: pd.Dat
             f"{rule['table']}'s ids" if rule["from"] == "table"
             else "the test images' names, in natural order"), kind, k, why)
     if sample.shape[1] < 2:
-        raise Stop(f"{sample_path}: a sample submission has an id column and a value column, "
-                   f"found {list(sample.columns)}")
+        return _test_in_table_order(tree, index, sample_path, sample, metric)
     kind, k, why = sample_kind(sample, metric)
     ids = sample.iloc[:, 0].tolist()
     if coco_ids := inspect_coco.test_ids(tree, metadata, ids, hints):
@@ -756,14 +772,50 @@ def _no_sample_kind(metric: str) -> tuple[str, int | None, str]:
     return "label", None, f"no sample: {metric} needs labels"
 
 
-def _test_without_sample(tree: Tree, index: Index, hints: dict) -> tuple[str, dict]:
+def _test_in_table_order(tree: Tree, index: Index, sample_path: str, sample: pd.DataFrame,
+                         metric: str) -> TestSide:
+    """The test side of a sample with one column and no ids (submission.id_column: none):
+    decided only where a test table names every test image, in its order, and the sample has
+    exactly one row per row of it; else one line."""
+    head = f"{sample_path}: one column {list(sample.columns)}, no id beside the value"
+    found = _test_table(tree, index)
+    if found is None:
+        raise Stop(f"{head}, and no test table (a test CSV naming the test images) gives the "
+                   "test images an order: which row is which image is not decided; set "
+                   "submission.sample to a sample with an id column")
+    folder, rule, ids = found
+    if len(ids) != len(sample):
+        raise Stop(f"{head}, and {len(sample):,} rows for the {len(ids):,} test images "
+                   f"{rule['table']} lists: not a row per test image; set submission.sample to "
+                   "a sample with an id column")
+    kind, k, why = sample_kind(_values_alone(tree, sample_path), metric)
+    return TestSide(ids, folder, rule, f"{rule['table']}'s ids, in its order: the sample has no "
+                    f"ids and a row per test image ({len(ids):,}), row k the table's row k",
+                    kind, k, why)
+
+
+def _values_alone(tree: Tree, sample_path: str) -> pd.DataFrame:
+    """A sample of value columns alone, ROW (its row numbers) first where an id would be."""
+    return read_sample(tree, tree.find_file(sample_path, "sample", "submission.sample"),
+                       "none").frame
+
+
+def _test_table(tree: Tree, index: Index) -> tuple[str, dict, list[str]] | None:
+    """(folder, test.ids rule, ids) of the first test CSV whose id column names every test
+    image, or None."""
     for path in [p for p in tree.files if p.lower().endswith(".csv")
                  and re.search(r"test", p.rpartition("/")[2], re.I)]:
         frame = tree.read_table(path)
         col, share = _id_column(frame, index, None)
         if col is not None and share == 1.0:
             return common_folder(index.paths(frame[col])), {"from": "table", "table": path,
-                                                             "id": col}
+                                                             "id": col}, frame[col].tolist()
+    return None
+
+
+def _test_without_sample(tree: Tree, index: Index, hints: dict) -> tuple[str, dict]:
+    if found := _test_table(tree, index):
+        return found[0], found[1]
     dirs = [d for d in tree._image_dirs() if re.search(r"test", d.rpartition("/")[2], re.I)]
     if "test.images" in hints:
         dirs = [hints["test.images"]]

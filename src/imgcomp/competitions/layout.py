@@ -292,13 +292,22 @@ class Sample:
     header: tuple[str, ...]
     index: bool = False
     id_second: bool = False  # the file's id column is its second (`Category,Id`)
+    no_id: bool = False  # no id column: `frame`'s first column is ROW, the row numbers
+
+
+ROW = "(row)"  # the first column of a sample with no ids: its rows numbered, never written
 
 
 def read_sample(tree: Tree, path: str, id_column: str = "first") -> Sample:
     """The sample at `path`, its table with the id column first; a leading column with an
     empty header cell must hold the row numbers 0, 1, ... (what pandas writes), and is kept
-    apart from the id column; `id_column` second: the file's two columns are value, id."""
+    apart from the id column; `id_column` second: the file's two columns are value, id; none:
+    every column is a value (a row per test sample), and the table gets ROW first."""
     frame = tree.read_table(path)
+    if id_column == "none":
+        numbered = frame.copy()
+        numbered.insert(0, ROW, [str(k) for k in range(len(frame))])
+        return Sample(path, numbered, tuple(frame.columns), no_id=True)
     if id_column == "second":
         if frame.shape[1] != 2:
             raise UserError(f"{tree.shown(path)}: submission.id_column second reads a sample of "
@@ -406,7 +415,17 @@ def test_only(block: CompetitionBlock, tree: Tree, name: str) -> pd.DataFrame:
     table's other columns come along, each named with the `META` prefix (`meta_of` splits them
     off)."""
     found = sample_table(block, tree, name)
-    return test_rows(block, tree, name, found.frame if found else None)
+    return rows_for(found, test_rows(block, tree, name, found.frame if found else None), tree)
+
+
+def rows_for(found: Sample | None, test: pd.DataFrame, tree: Tree) -> pd.DataFrame:
+    """`test`, checked against a sample with no id column: a row per test sample, in the
+    test's order, so their counts must be equal."""
+    if found is not None and found.no_id and len(found.frame) != len(test):
+        raise UserError(f"{tree.shown(found.path)}: {len(found.frame):,} rows for {len(test):,} "
+                        "test samples; with no id column (submission.id_column: none) a row is "
+                        "a test sample, in the test's order, so the counts must be equal")
+    return test
 
 
 def class_list(block: CompetitionBlock, labels: list[str], sample: pd.DataFrame | None) -> list[str]:
@@ -416,7 +435,8 @@ def class_list(block: CompetitionBlock, labels: list[str], sample: pd.DataFrame 
         return target_name(block)
     sub = block.submission
     if sub.kind == "probabilities":
-        return list(sample.columns[1:]) if sample is not None else list(sub.columns[1:])
+        return list(sample.columns[1:]) if sample is not None else list(
+            sub.columns[0 if sub.id_column == "none" else 1:])
     return sorted(set(labels), key=natural_key)
 
 
@@ -434,6 +454,8 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
     header = sample.header if sample is not None else (
         tuple(sub.columns) if sub.header_line else None)
     names = list(sample.frame.columns) if sample is not None else list(header or sub.columns)
+    if sample is None and sub.id_column == "none":
+        names = [ROW, *names]  # the value columns from the second on, as with an id
     positive = value_classes = None
     if sub.kind == "probabilities":
         columns = names[1:]
@@ -464,16 +486,17 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
     return Format(header=header, kind=sub.kind, labels=sub.labels, positive=positive, k=sub.k,
                   multilabel=block.multilabel, decimals=sub.decimals,
                   value_classes=value_classes, upload_as=sub.upload_as,
-                  unseen=sub.unseen_label, **_index_column(sample, key))
+                  unseen=sub.unseen_label, **_index_column(sample, sub.id_column == "none"))
 
 
-def _index_column(sample: Sample | None, key: str) -> dict:
-    """Format's `index` (row numbers written before each id) where the sample has one, and
-    `id_second` where its id column comes after the value."""
-    if sample is None or not isinstance(sample, Sample):
-        return {}
-    return {**({"index": True} if sample.index else {}),
-            **({"id_second": True} if sample.id_second else {})}
+def _index_column(sample: Sample | None, none: bool) -> dict:
+    """Format's `index` (row numbers written before each id) where the sample has one,
+    `id_second` where its id column comes after the value, and `no_id` where the block's
+    submission.id_column is none."""
+    sample = sample if isinstance(sample, Sample) else None
+    return {**({"index": True} if sample and sample.index else {}),
+            **({"id_second": True} if sample and sample.id_second else {}),
+            **({"no_id": True} if none else {})}
 
 
 def _unique_ids(train: pd.DataFrame, test_ids: set[str], several: bool) -> pd.DataFrame:
@@ -500,7 +523,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     sample = found.frame if found else None
     source_notes: list[str] = []
     train = train_rows(block, tree, name, test_folder(block, tree, name), source_notes)
-    test = test_rows(block, tree, name, sample)
+    test = rows_for(found, test_rows(block, tree, name, sample), tree)
     multi = block.multilabel
     flat = [x for v in train["label"] for x in v] if multi else train["label"].tolist()
     classes = class_list(block, flat, sample)

@@ -112,15 +112,20 @@ READS_UNTRACKED = ["train.models",               # the matrix: is this model one
 def preprocessing(model: torch.nn.Module, pretrained: bool, channels: int, mean: list[float],
                   std: list[float]) -> tuple[list[float], list[float], str]:
     """(mean, std, resize interpolation) of the model's inputs: a pretrained timm model's own
-    (its pretrained_cfg: what its weights were trained on; one channel gets the mean of the
-    three, as timm folds an RGB stem into one channel), else the training images' statistics,
-    resized bilinearly. The checkpoint records them, so predict and infer agree."""
+    (its pretrained_cfg: what its weights were trained on), else the training images'
+    statistics, resized bilinearly. The checkpoint records them, so predict and infer agree.
+    A pretrained stem's channels follow timm's adapt_input_conv: one channel gets the mean of
+    the three (timm sums the RGB filters into one); any other count, channel k the statistics
+    of RGB channel k mod 3, whose filters it starts from (timm repeats R, G, B cyclically)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if not pretrained or "mean" not in cfg:
         return list(mean), list(std), "bilinear"
     mean, std = [float(v) for v in cfg["mean"]], [float(v) for v in cfg["std"]]
     if channels == 1:
         mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    elif channels != len(mean):
+        mean, std = [mean[k % len(mean)] for k in range(channels)], [
+            std[k % len(std)] for k in range(channels)]
     interpolation = cfg.get("interpolation") or "bilinear"
     return mean, std, interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
 
