@@ -117,3 +117,23 @@ def test_an_images_width_and_height_are_no_box(tmp_path):
     assert boxes.in_tables(Tree.listing(raw), "sample_submission.csv") is None
     wheat = global_wheat(tmp_path / "wheat").raw
     assert "column 'bbox' holds a box" in boxes.in_tables(Tree.listing(wheat), None)
+
+
+def test_groups_of_a_class_word_and_a_box_are_detection():
+    """SIIM-COVID's image-level sample (`id,PredictionString`: `none 1 0 0 1 1`, `opacity 0.9 x y
+    x y` groups) and Open Images' `/m/...` class ids before each box."""
+    siim = pd.DataFrame({"id": ["a_image", "b_image"],
+                         "PredictionString": ["none 1 0 0 1 1", "opacity 0.5 10 20 30.5 40"]})
+    assert "groups of a word and 5 numbers ('none 1 0 0 1 1': a class, a confidence and a box)" \
+        in boxes.in_sample(siim, "s.csv")
+    oid = pd.DataFrame({"ImageId": ["x"], "preds": ["/m/01g317 0.9 0.1 0.2 0.3 0.4 "
+                                                    "/m/0199g 0.25 0.5 0.5 0.6 0.7"]})
+    assert "a class, a confidence and a box" in boxes.in_sample(oid, "s.csv")
+
+
+def test_words_alone_or_words_with_one_number_are_no_detection():
+    """A top 5 of class names, and `label confidence` pairs (landmark GAP), stay classification
+    samples (the landmark one is refused elsewhere, for its own reason)."""
+    top = pd.DataFrame({"id": ["a"], "predictions": ["w1 w2 w3 w4 w5 w6"]})
+    gap = pd.DataFrame({"id": ["a", "b"], "landmarks": ["12 0.5", "7 0.25"]})
+    assert boxes.in_sample(top, "s.csv") is None and boxes.in_sample(gap, "s.csv") is None

@@ -10,7 +10,8 @@ The rules (the first that matches decides; only the first rows of each CSV are r
   `x1, y1, x2, y2`, `x, y, w, h`, `x, y, width, height`; a `bbox_`/`box_` prefix, case and `_`
   aside): an image's own `width` and `height` (global-wheat's) are no box;
 - the sample's value column named like PredictionString, or holding two or more groups a row,
-  of 5 or 6 numbers each (`conf x y w h`, `label conf xmin ymin xmax ymax`), one a fraction.
+  of 5 or 6 numbers each (`conf x y w h`, `label conf xmin ymin xmax ymax`), one a fraction, or
+  of a class word and 5 numbers (SIIM-COVID's `opacity 0.9 10 20 30 40`, `negative 1 0 0 1 1`).
 A table repeating an image id over several rows is said as supporting evidence, never alone.
 A sample of boxes stops `new` before anything else (no format imgcomp writes); a table of boxes
 only where no train labels are found (Stanford Cars' classes come with boxes beside them).
@@ -92,18 +93,36 @@ def _prediction_strings(sample: pd.DataFrame) -> str | None:
         return None
     col = sample.columns[1]
     cells = [str(c).split() for c in sample.iloc[:PEEK, 1].tolist() if str(c).strip()]
-    if not cells or not all(_numbers(c) for c in cells):
+    if not cells:
         return None
-    for size in (5, 6):
-        if not all(len(c) % size == 0 for c in cells):
+    named = re.fullmatch(r"prediction_?string", str(col), re.I) is not None
+    for size, worded in ((5, False), (6, False), (6, True)):
+        if not all(len(c) % size == 0 and _groups_of(c, size, worded) for c in cells):
             continue
-        named = re.fullmatch(r"prediction_?string", str(col), re.I) is not None
         several = any(len(c) >= 2 * size for c in cells) and any(
-            "." in t and float(t) != int(float(t)) for c in cells for t in c)
+            "." in t and float(t) != int(float(t)) for c in cells for t in _numeric(c, size,
+                                                                                    worded))
         if named or several:
-            return (f"its {col!r} holds groups of {size} numbers ({' '.join(cells[0][:size])!r}"
-                    f": a confidence and a box{', with a label' if size == 6 else ''})")
+            shown = " ".join(cells[0][:size])
+            if worded:
+                return (f"its {col!r} holds groups of a word and 5 numbers ({shown!r}: a class, "
+                        "a confidence and a box)")
+            return (f"its {col!r} holds groups of {size} numbers ({shown!r}: a confidence and "
+                    f"a box{', with a label' if size == 6 else ''})")
     return None
+
+
+def _groups_of(tokens: list[str], size: int, worded: bool) -> bool:
+    """Every group of `size` tokens numbers, but its first a word where `worded` (SIIM-COVID's
+    `opacity 0.9 10 20 30 40`, `negative 1 0 0 1 1`; Open Images' `/m/01g317 0.9 ...`)."""
+    if not worded:
+        return _numbers(tokens)
+    return all(_numbers(tokens[i + 1:i + size]) and not _numbers(tokens[i:i + 1])
+               for i in range(0, len(tokens), size))
+
+
+def _numeric(tokens: list[str], size: int, worded: bool) -> list[str]:
+    return [t for i, t in enumerate(tokens) if not (worded and i % size == 0)]
 
 
 def _numbers(tokens: list[str]) -> bool:
