@@ -19,6 +19,7 @@ from test_array_samples import block_of, cli, project
 
 import layouts_arrays as L
 from imgcomp import pipeline
+from imgcomp.errors import UserError
 from imgcomp.inference.checkpoint import load
 from imgcomp.models import create_model
 from imgcomp.stages.train import preprocessing
@@ -81,3 +82,13 @@ def _stage(stage: str, slug: str) -> None:
     """`stage`'s dvc.yaml command for model tiny, in this process."""
     cmd = pipeline.declaration(stage)["cmd"].replace("${competition}", slug)
     cli(*shlex.split(cmd.replace("${item.model}", "tiny"))[3:])
+
+
+def test_a_pretrained_file_of_another_architecture_says_it_does_not_fit(rgb_file):
+    """The file is on this machine: the message names the misfit, not missing weights."""
+    path, _ = rgb_file
+    with pytest.raises(UserError) as info:
+        create_model("resnet18", 5, 4, 32, pretrained=True, pretrained_file=str(path))
+    text = str(info.value)
+    assert f"pretrained_file {path} does not fit resnet18 with 4 input channel(s)" in text
+    assert "size mismatch" in text and "not on this machine" not in text and "\n" not in text

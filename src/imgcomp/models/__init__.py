@@ -77,7 +77,19 @@ def _backbone(arch: str, num_classes: int, in_chans: int, image_size: int, pretr
     except Exception as e:  # hub/cache misses surface as many exception types
         if not pretrained:
             raise
+        if overlay is not None and isinstance(e, RuntimeError) and "state_dict" in str(e):
+            raise _misfit(arch, in_chans, pretrained_file, e) from None
         raise _missing(arch, type(e).__name__) from None
+
+
+def _misfit(arch: str, in_chans: int, path: str, e: Exception) -> UserError:
+    """The local file is there but its tensors are not `arch`'s (another architecture, or a
+    stem timm cannot adapt to `in_chans` channels): say which, not that weights are missing."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = next((line for line in lines[1:] if "size mismatch" in line or "key" in line),
+                  lines[0] if lines else type(e).__name__)
+    return UserError(f"models: pretrained_file {path} does not fit {arch} with {in_chans} input "
+                     f"channel(s) ({detail[:200]}); is it {arch}'s own file?")
 
 
 def _missing(arch: str, why: str) -> UserError:
