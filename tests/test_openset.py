@@ -154,3 +154,18 @@ def test_the_report_says_how_many_oof_rows_are_unseen():
     assert "new_individual: 6 OOF rows have a class their fold's training rows lack" in line
     assert "with it below 0.24 0.8800 (cross-fitted" in line and "never writing it 0.7900" in line
     assert _open_set("map@5", None) == ""
+
+
+def test_a_metric_with_its_own_post_processing_refuses_the_token_in_the_block(tmp_path):
+    """qwk fits cut-points on OOF rows: a block with the token stops when it is read (new,
+    prepare, params), not only in the ensemble."""
+    from pydantic import ValidationError
+
+    from imgcomp.competitions.block import CompetitionBlock
+
+    _new(tmp_path)
+    block = yaml.safe_load((tmp_path / "params.yaml").read_text())["competitions"][SLUG]
+    CompetitionBlock.model_validate(block)  # as new wrote it: valid
+    block.update(metric="qwk", submission={**block["submission"], "kind": "label", "k": None})
+    with pytest.raises(ValidationError, match="metric qwk fits its own post-processing"):
+        CompetitionBlock.model_validate(block)

@@ -524,6 +524,11 @@ class CompetitionBlock(Strict):
             raise ValueError(f"metric {self.metric} scores the top {k} labels: set submission."
                              f"kind: top_k and submission.k: {k}")
         check_samples(self)
+        if sub.unseen_label is not None and spec(self.metric).post is not None:
+            raise ValueError(f"submission.unseen_label: metric {self.metric} fits its own "
+                             f"post-processing ({spec(self.metric).post}) on OOF rows, not an "
+                             "unseen class's threshold; the token goes with a label metric "
+                             "(accuracy, f1, map@k)")
         if sub.id_column == "none" and (isinstance(self.test.ids, (SampleIds, CocoIds))
                                         or self.grouped):
             raise ValueError("submission.id_column: none writes a row per test sample in the "
