@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-KINDS = ("label", "probability", "probabilities", "top_k", "tags", "value")
+KINDS = ("label", "probability", "probabilities", "top_k", "tags", "value", "long")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,14 @@ class Format:
     multilabel: bool = False  # probabilities are per tag (rows need not sum to 1)
     index: bool = False  # the sample's first column is pandas' unnamed index: row k starts with k
     id_second: bool = False  # two columns, the value first and the id second (`Category,Id`)
+    join: str | None = None  # kind long: a row id is `<id><join><target>`
+    targets: tuple[str, ...] | None = None  # kind long: each sample's targets, in row order
+
+    def long_ids(self, ids: list[str]) -> list[str]:
+        """Kind long: a row id per (sample, target), in the sample's order; else `ids`."""
+        if self.kind != "long":
+            return list(ids)
+        return [f"{i}{self.join}{t}" for i in ids for t in self.targets]
 
     @property
     def width(self) -> int:
@@ -34,12 +42,16 @@ class Format:
             1 + len(self.value_classes) if self.kind == "probabilities" else 2)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        for key in ("join", "targets"):  # other kinds' submission.json as before
+            if out[key] is None:
+                out.pop(key)
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> "Format":
         d = dict(d)
-        for key in ("header", "value_classes"):
+        for key in ("header", "value_classes", "targets"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -51,7 +63,9 @@ class Format:
                                  + ("tag (independent)" if self.multilabel else "class"),
                 "tags": "id + the predicted tags, space-separated",
                 "top_k": f"id + the top {self.k} labels, space-separated",
-                "value": f"id + the predicted number ({self.decimals} decimals)"}[self.kind]
+                "value": f"id + the predicted number ({self.decimals} decimals)",
+                "long": f"a row per (id, target), `<id>{self.join}<target>` + the target's class"
+                        f" ({', '.join(self.targets or ())})"}[self.kind]
 
 
 def load_format(path: Path) -> Format:
