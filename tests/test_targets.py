@@ -105,6 +105,9 @@ def test_bengali_end_to_end_from_a_written_block(tmp_path, monkeypatch):
     L.bengali(unpacked, zipped=False)
     out = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)
     assert out.read_bytes() == (root / f"submissions/{slug}.csv").read_bytes()
+    cli("report")
+    page = (root / f"reports/{slug}.html").read_text()
+    assert "Out-of-fold vowel_diacritic" in page and "consonant_diacritic:1" in page
 
 
 def built_train() -> list[tuple[int, int, int]]:
@@ -243,3 +246,49 @@ def test_bad_targets_are_one_line(tmp_path, monkeypatch, bad):
         prepare(slug)
     assert "\n" not in str(err.value)
     assert not (root / f"data/prepared/{slug}").exists()
+
+
+# -- new -------------------------------------------------------------------------------------
+
+def test_new_finds_parquet_samples_and_the_targets_the_sample_names(tmp_path, monkeypatch,
+                                                                     capsys):
+    """`new` on bengaliai-cv19's files: the parquet globs and their id column; the shape
+    (not square) and the targets' weights (not in the files) each stop with one line naming
+    the key; with both set, the targets are the train.csv columns the sample's row ids name
+    (grapheme left out), the submission long, joined by '_'; prepare takes the block."""
+    root, slug, built = project(tmp_path, monkeypatch, L.bengali)
+    with pytest.raises(UserError, match=r"493 pixel columns is not a square image.*"
+                                        r"train.samples.shape") as err:
+        cli("new", slug, "--metric", "recall_macro")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match=r"several targets \['grapheme_root', 'vowel_diacritic', "
+                                        r"'consonant_diacritic'\].*train.labels.weights"):
+        cli("new", slug, "--metric", "recall_macro", "--set", f"train.samples.shape={SHAPE}")
+    capsys.readouterr()
+    cli("new", slug, "--metric", "recall_macro", "--set", f"train.samples.shape={SHAPE}",
+        "--set", "train.labels.weights=[2, 1, 1]")
+    out = capsys.readouterr().out
+    b = yaml.safe_load((root / "params.yaml").read_text())["competitions"][slug]
+    assert b["train"][0]["samples"] == {"from": "parquet", "file": "train_image_data_*.parquet",
+                                        "shape": SHAPE, "id": "image_id"}
+    assert b["test"]["samples"]["file"] == "test_image_data_*.parquet"
+    assert b["train"][0]["labels"] == {"from": "targets", "table": "train.csv", "id": "image_id",
+                                       "columns": TARGETS, "weights": [2, 1, 1]}
+    assert (b["submission"]["kind"], b["submission"]["join"]) == ("long", "_")
+    assert "other columns, no target: ['grapheme']" in out
+    manifest = pd.read_csv(root / prepare(slug) / "manifest.csv", dtype=str)
+    assert manifest.loc[manifest["split"] == "test", "id"].tolist() == [f"Test_{k}"
+                                                                        for k in range(8)]
+
+
+def test_new_on_one_target_in_parquet(tmp_path, monkeypatch):
+    """bengali-like (one target, a sample `image_id,grapheme_root`): a table label, kind label."""
+    root, slug, built = project(tmp_path, monkeypatch, L.bengali_like)
+    cli("new", slug, "--metric", "accuracy", "--set",
+        f"train.samples.shape={list(L.BENGALI_SHAPE)}")
+    b = yaml.safe_load((root / "params.yaml").read_text())["competitions"][slug]
+    assert b["train"][0]["labels"] == {"from": "table", "table": "train.csv", "id": "image_id",
+                                       "label": "grapheme_root", "delimiter": None}
+    assert b["submission"]["kind"] == "label" and b["test"]["ids"] == {"from": "sample"}
+    manifest = pd.read_csv(root / prepare(slug) / "manifest.csv", dtype=str)
+    assert manifest.loc[manifest["split"] == "test", "id"].tolist() == list(built.answers)

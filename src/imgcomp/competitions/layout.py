@@ -481,10 +481,17 @@ def _long(block: CompetitionBlock, sample: Sample | None, name: str) -> dict:
 
 
 def _check_long(block: CompetitionBlock, sample: Sample | None, classes: list[str],
-                name: str) -> None:
-    if block.targets is not None and sample is not None:
-        targets_source.check_values(block, sample.frame.iloc[:, 1].astype(str).tolist(),
-                                    classes, name)
+                name: str, test_ids: list[str]) -> None:
+    """Several targets: the sample's values and its test ids, in the test rows' order."""
+    if block.targets is None or sample is None:
+        return
+    targets_source.check_values(block, sample.frame.iloc[:, 1].astype(str).tolist(),
+                                classes, name)
+    ids, _ = targets_source.long_ids(block, sample.frame.iloc[:, 0].tolist(), name)
+    if ids != test_ids:
+        raise UserError(f"competitions.{name}: the sample's rows name test ids {ids[:3]}, ... "
+                        f"and the test samples are {test_ids[:3]}, ... (other ids or another "
+                        "order); set test.ids: {from: sample}")
 
 
 def _index_column(sample: Sample | None, key: str) -> dict:
@@ -533,7 +540,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
         raise UserError(f"competitions.{name}: train labels {_preview(stray)} are not among the "
                         f"classes {_preview(classes)}")
     fmt = resolve_format(block, classes, found, name, seen)
-    _check_long(block, found, classes, name)
+    _check_long(block, found, classes, name, test["id"].tolist())
     if unseen := [c for c in classes if c not in seen]:
         raise UserError(f"competitions.{name}: class(es) {_preview(unseen)} have no train image")
     shared = set(train["path"]) & set(test["path"])
