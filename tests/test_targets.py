@@ -76,8 +76,8 @@ def hierarchical_recall(answers: dict[str, str], sub: pd.DataFrame) -> float:
     return float(np.average(scores, weights=[2, 1, 1]))
 
 
-def test_bengali_end_to_end_from_a_written_block(tmp_path, monkeypatch):
-    """Every stage on the three targets: the CSV has a row per (test image, target) in the
+def test_bengali_end_to_end_from_new(tmp_path, monkeypatch):
+    """`new`, then every stage on the three targets: the CSV has a row per (test image, target) in the
     sample's order, each a class of its target; its hierarchical recall (computed here with
     scikit-learn from the CSV alone) beats the class prior's; the package's `infer --raw` on
     the files unpacked writes it byte for byte."""
@@ -86,7 +86,8 @@ def test_bengali_end_to_end_from_a_written_block(tmp_path, monkeypatch):
     from imgcomp.infer import infer
 
     root, slug, built = project(tmp_path, monkeypatch, L.bengali)
-    write_block(root, slug, bengali_block())
+    cli("new", slug, "--metric", "recall_macro", "--set", f"train.samples.shape={SHAPE}",
+        "--set", "train.labels.weights=[2, 1, 1]")
     params = merge(yaml.safe_load((root / "params.yaml").read_text()),
                    {"train": {"epochs": 6, "lr": 3e-3}})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
