@@ -293,3 +293,21 @@ def test_new_on_one_target_in_parquet(tmp_path, monkeypatch):
     assert b["submission"]["kind"] == "label" and b["test"]["ids"] == {"from": "sample"}
     manifest = pd.read_csv(root / prepare(slug) / "manifest.csv", dtype=str)
     assert manifest.loc[manifest["split"] == "test", "id"].tolist() == list(built.answers)
+
+
+def test_training_targets_are_the_heads_one_hot_rows_and_soft_extras_refused():
+    """A fold's rows of several targets become each head's one-hot rows side by side (what
+    HeadCE and Mixup take); pseudo-labels (soft extra rows) are one line."""
+    from types import SimpleNamespace
+
+    from imgcomp.heads import HeadLabels
+    from imgcomp.stages.train import Extra, training_targets
+
+    heads = _heads()
+    run = SimpleNamespace(labels=HeadLabels([[2, 0, 1], [0, 1, 0], [-1, -1, -1]], heads),
+                          name="train lenet fold 0")
+    rows, y = training_targets(run, np.array([0, 1]), None, None)
+    assert rows.tolist() == [0, 1]
+    assert y.tolist() == [[0, 0, 1, 1, 0, 0, 0, 1], [1, 0, 0, 0, 1, 0, 1, 0]]
+    with pytest.raises(UserError, match="several targets .* train on their labels"):
+        training_targets(run, np.array([0]), None, Extra(np.array([2]), np.ones((1, 8)), {}))

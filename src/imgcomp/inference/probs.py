@@ -54,7 +54,8 @@ def item_probs(card: ModelCard, state: dict, rt, images: Images, rows, tta: list
                       card.interpolation)
     return predict_probs(net, images, np.asarray(rows), prep, rt, tta, batch_size, desc,
                          multilabel=card.multilabel,
-                         top_k=top_k_for(card.metric, card.num_classes, card.multilabel),
+                         top_k=top_k_for(card.metric, card.num_classes,
+                                         card.multilabel or bool(card.heads)),  # heads: dense
                          target=card.target.pair() if card.target is not None else None,
                          meta=meta, heads=card.heads)
 

@@ -223,6 +223,11 @@ def _setup(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path,
            resume_dir: Path, init_dir: Path | None) -> Run:
     prepared = Prepared.load(prepared_dir)
     params.train.check_labels(params.competition, prepared.multilabel, prepared.numeric)
+    if prepared.heads is not None and "balanced" in (params.train.class_weights,
+                                                     params.train.sampler):
+        raise UserError(f"train.class_weights and train.sampler: balanced evens out one "
+                        f"target's classes, and {params.competition} has several (labels: "
+                        "{from: targets}); set train.class_weights: none, train.sampler: shuffle")
     _check_extra_transforms(params)
     init, init_sha = _init_weights(params, model_name, init_dir)
     rt = runtime(placement(params.train))
@@ -478,7 +483,7 @@ def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra
         p.competition_keys().metric, name,
         _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold),
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
-                        run.prepared.multilabel))
+                        run.prepared.multilabel or run.prepared.heads is not None))
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep,
                        scale.pair() if scale is not None else None,
                        feats[valid_rows] if feats is not None else None)
