@@ -102,6 +102,8 @@ def test_bengali_end_to_end_from_new(tmp_path, monkeypatch):
     assert score > hierarchical_recall(built.answers, prior) + 0.1
     cv = json.loads((root / "metrics/cv.json").read_text())["ensemble"]
     assert cv["baseline"]["beaten"] and "recall_macro:vowel_diacritic" in cv
+    assert cv["post"]["note"].startswith("several targets: no post-processing fitted")
+    cli("validate", f"submissions/{slug}.csv")
     unpacked = tmp_path / "kaggle-input" / slug
     L.bengali(unpacked, zipped=False)
     out = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)

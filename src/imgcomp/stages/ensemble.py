@@ -417,6 +417,8 @@ def _say(metric: str, method: str, models: list[str], folds: list[int], images: 
           + (f" ({ensemble.note})" if ensemble.note else ""))
     if not ensemble.baseline.beaten:
         print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")
+    if post is None and ensemble.post.note:  # several targets: none fitted, said
+        print(f"  {ensemble.post.note}")
     if post is not None:
         shown = {k: v for k, v in post.items() if k != "prior"}  # C numbers: post.json has it
         print(f"  post-processing {shown} fitted on OOF; its CV score "

@@ -85,7 +85,8 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
                           for path, err in zip(frame["path"][~ok], errors)]
         if not ok.all():
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / NPY,
-                              listing.classes, listing.multilabel, comp.name, listing.numeric)
+                              listing.classes, listing.multilabel, comp.name, listing.numeric,
+                              listing.heads)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
             shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
@@ -137,7 +138,8 @@ def _samples_table(samples, frame) -> pd.DataFrame:
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path,
-              classes: list[str], multilabel: bool, name: str, numeric: bool = False):
+              classes: list[str], multilabel: bool, name: str, numeric: bool = False,
+              heads: Heads | None = None):
     bad = frame[~ok]
     bad_test = bad[bad["split"] == "test"]
     listing = "; ".join(errors[:5]) + (f"; ... {len(errors) - 5} more" if len(errors) > 5 else "")
@@ -160,4 +162,4 @@ def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path
     compact.replace(cache)
     return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
                           classes, f"{name} manifest after skipping bad images", multilabel,
-                          numeric)
+                          numeric, heads)
