@@ -53,6 +53,7 @@ class HeadLabels(np.ndarray):
 
 
 def is_heads(labels) -> bool:
+    """Whether `labels` are several targets' (HeadLabels), not one target's or tags."""
     return isinstance(labels, HeadLabels) and labels.ndim == 2
 
 
@@ -64,21 +65,6 @@ def one_hot(labels: HeadLabels) -> np.ndarray:
         known = y[:, h] >= 0
         out[np.flatnonzero(known), cols.start + y[known, h]] = 1.0
     return out
-
-
-def hard(targets: np.ndarray, heads: Heads) -> HeadLabels:
-    """Per-head distributions (N, classes) back to each head's most probable class."""
-    p = np.asarray(targets)
-    return HeadLabels(np.stack([p[:, s].argmax(axis=1) for s in heads.slices], axis=1), heads)
-
-
-def normalise(probs: np.ndarray, heads: Heads) -> np.ndarray:
-    """Each head's slice divided by its sum, so that each sums to 1."""
-    p = np.array(probs, dtype=np.float64)
-    for s in heads.slices:
-        total = p[:, s].sum(axis=1, keepdims=True)
-        p[:, s] = np.where(total > 0, p[:, s] / np.where(total > 0, total, 1), 1.0 / (s.stop - s.start))
-    return p
 
 
 def prior(labels: HeadLabels) -> np.ndarray:
@@ -98,12 +84,6 @@ def per_head(fn, labels: HeadLabels, probs: np.ndarray) -> dict[str, float]:
     y, p, heads = np.asarray(labels), np.asarray(probs, dtype=float), labels.heads
     return {n: float(fn(y[:, h], p[:, s])) for h, (n, s) in enumerate(zip(heads.names,
                                                                            heads.slices))}
-
-
-def head_classes(classes: list[str], heads: Heads) -> list[list[str]]:
-    """Each head's class labels as train shows them (`<target>:` taken off the names)."""
-    return [[c.removeprefix(f"{n}:") for c in classes[s]]
-            for n, s in zip(heads.names, heads.slices)]
 
 
 def parse_labels(texts, heads: Heads) -> HeadLabels:
