@@ -313,3 +313,17 @@ def test_training_targets_are_the_heads_one_hot_rows_and_soft_extras_refused():
     assert y.tolist() == [[0, 0, 1, 1, 0, 0, 0, 1], [1, 0, 0, 0, 1, 0, 1, 0]]
     with pytest.raises(UserError, match="several targets .* train on their labels"):
         training_targets(run, np.array([0]), None, Extra(np.array([2]), np.ones((1, 8)), {}))
+
+
+def test_new_says_in_one_line_when_the_samples_ids_are_no_test_ids(tmp_path, monkeypatch):
+    root, slug, _ = project(tmp_path, monkeypatch, L.bengali)
+    sample = _read(root, slug, "sample_submission.csv")
+    sample["row_id"] = sample["row_id"].str.replace("Test_7_", "Test_70_", regex=False)
+    _rewrite(root, slug, "sample_submission.csv", sample)
+    with pytest.raises(UserError, match=r"the sample's ids and the test parquet files' ids "
+                                        r"differ \(the sample's alone: \['Test_70'\]; the "
+                                        r"files' alone: \['Test_7'\]\)") as err:
+        cli("new", slug, "--metric", "recall_macro", "--set", f"train.samples.shape={SHAPE}",
+            "--set", "train.labels.weights=[2, 1, 1]")
+    assert "\n" not in str(err.value)
+    assert slug not in yaml.safe_load((root / "params.yaml").read_text())["competitions"]

@@ -512,4 +512,6 @@ def _describe(run: Run, name: str, model, n_train: int, n_valid: int, backend: s
           + (", channels_last" if rt.channels_last else "")
           + (", compiled" if cfg.compile else "")
           + (", a numeric target: one output, the squared error of the standardised target "
-             "(train.label_smoothing unused)" if run.prepared.numeric else ""), flush=True)
+             "(train.label_smoothing unused)" if run.prepared.numeric else "")
+          + (f", several targets, a softmax head each: {run.prepared.heads.describe()}"
+             if run.prepared.heads is not None else ""), flush=True)
