@@ -327,3 +327,40 @@ def test_new_says_in_one_line_when_the_samples_ids_are_no_test_ids(tmp_path, mon
             "--set", "train.labels.weights=[2, 1, 1]")
     assert "\n" not in str(err.value)
     assert slug not in yaml.safe_load((root / "params.yaml").read_text())["competitions"]
+
+
+def _stage(root, params: dict, stage: str, model: str | None = None) -> None:
+    """One stage's dvc.yaml command in this process, under `params` (written first)."""
+    import shlex
+
+    from imgcomp import pipeline
+
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cmd = pipeline.declaration(stage)["cmd"].replace("${competition}", params["competition"])
+    cli(*shlex.split(cmd.replace("${item.model}", model or ""))[3:])
+
+
+def test_what_several_targets_refuse_is_one_line(tmp_path, monkeypatch):
+    """rank ensembles, pseudo-labels, a distilled student, a linear member and balanced class
+    weights each stop with one line naming the key."""
+    root, slug, _ = project(tmp_path, monkeypatch, L.bengali)
+    write_block(root, slug, bengali_block())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for stage in ("prepare", "folds"):
+        _stage(root, params, stage)
+    cases = [("train", "lin", {"models": {"lin": {"arch": "linear", "args": {"pool": 4}}},
+                               "train": {"models": ["lin"]}}, "arch linear fits one target"),
+             ("train", "lenet", {"train": {"class_weights": "balanced"}},
+              "balanced evens out one target's classes"),
+             ("pseudo", None, {"pseudo": {"rounds": 1}}, "set pseudo.rounds: 0"),
+             ("ensemble", None, {"ensemble": {"method": "rank"}}, "rank ranks each class's"),
+             ("student", None, {"distill": {"model": "lenet"}}, "set distill.model: null")]
+    for stage, model, over, match in cases:
+        if stage in ("pseudo", "ensemble", "student") and not (root / "preds").exists():
+            for before in ("train", "predict", "finetune"):
+                _stage(root, params, before, "lenet")
+        if stage == "student":
+            _stage(root, params, "ensemble")
+        with pytest.raises(UserError, match=match) as err:
+            _stage(root, merge(params, over), stage, model)
+        assert "\n" not in str(err.value), stage
