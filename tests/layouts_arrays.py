@@ -260,6 +260,69 @@ def bengali_like(raw: Path, zipped: bool = True, per_class: int = 4, n_test: int
                  [str(c) for c in range(n_roots)])
 
 
+BENGALI_TARGETS = {"grapheme_root": 3, "vowel_diacritic": 3, "consonant_diacritic": 2}
+
+
+def graphemes(labels: list[tuple[int, int, int]], ids: list[str], seed: int) -> pd.DataFrame:
+    """image_id + columns '0'..'H*W-1' uint8: white paper, three bands of ink (top, middle,
+    bottom) each as dark as one target's class."""
+    h, w = BENGALI_SHAPE
+    bands = np.array_split(np.arange(h), 3)
+    sizes = list(BENGALI_TARGETS.values())
+    images = []
+    for k, row in enumerate(labels):
+        ink = np.zeros((h, w), dtype=np.uint8)
+        for j, (rows, c) in enumerate(zip(bands, row)):
+            ink[rows] = grey_levels(c, sizes[j], 0, seed + 7 * k + j, lo=40, hi=220,
+                                    shape=(len(rows), w))
+        images.append(255 - ink)
+    pixels = pd.DataFrame(np.stack([i.reshape(-1) for i in images]),
+                          columns=[str(p) for p in range(h * w)]).astype(np.uint8)
+    return pd.concat([pd.DataFrame({"image_id": ids}), pixels], axis=1)
+
+
+def bengali(raw: Path, zipped: bool = True, n_train: int = 36, n_test: int = 8) -> Built:
+    """bengaliai-cv19 in its real layout, with three targets (3, 3 and 2 classes here; 168, 11
+    and 7 in the real one): train.csv `image_id,grapheme_root,vowel_diacritic,
+    consonant_diacritic,grapheme` (grapheme: the composed character, no target),
+    train_image_data_<k>.parquet and test_image_data_<k>.parquet (two each here, four in the real
+    one: `image_id` then '0'..'H*W-1', 137 x 236 shrunk to 17 x 29, several row groups),
+    test.csv `row_id,image_id,component` (a row per image and target), class_map.csv
+    `component_type,label,component`, and a sample `row_id,target` whose row ids are
+    `Test_0_consonant_diacritic`, `Test_0_grapheme_root`, `Test_0_vowel_diacritic`, ... (target
+    0). Answers: row id -> class. Scored by the recall averaged over the three targets with the
+    root weighted twice (recall_macro, weights 2, 1, 1)."""
+    names, sizes = list(BENGALI_TARGETS), list(BENGALI_TARGETS.values())
+    rng = np.random.default_rng(19)
+    train = [(k % 3, (k // 3) % 3, (k // 9) % 2) for k in range(n_train)]
+    test = [tuple(int(rng.integers(0, n)) for n in sizes) for _ in range(n_test)]
+    train_ids = [f"Train_{k}" for k in range(n_train)]
+    test_ids = [f"Test_{k}" for k in range(n_test)]
+    m = {}
+    for part, (labels, ids, seed) in {"train": (train, train_ids, 0),
+                                      "test": (test, test_ids, 900)}.items():
+        half = len(ids) // 2
+        for k, (lo, hi) in enumerate([(0, half), (half, len(ids))]):
+            m[f"{part}_image_data_{k}.parquet"] = parquet_bytes(
+                graphemes(labels[lo:hi], ids[lo:hi], seed + 10 * lo), row_group=3)
+    frame = pd.DataFrame(train, columns=names)
+    frame.insert(0, "image_id", train_ids)
+    frame["grapheme"] = [chr(0x0995 + r) for r, _, _ in train]
+    m["train.csv"] = csv_bytes(frame)
+    order = sorted(names)  # the real files list a test image's components alphabetically
+    rows = [(f"{i}_{t}", i, t) for i in test_ids for t in order]
+    m["test.csv"] = csv_bytes(pd.DataFrame(rows, columns=["row_id", "image_id", "component"]))
+    m["class_map.csv"] = csv_bytes(pd.DataFrame(
+        [(t, c, f"{t[0]}{c}") for t, n in BENGALI_TARGETS.items() for c in range(n)],
+        columns=["component_type", "label", "component"]))
+    m["sample_submission.csv"] = csv_bytes(pd.DataFrame({"row_id": [r for r, _, _ in rows],
+                                                         "target": 0}))
+    answers = {f"{i}_{t}": str(row[names.index(t)]) for i, row in zip(test_ids, test)
+               for t in order}
+    return Built(ship(raw, "bengaliai-cv19", m, zipped), "recall_macro", answers,
+                 [f"{t}:{c}" for t, n in BENGALI_TARGETS.items() for c in range(n)])
+
+
 # -- several images per sample ---------------------------------------------------------------
 
 class ObjectId(bytes):
@@ -395,5 +458,6 @@ LAYOUTS = {"digit-recognizer": digit_recognizer,
            "statoil-iceberg-classifier-challenge": statoil,
            "seti-breakthrough-listen": seti,
            "bengali-like": bengali_like,
+           "bengaliai-cv19": bengali,
            "cdiscount-image-classification-challenge": cdiscount,
            "human-protein-atlas-image-classification": hpa}

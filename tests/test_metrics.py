@@ -109,7 +109,8 @@ def test_unknown_metric_names_the_valid_ones(name):
         M.get_metric(name)
     msg = str(err.value)
     assert "\n" not in msg and repr(name) in msg
-    assert ("accuracy, log_loss, roc_auc, f1_micro, f1_macro, f2_samples, qwk, rmse, mae, r2, "
+    assert ("accuracy, log_loss, roc_auc, f1_micro, f1_macro, f2_samples, recall_macro, qwk, rmse, "
+            "mae, r2, "
             "map@K") in msg
     with pytest.raises(UserError):
         M.check_metric(name)

@@ -102,6 +102,7 @@ OPTIONAL = {("Archive", "url"), ("Archive", "sha256"), ("TrainSource", "label_ma
             ("Test", "table"),  # no test table beside the ids: as before meta
             ("Submission", "id_column"),
             ("Submission", "unseen_label"),  # left out: no token for an unseen class (closed set)
+            ("Submission", "join"),  # kind long only (several targets); left out: null
             ("Augment", "albumentations"),
             ("TableLabels", "numeric"),  # left out: classes, as before numeric targets
             # array samples only (null: image files), so no block of image files names them

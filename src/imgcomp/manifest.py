@@ -31,6 +31,7 @@ from .artifacts.prepared import Stats, Task, read_fact
 from .data.store import locate
 from .data.store import rows as read_rows
 from .errors import UserError
+from .heads import Heads, parse_labels
 
 COLUMNS = ["id", "path", "label", "split", "source"]
 
@@ -78,8 +79,29 @@ def _check_numbers(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame
 
 
+def _check_heads(frame: pd.DataFrame, heads: Heads, where: str) -> pd.DataFrame:
+    """Several targets: each train label is a class index per head, space-separated."""
+    train = (frame["split"] == "train").to_numpy()
+    text = frame["label"].where(train, "").fillna("").astype(str)
+    bad = [i for i, v, t in zip(frame["id"], text, train) if t and not (
+        len(v.split()) == len(heads.sizes) and all(
+            x.isdigit() and int(x) < n for x, n in zip(v.split(), heads.sizes)))]
+    if bad:
+        raise UserError(f"{where}: labels that are not one class per target ({heads.describe()})"
+                        f" for ids {bad[:10]}")
+    frame["label"] = text
+    y = np.asarray(parse_labels(text[train].tolist(), heads))
+    for h, (name, n) in enumerate(zip(heads.names, heads.sizes)):
+        if empty := sorted(set(range(n)) - set(y[:, h].tolist())):
+            raise UserError(f"{where}: target {name}: classes with no images: {empty}")
+    if not (~train).any():
+        raise UserError(f"{where}: no test images: nothing to predict")
+    return frame
+
+
 def check_manifest(frame: pd.DataFrame, classes: list[str], where: str,
-                   multilabel: bool = False, numeric: bool = False) -> pd.DataFrame:
+                   multilabel: bool = False, numeric: bool = False,
+                   heads: Heads | None = None) -> pd.DataFrame:
     """Validate rows; return them with `label` as nullable int (multi-label: text of tag
     indices; numeric: float). Errors name the ids."""
     if list(frame.columns) != COLUMNS:
@@ -93,6 +115,8 @@ def check_manifest(frame: pd.DataFrame, classes: list[str], where: str,
         raise UserError(f"{where}: split must be train or test, found {bad}")
     if multilabel:
         return _check_tags(frame, classes, where)
+    if heads is not None:
+        return _check_heads(frame, heads, where)
     if numeric:
         return _check_numbers(frame, where)
     train = frame["split"] == "train"
@@ -121,6 +145,7 @@ class Prepared:
     classes: list[str]
     multilabel: bool = False
     numeric: bool = False  # labels are numbers (classes: the target's one name)
+    heads: Heads | None = None  # several targets (heads.py): labels a class index per head
 
     @classmethod
     def load(cls, root: str | Path) -> "Prepared":
@@ -130,7 +155,10 @@ class Prepared:
         classes = json.loads((root / CLASSES).read_text())
         task = read_fact(Task, root / TASK)
         multi = task.multilabel
-        if multi:
+        heads = None if task.heads is None else Heads(
+            tuple(h.name for h in task.heads), tuple(h.size for h in task.heads),
+            tuple(h.weight for h in task.heads))
+        if multi or heads is not None:
             frame = pd.read_csv(root / MANIFEST, dtype=str, keep_default_na=False)
         elif task.numeric:
             frame = pd.read_csv(root / MANIFEST, dtype={"id": str, "path": str, "source": str,
@@ -141,13 +169,15 @@ class Prepared:
                                 keep_default_na=False, na_values={"label": [""]})
             frame["label"] = frame["label"].astype("Int64")
         return cls(root, frame, [classes[str(i)] for i in range(len(classes))], bool(multi),
-                   task.numeric)
+                   task.numeric, heads)
 
     def targets(self, rows=None) -> np.ndarray:
         """The labels of manifest rows (all by default): class indices (N,), -1 for a test row;
         multi-label: a 0/1 matrix (N, tags), zeros for a test row; numeric: float64 (N,), NaN
         for a test row."""
         labels = self.manifest["label"] if rows is None else self.manifest["label"].iloc[rows]
+        if self.heads is not None:  # several targets: (N, heads), -1 for a test row
+            return parse_labels(labels.tolist(), self.heads)
         if self.multilabel:
             return tag_matrix(labels.tolist(), self.num_classes)
         if self.numeric:

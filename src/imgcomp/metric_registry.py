@@ -37,6 +37,7 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("f1_micro", True, "label", "tags"),
     MetricSpec("f1_macro", True, "label", "tags"),
     MetricSpec("f2_samples", True, "label", "tags"),
+    MetricSpec("recall_macro", True, "label", None),
     MetricSpec("qwk", True, "label", None, post="cutpoints", top_k_ok=False),
     MetricSpec("rmse", False, "value", None, post="linear", top_k_ok=False),
     MetricSpec("mae", False, "value", None, post="linear", top_k_ok=False),

@@ -6,6 +6,10 @@ way Kaggle scores it, so a CV number means the same as a leaderboard number. The
 (metric_registry.py) names them and says which way is better, so no caller has to assume higher
 wins; `get_metric` joins each name to its function here (and in multilabel.py).
 
+Several targets per sample (heads.py: labels a `HeadLabels`, probabilities each head's side by
+side) are scored per target and combined by the targets' weights (bengaliai-cv19's recall_macro:
+the root twice, the vowel and the consonant once); no post-processing is fitted for them.
+
 A numeric target (a score, an age) is scored by rmse, mae or r2: `labels` are then the numbers
 (N,), float, and `probs` the predicted values, one column (N, 1).
 
@@ -29,6 +33,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from . import heads as multi_target
 from . import multilabel
 from .crossfit import coordinate_search, cross_fit
 from .errors import UserError
@@ -101,6 +106,15 @@ def f2_samples(labels: np.ndarray, probs: np.ndarray) -> float:
     """The mean per-row F2 of the argmax label: on single-label data, the accuracy (the
     multi-label metric of the same name is in multilabel.py)."""
     return float((top_classes(probs) == np.asarray(labels)).mean())  # F2 of one right label: 1
+
+
+def recall_macro(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The unweighted mean of per-class recall of the argmax class, over the classes in the
+    labels or the predictions (scikit-learn's recall_score, average='macro')."""
+    from sklearn.metrics import recall_score
+
+    return float(recall_score(np.asarray(labels), top_classes(probs), average="macro",
+                              zero_division=0))
 
 
 def qwk(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -266,8 +280,9 @@ def _one_hot(pred: np.ndarray, c: int) -> np.ndarray:
 
 
 def is_multilabel(labels: np.ndarray) -> bool:
-    """Multi-label targets come as a 0/1 matrix (N, tags); single-label as class indices (N,)."""
-    return np.ndim(labels) == 2
+    """Multi-label targets come as a 0/1 matrix (N, tags); single-label as class indices (N,)
+    (several targets: HeadLabels, scored per target)."""
+    return np.ndim(labels) == 2 and not multi_target.is_heads(labels)
 
 
 def multilabel_metric(metric: str) -> Metric:
@@ -282,7 +297,10 @@ def multilabel_metric(metric: str) -> Metric:
 def score(metric: str, labels: np.ndarray, probs: np.ndarray, post: dict | None = None) -> float:
     """`metric` on (labels, probs) with `post` applied: a temperature changes the
     probabilities, cut-points change the predicted labels of a label metric; on multi-label
-    data (2-D labels), thresholds turn probabilities into tags (multilabel.py)."""
+    data (2-D labels), thresholds turn probabilities into tags (multilabel.py). Several targets:
+    each scored on its own, combined by their weights."""
+    if multi_target.is_heads(labels):
+        return multi_target.weighted(lambda y, p: score(metric, y, p), labels, probs)
     if is_multilabel(labels):
         m = multilabel_metric(metric)
         y, probs = np.asarray(labels).astype(bool), np.asarray(probs, dtype=float)
@@ -394,7 +412,11 @@ def choose_post(metric: str, labels: np.ndarray, probs: np.ndarray, fold_of: np.
     """The post-processing to keep, fitted on all rows, and the honest score of what is kept:
     kept only if its cross-fitted score is at least as good as the raw one. With one fold it
     cannot be cross-fitted; then it is kept and a "note" says the score is in-sample.
-    Multi-label data: the thresholds (multilabel.choose_post)."""
+    Multi-label data: the thresholds (multilabel.choose_post). Several targets: none."""
+    if multi_target.is_heads(labels):
+        raw = score(metric, labels, probs)
+        return {"post": None, "score": raw, "raw_score": raw, "cross_fitted_score": None,
+                "note": "several targets: no post-processing fitted (temperature, prior blend)"}
     tags_fn = multilabel_metric(metric).tags_fn if is_multilabel(labels) else None
     if tags_fn is not None:
         return multilabel.choose_post(tags_fn, labels, probs, fold_of)
@@ -437,6 +459,8 @@ def report(metric: str, labels: np.ndarray, probs: np.ndarray,
     of them; a numeric target: the other numeric metrics), all with `post` applied as a
     submission would be; with `classes`, the per-class recall of the predicted labels too."""
     out = {metric: score(metric, labels, probs, post)}
+    if multi_target.is_heads(labels):
+        return _heads_report(metric, out, labels, probs, classes)
     if is_multilabel(labels):
         return _multilabel_report(metric, out, labels, probs, classes, post)
     if numeric_metric(metric):  # a number per image: the other numeric metrics, no recall
@@ -489,3 +513,22 @@ def _multilabel_report(metric: str, out: dict, labels: np.ndarray, probs: np.nda
         out["per_tag"] = multilabel.per_tag_table(labels, probs, classes, post)
     return out
 
+
+
+def _heads_report(metric: str, out: dict, labels, probs: np.ndarray,
+                  classes: list[str] | None) -> dict:
+    """Several targets: the combined metric, accuracy and log loss (each the weighted mean over
+    targets), each target's own metric (`<metric>:<target>`), and with `classes` each class's
+    recall (named `<target>:<label>`)."""
+    for extra in ("accuracy", "log_loss"):
+        if extra != metric:
+            out[extra] = score(extra, labels, probs)
+    for name, value in multi_target.per_head(get_metric(metric).fn, labels, probs).items():
+        out[f"{metric}:{name}"] = value
+    out = {k: round(v, 6) for k, v in out.items()}
+    if classes is not None and len(classes) <= RECALL_CLASSES:
+        y, p, heads = np.asarray(labels), np.asarray(probs), labels.heads
+        out["recall"] = {}
+        for h, s in enumerate(heads.slices):
+            out["recall"].update(recall(y[:, h], top_classes(p[:, s]), classes[s]))
+    return out

@@ -436,6 +436,9 @@ def _per_class(cv: CvReport, post: dict | None, prepared: Prepared,
                 per_tag_table(tables, prepared.classes),
                 "<h2>Per-tag thresholds</h2>", threshold_plot(e.per_tag, post, e.post)]
     recalls = {**{m: r.recall or {} for m, r in cv.models.items()}, "ensemble": e.recall}
+    if prepared.heads is not None:  # several targets: each row's class of each, counted
+        offsets = np.asarray([sl.start for sl in prepared.heads.slices])
+        labels = (np.asarray(labels) + offsets[None]).ravel()
     return ["<h2>Per-class recall (out-of-fold)</h2>",
             recall_table(recalls, labels, prepared.classes)]
 
@@ -450,6 +453,12 @@ def _oof_sections(post: dict | None, prepared: Prepared, ids: list[str], labels:
                 value_scatter(labels, values, prepared.classes[0]),
                 "<h2>Furthest off out-of-fold images</h2>",
                 furthest_off(prepared, ids, labels, values)]
+    if prepared.heads is not None:  # several targets: a confusion matrix (or ROC) each
+        y, p = np.asarray(labels), np.asarray(probs)
+        return [part for h, (name, sl) in enumerate(zip(prepared.heads.names,
+                                                        prepared.heads.slices))
+                for part in (f"<h2>Out-of-fold {html.escape(name)}</h2>",
+                             confusion_or_roc(y[:, h], p[:, sl], prepared.classes[sl]))]
     if prepared.multilabel:
         return ["<h2>Out-of-fold ROC (micro-averaged over tags) and per-tag counts</h2>",
                 multilabel_roc(labels, probs, prepared.classes, post),

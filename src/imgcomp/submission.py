@@ -20,6 +20,10 @@ a good submission. Kinds:
   where the OOF fit found that scores better (`empty: top`);
 - `value` (a numeric target): id + the predicted number, recalibrated where the OOF fit kept
   a * pred + b, printed with `decimals` digits (the sample's); it must be a finite number.
+- `long` (several targets): a row per (sample, target), its id `<id><join><target>`, its value
+  the target's most probable class (its label as in train, or its index in the target), the
+  targets in the sample's order; the probabilities are each target's side by side, its
+  classes those named `<target>:<label>`.
 Multi-label `probabilities` are independent per tag: each is rounded alone, rows sum to
 anything. A format with `no_id` (a sample of value columns alone: fer2013) writes the values
 only, a row per test id in the manifest's order, and a CSV is checked to have exactly that many
@@ -84,9 +88,29 @@ def min_decimals(classes: int) -> int:
     return max(6, len(str(classes * classes)))
 
 
+def target_columns(classes: list[str], target: str) -> list[int]:
+    """The columns of `target`'s classes (named `<target>:<label>`) among all targets'."""
+    return [k for k, c in enumerate(classes) if c.startswith(f"{target}:")]
+
+
+def _long_values(fmt: Format, probs: np.ndarray, classes: list[str]) -> list[list[str]]:
+    """Kind long: each sample's row per target, in `fmt.targets` order."""
+    probs = np.asarray(probs, dtype=float)
+    per_target = []
+    for t in fmt.targets:
+        cols = target_columns(classes, t)
+        best = probs[:, cols].argmax(axis=1)
+        names = [str(k) for k in range(len(cols))] if fmt.labels == "index" else [
+            classes[c].removeprefix(f"{t}:") for c in cols]
+        per_target.append([names[b] for b in best])
+    return [[row[k]] for k in range(len(probs)) for row in per_target]
+
+
 def values(fmt: Format, probs: np.ndarray, classes: list[str],
            post: dict | None = None) -> list[list[str]]:
     """The value cells of each row (everything after the id), as text."""
+    if fmt.kind == "long":
+        return _long_values(fmt, probs, classes)
     if fmt.multilabel:
         return _tag_values(fmt, np.asarray(probs, dtype=float), classes, post)
     probs = apply_post(post, probs)
@@ -132,7 +156,7 @@ def build(fmt: Format, ids: list[str], probs: np.ndarray, classes: list[str],
           post: dict | None = None) -> str:
     if len(ids) != len(probs):
         raise ValueError(f"{len(ids)} ids for {len(probs)} rows of probabilities")
-    return to_text(fmt, ids, values(fmt, probs, classes, post))
+    return to_text(fmt, fmt.long_ids(ids), values(fmt, probs, classes, post))
 
 
 def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[str]]:
@@ -166,6 +190,8 @@ def parse(fmt: Format, text: str, classes: list[str], where: str) -> list[list[s
 
 def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
     """Why `cells` are no valid value of the format, or None."""
+    if fmt.kind == "long":
+        return None  # which target a row is comes from its id: _bad_long checks it
     if fmt.kind in ("label", "top_k", "tags"):
         allowed = ([str(i) for i in range(len(classes))] if fmt.labels == "index" else classes)
         allowed = [*allowed, fmt.unseen] if fmt.unseen is not None else allowed
@@ -191,6 +217,17 @@ def _bad_value(fmt: Format, cells: list[str], classes: list[str]) -> str | None:
     return None
 
 
+def _bad_long(fmt: Format, n: int, cell: str, classes: list[str]) -> str | None:
+    """Kind long: why data row `n`'s value is no class of its target, or None."""
+    if fmt.kind != "long":
+        return None
+    target = fmt.targets[(n - 1) % len(fmt.targets)]
+    cols = target_columns(classes, target)
+    allowed = ([str(k) for k in range(len(cols))] if fmt.labels == "index" else
+               [classes[c].removeprefix(f"{target}:") for c in cols])
+    return None if cell in allowed else f"{cell!r} is no class of {target}"
+
+
 def validate(fmt: Format, text: str, test_ids: list[str], classes: list[str], where: str) -> None:
     """Raise a UserError naming what is wrong; return quietly for a CSV the leaderboard takes."""
     rows = parse(fmt, text, classes, where)
@@ -201,7 +238,7 @@ def validate(fmt: Format, text: str, test_ids: list[str], classes: list[str], wh
                             "order)")
         rows = [[i, *r] for i, r in zip(test_ids, rows)]
     ids = [r[0] for r in rows]
-    expected = list(test_ids)
+    expected = fmt.long_ids(test_ids)
     if ids != expected:
         seen, have, want = set(), set(ids), set(expected)
         dupes = [i for i in ids if i in seen or seen.add(i)][:5]
@@ -217,7 +254,7 @@ def validate(fmt: Format, text: str, test_ids: list[str], classes: list[str], wh
             detail = f"rows out of order (first at data row {first + 1}: {ids[first]!r})"
         raise UserError(f"{where}: ids do not match the {len(expected)} test ids: {detail}")
     for n, row in enumerate(rows, start=1):
-        if why := _bad_value(fmt, row[1:], classes):
+        if why := _bad_value(fmt, row[1:], classes) or _bad_long(fmt, n, row[1], classes):
             raise UserError(f"{where}: data row {n} (id {row[0]!r}): {why}")
 
 

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_serializer)
 
 from ..errors import UserError
 from .reports import checked_post
@@ -79,6 +80,9 @@ class ModelCard(_Strict):
                              "false: a softmax over the classes")
     target: TargetScale | None = Field(None, description="a numeric target's standardisation "
                                        "(one output); None: classes or tags")
+    heads: list[int] | None = Field(None, description="several targets: each one's class "
+                                    "count, a softmax over its slice of the outputs (heads.py); "
+                                    "None: one softmax")
     meta: list[MetaColumn] = Field([], description="table columns fed beside the image, "
                                    "with their fitted encoding; empty: the image alone")
     metric: str
@@ -87,6 +91,14 @@ class ModelCard(_Strict):
     epochs_run: int
     config: dict[str, Any] = Field(description="the resolved run that trained it")
     history: list[dict[str, Any]] = Field(description="one row per epoch, as logged")
+
+    @model_serializer(mode="wrap")
+    def _heads_when_set(self, handler):
+        """`heads` is written only where set: a card of one target keeps its bytes."""
+        out = handler(self)
+        if out.get("heads") is None:
+            out.pop("heads", None)
+        return out
 
 
 def meta_width(card: ModelCard) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-KINDS = ("label", "probability", "probabilities", "top_k", "tags", "value")
+KINDS = ("label", "probability", "probabilities", "top_k", "tags", "value", "long")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,14 @@ class Format:
     id_second: bool = False  # two columns, the value first and the id second (`Category,Id`)
     unseen: str | None = None  # the token of a class no train image has (submission.unseen_label)
     no_id: bool = False  # no id column: a row per test sample, in the test's order (fer2013)
+    join: str | None = None  # kind long: a row id is `<id><join><target>`
+    targets: tuple[str, ...] | None = None  # kind long: each sample's targets, in row order
+
+    def long_ids(self, ids: list[str]) -> list[str]:
+        """Kind long: a row id per (sample, target), in the sample's order; else `ids`."""
+        if self.kind != "long":
+            return list(ids)
+        return [f"{i}{self.join}{t}" for i in ids for t in self.targets]
 
     @property
     def width(self) -> int:
@@ -41,12 +49,15 @@ class Format:
             del d["unseen"]
         if not d["no_id"]:  # likewise a format with an id column
             del d["no_id"]
+        for key in ("join", "targets"):  # other kinds' submission.json as before
+            if d[key] is None:
+                d.pop(key)
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Format":
         d = dict(d)
-        for key in ("header", "value_classes"):
+        for key in ("header", "value_classes", "targets"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -64,7 +75,9 @@ class Format:
                                  + ("tag (independent)" if self.multilabel else "class"),
                 "tags": "id + the predicted tags, space-separated",
                 "top_k": f"id + the top {self.k} labels, space-separated",
-                "value": f"id + the predicted number ({self.decimals} decimals)"}[self.kind]
+                "value": f"id + the predicted number ({self.decimals} decimals)",
+                "long": f"a row per (id, target), `<id>{self.join}<target>` + the target's class"
+                        f" ({', '.join(self.targets or ())})"}[self.kind]
 
 
 def load_format(path: Path) -> Format:

@@ -27,9 +27,16 @@ class Stats(_Strict):
     array_rule: dict | None = None
 
 
+class Head(_Strict):
+    name: str  # the train table's column
+    size: int  # its classes (classes.json lists every head's in turn)
+    weight: float  # its weight in the metric's mean over targets
+
+
 class Task(_Strict):
     multilabel: bool  # tags (a sigmoid per tag) rather than one class per image
     numeric: bool = False  # a number per image (one output, regression); classes.json: its name
+    heads: list[Head] | None = None  # several targets, a softmax each (heads.py); None: one
 
     @model_serializer(mode="wrap")
     def _classes_as_before(self, handler):
@@ -38,6 +45,8 @@ class Task(_Strict):
         out = handler(self)
         if not self.numeric:
             out.pop("numeric", None)
+        if self.heads is None:
+            out.pop("heads", None)
         return out
 
 

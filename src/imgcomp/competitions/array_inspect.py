@@ -37,7 +37,7 @@ from ..data import arrays
 from ..errors import UserError
 from .inspect import (Inferred, Stop, TrainGuess, _no_sample_kind, _submission, _values_alone,
                       find_sample, sample_kind)
-from . import bson_inspect, npy_inspect, stack_inspect
+from . import bson_inspect, npy_inspect, parquet_inspect, stack_inspect
 from .layout import read_sample
 from .tree import Tree, is_image, natural_key
 
@@ -52,6 +52,9 @@ def detect(name: str, metric: str, tree: Tree, hints: dict) -> Inferred | None:
     npy = npy_inspect.detect(name, metric, tree, hints)
     if npy is not None:
         return npy
+    parquet = parquet_inspect.detect(name, metric, tree, hints)
+    if parquet is not None:
+        return parquet
     found = _pixel_tables(tree, hints) or _json_files(tree, hints)
     if found is None:
         return stack_inspect.detect(name, metric, tree, hints) or _nothing_read(tree)

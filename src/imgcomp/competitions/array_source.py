@@ -28,7 +28,9 @@ import pandas as pd
 from ..data import arrays
 from ..errors import UserError
 from .block import (CompetitionBlock, FieldLabels, ImageStack, JsonBands, NpyFiles,
-                    OwnIds, ParquetRows, PixelColumns, PixelStrings, SampleIds, TableIds)
+                    OwnIds, ParquetRows, PixelColumns, PixelStrings, SampleIds, TableIds,
+                    TargetsLabels)
+from .targets_source import target_labels
 from .tree import Tree, natural_key
 
 ROWS = (PixelColumns, PixelStrings, JsonBands, ParquetRows)
@@ -174,15 +176,17 @@ def train_rows(tree: Tree, block_src, where: str, table) -> tuple[list, list, li
     if isinstance(lab, FieldLabels):
         others = pd.DataFrame([{k: v for k, v in f.items() if k != lab.field} for f in fields])
         return ids, paths, field_labels(ids, fields, lab, where), others
-    frame = table(tree, lab.table, [lab.id, lab.label], where, f"{where}.labels")
+    several = isinstance(lab, TargetsLabels)
+    cols = [lab.id, *lab.columns] if several else [lab.id, lab.label]
+    frame = table(tree, lab.table, cols, where, f"{where}.labels")
     by_id = dict(zip(ids, paths))
     if missing := [i for i in frame[lab.id] if i not in by_id]:
         raise UserError(f"{where}: {len(missing):,} id(s) of {lab.table} name no sample: "
                         f"{_preview(missing)}")
-    labels = frame[lab.label].tolist()
-    if lab.delimiter is not None:
+    labels = target_labels(frame, lab, where) if several else frame[lab.label].tolist()
+    if not several and lab.delimiter is not None:
         labels = [[x for x in v.split(lab.delimiter) if x.strip()] for v in labels]
-    extra = frame[[c for c in frame.columns if c not in (lab.id, lab.label)]]
+    extra = frame[[c for c in frame.columns if c not in cols]]
     return frame[lab.id].tolist(), [by_id[i] for i in frame[lab.id]], labels, extra
 
 

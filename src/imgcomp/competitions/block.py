@@ -174,8 +174,30 @@ class FieldLabels(Strict):
     field: str = Field(description="the column or key holding each sample's label")
 
 
+class TargetsLabels(Strict):
+    """A table with several categorical targets per image (bengaliai-cv19's grapheme_root,
+    vowel_diacritic, consonant_diacritic): each column its own softmax head of one model; the
+    metric scores each target and combines them by `weights` (heads.py)."""
+
+    from_: Literal["targets"] = Field(alias="from")
+    table: str
+    id: str
+    columns: list[str] = Field(min_length=2, description="the target columns, in head order")
+    weights: list[float] = Field(description="each target's weight in the metric's mean (as "
+                                 "many as columns; bengaliai-cv19: 2, 1, 1)")
+
+    @model_validator(mode="after")
+    def _paired(self) -> "TargetsLabels":
+        if len(self.weights) != len(self.columns) or min(self.weights) <= 0:
+            raise ValueError(f"weights: one positive weight per column {self.columns}, got "
+                             f"{self.weights}")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"columns: duplicates in {self.columns}")
+        return self
+
+
 Labels = Annotated[FolderLabels | FilenameLabels | TableLabels | OneHotLabels | CocoLabels
-                   | FieldLabels, Field(discriminator="from_")]
+                   | FieldLabels | TargetsLabels, Field(discriminator="from_")]
 
 
 # -- samples that are not one image file each (competitions/array_source.py lists them) ------
@@ -379,11 +401,13 @@ class Submission(Strict):
     sample: str | None = Field(description="sample_submission.csv (found anywhere in the data)")
     columns: list[str] | None = Field(description="without a sample: the header to write")
     header_line: bool = Field(description="false: the CSV has no header line")
-    kind: Literal["label", "probability", "probabilities", "top_k", "tags", "value"] = Field(
+    kind: Literal["label", "probability", "probabilities", "top_k", "tags", "value",
+                  "long"] = Field(
         description="label: id + class; probability: id + P(positive); probabilities: id + one "
                     "column per class (or tag); top_k: id + the k best labels, space-separated; "
                     "tags: id + the predicted tags, space-separated (multi-label); value: id + "
-                    "the predicted number (a numeric target)")
+                    "the predicted number (a numeric target); long: a row per (sample, target) "
+                    "of several targets, `<id><join><target>` + the target's class")
     labels: Literal["name", "index"] = Field(description="a label written as the class's name "
                                                          "(as in train) or its index")
     positive: str | None = Field(description="kind probability: the positive class (null: the "
@@ -401,6 +425,17 @@ class Submission(Strict):
         None, description="kind top_k or label: the token the leaderboard takes for a class no "
                           "train image has (happywhale's new_individual); written where the "
                           "predicted probability falls below the OOF-fitted threshold (post.json)")
+    join: str | None = Field(None, description="kind long: what joins a sample's id and the "
+                             "target's name in a row id (bengaliai-cv19: `_`)")
+
+    @model_serializer(mode="wrap")
+    def _optional_when_set(self, handler):
+        """`join` and `unseen_label` are written only where set: other blocks dump as before."""
+        out = handler(self)
+        for key in ("join", "unseen_label"):
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> "Submission":
@@ -417,6 +452,11 @@ class Submission(Strict):
         if self.id_column == "second" and self.kind == "probabilities":
             raise ValueError("id_column: second is for a sample of two columns (a value, then "
                              "the id); kind probabilities writes the id first")
+        if (self.kind == "long") != (self.join is not None):
+            raise ValueError("kind long (a row per sample and target) needs join (what joins "
+                             "the id and the target's name), and join is for kind long alone")
+        if self.kind == "long" and self.sample is None:
+            raise ValueError("kind long: the sample's row ids give the rows; set sample")
         id_cells = 0 if self.id_column == "none" else 1
         if self.columns is not None and self.kind != "probabilities" and \
                 len(self.columns) != id_cells + 1:
@@ -487,6 +527,12 @@ class CompetitionBlock(Strict):
         return any(numeric_labels(s.labels) for s in self.train)
 
     @property
+    def targets(self) -> TargetsLabels | None:
+        """Several targets per image (`labels: {from: targets}`): the rule, else None."""
+        lab = self.train[0].labels
+        return lab if isinstance(lab, TargetsLabels) else None
+
+    @property
     def where_to_get(self) -> str:
         return "scikit-learn (built in)" if isinstance(self.fetch, DigitsFetch) else self.fetch.where
 
@@ -507,6 +553,7 @@ class CompetitionBlock(Strict):
             raise ValueError("train: every source must be multi-label (labels.delimiter, or "
                              "onehot with multi: true) or none")
         self._numeric_consistent()
+        self._targets_consistent()
         k = self.metric.partition("@")[2]
         sub = self.submission
         if self.multilabel:
@@ -536,6 +583,28 @@ class CompetitionBlock(Strict):
                              "pictures of products); set test.ids to the test's own "
                              "({from: samples}, a table, or files)")
         return self
+
+    def _targets_consistent(self) -> None:
+        """Several targets: every source the same target columns, a long submission, a metric
+        that scores classes (per target), and a long submission for nothing else."""
+        rules = [s.labels for s in self.train if isinstance(s.labels, TargetsLabels)]
+        if not rules:
+            if self.submission.kind == "long":
+                raise ValueError("submission.kind: long writes a row per target: needs several "
+                                 "targets (train[*].labels: {from: targets, columns: [...]})")
+            return
+        if len(rules) != len(self.train) or any(r.columns != rules[0].columns for r in rules):
+            raise ValueError("train: every source must name the same target columns "
+                             "(labels: {from: targets})")
+        if self.submission.kind != "long":
+            raise ValueError(f"submission.kind: {self.submission.kind} writes one target; "
+                             "several targets write kind long (a row per sample and target)")
+        if spec(self.metric).needs == "value" or spec(self.metric).k is not None:
+            raise ValueError(f"metric {self.metric}: several targets are scored by a class "
+                             "metric per target (recall_macro, accuracy, log_loss, ...)")
+        if self.classes is not None or any(s.label_map for s in self.train):
+            raise ValueError("classes and label_map: several targets take each target's "
+                             "classes from its column; set classes: null, label_map: null")
 
     def _numeric_consistent(self) -> None:
         """A numeric target: every source a numeric table column, a metric that scores numbers,
@@ -580,9 +649,10 @@ def check_samples(block: "CompetitionBlock") -> None:
         if isinstance(src.labels, FieldLabels) and src.samples is None:
             raise ValueError(f"train[{k}].labels: from field reads a field of each sample; set "
                              "train.samples")
-        if src.samples is not None and not isinstance(src.labels, (FieldLabels, TableLabels)):
-            raise ValueError(f"train[{k}].labels: samples are labelled by a field of theirs or a "
-                             f"table, not by {src.labels.from_}")
+        if src.samples is not None and not isinstance(src.labels, (FieldLabels, TableLabels,
+                                                                    TargetsLabels)):
+            raise ValueError(f"train[{k}].labels: samples are labelled by a field of theirs, a "
+                             f"table or a table's targets, not by {src.labels.from_}")
     if block.test.samples is not None and isinstance(block.test.ids, (FileIds, CocoIds)):
         raise ValueError(f"test.ids: from {block.test.ids.from_} names image files; samples "
                          "take their ids from the sample submission, a table or themselves "

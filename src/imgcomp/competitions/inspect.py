@@ -923,7 +923,7 @@ def unseen_token(block, classes: list[str], sample: pd.DataFrame | None) -> str 
 
 
 def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool,
-            numeric: bool = False) -> list[str]:
+            numeric: bool = False, heads=None) -> list[str]:
     """Three train files with their labels (a numeric target: their numbers) and three test ids
     with their files (the first, middle and last), for the user to check by eye."""
     def spread(frame: pd.DataFrame) -> pd.DataFrame:
@@ -935,6 +935,9 @@ def preview(rows: pd.DataFrame, classes: list[str], multilabel: bool,
             return f"{float(label):g}"
         if multilabel:
             return " ".join(classes[int(x)] for x in str(label).split()) or "(no tag)"
+        if heads is not None:  # several targets (heads.py): a class of each
+            return ", ".join(classes[s][int(x)] for x, s in zip(str(label).split(),
+                                                                 heads.slices))
         return classes[int(label)]
 
     train, test = (rows[rows["split"] == s] for s in ("train", "test"))

@@ -31,7 +31,8 @@ import pandas as pd
 
 from ..errors import UserError
 from ..artifacts.formats import Format
-from . import array_source, bson_source, coco_source
+from ..heads import Heads
+from . import array_source, bson_source, coco_source, targets_source
 from .bson_source import SAMPLE
 from .coco import Rule
 from .block import (
@@ -46,6 +47,7 @@ from .block import (
     SampleIds,
     TableIds,
     TableLabels,
+    TargetsLabels,
     TestTable,
     TrainSource,
     multilabel_labels,
@@ -55,7 +57,7 @@ from .tree import Tree, natural_key, stem
 # Where a source's images must sit in its folder: class folders, the folder itself, or anywhere
 # below it (a table names them).
 HOLDS = {"folder": "classes", "filename": "direct", "table": "below", "onehot": "below",
-         "coco": "below", "field": "below"}
+         "coco": "below", "field": "below", "targets": "below"}
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Listing:
     notes: list[str] = field(default_factory=list)  # what was found, for the user
     multilabel: bool = False  # labels: space-separated tag indices (none: empty)
     numeric: bool = False  # labels: a number per image (classes: the target's one name)
+    heads: Heads | None = None  # several targets (heads.py): labels a class index per target
     meta: pd.DataFrame | None = None  # train id + the train tables' other columns (groups)
     test_meta: pd.DataFrame | None = None  # test id + the test table's other columns
     samples: pd.DataFrame | None = None  # BSON products: id (a picture's) -> sample (product)
@@ -200,6 +203,8 @@ def _source_rows(tree: Tree, src: TrainSource, where: str, test_folder: str, not
             raise UserError(f"{where}: {len(empty)} row(s) of {lab.table} without a label in "
                             f"{lab.label!r}: {_preview(empty)}")
         return ids, paths, labels, extra
+    if isinstance(lab, TargetsLabels):
+        return ids, paths, targets_source.target_labels(frame, lab, where), extra
     return ids, paths, _one_hot(frame, lab, where), extra
 
 
@@ -349,6 +354,9 @@ def test_rows(block: CompetitionBlock, tree: Tree, name: str,
               sample: pd.DataFrame | None) -> pd.DataFrame:
     where = f"competitions.{name}.test"
     ids_rule = block.test.ids
+    if block.submission.kind == "long" and sample is not None:  # a row per (id, target)
+        sample = pd.DataFrame({"id": targets_source.long_ids(block, sample.iloc[:, 0].tolist(),
+                                                             name)[0]})
     if block.grouped:  # a row per picture, in submission order of its product
         ids, paths, products = bson_source.test_rows(block, tree, where, sample)
         return pd.DataFrame({"id": ids, "path": paths, "label": None, "split": "test",
@@ -486,7 +494,30 @@ def resolve_format(block: CompetitionBlock, classes: list[str],
     return Format(header=header, kind=sub.kind, labels=sub.labels, positive=positive, k=sub.k,
                   multilabel=block.multilabel, decimals=sub.decimals,
                   value_classes=value_classes, upload_as=sub.upload_as,
-                  unseen=sub.unseen_label, **_index_column(sample, sub.id_column == "none"))
+                  unseen=sub.unseen_label, **_index_column(sample, sub.id_column == "none"),
+                  **_long(block, sample, name))
+
+
+def _long(block: CompetitionBlock, sample: Sample | None, name: str) -> dict:
+    """Format's `join` and `targets` (their order in the sample's rows) for kind long."""
+    if block.submission.kind != "long" or sample is None:
+        return {}
+    _, order = targets_source.long_ids(block, sample.frame.iloc[:, 0].tolist(), name)
+    return {"join": block.submission.join, "targets": order}
+
+
+def _check_long(block: CompetitionBlock, sample: Sample | None, classes: list[str],
+                name: str, test_ids: list[str]) -> None:
+    """Several targets: the sample's values and its test ids, in the test rows' order."""
+    if block.targets is None or sample is None:
+        return
+    targets_source.check_values(block, sample.frame.iloc[:, 1].astype(str).tolist(),
+                                classes, name)
+    ids, _ = targets_source.long_ids(block, sample.frame.iloc[:, 0].tolist(), name)
+    if ids != test_ids:
+        raise UserError(f"competitions.{name}: the sample's rows name test ids {ids[:3]}, ... "
+                        f"and the test samples are {test_ids[:3]}, ... (other ids or another "
+                        "order); set test.ids: {from: sample}")
 
 
 def _index_column(sample: Sample | None, none: bool) -> dict:
@@ -524,14 +555,19 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     source_notes: list[str] = []
     train = train_rows(block, tree, name, test_folder(block, tree, name), source_notes)
     test = rows_for(found, test_rows(block, tree, name, sample), tree)
-    multi = block.multilabel
+    multi, heads = block.multilabel, None
     flat = [x for v in train["label"] for x in v] if multi else train["label"].tolist()
-    classes = class_list(block, flat, sample)
-    seen = set(classes) if block.numeric else set(flat)  # a number: no class to check
+    if block.targets is not None:  # several targets: each its column's values
+        heads, classes = targets_source.heads_of(block.targets, flat)
+        train["label"] = targets_source.encode(flat, classes, block.targets)
+    else:
+        classes = class_list(block, flat, sample)
+    seen = set(classes) if block.numeric or heads else set(flat)  # no class to check
     if stray := sorted(seen - set(classes), key=natural_key):
         raise UserError(f"competitions.{name}: train labels {_preview(stray)} are not among the "
                         f"classes {_preview(classes)}")
     fmt = resolve_format(block, classes, found, name, seen)
+    _check_long(block, found, classes, name, test["id"].tolist())
     if unseen := [c for c in classes if c not in seen]:
         raise UserError(f"competitions.{name}: class(es) {_preview(unseen)} have no train image")
     shared = set(train["path"]) & set(test["path"])
@@ -547,7 +583,7 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
     index = {c: i for i, c in enumerate(classes)}
     if multi:
         train["label"] = [" ".join(map(str, sorted({index[x] for x in v}))) for v in train["label"]]
-    elif not block.numeric:  # a numeric target's label is its number
+    elif not block.numeric and heads is None:  # a number is its label; targets: encoded
         train["label"] = train["label"].map(index)
     extra = [c for c in train.columns if c.startswith(META)]
     meta = train[["id", *extra]].rename(columns=_meta_name)
@@ -564,12 +600,14 @@ def resolve(block: CompetitionBlock, tree: Tree, name: str) -> Listing:
         notes.append(f"multi-label: {len(classes)} tags, "
                      f"{np.mean([len(v.split()) for v in train['label']]):.2f} per image"
                      + (f", {none:,} image(s) with none" if none else ""))
+    if heads is not None:
+        notes.append(f"several targets, a softmax head each: {heads.describe()}")
     if len(meta.columns) > 1:
         notes.append(f"train table's other columns, left alone (folds.group_column may name "
                      f"one): {_preview(list(meta.columns[1:]))}")
     return Listing(rows, classes, fmt, solution, notes=notes + unlisted(block, tree, rows),
                    multilabel=multi, meta=meta, numeric=block.numeric, samples=samples,
-                   test_meta=test_meta)
+                   test_meta=test_meta, heads=heads)
 
 
 def meta_of(test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -654,13 +692,15 @@ def describe(block: CompetitionBlock, tree: Tree, train: pd.DataFrame, test: pd.
                if isinstance(lab, OneHotLabels) else "",
                "coco": f"{lab.metadata} (COCO: image id -> category_id, {_rule_text(lab)})"
                if isinstance(lab, CocoLabels) else "",
-               "field": f"each sample's field {getattr(lab, 'field', '')!r}"}[lab.from_]
+               "field": f"each sample's field {getattr(lab, 'field', '')!r}",
+               "targets": f"{getattr(lab, 'table', '')} ({getattr(lab, 'id', '')} -> "
+                          f"{', '.join(getattr(lab, 'columns', []))})"}[lab.from_]
         lines.append(f"train ({src.source}): {n:,} {rows}, labels from {how}")
     if fmt.kind == "value":
         y = train["label"].astype(float)
         lines.append(f"target: a number, {classes[0]} ({y.nunique():,} distinct values, "
                      f"{y.min():g} to {y.max():g}, mean {y.mean():.4g})")
-    else:
+    elif fmt.kind != "long":  # several targets: resolve notes each target's classes
         lines.append(f"{'tags' if fmt.multilabel else 'classes'}: {len(classes)} "
                      f"({', '.join(classes[:6])}"
                      + (", ..." if len(classes) > 6 else "") + ")")

@@ -199,7 +199,8 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
                                                              block.numeric)
     write_text(params_path, new_text)
     for line in listing.notes + found.notes + preview(listing.rows, listing.classes,
-                                                      listing.multilabel, listing.numeric) \
+                                                      listing.multilabel, listing.numeric,
+                                                      listing.heads) \
             + unused_images(tree, listing, block):
         print(f"new: {line}")
     print(f"new: wrote competitions.{name}, augment.{name}, kaggle.{name} and "

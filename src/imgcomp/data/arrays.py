@@ -670,6 +670,19 @@ def _parquet(path, where: str):
         raise UserError(f"{where}: not a readable parquet file ({e}); re-download it") from None
 
 
+def parquet_names(path: Source, name: str | None = None) -> list[str]:
+    """A parquet file's column names, from its schema alone."""
+    with _stream(path) as f:
+        return list(_parquet(f, _name(path, name)).schema_arrow.names)
+
+
+def parquet_column(path: Source, column: str, name: str | None = None) -> list[str]:
+    """One column of a parquet file as text (its ids), the other columns left unread."""
+    with _stream(path) as f:
+        table = _parquet(f, _name(path, name)).read(columns=[column])
+    return [str(v) for v in table.column(0).to_pylist()]
+
+
 def read_parquet(path: Source, *, id_column: str = "image_id",
                  shape: Sequence[int] | None = None, batch_rows: int = 1024,
                  name: str | None = None) -> Iterator[Sample]:

@@ -54,9 +54,10 @@ def item_probs(card: ModelCard, state: dict, rt, images: Images, rows, tta: list
                       card.interpolation)
     return predict_probs(net, images, np.asarray(rows), prep, rt, tta, batch_size, desc,
                          multilabel=card.multilabel,
-                         top_k=top_k_for(card.metric, card.num_classes, card.multilabel),
+                         top_k=top_k_for(card.metric, card.num_classes,
+                                         card.multilabel or bool(card.heads)),  # heads: dense
                          target=card.target.pair() if card.target is not None else None,
-                         meta=meta)
+                         meta=meta, heads=card.heads)
 
 
 @torch.no_grad()
@@ -64,13 +65,15 @@ def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: Devi
                   rt, tta: list[str], batch_size: int, desc: str = "",
                   multilabel: bool = False, top_k: int | None = None,
                   target: tuple[float, float] | None = None,
-                  meta: np.ndarray | None = None) -> np.ndarray | TopK:
+                  meta: np.ndarray | None = None,
+                  heads: list[int] | None = None) -> np.ndarray | TopK:
     """Class probabilities (N, C), float32, averaged over the TTA views in probability space
     (softmax; `multilabel`: an independent sigmoid per tag), or with `top_k` each row's k most
     probable classes (TopK), cut per batch so that no (N, C) array is ever made; with `target`
     (a numeric target's mean and std) the values (N, 1), output * std + mean, averaged over the
     views. All views of a batch go through the model as one batch; `rt` gives the autocast.
-    `meta` (one row of table features per row) goes beside every view unchanged."""
+    `meta` (one row of table features per row) goes beside every view unchanged. `heads`
+    (several targets' class counts): a softmax over each one's slice of the outputs."""
     model.eval()
     out = []
     bar = progress_bar(len(rows), desc, "img") if desc else None
@@ -82,7 +85,7 @@ def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: Devi
             logits = model(*_inputs(views, metas, rt.device))
         z = logits.float()
         p = (z * target[1] + target[0] if target is not None else
-             torch.sigmoid(z) if multilabel else F.softmax(z, dim=1)
+             torch.sigmoid(z) if multilabel else head_softmax(z, heads)
              ).view(len(views), len(x), -1).mean(dim=0)
         out.append(_kept(p, top_k))
         if bar is not None:
@@ -90,6 +93,13 @@ def predict_probs(model: nn.Module, images: Images, rows: np.ndarray, prep: Devi
     if bar is not None:
         bar.close()
     return _joined(out, top_k)
+
+
+def head_softmax(z: torch.Tensor, heads: list[int] | None) -> torch.Tensor:
+    """A softmax over the classes, or over each head's slice of them (several targets)."""
+    if not heads:
+        return F.softmax(z, dim=1)
+    return torch.cat([F.softmax(part, dim=1) for part in z.split(list(heads), dim=1)], dim=1)
 
 
 def _inputs(views: list[torch.Tensor], metas, device) -> tuple[torch.Tensor, ...]:

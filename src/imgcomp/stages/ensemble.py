@@ -49,6 +49,7 @@ from ..artifacts.reports import (
     write_report,
 )
 from ..crossfit import cross_fit
+from .. import heads as multi_target
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..inference.ensemble import check_method, combine, combine_folds
@@ -156,8 +157,16 @@ def write_plots(plots_dir: Path, labels: np.ndarray, probs: np.ndarray, classes:
     tag's yes/no pairs at its threshold, given as `post`; a numeric target: the actual and
     predicted values' ranges, and no ROC, its file a header alone)."""
     names = np.asarray(classes, dtype=object)
-    roc = None if numeric else pd.DataFrame(roc_points(labels, probs))
-    if numeric:
+    several = multi_target.is_heads(labels)  # several targets: no one ROC, a confusion each
+    roc = None if numeric or several else pd.DataFrame(roc_points(labels, probs))
+    if several:
+        y, p = np.asarray(labels), np.asarray(probs)
+        confusion = pd.DataFrame({
+            "actual": np.concatenate([names[s][y[:, h]] for h, s in enumerate(
+                labels.heads.slices)]),
+            "predicted": np.concatenate([names[s][top_classes(p[:, s])] for s in
+                                         labels.heads.slices])})
+    elif numeric:
         confusion = binned_confusion(labels, predicted_values(apply_post(post, probs)))
     elif is_multilabel(labels):
         pred, y = tags(probs, post), np.asarray(labels).astype(bool)
@@ -216,6 +225,9 @@ def main(params: Params, prepared_dir: Path, preds_dir: Path, out_dir: Path, cv_
     y = rows.targets(items.oof_ids)
     method = params.ensemble.method
     check_method(method, prepared.numeric)
+    if prepared.heads is not None and method == "rank":
+        raise UserError("ensemble.method: rank ranks each class's column, and several targets "
+                        "need each target's probabilities to sum to 1; use mean or weighted")
     weights, oof_ens, note = _combine(items, y, metric, method, not prepared.multilabel)
     test_ens = combine_folds(items.test, weights, method, not prepared.multilabel)
     choice, open_set = _choose(params, prepared, y, oof_ens, items.fold_of, folds_csv)
@@ -390,6 +402,8 @@ def prior(labels: np.ndarray, num_classes: int, numeric: bool = False) -> np.nda
     a numeric target's mean (one value)."""
     if numeric:
         return np.array([np.mean(labels)])
+    if multi_target.is_heads(labels):  # each target's class shares, side by side
+        return multi_target.prior(labels)
     if is_multilabel(labels):
         return np.asarray(labels, dtype=np.float64).mean(axis=0)
     return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
@@ -444,6 +458,8 @@ def _say(metric: str, method: str, models: list[str], folds: list[int], images: 
           + (f" ({ensemble.note})" if ensemble.note else ""))
     if not ensemble.baseline.beaten:
         print(f"ensemble: warning: {learned_nothing(metric, ensemble)}")
+    if post is None and ensemble.post.note:  # several targets: none fitted, said
+        print(f"  {ensemble.post.note}")
     if (o := ensemble.open_set) is not None:
         print(f"  {o.label}: {o.unseen_rows} of the {images} OOF {what} have a class their "
               f"fold's training rows lack (their truth is {o.label}); CV {metric} "

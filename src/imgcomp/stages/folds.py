@@ -206,9 +206,14 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
                         f"folds.n_splits to at most {len(ids)}")
     if prepared.numeric:  # stratified on the target's quantile bins, which have no rare one
         labels = target_bins(labels, n)
+    classes, on = prepared.classes, ""
+    if prepared.heads is not None:  # several targets: stratified on the most weighted one
+        h = int(np.argmax(prepared.heads.weights))
+        labels, classes = np.asarray(labels)[:, h], classes[prepared.heads.slices[h]]
+        on = f" on {prepared.heads.names[h]}, the most weighted target"
     counts = labels.sum(axis=0) if prepared.multilabel else np.bincount(
-        labels, minlength=prepared.num_classes)
-    small = [] if prepared.numeric else [prepared.classes[i] for i, c in enumerate(counts)
+        labels, minlength=len(classes))
+    small = [] if prepared.numeric else [classes[i] for i, c in enumerate(counts)
                                          if c < n and (prepared.multilabel or c > 0)]
     groups = read_groups(prepared, ids, column) if column else None
     if prepared.sample_of is not None:
@@ -221,7 +226,7 @@ def main(params: Params, prepared_dir: Path, out_csv: Path) -> None:
     how = ("iteratively stratified (multi-label)" if prepared.multilabel else
            f"stratified (on {len(np.unique(labels))} quantile bins of the target)"
            if prepared.numeric else "stratified")
-    print(f"folds: {len(ids)} training images in {n} {how} folds"
+    print(f"folds: {len(ids)} training images in {n} {how} folds{on}"
           + (f", grouped by {column or 'sample (samples.csv)'} ({len(np.unique(groups))} "
              "groups)" if groups is not None else "")
           + f" -> {out_csv}")

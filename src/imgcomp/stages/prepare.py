@@ -38,7 +38,8 @@ from ..errors import UserError
 from ..fileio import atomic_path
 from ..artifacts.names import (CLASSES, FORMAT, MANIFEST, META, SAMPLES, SOLUTION, STATS, TASK,
                                TEST_META)
-from ..artifacts.prepared import Stats, Task, to_text
+from ..artifacts.prepared import Head, Stats, Task, to_text
+from ..heads import Heads
 from ..manifest import cache_side, check_manifest
 from ..params import Params
 
@@ -68,7 +69,7 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
         tree, junk = comp.extract(raw_dir, tmp / "files", max_bytes)
         listing = comp.listing(tree)
         frame = check_manifest(listing.rows, listing.classes, f"{comp.name} manifest",
-                               listing.multilabel, listing.numeric)
+                               listing.multilabel, listing.numeric, listing.heads)
         rule = None
         if comp.block.grouped:  # BSON pictures: decoded like image files, named by product
             ok, errors = bson_source.write_cache(tree, frame, tmp / NPY, size,
@@ -84,7 +85,8 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
                           for path, err in zip(frame["path"][~ok], errors)]
         if not ok.all():
             frame = _drop_bad(frame, ok, errors, params.prepare.on_bad_image, tmp / NPY,
-                              listing.classes, listing.multilabel, comp.name, listing.numeric)
+                              listing.classes, listing.multilabel, comp.name, listing.numeric,
+                              listing.heads)
         if not params.prepare.keep_files:  # the cache is the training data: no second copy
             shutil.rmtree(tmp / "files")
         train_rows = np.flatnonzero((frame["split"] == "train").to_numpy())
@@ -96,7 +98,8 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
                                                channels=comp.block.channels, array_rule=rule)))
         (tmp / FORMAT).write_text(json.dumps(listing.format.to_json(), indent=1) + "\n")
         (tmp / TASK).write_text(to_text(Task(multilabel=listing.multilabel,
-                                             numeric=listing.numeric), indent=None))
+                                             numeric=listing.numeric,
+                                             heads=_heads(listing.heads)), indent=None))
         meta = listing.meta if listing.meta is not None else frame.loc[
             frame["split"] == "train", ["id"]]
         meta[meta["id"].isin(frame["id"])].to_csv(tmp / META, index=False)
@@ -118,6 +121,14 @@ def main(params: Params, raw_dir: Path, out_dir: Path) -> None:
              if tree.shadowed else ""))
 
 
+def _heads(heads: Heads | None) -> list[Head] | None:
+    """task.json's record of several targets (heads.py), or None."""
+    if heads is None:
+        return None
+    return [Head(name=n, size=k, weight=w) for n, k, w in zip(heads.names, heads.sizes,
+                                                              heads.weights)]
+
+
 def _samples_table(samples, frame) -> pd.DataFrame:
     """samples.csv: each manifest id's sample (a BSON picture's product), for the rows kept;
     the header alone where every row is a sample of its own."""
@@ -127,7 +138,8 @@ def _samples_table(samples, frame) -> pd.DataFrame:
 
 
 def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path,
-              classes: list[str], multilabel: bool, name: str, numeric: bool = False):
+              classes: list[str], multilabel: bool, name: str, numeric: bool = False,
+              heads: Heads | None = None):
     bad = frame[~ok]
     bad_test = bad[bad["split"] == "test"]
     listing = "; ".join(errors[:5]) + (f"; ... {len(errors) - 5} more" if len(errors) > 5 else "")
@@ -150,4 +162,4 @@ def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path
     compact.replace(cache)
     return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
                           classes, f"{name} manifest after skipping bad images", multilabel,
-                          numeric)
+                          numeric, heads)

@@ -114,6 +114,9 @@ def pseudo_rows(params: Params, run, sources: list[Path],
     `sources` (fold k's items, made by models that never saw fold k's validation rows), as
     soft or hard targets, the confident ones kept; `run` is train's Run of the member."""
     prepared = run.prepared
+    if prepared.heads is not None:
+        raise UserError("pseudo: pseudo-labels are one target's; several targets (labels: "
+                        "{from: targets}) train on their labels alone: set pseudo.rounds: 0")
     probs = fold_test_probs(sources, prepared)
     kind = "value" if prepared.numeric else "tags" if prepared.multilabel else "classes"
     keep = confident(probs, kind, params.pseudo.threshold, params.pseudo.share)

@@ -124,6 +124,10 @@ def soft_targets(prepared: Prepared, ensemble_dir: Path, alpha: float,
     if prepared.sample_of is not None:
         raise UserError("distill: the ensemble's rows are samples of several pictures (BSON "
                         "products); a student learns pictures: not supported")
+    if prepared.heads is not None:
+        raise UserError("distill: a student learns one target's soft labels; several targets "
+                        "(labels: {from: targets}) are not distilled here: set distill.model: "
+                        "null")
     rows = prepared.rows("train")
     y = _as_targets(prepared, prepared.targets(rows))
     oof_rows, oof = _ensemble_part(prepared, ensemble_dir, "oof")

@@ -66,5 +66,5 @@ def main(params: Params, prepared_dir: Path, ensemble_dir: Path, out_csv: Path,
     write_report(leaderboard_json, Leaderboard(competition=params.competition, metric=metric,
                                                submission=str(out_csv), test=test))
     upload = f" (upload it as {fmt.upload_as})" if fmt.upload_as else ""
-    print(f"submit: {out_csv} written and validated: {len(test_ids)} rows, "
+    print(f"submit: {out_csv} written and validated: {len(fmt.long_ids(test_ids))} rows, "
           f"{fmt.describe()}{upload}")

@@ -46,6 +46,7 @@ from ..data.augment import AugmentSpec
 from ..data.batch_aug import DevicePrep
 from ..data.feed import Images, class_weights
 from ..errors import UserError, git_without_commit, no_commit_message
+from ..heads import Heads, is_heads, one_hot
 from ..inference import checkpoint
 from ..inference.probfiles import top_k_for
 from ..inference.runtime import Runtime
@@ -227,6 +228,11 @@ def _setup(params: Params, model_name: str, prepared_dir: Path, folds_csv: Path,
            resume_dir: Path, init_dir: Path | None) -> Run:
     prepared = Prepared.load(prepared_dir)
     params.train.check_labels(params.competition, prepared.multilabel, prepared.numeric)
+    if prepared.heads is not None and "balanced" in (params.train.class_weights,
+                                                     params.train.sampler):
+        raise UserError(f"train.class_weights and train.sampler: balanced evens out one "
+                        f"target's classes, and {params.competition} has several (labels: "
+                        "{from: targets}); set train.class_weights: none, train.sampler: shuffle")
     _check_extra_transforms(params)
     init, init_sha = _init_weights(params, model_name, init_dir)
     rt = runtime(placement(params.train))
@@ -352,6 +358,7 @@ def _card(run: Run, fold: int, config: dict, result, mean, std, interpolation,
         args=dict(spec.args), num_classes=run.prepared.num_classes, in_chans=keys.channels,
         image_size=run.params.model_size(run.model_name), mean=mean, std=std, interpolation=interpolation,
         classes=run.prepared.classes, multilabel=run.prepared.multilabel,
+        heads=list(run.prepared.heads.sizes) if run.prepared.heads else None,
         target=target_scale(run, fold), meta=meta.columns if meta is not None else [],
         metric=keys.metric,
         score=None if math.isnan(result.best_score) else result.best_score,
@@ -393,12 +400,12 @@ def _build(run: Run, meta: FoldMeta | None = None):
 
 def step_config(train: Train, num_classes: int, class_weight: np.ndarray | None = None,
                 multilabel: bool = False, seed: int | None = None,
-                numeric: bool = False) -> StepConfig:
+                numeric: bool = False, heads: Heads | None = None) -> StepConfig:
     """The training step's plain values from train.*: where config stops (`seed`: the
     model's own, else train.seed)."""
     return plain(StepConfig, train, schedule=plain(Schedule, train), num_classes=num_classes,
                  class_weight=class_weight, multilabel=multilabel,
-                 seed=train.seed if seed is None else seed, numeric=numeric)
+                 seed=train.seed if seed is None else seed, numeric=numeric, heads=heads)
 
 
 def target_scale(run: Run, fold: int) -> TargetScale | None:
@@ -441,7 +448,13 @@ def feed_config(params: Params, model_name: str, mean: list[float],
 def training_targets(run: Run, rows: np.ndarray, scale: TargetScale | None,
                      extra: Extra | None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, what the model learns on them): the fold's rows, and `extra`'s after them. Soft
-    extra targets (class distributions) turn the labelled rows' indices into one-hot rows."""
+    extra targets (class distributions) turn the labelled rows' indices into one-hot rows.
+    Several targets: each head's one-hot rows side by side (what HeadCE and Mixup take)."""
+    if is_heads(run.labels):
+        if extra is not None:
+            raise UserError(f"{run.name}: pseudo-labels and soft targets are for one target; "
+                            "several targets (labels: {from: targets}) train on their labels")
+        return rows, one_hot(run.labels[rows])
     y = _standardised(run.labels[rows], scale)
     if extra is None:
         return rows, y
@@ -470,16 +483,19 @@ def _fit(run: Run, fold: int, name: str, config: dict, built, live, extra: Extra
               if p.train.class_weights == "balanced" else None)
     fit_cfg = FitConfig(
         step_config(p.train, run.prepared.num_classes, weight, run.prepared.multilabel,
-                    run.own_seed, run.prepared.numeric),
+                    run.own_seed, run.prepared.numeric, run.prepared.heads),
         p.train.batch_size, p.train.patience, run.own_seed,
         p.competition_keys().metric, name,
         _resume_file(run, fold), json.dumps(config, sort_keys=True), log_prefix=fold_prefix(fold),
         top_k=top_k_for(p.competition_keys().metric, run.prepared.num_classes,
-                        run.prepared.multilabel))
+                        run.prepared.multilabel or run.prepared.heads is not None))
     valid = Validation(run.images, valid_rows, run.labels[valid_rows], prep,
                        scale.pair() if scale is not None else None,
                        feats[valid_rows] if feats is not None else None)
     if is_closed_form(model):  # the classical member: one fit, no SGD (models/linear.py)
+        if run.prepared.heads is not None:
+            raise UserError(f"{name}: arch linear fits one target; several targets (labels: "
+                            "{from: targets}) train a network with a head per target")
         result = fit_closed(fit_cfg, model, rt, train_rows,
                             closed_form_targets(train_y, scale, run.prepared.multilabel), valid)
         if live is not None:
@@ -501,4 +517,6 @@ def _describe(run: Run, name: str, model, n_train: int, n_valid: int, backend: s
           + (", channels_last" if rt.channels_last else "")
           + (", compiled" if cfg.compile else "")
           + (", a numeric target: one output, the squared error of the standardised target "
-             "(train.label_smoothing unused)" if run.prepared.numeric else ""), flush=True)
+             "(train.label_smoothing unused)" if run.prepared.numeric else "")
+          + (f", several targets, a softmax head each: {run.prepared.heads.describe()}"
+             if run.prepared.heads is not None else ""), flush=True)

@@ -178,7 +178,8 @@ def _validate(cfg: FitConfig, stepper: Stepper, rt: Runtime, feed, valid: Valida
     for name, model in candidates.items():
         probs = predict_probs(model, valid.images, valid.rows, valid.prep, rt, ["identity"],
                               max(feed.batch_size, 256), multilabel=cfg.multilabel,
-                              top_k=cfg.top_k, target=valid.target, meta=valid.meta)
+                              top_k=cfg.top_k, target=valid.target, meta=valid.meta,
+                              heads=list(cfg.step.heads.sizes) if cfg.step.heads else None)
         found[name] = score(cfg.metric, valid.labels, probs), probs  # multi-label: tags at 0.5
     kept = next(iter(found))
     if kept == "ema" and better(cfg.metric, found["live"][0], found["ema"][0]):

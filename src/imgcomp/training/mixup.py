@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..heads import Heads
+
 
 class Mixup:
     """Mix a float batch with itself reversed: mixup (a blend) or cutmix (a pasted box), with
@@ -111,3 +113,21 @@ class SoftTargetCE(nn.Module):
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.sum(-target * F.log_softmax(x, dim=-1), dim=-1).mean()
+
+
+class HeadCE(nn.Module):
+    """Several targets: each head's cross-entropy against its slice of the targets (one-hot
+    rows, or distributions mixed by Mixup), each smoothed towards uniform over its own classes,
+    summed with the heads' weights (their metric weights); batch mean."""
+
+    def __init__(self, heads: Heads, smoothing: float = 0.0):
+        super().__init__()
+        self.heads, self.smoothing = heads, smoothing
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        sizes, total = list(self.heads.sizes), 0.0
+        for z, y, n, w in zip(x.float().split(sizes, dim=1), target.float().split(sizes, dim=1),
+                              sizes, self.heads.weights):
+            y = y * (1.0 - self.smoothing) + self.smoothing / n
+            total = total + w * torch.sum(-y * F.log_softmax(z, dim=-1), dim=-1).mean()
+        return total

@@ -16,7 +16,8 @@ from ..data.batch_aug import random_erase
 from ..data.feed import generator, stream_seed
 from ..errors import UserError
 from ..inference.runtime import Runtime
-from .mixup import Mixup, SoftTargetCE, TagBCE
+from ..heads import Heads
+from .mixup import HeadCE, Mixup, SoftTargetCE, TagBCE
 from .optim import Schedule, make_optimizer, make_scheduler
 
 
@@ -177,6 +178,7 @@ class StepConfig:
     class_weight: np.ndarray | None = None
     multilabel: bool = False
     numeric: bool = False  # one output, a standardised number: the squared error, no smoothing
+    heads: Heads | None = None  # several targets: a softmax and cross-entropy per head
 
 
 class Stepper:
@@ -207,8 +209,8 @@ class Stepper:
         if not (cfg.mixup > 0 or cfg.cutmix > 0):
             return None
         return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob,
-                     label_smoothing=cfg.label_smoothing, num_classes=cfg.num_classes,
-                     multilabel=cfg.multilabel)
+                     label_smoothing=0.0 if cfg.heads else cfg.label_smoothing,  # per head: loss
+                     num_classes=cfg.num_classes, multilabel=cfg.multilabel)
 
     @staticmethod
     def _loss(cfg: StepConfig, rt: Runtime, mixing: bool) -> nn.Module:
@@ -218,6 +220,10 @@ class Stepper:
             if weight is not None:
                 raise UserError("train.class_weights: balanced is for classes, not a number")
             return ValueLoss()
+        if cfg.heads is not None:  # per-head distributions (mixed or not), smoothed per head
+            if weight is not None:
+                raise UserError("train.class_weights: balanced is for one target, not several")
+            return HeadCE(cfg.heads, cfg.label_smoothing)
         if cfg.multilabel:  # sigmoid per tag; mixed targets arrive smoothed already
             if weight is not None:
                 raise UserError("train.class_weights: balanced is for single-label data")
