@@ -137,3 +137,10 @@ def test_words_alone_or_words_with_one_number_are_no_detection():
     top = pd.DataFrame({"id": ["a"], "predictions": ["w1 w2 w3 w4 w5 w6"]})
     gap = pd.DataFrame({"id": ["a", "b"], "landmarks": ["12 0.5", "7 0.25"]})
     assert boxes.in_sample(top, "s.csv") is None and boxes.in_sample(gap, "s.csv") is None
+
+
+def test_a_huge_exponent_is_no_crash():
+    sample = pd.DataFrame({"id": ["a"], "PredictionString": ["1.5e400 0 0 5 5 0.5 1 1 2 2"]})
+    assert "groups of 5 numbers" in boxes.in_sample(sample, "s.csv")
+    other = pd.DataFrame({"id": ["a"], "v": ["1.5e400 0 0 5 5 1.5e400 1 1 2 2"]})
+    assert boxes.in_sample(other, "s.csv") is None  # no fraction: no evidence, no crash

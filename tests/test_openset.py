@@ -169,3 +169,20 @@ def test_a_metric_with_its_own_post_processing_refuses_the_token_in_the_block(tm
     block.update(metric="qwk", submission={**block["submission"], "kind": "label", "k": None})
     with pytest.raises(ValidationError, match="metric qwk fits its own post-processing"):
         CompetitionBlock.model_validate(block)
+
+
+def test_qwk_with_a_label_no_train_image_has_stops_in_one_line(tmp_path):
+    """A metric with its own post-processing infers no token: the sample's stray label is the
+    usual one-line stop, never a validation traceback."""
+    from imgcomp.errors import UserError
+
+    built = happywhale(tmp_path / "raw")
+    frame = pd.read_csv(built.raw / "sample_submission.csv", dtype=str)
+    frame["predictions"] = [("37c7aba965a5", "new_individual", "114207cab555")[k % 3]
+                            for k in range(len(frame))]  # one label a row: kind label
+    frame.to_csv(built.raw / "sample_submission.csv", index=False)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    with pytest.raises(UserError) as info, contextlib.redirect_stdout(io.StringIO()):
+        new(SLUG, "qwk", tmp_path / "params.yaml", built.raw, False,
+            ["train.labels.label=individual_id"])
+    assert "new_individual" in str(info.value) and "\n" not in str(info.value)

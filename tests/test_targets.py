@@ -364,3 +364,44 @@ def test_what_several_targets_refuse_is_one_line(tmp_path, monkeypatch):
         with pytest.raises(UserError, match=match) as err:
             _stage(root, merge(params, over), stage, model)
         assert "\n" not in str(err.value), stage
+
+
+def test_infer_images_names_a_class_per_target(tmp_path):
+    """`infer --images` of a package with several targets: a `pred_<target>` column per target,
+    each its own slice's most probable class (an argmax over every column would name one class
+    of one target)."""
+    from types import SimpleNamespace
+
+    from imgcomp.infer import _probabilities
+
+    classes = ["root:a", "root:b", "vowel:x", "vowel:y", "vowel:z"]
+    card = SimpleNamespace(target=None, heads=[2, 3])
+    spec = SimpleNamespace(items=[SimpleNamespace(card=card)], classes=classes, post=None)
+    probs = np.array([[0.9, 0.1, 0.2, 0.3, 0.5], [0.4, 0.6, 0.7, 0.2, 0.1]], dtype=np.float32)
+    what = _probabilities(spec, ["i1.png", "i2.png"], probs, tmp_path / "p.csv")
+    frame = pd.read_csv(tmp_path / "p.csv", dtype=str)
+    assert list(frame.columns[:3]) == ["file", "pred_root", "pred_vowel"]
+    assert frame["pred_root"].tolist() == ["a", "b"] and frame["pred_vowel"].tolist() == ["z", "x"]
+    assert "file, pred_root, pred_vowel, p_<class> x 5" in what
+
+
+def test_the_join_is_read_after_the_longest_test_id():
+    """`Test_10_grapheme_root` with test ids Test_1 and Test_10: the join is `_` (after
+    Test_10), not `0_` (after Test_1, the first id that is a prefix)."""
+    from imgcomp.competitions.parquet_inspect import _targets
+
+    named = ["grapheme_root", "vowel"]
+    rows = [f"Test_{i}_{t}" for i in (10, 1) for t in named]
+    _, sub, _ = _targets("train.csv", named, named, rows, "image_id", ["Test_1", "Test_10"],
+                         {"train.labels.weights": [2, 1]})
+    assert sub == {"kind": "long", "join": "_"}
+
+
+def test_a_one_column_sample_of_one_target_is_one_line():
+    from imgcomp.competitions.inspect import Stop
+    from imgcomp.competitions.parquet_inspect import _labels
+
+    table = pd.DataFrame({"image_id": ["a", "b"], "root": ["1", "2"], "vowel": ["0", "1"]})
+    with pytest.raises(Stop, match="one column"):
+        _labels("x/train.csv", table, pd.DataFrame({"image_id": ["t1", "t2"]}), "image_id",
+                ["t1", "t2"], {})

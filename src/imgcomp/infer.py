@@ -188,10 +188,26 @@ def _probabilities(spec: PackageSpec, ids: list[str], probs, out: Path) -> str:
         write_csv(out, frame, lineterminator="\n")
         return f"{len(ids)} images: file, pred, top (the {probs.index.shape[1]} most probable)"
     frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in spec.classes])
-    frame.insert(0, "pred", names[probs.argmax(axis=1)])
+    preds = _head_preds(spec.items[0].card.heads, names, probs) if spec.items[0].card.heads \
+        else {"pred": names[probs.argmax(axis=1)]}
+    for k, (column, values) in enumerate(preds.items()):
+        frame.insert(k, column, values)
     frame.insert(0, "file", ids)
     write_csv(out, frame, float_format="%.8f", lineterminator="\n")
-    return f"{len(ids)} images: file, pred, p_<class> x {len(spec.classes)}"
+    return f"{len(ids)} images: file, {', '.join(preds)}, p_<class> x {len(spec.classes)}"
+
+
+def _head_preds(heads: list[int], names: np.ndarray, probs: np.ndarray) -> dict[str, list]:
+    """Several targets: `pred_<target>`, each target's most probable class within its own slice
+    of the probabilities (classes are named `<target>:<label>`), never an argmax over all."""
+    out, start = {}, 0
+    for n in heads:
+        part = names[start:start + n]
+        target = str(part[0]).partition(":")[0]
+        best = probs[:, start:start + n].argmax(axis=1)
+        out[f"pred_{target}"] = [str(c).partition(":")[2] for c in part[best]]
+        start += n
+    return out
 
 
 def _runtime(spec: PackageSpec, device: str):

@@ -19,6 +19,7 @@ only where no train labels are found (Stanford Cars' classes come with boxes bes
 
 from __future__ import annotations
 
+import math
 import re
 
 import pandas as pd
@@ -100,8 +101,7 @@ def _prediction_strings(sample: pd.DataFrame) -> str | None:
         if not all(len(c) % size == 0 and _groups_of(c, size, worded) for c in cells):
             continue
         several = any(len(c) >= 2 * size for c in cells) and any(
-            "." in t and float(t) != int(float(t)) for c in cells for t in _numeric(c, size,
-                                                                                    worded))
+            _fraction(t) for c in cells for t in _numeric(c, size, worded))
         if named or several:
             shown = " ".join(cells[0][:size])
             if worded:
@@ -123,6 +123,12 @@ def _groups_of(tokens: list[str], size: int, worded: bool) -> bool:
 
 def _numeric(tokens: list[str], size: int, worded: bool) -> list[str]:
     return [t for i, t in enumerate(tokens) if not (worded and i % size == 0)]
+
+
+def _fraction(token: str) -> bool:
+    """A number with a fractional part (a confidence); `1.5e400` (inf) is none."""
+    value = float(token)
+    return "." in token and math.isfinite(value) and value != int(value)
 
 
 def _numbers(tokens: list[str]) -> bool:

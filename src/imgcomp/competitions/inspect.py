@@ -913,8 +913,10 @@ def _stray(block, classes: list[str], sample: pd.DataFrame) -> list[str]:
 def unseen_token(block, classes: list[str], sample: pd.DataFrame | None) -> str | None:
     """The one label of the sample that no train image has, where kind is top_k or label
     (happywhale's `new_individual`): the token of an unseen class. None where there are
-    none or several (those stop in check_sample_labels)."""
-    if sample is None or block.submission.kind not in ("top_k", "label"):
+    none or several (those stop in check_sample_labels), and where the metric fits its own
+    post-processing (qwk's cut-points: the token has no threshold there; the stop says why)."""
+    if sample is None or block.submission.kind not in ("top_k", "label") or \
+            spec(block.metric).post is not None:
         return None
     stray = _stray(block, classes, sample)
     if len(stray) != 1 or stray[0].casefold() in {c.casefold() for c in classes}:

@@ -149,6 +149,9 @@ def _labels(path: str, table: pd.DataFrame, sample: pd.DataFrame, id_column: str
     if len(named) >= 2:
         return _targets(name, columns, named, rows, id_column, test_ids, hints)
     _check_ids(sample.iloc[:, 0].astype(str).tolist(), test_ids)
+    if sample.shape[1] < 2:
+        raise Stop(f"the sample has one column {list(sample.columns)}, no value beside the ids; "
+                   "set submission.sample and train.labels.label")
     value = sample.columns[1]
     label = value if value in columns else columns[0] if len(columns) == 1 else None
     if label is None:
@@ -163,7 +166,8 @@ def _targets(name, columns, named, rows, id_column, test_ids, hints):
     first = rows[0]
     target = max((c for c in named if first.endswith(c)), key=len)
     stem = first[:-len(target)]
-    test = next((i for i in test_ids if stem.startswith(i)), None)
+    # the longest test id the stem starts with: `Test_10_root` is Test_10's, not Test_1's
+    test = max((i for i in test_ids if stem.startswith(i)), key=len, default=None)
     if test is None:
         raise Stop(f"the sample's row id {first!r} starts with no test id ({test_ids[:3]}, ...); "
                    "set submission.join and test.ids")

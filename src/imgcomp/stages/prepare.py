@@ -33,7 +33,7 @@ from ..competitions import bson_source
 from ..competitions.array_cache import write_samples
 from ..competitions.engine import get_competition
 from ..data.cache import build_cache, channel_stats
-from ..data.store import NPY, U8Z, NpyRows, compress
+from ..data.store import NPY, U8Z, NpyRows, RowFile, compress
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..artifacts.names import (CLASSES, FORMAT, MANIFEST, META, SAMPLES, SOLUTION, STATS, TASK,
@@ -150,15 +150,13 @@ def _drop_bad(frame, ok: np.ndarray, errors: list[str], policy: str, cache: Path
         raise UserError(f"prepare: {len(bad)} images cannot be read ({listing}); fix or remove "
                         "them, or set prepare.on_bad_image: skip")
     print(f"prepare: warning: skipping {len(bad)} unreadable training images: {listing}")
-    images = np.load(cache, mmap_mode="r")
+    images = NpyRows(cache)  # positioned reads and writes: no memory map (data/store.py)
     keep = np.flatnonzero(ok)
     compact = cache.with_name("compact.npy")
-    out = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8,
-                                    shape=(len(keep),) + images.shape[1:])
-    for start in range(0, len(keep), 1024):
-        out[start:start + 1024] = images[keep[start:start + 1024]]
-    out.flush()
-    del out, images
+    with RowFile(compact, (len(keep), *images.shape[1:])) as out:
+        for start in range(0, len(keep), 256):
+            for k, row in enumerate(images[keep[start:start + 256]]):
+                out[start + k] = row
     compact.replace(cache)
     return check_manifest(frame[ok].reset_index(drop=True).astype({"label": object}),
                           classes, f"{name} manifest after skipping bad images", multilabel,
