@@ -237,28 +237,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _at_sizes(fn, sizes: list[int], per: str) -> tuple[list[dict], float]:
+    """fn(a scratch folder, n) at each size, and the largest's `per` over the smallest's."""
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="imgcomp-scale-") as tmp:
+            rows.append(fn(Path(tmp), n))
+    return rows, round(rows[-1][per] / rows[0][per], 2)
+
+
 def measure(only: list[str], sizes: list[int] = (20_000, 200_000),
             n_classes: int = 15_000, products: list[int] = (2_000, 20_000)) -> dict:
     out: dict = {}
     if "listing" in only:
-        rows = []
-        for n in sizes:
-            with tempfile.TemporaryDirectory(prefix="imgcomp-scale-") as tmp:
-                rows.append(listing(Path(tmp), n))
-        out["listing"] = {"rows": rows,
-                          "per_image_ratio": round(rows[-1]["us_per_image"]
-                                                   / rows[0]["us_per_image"], 2)}
+        rows, ratio = _at_sizes(listing, sizes, "us_per_image")
+        out["listing"] = {"rows": rows, "per_image_ratio": ratio}
     if "classes" in only:
         with tempfile.TemporaryDirectory(prefix="imgcomp-scale-") as tmp:
             out["classes"] = classes(Path(tmp), n_classes)
     if "bson" in only:
-        rows = []
-        for n in products:
-            with tempfile.TemporaryDirectory(prefix="imgcomp-scale-") as tmp:
-                rows.append(bson(Path(tmp), n))
-        out["bson"] = {"rows": rows,
-                       "per_picture_ratio": round(rows[-1]["us_per_picture"]
-                                                  / rows[0]["us_per_picture"], 2),
+        rows, ratio = _at_sizes(bson, products, "us_per_picture")
+        out["bson"] = {"rows": rows, "per_picture_ratio": ratio,
                        "cdiscount_extrapolated": extrapolate(rows[0], rows[-1])}
     return out
 
