@@ -405,3 +405,42 @@ def test_a_one_column_sample_of_one_target_is_one_line():
     with pytest.raises(Stop, match="one column"):
         _labels("x/train.csv", table, pd.DataFrame({"image_id": ["t1", "t2"]}), "image_id",
                 ["t1", "t2"], {})
+
+
+@pytest.mark.e2e
+def test_several_targets_beside_image_files_from_new(tmp_path, monkeypatch, capsys):
+    """The long sample beside image files (targets_inspect.py): `new` finds the target columns,
+    the id column, the join after the longest image id (Test_10 beside Test_1), the folders;
+    the weights stop in one line; then every stage, the CSV scored as the parquet layout's is,
+    above each target's most common class, and `infer --raw` byte for byte."""
+    from test_kaggle_e2e import run_stages
+
+    from imgcomp.infer import infer
+
+    root, slug, built = project(tmp_path, monkeypatch, L.bengali_images, zipped=False)
+    with pytest.raises(UserError, match=r"several targets \['grapheme_root', 'vowel_diacritic', "
+                                        r"'consonant_diacritic'\].*train.labels.weights") as err:
+        cli("new", slug, "--metric", "recall_macro")
+    assert "\n" not in str(err.value)
+    cli("new", slug, "--metric", "recall_macro", "--set", "train.labels.weights=[2, 1, 1]")
+    out = capsys.readouterr().out
+    b = yaml.safe_load((root / "params.yaml").read_text())["competitions"][slug]
+    assert b["train"][0]["images"] == "train" and b["test"]["images"] == "test"
+    assert b["train"][0]["labels"] == {"from": "targets", "table": "train.csv", "id": "image_id",
+                                       "columns": TARGETS, "weights": [2, 1, 1]}
+    assert (b["submission"]["kind"], b["submission"]["join"]) == ("long", "_")
+    assert "other columns, no target: ['grapheme']" in out
+    params = merge(yaml.safe_load((root / "params.yaml").read_text()),
+                   {"train": {"epochs": 6, "lr": 3e-3}})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stages(root, params)
+    sub = pd.read_csv(root / f"submissions/{slug}.csv", dtype=str, keep_default_na=False)
+    assert sub["row_id"].tolist() == list(built.answers)
+    most = {t: pd.Series([r[j] for r in built_train()]).mode()[0] for j, t in enumerate(TARGETS)}
+    prior = sub.assign(target=[str(most[t]) for t in sub["row_id"].str.extract(
+        "_(" + "|".join(TARGETS) + ")$")[0]])
+    assert hierarchical_recall(built.answers, sub) > hierarchical_recall(built.answers, prior)
+    unpacked = tmp_path / "kaggle-input" / slug
+    L.bengali_images(unpacked, zipped=False)
+    out_csv = infer(root / "packages" / slug, tmp_path / "infer.csv", raw=unpacked)
+    assert out_csv.read_bytes() == (root / f"submissions/{slug}.csv").read_bytes()

@@ -27,6 +27,7 @@ from .array_inspect import detect as detect_arrays
 from .block import CompetitionBlock, check_metric_name
 from .inspect import check_sample_labels, infer, preview, unseen_token
 from .layout import resolve, sample_table
+from .targets_inspect import detect as detect_targets
 from .tree import Tree
 
 AUGMENT = ("{scale: [0.35, 1.0], ratio: [0.75, 1.333], hflip: 0.5, vflip: 0.0, rotate: 0, "
@@ -173,7 +174,9 @@ def main(name: str, metric: str, params_path: Path, raw: Path | None, force: boo
                         f"{raw_dir}` (or the files unpacked)")
     tree = Tree.listing(raw_dir)
     overrides = parse_sets(sets or [])
-    found = detect_arrays(name, metric, tree, overrides) or infer(name, metric, tree, overrides)
+    found = (detect_arrays(name, metric, tree, overrides)
+             or detect_targets(name, metric, tree, overrides)
+             or infer(name, metric, tree, overrides))
     for key, value in overrides.items():
         if key == "folds.group_column":  # a global knob, not part of the block
             continue
